@@ -1,0 +1,1 @@
+"""IB Preflight: the pre-market checklist bot for Interactive Brokers trading desks."""

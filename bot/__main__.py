@@ -1,0 +1,181 @@
+"""The command line: ``preflight`` (or ``python -m bot``).
+
+Every user error is one line on stderr and exit code 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import NoReturn
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.services import ServiceError
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{self.prog}: {message}")
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date in YYYY-MM-DD") from None
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="preflight", description="IB Preflight: the pre-market checklist bot.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("serve", help="run the bot: HTTP (or Socket Mode) and the scheduler")
+
+    desk = sub.add_parser("desk", help="register and list desks").add_subparsers(
+        dest="desk_command", required=True, parser_class=Parser
+    )
+    add = desk.add_parser("add", help="register a desk")
+    add.add_argument("name")
+    add.add_argument("--channel", required=True, help="channel ID, e.g. C0123ABCD")
+    add.add_argument("--managers", required=True, help="comma-separated user IDs")
+    add.add_argument("--traders", required=True, help="comma-separated user IDs")
+    add.add_argument("--timezone", required=True, help="IANA zone, e.g. America/New_York")
+    add.add_argument("--post-at", required=True, help="desk-local HH:MM")
+    add.add_argument("--deadline", required=True, help="desk-local HH:MM")
+    desk.add_parser("list", help="list desks")
+
+    check = sub.add_parser("checklist", help="post a checklist by hand").add_subparsers(
+        dest="checklist_command", required=True, parser_class=Parser
+    )
+    post = check.add_parser("post", help="post a desk's checklist (never twice)")
+    post.add_argument("name")
+    post.add_argument("--date", type=_date, help="trading date (default: today, desk-local)")
+    return parser
+
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("Database is up to date.")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.serve import serve
+
+    serve(settings)
+    return 0
+
+
+def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import make_engine, session_scope
+    from bot.migrate import upgrade
+    from bot.services import desks
+
+    managers = desks.parse_user_list(args.managers)
+    traders = desks.parse_user_list(args.traders)
+    upgrade(settings.database_url)
+    with session_scope(make_engine(settings.database_url)) as session:
+        desk = desks.add_desk(
+            session=session,
+            name=args.name,
+            channel_id=args.channel,
+            managers=managers,
+            traders=traders,
+            timezone=args.timezone,
+            post_at=args.post_at,
+            deadline=args.deadline,
+        )
+        print(
+            f"Added desk {desk.name}: channel {desk.channel_id}, {len(managers)} manager(s), "
+            f"{len(traders)} trader(s), posts {desk.post_at}, deadline {desk.deadline} ({desk.timezone})."
+        )
+    return 0
+
+
+def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import make_engine, session_scope
+    from bot.migrate import upgrade
+    from bot.services import desks
+
+    upgrade(settings.database_url)
+    with session_scope(make_engine(settings.database_url)) as session:
+        rows = [desks.describe(session=session, desk=d) for d in desks.list_desks(session=session)]
+    if not rows:
+        print("No desks yet. Add one with: preflight desk add NAME --channel ... (see --help)")
+        return 0
+    header = ("NAME", "CHANNEL", "TIMEZONE", "POST", "DEADLINE", "MANAGERS", "TRADERS")
+    table = [header] + [
+        (
+            r.desk.name,
+            r.desk.channel_id,
+            r.desk.timezone,
+            r.desk.post_at,
+            r.desk.deadline,
+            ",".join(r.managers),
+            ",".join(r.traders),
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _checklist_post(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import jobs
+    from bot.db import make_engine, session_scope
+    from bot.migrate import upgrade
+    from bot.runtime import make_client, utc_now
+    from bot.services import checklist, desks
+
+    client = make_client(settings)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    now = utc_now()
+    with session_scope(engine) as session:
+        desk = desks.get_desk(session=session, name=args.name)
+        day = args.date or checklist.desk_today(desk, now)
+    result = jobs.post_checklist(engine, client, desk_name=args.name, day=day, now=now)
+    print(result.message)
+    return 1 if result.outcome == "failed" else 0
+
+
+HANDLERS: dict[tuple[str, str | None], Handler] = {
+    ("migrate", None): _migrate,
+    ("serve", None): _serve,
+    ("desk", "add"): _desk_add,
+    ("desk", "list"): _desk_list,
+    ("checklist", "post"): _checklist_post,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load_settings()
+        sub = getattr(args, f"{args.command}_command", None)
+        return HANDLERS[(args.command, sub)](args, settings)
+    except (CliError, ConfigError, ServiceError) as exc:
+        print(f"preflight: error: {exc}" if not str(exc).startswith("preflight") else str(exc), file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

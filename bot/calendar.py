@@ -1,0 +1,125 @@
+"""NYSE trading days, early closes and desk-local times.
+
+Holidays (with the observed days) and early closes come from the maintained
+``holidays`` package; nothing here is a hand-written list. Times are converted
+between desk-local wall clock and UTC here and only here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+
+from bot.services import ServiceError
+
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+REGULAR_CLOSE = time(16, 0)
+EARLY_CLOSE = time(13, 0)
+
+
+class CalendarError(ServiceError):
+    """A bad date, time or time zone; the message is a sentence."""
+
+
+@lru_cache(maxsize=64)
+def _closed(year: int) -> dict[date, str]:
+    return dict(holidays.financial_holidays("NYSE", years=year).items())
+
+
+@lru_cache(maxsize=64)
+def _half_days(year: int) -> dict[date, str]:
+    return dict(holidays.financial_holidays("NYSE", years=year, categories=("half_day",)).items())
+
+
+def holiday_name(day: date) -> str | None:
+    """The exchange holiday's name when the NYSE is closed on a weekday, else None."""
+    return _closed(day.year).get(day)
+
+
+def is_trading_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in _closed(day.year)
+
+
+def is_early_close(day: date) -> bool:
+    return is_trading_day(day) and day in _half_days(day.year)
+
+
+def market_close(day: date) -> datetime:
+    """The session's close in UTC (13:00 ET on early-close days, 16:00 ET otherwise)."""
+    close = EARLY_CLOSE if is_early_close(day) else REGULAR_CLOSE
+    return datetime.combine(day, close, tzinfo=EXCHANGE_TZ).astimezone(UTC)
+
+
+def trading_days(start: date, end: date) -> list[date]:
+    """Trading days in [start, end]."""
+    days: list[date] = []
+    day = start
+    while day <= end:
+        if is_trading_day(day):
+            days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def next_trading_day(after: date) -> date:
+    day = after + timedelta(days=1)
+    while not is_trading_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CalendarError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from None
+
+
+def parse_hhmm(value: str) -> time:
+    """'08:00' -> time(8, 0); anything else raises CalendarError with a sentence."""
+    hours, sep, minutes = value.partition(":")
+    if sep and len(hours) in (1, 2) and len(minutes) == 2 and hours.isdigit() and minutes.isdigit():
+        h, m = int(hours), int(minutes)
+        if h < 24 and m < 60:
+            return time(h, m)
+    raise CalendarError(f"{value!r} is not a time of day in HH:MM (24-hour), e.g. 08:00")
+
+
+def local_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """A desk-local wall-clock time on a day, as UTC. Nonexistent times (spring-forward gap)
+    resolve forward, ambiguous ones (fall-back) to the first occurrence."""
+    local = datetime.combine(day, at, tzinfo=tz)
+    # Round-trip through UTC normalises a time inside a DST gap.
+    return local.astimezone(UTC)
+
+
+def local_date(now: datetime, tz: ZoneInfo) -> date:
+    return now.astimezone(tz).date()
+
+
+@dataclass(frozen=True)
+class DeskDay:
+    """A desk's schedule for one trading day, in UTC."""
+
+    trading_date: date
+    post_at: datetime
+    deadline: datetime
+    market_close: datetime
+    early_close: bool
+
+
+def desk_day(day: date, tz: ZoneInfo, post_at: time, deadline: time) -> DeskDay | None:
+    """The schedule for ``day`` or None when the exchange is closed that day."""
+    if not is_trading_day(day):
+        return None
+    return DeskDay(
+        trading_date=day,
+        post_at=local_to_utc(day, post_at, tz),
+        deadline=local_to_utc(day, deadline, tz),
+        market_close=market_close(day),
+        early_close=is_early_close(day),
+    )

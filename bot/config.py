@@ -1,0 +1,105 @@
+"""Settings from the environment: the only module that reads ``os.environ``.
+
+A ``.env`` file in the working directory is read too (values already in the
+environment win). Every problem is reported as one sentence naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_DATABASE_URL = "sqlite:///preflight.db"
+
+
+class ConfigError(ValueError):
+    """A missing or malformed setting; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    port: int = 3000
+    secret_key: str | None = None
+    threads: int = 8
+    log_level: str = "INFO"
+
+    def require_slack(self) -> tuple[str, str]:
+        """The bot token and signing secret, or a ConfigError naming the missing one."""
+        if not self.slack_bot_token:
+            raise ConfigError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-...)")
+        if not self.slack_signing_secret and not self.slack_app_token:
+            raise ConfigError("SLACK_SIGNING_SECRET is not set (Basic Information > App Credentials)")
+        return self.slack_bot_token, self.slack_signing_secret or ""
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept Heroku-style ``postgres://`` URLs and pick the psycopg 3 driver."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"DATABASE_URL is malformed: {url!r} (expected sqlite:///FILE or postgresql://...)")
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme == "postgresql+psycopg" or scheme == "sqlite" or scheme == "sqlite+pysqlite":
+        return url
+    raise ConfigError(f"DATABASE_URL has an unsupported scheme {scheme!r} (use sqlite or postgresql)")
+
+
+def _api_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"SLACK_API_URL is malformed: {value!r} (expected e.g. https://slack.com/api/)")
+    return value if value.endswith("/") else value + "/"
+
+
+def _int(name: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Build Settings from ``environ`` (default: the process environment) and a ``.env`` file."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+
+    def get(name: str) -> str | None:
+        raw = values.get(name)
+        return raw.strip() if raw and raw.strip() else None
+
+    bot_token = get("SLACK_BOT_TOKEN")
+    if bot_token is not None and not bot_token.startswith("xoxb-"):
+        raise ConfigError("SLACK_BOT_TOKEN is malformed: a bot token starts with 'xoxb-'")
+    app_token = get("SLACK_APP_TOKEN")
+    if app_token is not None and not app_token.startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN is malformed: an app-level token starts with 'xapp-'")
+    level = (get("LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    return Settings(
+        database_url=normalize_database_url(get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+        slack_bot_token=bot_token,
+        slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+        slack_app_token=app_token,
+        slack_api_url=_api_url(get("SLACK_API_URL") or DEFAULT_SLACK_API_URL),
+        port=_int("PORT", get("PORT") or "3000", 1, 65535),
+        secret_key=get("PREFLIGHT_SECRET_KEY"),
+        threads=_int("WEB_THREADS", get("WEB_THREADS") or "8", 1, 64),
+        log_level=level,
+    )

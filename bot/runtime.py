@@ -1,0 +1,70 @@
+"""Assemble the running bot from Settings: engine, Slack client, Bolt app, web app, scheduler."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from sqlalchemy.engine import Engine
+
+from bot.config import Settings
+from bot.db import make_engine
+from bot.roster import RosterRefresher
+from bot.slack.app import Clock, Deps, create_app
+from bot.web import WebApp
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_client(settings: Settings) -> WebClient:
+    """A WebClient that retries connection errors, 429 (honouring Retry-After) and 5xx."""
+    token, _ = settings.require_slack()
+    return WebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=15,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    client: WebClient
+    deps: Deps
+    bolt: App
+    web: WebApp
+
+
+def build(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    client: WebClient | None = None,
+    clock: Clock = utc_now,
+    executor: Executor | None = None,
+    roster_interval: float = 1.0,
+) -> Runtime:
+    _, signing_secret = settings.require_slack()
+    engine = engine or make_engine(settings.database_url)
+    client = client or make_client(settings)
+    refresher = RosterRefresher(engine, client, interval=roster_interval)
+    deps = Deps(engine=engine, clock=clock, refresher=refresher)
+    bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps, executor=executor)
+    web = WebApp(bolt, signing_secret=signing_secret or "socket-mode", engine=engine)
+    return Runtime(settings=settings, engine=engine, client=client, deps=deps, bolt=bolt, web=web)

@@ -1,0 +1,91 @@
+"""APScheduler wiring only: which job runs when. The jobs are plain functions in bot.jobs.
+
+One cron job per desk fires at the desk's post time in the desk's own time zone
+(so DST is the time-zone database's business). A ``sync`` job every minute
+reconciles those cron jobs with the desks table (desks are added by the CLI in
+another process) and catches up on anything due but not yet posted. The database
+decides what is posted; the scheduler's memory decides nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from slack_sdk import WebClient
+from sqlalchemy.engine import Engine
+
+from bot import calendar, jobs
+from bot.db import session_scope
+from bot.models import Desk
+from bot.roster import RosterRefresher
+from bot.services import checklist, desks
+
+log = logging.getLogger(__name__)
+
+SYNC_SECONDS = 60
+
+
+def desk_trigger(desk: Desk) -> CronTrigger:
+    """Weekdays at the desk's post time, desk-local. Holidays are filtered by the job."""
+    at = calendar.parse_hhmm(desk.post_at)
+    return CronTrigger(day_of_week="mon-fri", hour=at.hour, minute=at.minute, timezone=calendar.zone(desk.timezone))
+
+
+class Scheduler:
+    def __init__(
+        self,
+        engine: Engine,
+        client: WebClient,
+        refresher: RosterRefresher,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.refresher = refresher
+        self.clock = clock
+        self.aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        self._signatures: dict[str, tuple[str, str]] = {}
+
+    def start(self) -> None:
+        self.aps.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=self.clock())
+        self.aps.start()
+
+    def shutdown(self) -> None:
+        self.aps.shutdown(wait=False)
+
+    def post_due(self, desk_name: str) -> None:
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            desk = desks.get_desk(session=session, name=desk_name)
+            day = checklist.desk_today(desk, now)
+        result = jobs.post_checklist(
+            self.engine, self.client, desk_name=desk_name, day=day, now=now, before_deadline_only=True
+        )
+        log.info("scheduled post %s: %s", desk_name, result.message)
+
+    def sync(self) -> None:
+        """Reconcile per-desk cron jobs with the database, then catch up and sweep."""
+        with session_scope(self.engine) as session:
+            current = {f"checklist:{d.id}": d for d in desks.list_desks(session=session)}
+        for job_id, desk in current.items():
+            signature = (desk.timezone, desk.post_at)
+            if self._signatures.get(job_id) != signature:
+                self.aps.add_job(
+                    self.post_due,
+                    desk_trigger(desk),
+                    args=[desk.name],
+                    id=job_id,
+                    replace_existing=True,
+                    misfire_grace_time=300,
+                )
+                self._signatures[job_id] = signature
+        for job_id in set(self._signatures) - set(current):
+            self.aps.remove_job(job_id)
+            del self._signatures[job_id]
+        for result in jobs.catch_up(self.engine, self.client, now=self.clock()):
+            log.info("catch-up: %s", result.message)
+        self.refresher.sweep()

@@ -1,0 +1,51 @@
+"""``preflight serve``: migrate, then run HTTP (or Socket Mode) with the scheduler in-process."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from waitress.server import create_server
+
+from bot.config import Settings
+from bot.migrate import upgrade
+from bot.runtime import build
+from bot.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings) -> None:
+    logging.getLogger().setLevel(settings.log_level)
+    settings.require_slack()
+    upgrade(settings.database_url)
+    runtime = build(settings)
+    runtime.deps.refresher.start()
+    scheduler = Scheduler(runtime.engine, runtime.client, runtime.deps.refresher, runtime.deps.clock)
+    scheduler.start()
+    # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
+    server = create_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)
+    socket_mode = None
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        socket_mode = SocketModeHandler(runtime.bolt, settings.slack_app_token)
+        socket_mode.connect()  # type: ignore[no-untyped-call]
+        log.info("Socket Mode connected; HTTP serves /healthz only")
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: shutting down", signum)
+        threading.Thread(target=server.close, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("IB Preflight listening on :%s", settings.port)
+    try:
+        server.run()
+    finally:
+        scheduler.shutdown()
+        runtime.deps.refresher.stop()
+        if socket_mode is not None:
+            socket_mode.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,66 @@
+"""Who-is-ready answers for /ibstatus and App Home: queries only, no Slack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.models import Desk, Role
+from bot.services import ServiceError, checklist, desks
+from bot.services.checklist import Roster, TraderState
+
+
+@dataclass(frozen=True)
+class DeskStatus:
+    """One user's standing on one desk today (``roster`` is None before today's post)."""
+
+    desk: Desk
+    roster: Roster | None
+    next_post: datetime
+
+    def state_of(self, user_id: str) -> TraderState | None:
+        if self.roster is None:
+            return None
+        entry = self.roster.entry(user_id)
+        return entry.state if entry else None
+
+
+def _desk_status(session: Session, desk: Desk, now: datetime) -> DeskStatus:
+    run = checklist.today_run(session=session, desk=desk, now=now)
+    roster = checklist.roster(session=session, run=run) if run is not None and run.message_ts else None
+    return DeskStatus(desk=desk, roster=roster, next_post=checklist.next_post_time(desk, now))
+
+
+def own_status(*, session: Session, user_id: str, now: datetime) -> list[DeskStatus]:
+    """Today's status on every desk where ``user_id`` trades."""
+    return [
+        _desk_status(session, desk, now)
+        for desk in desks.desks_of_user(session=session, user_id=user_id, role=Role.TRADER)
+    ]
+
+
+def desk_status(*, session: Session, user_id: str, name: str | None, now: datetime) -> DeskStatus:
+    """Today's roster of a desk the caller belongs to (any role)."""
+    mine = desks.desks_of_user(session=session, user_id=user_id)
+    if name is None:
+        if len(mine) == 1:
+            return _desk_status(session, mine[0], now)
+        if not mine:
+            raise ServiceError("You're not on any desk yet.")
+        names = ", ".join(f"`{d.name}`" for d in mine)
+        raise ServiceError(f"You're on several desks; name one: {names}.")
+    for desk in mine:
+        if desk.name == name:
+            return _desk_status(session, desk, now)
+    raise ServiceError(f"You're not on a desk named `{name}`.")
+
+
+def trader_status(*, session: Session, manager_id: str, trader_id: str, now: datetime) -> list[DeskStatus]:
+    """A trader's status on the desks that ``manager_id`` manages."""
+    managed = {d.id for d in desks.desks_of_user(session=session, user_id=manager_id, role=Role.MANAGER)}
+    shared = [d for d in desks.desks_of_user(session=session, user_id=trader_id, role=Role.TRADER) if d.id in managed]
+    if not shared:
+        raise ServiceError(f"Only managers of <@{trader_id}>'s desk can see their status.")
+    return [_desk_status(session, desk, now) for desk in shared]

@@ -1,0 +1,1 @@
+"""The Slack edge: Bolt app, listeners, Block Kit views."""

@@ -1,0 +1,38 @@
+"""Every action_id, callback_id and block_id the app uses, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Command(StrEnum):
+    IBSTATUS = "/ibstatus"
+
+
+class Action(StrEnum):
+    CONFIRM_ALL = "checklist_confirm_all"
+    REPORT_PROBLEM = "checklist_report_problem"
+
+
+class Callback(StrEnum):
+    REPORT_MODAL = "checklist_report_modal"
+
+
+class Block(StrEnum):
+    ACTIONS = "checklist_actions"
+    ROSTER = "checklist_roster"
+    # Report modal inputs (block_id == the field's error key).
+    FAILED = "failed"
+    AUTH_LAYER = "auth_layer"
+    PLATFORM = "platform"
+    MISSING_PERMISSIONS = "missing_permissions"
+    GAPS = "gaps"
+    NOTE = "note"
+
+
+class Event(StrEnum):
+    APP_HOME_OPENED = "app_home_opened"
+
+
+# The input element inside each modal block uses this action_id.
+FIELD = "value"

@@ -1,0 +1,1 @@
+"""Thin handlers by kind; each module exposes register(app)."""

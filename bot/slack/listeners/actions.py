@@ -1,0 +1,64 @@
+"""Button clicks on the checklist message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.models import ChecklistRun
+from bot.services import ServiceError, checklist
+from bot.slack import views
+from bot.slack.app import Deps
+from bot.slack.ids import Action
+from bot.slack.listeners.common import action_value, channel_id, ephemeral, parse_int, user_id
+
+ALREADY_READY = "✅ Already recorded — you're marked *ready* for today."
+STALE = "This checklist is no longer available. Use today's checklist in the desk channel."
+
+
+def register(app: App) -> None:
+    app.action(Action.CONFIRM_ALL)(on_confirm_all)
+    app.action(Action.REPORT_PROBLEM)(on_report_problem)
+
+
+def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    ack()
+    user, channel = user_id(body), channel_id(body)
+    run_id = parse_int(action_value(body))
+    stored = False
+    with deps.db() as session:
+        run = session.get(ChecklistRun, run_id) if run_id is not None else None
+        if run is None:
+            reply = STALE
+        else:
+            try:
+                result = checklist.confirm(session=session, run=run, user_id=user, now=now)
+            except ServiceError as exc:
+                reply = str(exc)
+            else:
+                stored = result.outcome is checklist.AnswerOutcome.STORED
+                reply = views.guidance(result.answer) if stored else ALREADY_READY
+    if stored and run_id is not None:
+        deps.refresher.notify(run_id)
+    ephemeral(client, channel=channel, user=user, text=reply)
+
+
+def on_report_problem(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    ack()
+    user, channel = user_id(body), channel_id(body)
+    run_id = parse_int(action_value(body))
+    with deps.db() as session:
+        run = session.get(ChecklistRun, run_id) if run_id is not None else None
+        if run is None:
+            ephemeral(client, channel=channel, user=user, text=STALE)
+            return
+        try:
+            desk = checklist.check_can_answer(session=session, run=run, user_id=user, now=now)
+        except ServiceError as exc:
+            ephemeral(client, channel=channel, user=user, text=str(exc))
+            return
+        view = views.report_modal(run, desk, channel_id=channel)
+    client.views_open(trigger_id=body["trigger_id"], view=view)

@@ -1,0 +1,41 @@
+"""/ibstatus: answered in the acknowledgement itself (ephemeral), well within 3 seconds."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.services import ServiceError, status
+from bot.slack import views
+from bot.slack.app import Deps
+from bot.slack.ids import Command
+
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+def register(app: App) -> None:
+    app.command(Command.IBSTATUS)(on_ibstatus)
+
+
+def on_ibstatus(ack: Ack, body: dict[str, Any], deps: Deps, now: datetime) -> None:
+    user = str(body.get("user_id") or "")
+    words = str(body.get("text") or "").split()
+    try:
+        with deps.db() as session:
+            if not words:
+                text = views.own_status_text(status.own_status(session=session, user_id=user, now=now), user)
+            elif words[0].lower() == "desk" and len(words) <= 2:
+                name = words[1] if len(words) == 2 else None
+                text = views.desk_status_text(status.desk_status(session=session, user_id=user, name=name, now=now))
+            elif len(words) == 1 and (mention := _MENTION.match(words[0])):
+                trader = mention.group(1)
+                found = status.trader_status(session=session, manager_id=user, trader_id=trader, now=now)
+                text = views.trader_status_text(found, trader)
+            else:
+                text = views.USAGE
+    except ServiceError as exc:
+        text = f"{exc}\n\n{views.USAGE}" if not words else str(exc)
+    ack(text=text, response_type="ephemeral")

@@ -1,0 +1,27 @@
+"""Events API: App Home."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.services import status
+from bot.slack import views
+from bot.slack.app import Deps
+from bot.slack.ids import Event
+
+
+def register(app: App) -> None:
+    app.event(Event.APP_HOME_OPENED)(on_app_home_opened)
+
+
+def on_app_home_opened(event: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    if event.get("tab", "home") != "home":
+        return
+    user = str(event["user"])
+    with deps.db() as session:
+        view = views.home_view(status.own_status(session=session, user_id=user, now=now), user)
+    client.views_publish(user_id=user, view=view)

@@ -1,0 +1,102 @@
+"""The WSGI application: POST /slack/events (signature checked here) and GET /healthz."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from slack_bolt import App
+from slack_bolt.request import BoltRequest
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.engine import Engine
+
+from bot.db import ping
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+MAX_SKEW = 300  # seconds; Slack's own recommendation
+
+
+class WebApp:
+    def __init__(
+        self,
+        bolt: App,
+        *,
+        signing_secret: str,
+        engine: Engine,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.bolt = bolt
+        self.engine = engine
+        self.verifier = SignatureVerifier(signing_secret)
+        self.now = now
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz":
+            if method not in ("GET", "HEAD"):
+                return _reply(start_response, 405, {"error": "method not allowed"})
+            healthy = ping(self.engine)
+            return _reply(start_response, 200 if healthy else 503, {"database": "ok" if healthy else "unreachable"})
+        if path == "/slack/events":
+            if method != "POST":
+                return _reply(start_response, 405, {"error": "method not allowed"})
+            return self._slack(environ, start_response)
+        return _reply(start_response, 404, {"error": "not found"})
+
+    def _slack(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _reply(start_response, 400, {"error": "bad content length"})
+        if length > MAX_BODY:
+            return _reply(start_response, 413, {"error": "payload too large"})
+        raw = environ["wsgi.input"].read(length) if length else b""
+        headers: dict[str, str | Sequence[str]] = {
+            k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = str(environ["CONTENT_TYPE"])
+        if not self._signed(raw, headers):
+            return _reply(start_response, 401, {"error": "invalid signature"})
+        try:
+            body = raw.decode("utf-8")
+            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+        except (ValueError, KeyError, TypeError) as exc:  # malformed JSON, form or encoding
+            log.info("rejected malformed Slack payload: %s", exc)
+            return _reply(start_response, 400, {"error": "malformed payload"})
+        response = self.bolt.dispatch(request)
+        out_headers = [(k, v) for k, values in response.headers.items() for v in values]
+        start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
+        return [response.body.encode("utf-8")]
+
+    def _signed(self, raw: bytes, headers: dict[str, str | Sequence[str]]) -> bool:
+        timestamp = str(headers.get("x-slack-request-timestamp", ""))
+        signature = str(headers.get("x-slack-signature", ""))
+        if not timestamp.isdigit() or not signature:
+            return False
+        if abs(self.now() - int(timestamp)) > MAX_SKEW:
+            return False
+        expected = self.verifier.generate_signature(timestamp=timestamp, body=raw)
+        return expected is not None and hmac.compare_digest(expected, signature)
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS |= {413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def _reply(start_response: StartResponse, status: int, payload: dict[str, str]) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(
+        f"{status} {_REASONS.get(status, 'OK')}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]

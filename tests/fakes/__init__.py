@@ -1,0 +1,1 @@
+"""Fakes that speak real wire formats over HTTP on loopback."""

@@ -1,0 +1,227 @@
+"""Drive the real app over HTTP: signed requests into /slack/events, served by waitress."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from slack_sdk import WebClient
+from waitress.server import create_server
+
+from bot.config import Settings
+from bot.runtime import Runtime, build
+
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test-token"
+
+
+class FakeClock:
+    """The domain clock: tests set and advance it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, now: datetime) -> None:
+        assert now.tzinfo is not None
+        self.now = now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+class TrackingExecutor(ThreadPoolExecutor):
+    """Bolt's listener executor, with a way to wait until every listener has finished."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=8)
+        self._futures: list[Future[Any]] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._lock:
+            self._futures.append(future)
+        return future
+
+    def drain(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = [f for f in self._futures if not f.done()]
+                self._futures = pending
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("listeners still running")
+            time.sleep(0.01)
+
+
+def sign(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class Bot:
+    """The running bot (real WSGI server on loopback) and a Slack-like client for it."""
+
+    def __init__(self, engine: Any, slack_base_url: str, clock: FakeClock, *, roster_interval: float = 0.2) -> None:
+        settings = Settings(
+            database_url=str(engine.url),
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack_base_url,
+        )
+        self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
+        self.executor = TrackingExecutor()
+        self.clock = clock
+        self.runtime: Runtime = build(
+            settings,
+            engine=engine,
+            client=self.client,
+            clock=clock,
+            executor=self.executor,
+            roster_interval=roster_interval,
+        )
+        self.runtime.deps.refresher.start()
+        self.server = create_server(self.runtime.web, host="127.0.0.1", port=0, threads=8)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._thread.start()
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.close()
+        self.runtime.deps.refresher.stop()
+        self.executor.shutdown(wait=True)
+
+    # -- waiting ---------------------------------------------------------------
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait for listeners to finish and the roster to be rendered."""
+        self.executor.drain(timeout)
+        assert self.runtime.deps.refresher.wait_idle(timeout), "roster refresher did not settle"
+
+    # -- raw requests ------------------------------------------------------------
+    def post(
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        timestamp: str | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
+        ts = timestamp if timestamp is not None else str(int(time.time()))
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature if signature is not None else sign(body, ts),
+        }
+        return self.http.post("/slack/events", content=body, headers=headers)
+
+    def post_form(self, form: dict[str, str], **kwargs: Any) -> httpx.Response:
+        return self.post(urlencode(form).encode(), "application/x-www-form-urlencoded", **kwargs)
+
+    def post_json(self, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        return self.post(json.dumps(payload).encode(), "application/json", **kwargs)
+
+    # -- Slack-shaped requests -------------------------------------------------------
+    def command(self, user: str, text: str = "", command: str = "/ibstatus", channel: str = "C0123") -> httpx.Response:
+        return self.post_form(
+            {
+                "token": "legacy",
+                "team_id": "T1",
+                "team_domain": "desk",
+                "channel_id": channel,
+                "channel_name": "desk",
+                "user_id": user,
+                "user_name": user.lower(),
+                "command": command,
+                "text": text,
+                "api_app_id": "A1",
+                "response_url": f"{self.url}/response",
+                "trigger_id": "1.2.3",
+            }
+        )
+
+    def click(
+        self, user: str, action_id: str, value: str, *, channel: str = "C0123", message_ts: str = "1.0"
+    ) -> httpx.Response:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T1", "domain": "desk"},
+            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+            "api_app_id": "A1",
+            "token": "legacy",
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
+            "trigger_id": f"trig-{user}-{time.monotonic_ns()}",
+            "channel": {"id": channel, "name": "desk"},
+            "message": {"type": "message", "ts": message_ts, "text": "checklist"},
+            "response_url": f"{self.url}/response",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "checklist_actions",
+                    "text": {"type": "plain_text", "text": "x"},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        return self.post_form({"payload": json.dumps(payload)})
+
+    def submit_view(
+        self, user: str, callback_id: str, values: dict[str, Any], private_metadata: str = ""
+    ) -> httpx.Response:
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T1", "domain": "desk"},
+            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+            "api_app_id": "A1",
+            "token": "legacy",
+            "trigger_id": "1.2.3",
+            "view": {
+                "id": "V1",
+                "team_id": "T1",
+                "type": "modal",
+                "callback_id": callback_id,
+                "private_metadata": private_metadata,
+                "state": {"values": values},
+                "hash": "1.abc",
+            },
+            "response_urls": [],
+        }
+        return self.post_form({"payload": json.dumps(payload)})
+
+    def event(self, event: dict[str, Any]) -> httpx.Response:
+        return self.post_json(
+            {
+                "token": "legacy",
+                "team_id": "T1",
+                "api_app_id": "A1",
+                "event": event,
+                "type": "event_callback",
+                "event_id": f"Ev{time.monotonic_ns()}",
+                "event_time": int(time.time()),
+            }
+        )
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
