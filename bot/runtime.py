@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -65,6 +65,8 @@ def build(
     client = client or make_client(settings)
     refresher = RosterRefresher(engine, client, interval=roster_interval)
     deps = Deps(engine=engine, clock=clock, refresher=refresher)
+    # Listeners run on this pool after ack(); size it like the HTTP thread pool.
+    executor = executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="listener")
     bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps, executor=executor)
     web = WebApp(bolt, signing_secret=signing_secret or "socket-mode", engine=engine)
     return Runtime(settings=settings, engine=engine, client=client, deps=deps, bolt=bolt, web=web)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from types import FrameType
 
 from waitress.server import create_server
@@ -36,15 +35,19 @@ def serve(settings: Settings) -> None:
         log.info("Socket Mode connected; HTTP serves /healthz only")
 
     def stop(signum: int, _frame: FrameType | None) -> None:
+        # Runs in the main thread, inside server.run(): unwind it and clean up below.
         log.info("signal %s: shutting down", signum)
-        threading.Thread(target=server.close, daemon=True).start()
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("IB Preflight listening on :%s", settings.port)
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
+        server.close()
         scheduler.shutdown()
         runtime.deps.refresher.stop()
         if socket_mode is not None:
