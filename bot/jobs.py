@@ -78,7 +78,7 @@ def _not_posted(desk: Desk, day: date, claim: checklist.PostClaim) -> PostResult
     elif claim.outcome is PostOutcome.IN_PROGRESS:
         msg = f"{desk.name}'s checklist for {day} is being posted by another process; nothing posted."
     else:
-        msg = f"{claim.reason.capitalize()}; nothing posted."
+        msg = f"{claim.reason[:1].upper()}{claim.reason[1:]}; nothing posted."  # keep "NYSE", "Nov"
     return PostResult(claim.outcome, msg, run_id)
 
 
