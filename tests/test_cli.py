@@ -1,0 +1,245 @@
+"""The CLI (``preflight`` == ``python -m bot``), in-process and as a real subprocess, on both DBs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from bot.__main__ import main
+from tests.fakes.slack import FakeSlack
+from tests.harness import BOT_TOKEN, SIGNING_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ADD = [
+    "desk",
+    "add",
+    "equities",
+    "--channel",
+    "C0123",
+    "--managers",
+    "U01,U02",
+    "--traders",
+    "U03,U04,U05",
+    "--timezone",
+    "America/New_York",
+    "--post-at",
+    "08:00",
+    "--deadline",
+    "09:00",
+]
+
+
+def with_option(argv: list[str], option: str, value: str) -> list[str]:
+    out = list(argv)
+    out[out.index(option) + 1] = value
+    return out
+
+
+def without_option(argv: list[str], option: str) -> list[str]:
+    out = list(argv)
+    i = out.index(option)
+    del out[i : i + 2]
+    return out
+
+
+@pytest.fixture
+def env(engine: Engine, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    monkeypatch.chdir(tmp_path)  # no stray .env from the repository
+    values = {
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.base_url,
+    }
+    for key in ("SLACK_APP_TOKEN", "PORT", "WEB_THREADS", "LOG_LEVEL"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(engine: Engine) -> tuple[list[Any], list[Any], list[Any]]:
+    with engine.connect() as conn:
+        return (
+            [tuple(r) for r in conn.execute(text("SELECT * FROM desk ORDER BY id"))],
+            [tuple(r) for r in conn.execute(text("SELECT * FROM desk_member ORDER BY id"))],
+            [tuple(r) for r in conn.execute(text("SELECT * FROM checklist_run ORDER BY id"))],
+        )
+
+
+def test_desk_add_then_list(env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, ["desk", "list"])
+    assert code == 0 and err == ""
+    assert "No desks yet" in out
+    code, out, err = run(capsys, ADD)
+    assert code == 0, err
+    assert err == ""
+    assert "Added desk equities" in out
+    assert "2 manager(s), 3 trader(s)" in out
+    code, out, err = run(capsys, ["desk", "list"])
+    assert code == 0 and err == ""
+    header, row = out.strip().splitlines()
+    assert header.split() == ["NAME", "CHANNEL", "TIMEZONE", "POST", "DEADLINE", "MANAGERS", "TRADERS"]
+    assert row.split() == ["equities", "C0123", "America/New_York", "08:00", "09:00", "U01,U02", "U03,U04,U05"]
+    desks_rows, members, _ = snapshot(engine)
+    assert len(desks_rows) == 1 and len(members) == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["checklist", "post", "nosuch"], "no desk named 'nosuch'"),
+        (with_option(ADD, "--timezone", "Mars/Olympus"), "unknown time zone"),
+        (with_option(ADD, "--timezone", "EST5EDT-nonsense"), "unknown time zone"),
+        (with_option(ADD, "--post-at", "8am"), "HH:MM"),
+        (with_option(ADD, "--deadline", "25:00"), "HH:MM"),
+        (with_option(ADD, "--deadline", "07:59"), "must be after the post time"),
+        (with_option(ADD, "--deadline", "08:00"), "must be after the post time"),
+        (with_option(ADD, "--channel", "general"), "not a Slack channel ID"),
+        (with_option(ADD, "--channel", "U0123"), "not a Slack channel ID"),
+        (with_option(ADD, "--managers", "U01,bob"), "not a Slack user ID"),
+        (with_option(ADD, "--traders", "U03,,U04"), "not a Slack user ID"),
+        (with_option(ADD, "--traders", "C0123"), "not a Slack user ID"),
+        (with_option(["desk", "add", "Equities Desk", *ADD[3:]], "--post-at", "08:00"), "desk name"),
+        (without_option(ADD, "--channel"), "--channel"),
+        (without_option(ADD, "--deadline"), "--deadline"),
+        (["desk", "add"], "required"),
+        (["desk"], "required"),
+        (["frobnicate"], "invalid choice"),
+        (["checklist", "post", "equities", "--date", "2026-13-01"], "YYYY-MM-DD"),
+        (["checklist", "post", "equities", "--date", "tomorrow"], "YYYY-MM-DD"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    assert run(capsys, ADD)[0] == 0  # an existing desk, to prove nothing changes
+    before = snapshot(engine)
+    code, out, err = run(capsys, argv)
+    assert code == 2
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith("preflight")
+    assert needle in err
+    assert "Traceback" not in err
+    assert snapshot(engine) == before
+
+
+def test_duplicate_desk_name_is_refused(
+    env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, ADD)[0] == 0
+    before = snapshot(engine)
+    code, out, err = run(capsys, with_option(ADD, "--channel", "C0999"))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "already exists" in err
+    assert snapshot(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SLACK_BOT_TOKEN", "xoxp-user-token"),
+        ("SLACK_APP_TOKEN", "not-an-app-token"),
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("DATABASE_URL", "mysql://db/preflight"),
+        ("DATABASE_URL", "preflight.db"),
+        ("SLACK_API_URL", "slack.com/api"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_malformed_setting_is_one_line_naming_it(
+    env: dict[str, str],
+    engine: Engine,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    value: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    code, out, err = run(capsys, ADD)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and name in err, err
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM desk")).scalar_one() == 0
+
+
+def test_missing_slack_token_for_posting_is_one_line(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(capsys, ADD)[0] == 0
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    code, out, err = run(capsys, ["checklist", "post", "equities", "--date", "2026-11-27"])
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "SLACK_BOT_TOKEN" in err
+
+
+def test_checklist_post_on_a_holiday_posts_nothing(
+    env: dict[str, str], engine: Engine, fake_slack: FakeSlack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, ADD)[0] == 0
+    code, out, err = run(capsys, ["checklist", "post", "equities", "--date", "2026-11-26"])
+    assert code == 0 and err == ""
+    assert "not an NYSE trading day" in out and "Thanksgiving" in out and "nothing posted" in out
+    assert fake_slack.of("chat.postMessage") == []
+    assert snapshot(engine)[2] == []
+
+
+def test_checklist_post_twice_posts_once(
+    env: dict[str, str], engine: Engine, fake_slack: FakeSlack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, ADD)[0] == 0
+    code, out, err = run(capsys, ["checklist", "post", "equities", "--date", "2026-11-27"])
+    assert code == 0 and err == ""
+    assert out.startswith("Posted equities's checklist for 2026-11-27 to C0123")
+    code, out, err = run(capsys, ["checklist", "post", "equities", "--date", "2026-11-27"])
+    assert code == 0 and err == ""
+    assert "already posted" in out
+    (call,) = fake_slack.of("chat.postMessage")
+    assert call.params["channel"] == "C0123"
+    assert call.token == BOT_TOKEN
+    runs = snapshot(engine)[2]
+    assert len(runs) == 1
+
+
+def test_python_m_bot_runs_as_a_subprocess(
+    env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run(capsys, ADD)[0] == 0
+    child_env = {**os.environ, **env}
+    listed = subprocess.run(
+        [sys.executable, "-m", "bot", "desk", "list"],
+        cwd=tmp_path,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "equities" in listed.stdout and "U03,U04,U05" in listed.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot", "checklist", "post", "nosuch"],
+        cwd=tmp_path,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == ["preflight: error: no desk named 'nosuch' (see 'preflight desk list')"]
