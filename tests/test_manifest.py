@@ -1,0 +1,178 @@
+"""manifest.yml is a valid Slack app manifest and agrees with the app: what it names is handled,
+what the app handles is named, and its scopes cover the Web API methods the app calls."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft7Validator
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource
+
+from bot.slack.ids import Command, Event
+from tests.fakes.slack import FakeSlack
+from tests.harness import Bot
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT.parent / "shared" / "slack-manifest-schema"
+REMOTE = "https://raw.githubusercontent.com/slackapi/manifest-schema/v0.5.0/schemas/"
+
+# Web API method family -> the bot scope it needs (views.* and auth.test need none).
+SCOPE_OF = {
+    "chat": "chat:write",
+    "conversations.open": "im:write",
+    "files": "files:write",
+    "views": None,
+    "auth": None,
+    "users": "users:read",
+    "reactions": "reactions:write",
+}
+SLACK_EVENTS_PATH = "/slack/events"
+
+
+@cache
+def manifest() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    data = json.loads((SCHEMAS / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def offline_registry() -> Registry[Any]:
+    """The versioned schemas under the URLs the top-level schema $refs, served from disk.
+    Any other URL is refused, so validation never touches the network."""
+
+    def refuse(uri: str) -> Resource[Any]:
+        raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+    resources = [
+        (REMOTE + name, Resource.from_contents(load_schema(name)))
+        for name in ("manifest.schema.1.0.0.json", "manifest.schema.2.0.0.json")
+    ]
+    return Registry(retrieve=refuse).with_resources(resources)  # type: ignore[call-arg]
+
+
+def slash_commands() -> list[str]:
+    return [c["command"] for c in manifest().get("features", {}).get("slash_commands", [])]
+
+
+def bot_events() -> list[str]:
+    return list(manifest().get("settings", {}).get("event_subscriptions", {}).get("bot_events", []))
+
+
+def bot_scopes() -> set[str]:
+    return set(manifest().get("oauth_config", {}).get("scopes", {}).get("bot", []))
+
+
+# --- schema ----------------------------------------------------------------------------
+
+
+def test_manifest_is_valid_against_slacks_schema() -> None:
+    top = load_schema("manifest.schema.json")
+    Draft7Validator.check_schema(top)
+    validator = Draft7Validator(top, registry=offline_registry())
+    errors = sorted(validator.iter_errors(manifest()), key=lambda e: list(e.absolute_path))
+    assert errors == [], [f"{list(e.absolute_path)}: {e.message}" for e in errors]
+    # And directly against the classic (1.0.0) schema the manifest's _metadata selects.
+    assert manifest()["_metadata"]["major_version"] == 1
+    assert list(Draft7Validator(load_schema("manifest.schema.1.0.0.json")).iter_errors(manifest())) == []
+
+
+def test_the_schema_check_is_not_vacuous() -> None:
+    broken = {**manifest(), "features": {**manifest()["features"], "slash_commands": [{"command": "ibstatus"}]}}
+    validator = Draft7Validator(load_schema("manifest.schema.json"), registry=offline_registry())
+    assert list(validator.iter_errors(broken)), "a slash command without description/leading slash must fail"
+
+
+def test_every_request_url_is_the_apps_events_endpoint() -> None:
+    settings = manifest()["settings"]
+    urls = [c["url"] for c in manifest()["features"]["slash_commands"]]
+    urls += [settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"]]
+    assert all(url.endswith(SLACK_EVENTS_PATH) for url in urls), urls
+    assert settings["interactivity"]["is_enabled"] is True
+    assert manifest()["features"]["bot_user"]["display_name"]
+
+
+# --- manifest <-> app ------------------------------------------------------------------
+
+
+def test_everything_the_app_handles_is_in_the_manifest() -> None:
+    assert {c.value for c in Command} <= set(slash_commands())
+    assert {e.value for e in Event} <= set(bot_events())
+
+
+def test_everything_the_manifest_names_is_an_id_of_the_app() -> None:
+    assert set(slash_commands()) <= {c.value for c in Command}
+    assert set(bot_events()) <= {e.value for e in Event}
+    shortcuts = manifest().get("features", {}).get("shortcuts", [])
+    assert shortcuts == [], "the app registers no shortcuts; add a listener before naming one"
+
+
+@pytest.mark.parametrize("command", slash_commands())
+def test_each_manifest_command_is_handled_by_the_running_app(bot: Bot, command: str) -> None:
+    response = bot.command("UTRD1", "help", command=command)
+    assert response.status_code == 200, response.text
+    bot.settle()
+
+
+@pytest.mark.parametrize("event_type", bot_events())
+def test_each_manifest_event_is_handled_by_the_running_app(bot: Bot, fake_slack: FakeSlack, event_type: str) -> None:
+    response = bot.event({"type": event_type, "user": "UTRD1", "channel": "D0123", "tab": "home", "event_ts": "1.0"})
+    assert response.status_code == 200, response.text
+    bot.settle()
+    if event_type == "app_home_opened":
+        assert [c.params["user_id"] for c in fake_slack.of("views.publish")] == ["UTRD1"]
+
+
+def test_unhandled_requests_get_404_so_the_checks_above_mean_something(bot: Bot) -> None:
+    assert bot.command("UTRD1", "", command="/not-ours").status_code == 404
+    assert bot.event({"type": "reaction_added", "user": "UTRD1", "event_ts": "1.0"}).status_code == 404
+
+
+# --- scopes ----------------------------------------------------------------------------
+
+_FAMILIES = "chat|conversations|files|views|users|auth|reactions|pins|bookmarks|usergroups|team|apps|reminders|dnd"
+_CALL = re.compile(rf"\.({_FAMILIES})_([A-Za-z0-9_]+)\(")
+
+
+def web_api_methods() -> set[str]:
+    """Web API methods called anywhere in bot/, e.g. 'chat.postMessage', 'files.upload_v2'."""
+    found: set[str] = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        for family, method in _CALL.findall(path.read_text()):
+            found.add(f"{family}.{method}")
+    return found
+
+
+def required_scope(method: str) -> str | None:
+    family = method.split(".", 1)[0]
+    if method in SCOPE_OF:
+        return SCOPE_OF[method]
+    assert family in SCOPE_OF, f"{method}: add its scope to SCOPE_OF in this test (and to manifest.yml)"
+    return SCOPE_OF[family]
+
+
+def test_the_scan_finds_the_calls_the_app_is_known_to_make() -> None:
+    assert {"chat.postMessage", "chat.update", "views.open", "views.publish"} <= web_api_methods()
+
+
+def test_scopes_cover_every_web_api_method_the_app_calls() -> None:
+    needed = {"commands"} | {s for m in web_api_methods() if (s := required_scope(m)) is not None}
+    missing = needed - bot_scopes()
+    assert not missing, f"manifest.yml lacks scopes {sorted(missing)}"
+
+
+def test_scopes_the_manifest_asks_for_are_used() -> None:
+    used = {"commands"} | {s for m in web_api_methods() if (s := required_scope(m)) is not None}
+    assert bot_scopes() <= used, f"manifest.yml asks for unused scopes {sorted(bot_scopes() - used)}"
