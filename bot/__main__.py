@@ -34,6 +34,15 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date in YYYY-MM-DD") from None
 
 
+def _iso_week(value: str) -> str:
+    from bot.services.summary import parse_iso_week
+
+    try:
+        return parse_iso_week(value)
+    except ServiceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="preflight", description="IB Preflight: the pre-market checklist bot.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -60,6 +69,22 @@ def build_parser() -> Parser:
     post = check.add_parser("post", help="post a desk's checklist (never twice)")
     post.add_argument("name")
     post.add_argument("--date", type=_date, help="trading date (default: today, desk-local)")
+
+    weekly = sub.add_parser("summary", help="the weekly readiness summary").add_subparsers(
+        dest="summary_command", required=True, parser_class=Parser
+    )
+    spost = weekly.add_parser("post", help="post a desk's weekly summary to its managers (never twice)")
+    spost.add_argument("name")
+    spost.add_argument("--week", type=_iso_week, help="ISO week, e.g. 2026-W48 (default: the latest one due)")
+
+    exp = sub.add_parser("export", help="the hash-chained attestation record as CSV; 'export verify FILE' checks one")
+    exp.add_argument("--desk", help="desk name")
+    exp.add_argument("--from", dest="start", type=_date, help="first trading date, YYYY-MM-DD")
+    exp.add_argument("--to", dest="end", type=_date, help="last trading date, YYYY-MM-DD")
+    exp.add_argument("--out", help="write here instead of standard output")
+    verify = exp.add_subparsers(dest="export_command", required=False, parser_class=Parser)
+    check_file = verify.add_parser("verify", help="check an export's hash chain")
+    check_file.add_argument("file")
     return parser
 
 
@@ -156,12 +181,70 @@ def _checklist_post(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if result.outcome == "failed" else 0
 
 
+def _summary_post(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import weekly
+    from bot.db import make_engine, session_scope
+    from bot.migrate import upgrade
+    from bot.runtime import make_client, utc_now
+    from bot.services import desks, summary
+
+    client = make_client(settings)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    now = utc_now()
+    with session_scope(engine) as session:
+        desk = desks.get_desk(session=session, name=args.name)
+        week = args.week or summary.latest_due_week(desk, now)
+    result = weekly.post_summary(engine, client, desk_name=args.name, iso_week=week, now=now)
+    print(result.message)
+    return 1 if result.outcome == "failed" else 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import make_engine, session_scope
+    from bot.migrate import upgrade
+    from bot.services import desks, export
+
+    missing = [flag for flag, value in (("--desk", args.desk), ("--from", args.start), ("--to", args.end)) if not value]
+    if missing:
+        raise CliError(f"preflight export: {', '.join(missing)} required (or: preflight export verify FILE)")
+    export.check_range(args.start, args.end)
+    upgrade(settings.database_url)
+    with session_scope(make_engine(settings.database_url)) as session:
+        desk = desks.get_desk(session=session, name=args.desk)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8", newline="") as out:
+                result = export.write_csv(session=session, desk=desk, start=args.start, end=args.end, out=out)
+        else:
+            result = export.write_csv(session=session, desk=desk, start=args.start, end=args.end, out=sys.stdout)
+    if args.out:
+        print(f"Wrote {result.rows} events to {args.out}; chain head {result.head}.")
+    return 0
+
+
+def _export_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services import export
+
+    try:
+        with open(args.file, encoding="utf-8", newline="") as handle:
+            verdict = export.verify(handle)
+    except OSError as exc:
+        raise CliError(f"preflight export verify: cannot read {args.file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"preflight export verify: {args.file} is not UTF-8 text") from None
+    print(f"{args.file}: {verdict.message}")
+    return 0 if verdict.ok else 1
+
+
 HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("migrate", None): _migrate,
     ("serve", None): _serve,
     ("desk", "add"): _desk_add,
     ("desk", "list"): _desk_list,
     ("checklist", "post"): _checklist_post,
+    ("summary", "post"): _summary_post,
+    ("export", None): _export,
+    ("export", "verify"): _export_verify,
 }
 
 

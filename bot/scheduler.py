@@ -18,7 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
-from bot import calendar, jobs
+from bot import calendar, jobs, weekly
 from bot.db import session_scope
 from bot.models import Desk
 from bot.roster import RosterRefresher
@@ -27,6 +27,7 @@ from bot.services import checklist, desks
 log = logging.getLogger(__name__)
 
 SYNC_SECONDS = 60
+SUMMARY_SECONDS = 300
 
 
 def desk_trigger(desk: Desk) -> CronTrigger:
@@ -52,7 +53,13 @@ class Scheduler:
 
     def start(self) -> None:
         self.aps.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=self.clock())
+        self.aps.add_job(self.weekly_summaries, "interval", seconds=SUMMARY_SECONDS, id="weekly_summaries")
         self.aps.start()
+
+    def weekly_summaries(self) -> None:
+        """Post every desk's weekly summary that is due and not yet posted (bot.weekly)."""
+        for result in weekly.post_due_summaries(self.engine, self.client, now=self.clock()):
+            log.info("weekly summary: %s", result.message)
 
     def shutdown(self) -> None:
         self.aps.shutdown(wait=False)

@@ -12,6 +12,7 @@ class Command(StrEnum):
 class Action(StrEnum):
     CONFIRM_ALL = "checklist_confirm_all"
     REPORT_PROBLEM = "checklist_report_problem"
+    SUMMARY_DOWNLOAD_CSV = "summary_download_csv"
 
 
 class Callback(StrEnum):
@@ -21,6 +22,7 @@ class Callback(StrEnum):
 class Block(StrEnum):
     ACTIONS = "checklist_actions"
     ROSTER = "checklist_roster"
+    SUMMARY_ACTIONS = "summary_actions"
     # Report modal inputs (block_id == the field's error key).
     FAILED = "failed"
     AUTH_LAYER = "auth_layer"

@@ -12,6 +12,7 @@ from bot.services import ServiceError, status
 from bot.slack import views
 from bot.slack.app import Deps
 from bot.slack.ids import Command
+from bot.slack.listeners import summary
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 
@@ -23,6 +24,7 @@ def register(app: App) -> None:
 def on_ibstatus(ack: Ack, body: dict[str, Any], deps: Deps, now: datetime) -> None:
     user = str(body.get("user_id") or "")
     words = str(body.get("text") or "").split()
+    blocks: list[dict[str, Any]] | None = None
     try:
         with deps.db() as session:
             if not words:
@@ -30,6 +32,8 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], deps: Deps, now: datetime) -> No
             elif words[0].lower() == "desk" and len(words) <= 2:
                 name = words[1] if len(words) == 2 else None
                 text = views.desk_status_text(status.desk_status(session=session, user_id=user, name=name, now=now))
+            elif words[0].lower() == "week":
+                text, blocks = summary.week_status(session=session, user_id=user, args=words[1:], now=now)
             elif len(words) == 1 and (mention := _MENTION.match(words[0])):
                 trader = mention.group(1)
                 found = status.trader_status(session=session, manager_id=user, trader_id=trader, now=now)
@@ -38,4 +42,4 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], deps: Deps, now: datetime) -> No
                 text = views.USAGE
     except ServiceError as exc:
         text = f"{exc}\n\n{views.USAGE}" if not words else str(exc)
-    ack(text=text, response_type="ephemeral")
+    ack(text=text, blocks=blocks, response_type="ephemeral")

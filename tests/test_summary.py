@@ -1,0 +1,337 @@
+"""The weekly summary: figures over a week with a holiday and an early close, posting once with
+the chart, `/ibstatus week`, the CLI, and a constant number of SQL statements."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from bot import weekly
+from bot.__main__ import main
+from bot.db import session_scope
+from bot.models import Desk, WeeklySummary
+from bot.services import ServiceError, export, summary
+from bot.services.summary import DayOutcome
+from bot.slack import summary_views
+from tests.factories import make_desk
+from tests.fakes.slack import FakeSlack
+from tests.harness import BOT_TOKEN, Bot, FakeClock, utc
+from tests.weekly_history import (
+    FRI,
+    MON,
+    NO_RECOVERY_CODE,
+    THU,
+    TUE,
+    WED,
+    at_local,
+    confirm,
+    escalations,
+    post_day,
+    problem,
+    thanksgiving_week,
+)
+
+WEEK = "2026-W48"
+AFTER_WEEK = utc(2026, 11, 28, 12, 0)
+
+
+def _report(engine: Engine, desk_id: int, now: Any = AFTER_WEEK) -> summary.WeeklyReport:
+    with session_scope(engine) as session:
+        desk = session.get(Desk, desk_id)
+        assert desk is not None
+        return summary.build_summary(session=session, desk=desk, iso_week=WEEK, now=now)
+
+
+@pytest.fixture
+def history(engine: Engine) -> int:
+    desk = make_desk(engine)
+    assert desk.id is not None
+    runs = thanksgiving_week(engine, desk.id)
+    escalations(engine, desk.id, runs)
+    return desk.id
+
+
+def test_thanksgiving_week_figures(engine: Engine, history: int) -> None:
+    report = _report(engine, history)
+    assert report.weekdays == [MON, TUE, WED, THU, FRI]
+    assert report.trading_days == [MON, TUE, WED, FRI]
+    assert report.holidays == [(THU, "Thanksgiving Day")]
+    assert report.early_closes == [FRI]
+    assert report.posted_days == [MON, TUE, WED, FRI]
+
+    one, two, three = (report.rows[u] for u in ("UTRD1", "UTRD2", "UTRD3"))
+    assert one.values["on_time"] == 4 and one.values["late"] == 0 and one.values["missed"] == 0
+    assert one.values["median_confirm"] == timedelta(minutes=10)
+    assert one.days[THU] is DayOutcome.HOLIDAY
+    # UTRD2: late Monday; Tuesday's identity problem was replaced by a confirmation (final
+    # answer counts, first answer before the deadline: on time); Wednesday's confirmation was
+    # replaced by a missing recovery code; Friday missed.
+    assert two.days == {
+        MON: DayOutcome.LATE,
+        TUE: DayOutcome.ON_TIME,
+        WED: DayOutcome.PROBLEM,
+        THU: DayOutcome.HOLIDAY,
+        FRI: DayOutcome.MISSED,
+    }
+    assert (two.values["on_time"], two.values["late"], two.values["missed"]) == (1, 1, 1)
+    assert two.values["identity"] == 0  # only the final answer counts
+    assert two.values["recovery_path"] == 1 and two.values["restricted"] == 1
+    assert two.values["median_confirm"] == timedelta(minutes=105)  # 90 (Mon) and 120 (Tue)
+    assert three.values["restricted"] == 4
+    assert (three.values["device_trust"], three.values["authorization"], three.values["recovery_path"]) == (1, 1, 3)
+    assert three.values["median_confirm"] is None
+
+    assert report.completion_rate == pytest.approx(11 / 12)
+    assert report.previous_completion_rate == 1.0
+    assert report.completion_change == pytest.approx(-100 / 12)
+    assert report.on_time_rate == pytest.approx(5 / 12)
+
+    esc = report.escalations
+    assert (esc.opened, esc.acknowledged, esc.resolved, esc.still_open) == (2, 2, 1, 2)
+    assert esc.median_to_acknowledge == timedelta(minutes=21)
+    assert esc.still_open_traders == ["UTRD1", "UTRD2"]
+
+    # Missing recovery path: UTRD3 since Wednesday (Tuesday's answer had no gap), two trading
+    # days because Thursday was a holiday; UTRD2 since Wednesday, one day.
+    gaps = {g.user_id: (g.since, g.days) for g in report.recovery_gaps}
+    assert gaps == {"UTRD3": (WED, 2), "UTRD2": (WED, 1)}
+    attention = {a.user_id: a.reasons for a in report.attention}
+    assert set(attention) == {"UTRD1", "UTRD2", "UTRD3"}  # UTRD1 only for the open escalation
+    assert attention["UTRD1"] == ["open escalation"]
+    assert "missed 1" in attention["UTRD2"]
+
+
+def test_recovery_gap_counts_back_into_earlier_weeks(engine: Engine) -> None:
+    desk = make_desk(engine, traders=("UTRD1",))
+    assert desk.id is not None
+    prev_fri = date(2026, 11, 20)
+    for day in (date(2026, 11, 19), prev_fri, MON):
+        run = post_day(engine, desk.id, day)
+        problem(engine, run, "UTRD1", at_local(day, "08:30"), NO_RECOVERY_CODE)
+    report = _report(engine, desk.id)
+    assert [(g.since, g.days) for g in report.recovery_gaps] == [(date(2026, 11, 19), 3)]
+
+
+def test_extensible_columns(engine: Engine, history: int) -> None:
+    report = _report(engine, history)
+    extra = summary.Metric("api_age", "API credential age (days)")
+    report.add_column(extra, {"UTRD1": 12, "UNEW": 3})
+    assert report.columns[-1] is extra and report.rows["UNEW"].values == {"api_age": 3}
+    table = "\n".join(summary_views.table_chunks(report))
+    assert "API credential age" in table and "UNEW" in table
+
+
+def test_week_to_date_marks_open_days_pending(engine: Engine) -> None:
+    desk = make_desk(engine)
+    assert desk.id is not None
+    run = post_day(engine, desk.id, WED)
+    confirm(engine, run, "UTRD1", at_local(WED, "08:10"))
+    report = _report(engine, desk.id, now=at_local(WED, "10:00"))
+    assert report.rows["UTRD2"].days[WED] is DayOutcome.PENDING
+    assert report.rows["UTRD2"].days[MON] is DayOutcome.NOT_POSTED
+    assert report.completion_rate == 1.0  # pending and unposted days count nowhere
+
+
+def test_due_time_uses_the_last_trading_day_close(engine: Engine) -> None:
+    desk = make_desk(engine)
+    assert summary.due_at(desk, WEEK) == utc(2026, 11, 27, 18, 30)  # early close 13:00 ET + 30 min
+    # Good Friday 2026 (W14): Thursday's 16:00 EDT close + 30 min.
+    assert summary.due_at(desk, "2026-W14") == utc(2026, 4, 2, 20, 30)
+    with pytest.raises(ServiceError, match="ISO week"):
+        summary.parse_iso_week("2026-48")
+    with pytest.raises(ServiceError, match="2025 has no ISO week 53"):
+        summary.parse_iso_week("2025-W53")
+
+
+def _count_statements(engine: Engine, desk_id: int) -> int:
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        _report(engine, desk_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(statements)
+
+
+def _desk_with(engine: Engine, name: str, traders: int) -> int:
+    users = [f"UT{name.upper()}{i:04d}" for i in range(traders)]
+    desk = make_desk(engine, name, traders=users)
+    assert desk.id is not None
+    for day in (MON, TUE, FRI):
+        run = post_day(engine, desk.id, day)
+        for i, user in enumerate(users):
+            if i % 5 == 0:
+                problem(engine, run, user, at_local(day, "08:30"), NO_RECOVERY_CODE)
+            elif i % 5 != 1:
+                confirm(engine, run, user, at_local(day, "08:10" if i % 2 else "09:20"))
+    return desk.id
+
+
+def test_statement_count_does_not_grow_with_traders(engine: Engine) -> None:
+    small = _count_statements(engine, _desk_with(engine, "small", 10))
+    large = _count_statements(engine, _desk_with(engine, "large", 100))
+    assert small == large
+    assert small <= 8
+
+
+# --- posting ------------------------------------------------------------------------------
+
+
+def test_post_summary_dms_each_manager_with_the_chart_once(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
+    client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
+    due = summary.due_at(_desk(engine, history), WEEK)
+    assert due is not None
+    assert weekly.post_due_summaries(engine, client, now=due - timedelta(minutes=1)) == []
+    results = weekly.post_due_summaries(engine, client, now=due)
+    assert [r.outcome for r in results] == ["claimed"]
+
+    methods = [c.method for c in fake_slack.calls]
+    per_manager = ["chat.postMessage", "files.getUploadURLExternal", "files.completeUploadExternal"]
+    assert methods == ["conversations.open", "conversations.open", *per_manager, *per_manager]
+    get_url = fake_slack.of("files.getUploadURLExternal")
+    assert get_url[0].params["alt_txt"].startswith("Heatmap of 3 traders")
+    assert get_url[0].params["filename"] == "readiness-equities-2026-W48.png"
+    completed = fake_slack.of("files.completeUploadExternal")
+    file_id = completed[0].params["files"][0]["id"]
+    assert fake_slack.uploads[file_id].startswith(b"\x89PNG\r\n\x1a\n")
+    assert int(get_url[0].params["length"]) == len(fake_slack.uploads[file_id])
+    assert completed[0].params["channel_id"] == "DMGR1" and completed[1].params["channel_id"] == "DMGR2"
+
+    post = fake_slack.of("chat.postMessage")[0]
+    blocks = post.params["blocks"]
+    assert post.params["channel"] == "DMGR1"
+    assert blocks[0]["type"] == "header" and "Completion 92%" in blocks[1]["text"]["text"]
+    assert "▼ 8 pts vs last week" in blocks[1]["text"]["text"]
+    assert "Thanksgiving Day" in blocks[2]["elements"][0]["text"] and "early close" in blocks[2]["elements"][0]["text"]
+    assert "<@UTRD2>" in blocks[3]["text"]["text"] and "<@UTRD3>" in blocks[3]["text"]["text"]
+    assert blocks[-1]["elements"][0]["action_id"] == "summary_download_csv"
+
+    # Once: the WeeklySummary row decides, across ticks and the CLI path alike.
+    assert weekly.post_due_summaries(engine, client, now=due + timedelta(minutes=5)) == []
+    again = weekly.post_summary(engine, client, desk_name="equities", iso_week=WEEK, now=due)
+    assert again.outcome == "already_posted"
+    assert len(fake_slack.of("chat.postMessage")) == 2
+    with session_scope(engine) as session:
+        row = session.exec(select(WeeklySummary)).one()
+        assert row.posted_at == due and row.message_ts
+
+
+def test_post_summary_to_managers_channel(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
+    with session_scope(engine) as session:
+        desk = session.get(Desk, history)
+        assert desk is not None
+        desk.managers_channel_id = "CMGRS"
+    client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
+    result = weekly.post_summary(engine, client, desk_name="equities", iso_week=WEEK, now=AFTER_WEEK)
+    assert result.outcome == "claimed"
+    assert [c.method for c in fake_slack.calls] == [
+        "chat.postMessage",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+    assert fake_slack.of("chat.postMessage")[0].params["channel"] == "CMGRS"
+
+
+def test_failed_post_releases_the_claim(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
+    from tests.fakes.slack import Fault
+
+    fake_slack.script("chat.postMessage", Fault(body={"ok": False, "error": "channel_not_found"}))
+    client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
+    failed = weekly.post_summary(engine, client, desk_name="equities", iso_week=WEEK, now=AFTER_WEEK)
+    assert failed.outcome == "failed" and "channel_not_found" in failed.message
+    retried = weekly.post_summary(engine, client, desk_name="equities", iso_week=WEEK, now=AFTER_WEEK)
+    assert retried.outcome == "claimed"
+
+
+def _desk(engine: Engine, desk_id: int) -> Desk:
+    with session_scope(engine) as session:
+        desk = session.get(Desk, desk_id)
+        assert desk is not None
+        return desk
+
+
+# --- Slack: /ibstatus week and the Download CSV button ------------------------------------------
+
+
+def test_ibstatus_week_for_managers_only(bot: Bot, clock: FakeClock) -> None:
+    engine = bot.runtime.engine
+    desk = make_desk(engine)
+    assert desk.id is not None
+    escalations(engine, desk.id, thanksgiving_week(engine, desk.id))
+    clock.set(AFTER_WEEK)
+
+    refused = bot.command("UTRD1", "week")
+    assert refused.status_code == 200
+    assert refused.json()["text"] == summary_views.REFUSAL
+    assert "blocks" not in refused.json() or not refused.json()["blocks"]
+
+    answer = bot.command("UMGR1", "week 2026-W48").json()
+    assert answer["response_type"] == "ephemeral"
+    assert "Weekly readiness for equities, 2026-W48" in answer["text"]
+    assert "Completion 92%" in json.dumps(answer["blocks"])
+
+    bad = bot.command("UMGR1", "week 2026-W60").json()
+    assert "no ISO week 60" in bad["text"]
+
+
+def test_download_csv_button(bot: Bot, fake_slack: FakeSlack) -> None:
+    engine = bot.runtime.engine
+    desk = make_desk(engine)
+    assert desk.id is not None
+    escalations(engine, desk.id, thanksgiving_week(engine, desk.id))
+    value = summary_views.download_value(desk.id, WEEK)
+
+    bot.click("UTRD1", "summary_download_csv", value, channel="DUTRD1")
+    bot.settle()
+    assert fake_slack.of("files.getUploadURLExternal") == []
+    refusal = fake_slack.of("chat.postEphemeral")
+    assert refusal and "managers" in refusal[-1].params["text"]
+
+    bot.click("UMGR2", "summary_download_csv", value, channel="DMGR2")
+    bot.settle()
+    methods = [c.method for c in fake_slack.calls if c.method not in ("chat.postEphemeral", "auth.test")]
+    assert methods == ["conversations.open", "files.getUploadURLExternal", "files.completeUploadExternal"]
+    assert fake_slack.of("conversations.open")[0].params["users"] == "UMGR2"
+    completed = fake_slack.of("files.completeUploadExternal")[0]
+    assert completed.params["channel_id"] == "DMGR2"
+    content = fake_slack.uploads[completed.params["files"][0]["id"]].decode()
+    verdict = export.verify(content.splitlines(keepends=True))
+    assert verdict.ok, verdict.message
+    # The week only: W47's answers are not in it; W48's 13 answer versions (4 + 5 + 4) and 5
+    # escalation steps (E1 opened/acknowledged/resolved, E2 opened/acknowledged) are.
+    assert "2026-11-16" not in content
+    assert verdict.rows == 13 + 5
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+
+def test_cli_summary_rejects_a_bad_week(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "post", "equities", "--week", "2026-48"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not an ISO week like 2026-W48" in err[0]
+
+
+def test_cli_summary_post(
+    engine: Engine, history: int, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.base_url)
+    assert main(["summary", "post", "equities", "--week", "2026-w48"]) == 0
+    assert "Posted equities's summary for 2026-W48" in capsys.readouterr().out
+    assert main(["summary", "post", "equities", "--week", "2026-W48"]) == 0
+    assert "already posted" in capsys.readouterr().out
+    assert len(fake_slack.of("chat.postMessage")) == 2
