@@ -10,6 +10,8 @@ from waitress.server import create_server
 
 from bot.config import Settings
 from bot.migrate import upgrade
+from bot.outbox import OutboxWorker
+from bot.pager import Pager
 from bot.runtime import build
 from bot.scheduler import Scheduler
 
@@ -24,6 +26,8 @@ def serve(settings: Settings) -> None:
     runtime.deps.refresher.start()
     scheduler = Scheduler(runtime.engine, runtime.client, runtime.deps.refresher, runtime.deps.clock)
     scheduler.start()
+    outbox_worker = OutboxWorker(runtime.engine, runtime.client, Pager(secret_key=settings.secret_key))
+    outbox_worker.start()
     # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
     server = create_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)
     socket_mode = None
@@ -49,6 +53,7 @@ def serve(settings: Settings) -> None:
     finally:
         server.close()
         scheduler.shutdown()
+        outbox_worker.stop()
         runtime.deps.refresher.stop()
         if socket_mode is not None:
             socket_mode.close()  # type: ignore[no-untyped-call]

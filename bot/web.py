@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -11,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.engine import Engine
 
 from bot.db import ping
@@ -36,7 +36,7 @@ class WebApp:
     ) -> None:
         self.bolt = bolt
         self.engine = engine
-        self.verifier = SignatureVerifier(signing_secret)
+        self.secret = signing_secret.encode()
         self.now = now
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -70,10 +70,17 @@ class WebApp:
         try:
             body = raw.decode("utf-8")
             request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
-        except (ValueError, KeyError, TypeError) as exc:  # malformed JSON, form or encoding
-            log.info("rejected malformed Slack payload: %s", exc)
+            problem = malformed(request.body)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # malformed JSON, form, encoding, shape
+            problem = str(exc)
+        if problem is not None:
+            log.info("rejected malformed Slack payload: %s", problem)
             return _reply(start_response, 400, {"error": "malformed payload"})
-        response = self.bolt.dispatch(request)
+        try:
+            response = self.bolt.dispatch(request)
+        except Exception:  # Bolt's own parsing choked on a shape malformed() does not know
+            log.exception("Bolt could not process a signed request")
+            return _reply(start_response, 400, {"error": "malformed payload"})
         out_headers = [(k, v) for k, values in response.headers.items() for v in values]
         start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
         return [response.body.encode("utf-8")]
@@ -85,8 +92,47 @@ class WebApp:
             return False
         if abs(self.now() - int(timestamp)) > MAX_SKEW:
             return False
-        expected = self.verifier.generate_signature(timestamp=timestamp, body=raw)
-        return expected is not None and hmac.compare_digest(expected, signature)
+        # Over the raw bytes (slack_sdk's verifier decodes them first and fails on bad UTF-8).
+        base = b"v0:" + timestamp.encode() + b":" + raw
+        expected = "v0=" + hmac.new(self.secret, base, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def malformed(body: object) -> str | None:
+    """Why a signed body lacks the shape Bolt's routing dereferences, or None when it has it."""
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    kind = body.get("type")
+    if kind == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions:
+            return "block_actions without actions"
+        if not all(isinstance(a, dict) and _is_str(a.get("action_id")) for a in actions):
+            return "an action without an action_id"
+    elif kind in ("view_submission", "view_closed"):
+        view = body.get("view")
+        if not isinstance(view, dict) or not _is_str(view.get("callback_id")) or not _is_str(view.get("type")):
+            return f"{kind} without a view"
+        state = view.get("state", {})
+        if not isinstance(state, dict) or not isinstance(state.get("values", {}), dict):
+            return f"{kind} with a malformed view state"
+    elif kind in ("shortcut", "message_action"):
+        if not _is_str(body.get("callback_id")):
+            return f"{kind} without a callback_id"
+    elif kind == "event_callback":
+        event = body.get("event")
+        if not isinstance(event, dict) or not _is_str(event.get("type")):
+            return "event_callback without an event"
+    elif "command" in body and not _is_str(body.get("command")):
+        return "a malformed slash command"
+    for key in ("user", "team", "channel", "container", "enterprise"):
+        if key in body and body[key] is not None and not isinstance(body[key], (dict, str)):
+            return f"a malformed {key}"
+    return None
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}

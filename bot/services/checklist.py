@@ -296,7 +296,12 @@ def report_problem(
         restricted=bool(report.failed),
         created_at=now,
     )
-    return _store(session, run, candidate)
+    result = _store(session, run, candidate)
+    if result.outcome is AnswerOutcome.STORED and result.answer.missing_recovery_path:
+        from bot.services import escalation  # here: escalation imports this module
+
+        escalation.open_recovery_path(session=session, run=run, answer=result.answer, now=now)  # same transaction
+    return result
 
 
 # --- roster --------------------------------------------------------------------------

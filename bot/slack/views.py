@@ -303,6 +303,7 @@ USAGE = (
     "*`/ibstatus`* — your status today and the next checklist time\n"
     "*`/ibstatus desk [NAME]`* — today's roster of a desk you belong to\n"
     "*`/ibstatus @user`* — one trader's status (managers of that trader's desk)\n"
+    "*`/ibstatus escalations`* — open escalations on the desks you manage\n"
     "*`/ibstatus help`* — this help"
 )
 

@@ -1,0 +1,105 @@
+"""Acknowledge / Resolve on escalation DMs, and the resolve-note modal.
+
+The service changes state and queues the in-place updates (and pager events) in the
+outbox in the same transaction; the outbox worker delivers them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.services import ServiceError, escalation
+from bot.slack import escalation_views
+from bot.slack.app import Deps
+from bot.slack.ids import FIELD, Action, Block, Callback
+from bot.slack.listeners.common import action_value, channel_id, ephemeral, parse_int, user_id
+
+STALE = "This escalation no longer exists."
+
+
+def register(app: App) -> None:
+    app.action(Action.ESCALATION_ACK)(on_acknowledge)
+    app.action(Action.ESCALATION_RESOLVE)(on_resolve_clicked)
+    app.view(Callback.RESOLVE_MODAL)(on_resolve_submitted)
+
+
+def _already(t: escalation.Transition) -> str:
+    esc = t.escalation
+    if esc.state == "resolved":
+        return f"Already resolved by <@{esc.resolved_by}>."
+    return f"Already acknowledged by <@{esc.acknowledged_by}>."
+
+
+def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    ack()
+    user, channel = user_id(body), channel_id(body)
+    esc_id = parse_int(action_value(body))
+    if esc_id is None:
+        ephemeral(client, channel=channel, user=user, text=STALE)
+        return
+    try:
+        with deps.db() as session:
+            t = escalation.acknowledge(session=session, escalation_id=esc_id, user_id=user, now=now)
+    except ServiceError as exc:
+        ephemeral(client, channel=channel, user=user, text=str(exc))
+        return
+    if t.outcome is escalation.Outcome.UNCHANGED:
+        ephemeral(client, channel=channel, user=user, text=_already(t))
+
+
+def on_resolve_clicked(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    ack()
+    user, channel = user_id(body), channel_id(body)
+    esc_id = parse_int(action_value(body))
+    if esc_id is None:
+        ephemeral(client, channel=channel, user=user, text=STALE)
+        return
+    try:
+        with deps.db() as session:
+            esc, desk = escalation.check_can_act(session=session, escalation_id=esc_id, user_id=user)
+            if esc.state == "resolved":
+                ephemeral(client, channel=channel, user=user, text=f"Already resolved by <@{esc.resolved_by}>.")
+                return
+            view = escalation_views.resolve_modal(esc, desk)
+    except ServiceError as exc:
+        ephemeral(client, channel=channel, user=user, text=str(exc))
+        return
+    client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+def _escalation_id(view: dict[str, Any]) -> int | None:
+    try:
+        value = json.loads(view.get("private_metadata") or "{}").get("escalation_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def on_resolve_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    view = body.get("view") or {}
+    user = user_id(body)
+    values = (view.get("state") or {}).get("values") or {}
+    note = ((values.get(Block.RESOLUTION_NOTE) or {}).get(FIELD) or {}).get("value")
+    esc_id = _escalation_id(view)
+    try:
+        escalation.validate_note(note if isinstance(note, str) else None)
+    except ServiceError as exc:
+        ack(response_action="errors", errors={Block.RESOLUTION_NOTE: str(exc)})
+        return
+    if esc_id is None:
+        ack(response_action="errors", errors={Block.RESOLUTION_NOTE: STALE})
+        return
+    try:
+        with deps.db() as session:
+            t = escalation.resolve(session=session, escalation_id=esc_id, user_id=user, note=str(note), now=now)
+    except ServiceError as exc:
+        ack(response_action="errors", errors={Block.RESOLUTION_NOTE: str(exc)})
+        return
+    ack()
+    if t.outcome is escalation.Outcome.UNCHANGED:
+        ephemeral(client, channel=None, user=user, text=_already(t))
