@@ -304,6 +304,7 @@ USAGE = (
     "*`/ibstatus desk [NAME]`* — today's roster of a desk you belong to\n"
     "*`/ibstatus @user`* — one trader's status (managers of that trader's desk)\n"
     "*`/ibstatus escalations`* — open escalations on the desks you manage\n"
+    "*`/ibstatus week [2026-W48] [DESK]`* — the weekly readiness summary (managers; default: this week)\n"
     "*`/ibstatus help`* — this help"
 )
 
