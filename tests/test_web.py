@@ -48,28 +48,41 @@ def test_a_correctly_signed_request_is_accepted(bot: Bot) -> None:
     assert "/ibstatus" in response.json()["text"]
 
 
+def _signature(kind: str, body: bytes, ts: str) -> bytes | None:
+    return {
+        "wrong-secret": sign(body, ts, "wrong-secret").encode(),
+        "body-tampered": sign(body + b"&x=1", ts).encode(),
+        "zero-signature": b"v0=" + b"0" * 64,
+        "garbage-signature": b"garbage",
+        "non-ascii-signature": "v0=é".encode(),  # raw bytes on the wire
+        "no-timestamp": sign(body, ts).encode(),
+        "no-signature": None,
+        "no-headers": None,
+    }[kind]
+
+
 @pytest.mark.parametrize(
-    "headers",
+    "kind",
     [
-        pytest.param(lambda body, ts: {"X-Slack-Signature": sign(body, ts, "wrong-secret")}, id="wrong-secret"),
-        pytest.param(lambda body, ts: {"X-Slack-Signature": sign(body + b"&x=1", ts)}, id="body-tampered"),
-        pytest.param(lambda body, ts: {"X-Slack-Signature": "v0=" + "0" * 64}, id="zero-signature"),
-        pytest.param(lambda body, ts: {"X-Slack-Signature": "garbage"}, id="garbage-signature"),
-        pytest.param(lambda body, ts: {"X-Slack-Signature": "v0=\xc3\xa9"}, id="non-ascii-signature"),
-        pytest.param(lambda body, ts: {"X-Slack-Signature": sign(body, ts)} | {"drop": "ts"}, id="no-timestamp"),
-        pytest.param(lambda body, ts: {"drop": "sig"}, id="no-signature"),
-        pytest.param(lambda body, ts: {"drop": "both"}, id="no-headers"),
+        "wrong-secret",
+        "body-tampered",
+        "zero-signature",
+        "garbage-signature",
+        "non-ascii-signature",
+        "no-timestamp",
+        "no-signature",
+        "no-headers",
     ],
 )
-def test_bad_signatures_get_401(bot: Bot, headers: object) -> None:
+def test_bad_signatures_get_401(bot: Bot, kind: str) -> None:
     body = command_body()
     ts = str(int(time.time()))
-    spec = headers(body, ts)  # type: ignore[operator]
-    sent: dict[str, str | bytes] = {"Content-Type": FORM, "X-Slack-Request-Timestamp": ts}
-    if "X-Slack-Signature" in spec:
-        sent["X-Slack-Signature"] = spec["X-Slack-Signature"].encode("latin-1")  # raw bytes on the wire
-    if spec.get("drop") in ("ts", "both"):
-        del sent["X-Slack-Request-Timestamp"]
+    sent: dict[bytes, bytes] = {b"Content-Type": FORM.encode()}
+    if kind not in ("no-timestamp", "no-headers"):
+        sent[b"X-Slack-Request-Timestamp"] = ts.encode()
+    signature = _signature(kind, body, ts)
+    if signature is not None:
+        sent[b"X-Slack-Signature"] = signature
     response = bot.http.post("/slack/events", content=body, headers=sent)
     assert response.status_code == 401
     assert response.json() == {"error": "invalid signature"}
