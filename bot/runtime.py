@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryState
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -26,6 +27,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
+    """Retry every 5xx (slack_sdk's own handler retries only 500 and 503)."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and 500 <= response.status_code < 600
+
+
 def make_client(settings: Settings) -> WebClient:
     """A WebClient that retries connection errors, 429 (honouring Retry-After) and 5xx."""
     token, _ = settings.require_slack()
@@ -36,7 +51,7 @@ def make_client(settings: Settings) -> WebClient:
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2),
+            AnyServerErrorRetryHandler(max_retry_count=3),
         ],
     )
 

@@ -95,12 +95,21 @@ class Bot:
         )
         self.runtime.deps.refresher.start()
         self.server = create_server(self.runtime.web, host="127.0.0.1", port=0, threads=8)
+        self._closing = False
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
-        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:  # close() pulled the socket out from under the loop: that's the shutdown
+            if not self._closing:
+                raise
+
     def close(self) -> None:
+        self._closing = True
         self.http.close()
         self.server.close()
         self.runtime.deps.refresher.stop()

@@ -315,13 +315,19 @@ def test_production_client_retries_5xx_before_giving_up(engine: Engine, fake_sla
         Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret="s", slack_api_url=fake_slack.base_url)
     )
     make_desk(engine)
-    # slack_sdk's ServerErrorRetryHandler retries 500 and 503 (not 502/504).
-    fake_slack.script("chat.postMessage", Fault(status=503), Fault(status=500))
+    # 429 honours Retry-After; every 5xx is retried (slack_sdk's own handler: only 500/503).
+    fake_slack.script(
+        "chat.postMessage",
+        Fault(status=429, body={"ok": False, "error": "ratelimited"}, headers={"Retry-After": "1"}),
+        Fault(status=502),
+        Fault(status=504),
+    )
     result = jobs.post_checklist(
         engine, client, desk_name="equities", day=date(2026, 11, 25), now=utc(2026, 11, 25, 13, 0)
     )
     assert result.outcome is PostOutcome.CLAIMED
-    assert len(fake_slack.rejected) == 2
+    assert len(fake_slack.rejected) == 3
+    assert fake_slack.of("chat.postMessage")[0].at - fake_slack.rejected[0].at >= 1.0
     assert posts(fake_slack) == 1
 
 
