@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import NoReturn
 
 from bot.config import ConfigError, Settings, load_settings
@@ -43,6 +43,14 @@ def _iso_week(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _instant(value: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO-8601 instant like 2026-11-25T09:00-05:00") from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="preflight", description="IB Preflight: the pre-market checklist bot.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -62,6 +70,29 @@ def build_parser() -> Parser:
     add.add_argument("--post-at", required=True, help="desk-local HH:MM")
     add.add_argument("--deadline", required=True, help="desk-local HH:MM")
     desk.add_parser("list", help="list desks")
+    dset = desk.add_parser("set", help="change a desk's escalation policy and pager")
+    dset.add_argument("name")
+    dset.add_argument("--reminder-minutes", type=int, help="reminder DM this long before the deadline (0: none)")
+    dset.add_argument("--ack-timeout-minutes", type=int, help="unacknowledged escalations go to level 2 after this")
+    dset.add_argument("--escalation-channel", help="channel ID for level 2, e.g. C0123ABCD ('' to clear)")
+    dset.add_argument("--pager-kind", choices=("none", "pagerduty", "webhook"), help="where level 2 pages go")
+    dset.add_argument("--pager-url", help="PagerDuty base URL (default https://events.pagerduty.com) or webhook URL")
+    dset.add_argument(
+        "--pager-secret", help="PagerDuty routing key or webhook HMAC secret (stored encrypted: PREFLIGHT_SECRET_KEY)"
+    )
+
+    esc = sub.add_parser("escalations", help="run the escalation pass, list escalations").add_subparsers(
+        dest="escalations_command", required=True, parser_class=Parser
+    )
+    erun = esc.add_parser("run", help="run a desk's due escalation pass now (idempotent), then deliver")
+    erun.add_argument("name")
+    erun.add_argument(
+        "--at",
+        type=_instant,
+        help="pretend it is this instant, ISO-8601 (e.g. 2026-11-25T09:00-05:00); without a zone it is taken as UTC",
+    )
+    elist = esc.add_parser("list", help="escalations with state, level and delivery status; what waits and why")
+    elist.add_argument("--open", action="store_true", help="only open or acknowledged escalations")
 
     check = sub.add_parser("checklist", help="post a checklist by hand").add_subparsers(
         dest="checklist_command", required=True, parser_class=Parser
@@ -236,11 +267,117 @@ def _export_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if verdict.ok else 1
 
 
+def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import make_engine, session_scope
+    from bot.migrate import upgrade
+    from bot.services import escalation
+
+    values = (
+        args.reminder_minutes,
+        args.ack_timeout_minutes,
+        args.escalation_channel,
+        args.pager_kind,
+        args.pager_url,
+        args.pager_secret,
+    )
+    if all(v is None for v in values):
+        raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
+    upgrade(settings.database_url)
+    with session_scope(make_engine(settings.database_url)) as session:
+        desk = escalation.configure_desk(
+            session=session,
+            name=args.name,
+            secret_key=settings.secret_key,
+            reminder_minutes=args.reminder_minutes,
+            ack_timeout_minutes=args.ack_timeout_minutes,
+            escalation_channel=args.escalation_channel,
+            pager_kind=args.pager_kind,
+            pager_url=args.pager_url,
+            pager_secret=args.pager_secret,
+        )
+        print(
+            f"Desk {desk.name}: reminder {desk.reminder_minutes} min before the deadline, level 2 after "
+            f"{desk.ack_timeout_minutes} min, escalation channel {desk.escalation_channel_id or '-'}, pager "
+            f"{desk.pager_kind}{' ' + desk.pager_url if desk.pager_url else ''}"
+            f"{' (secret set)' if desk.pager_secret else ''}."
+        )
+    return 0
+
+
+def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import outbox
+    from bot.db import make_engine
+    from bot.escalation_jobs import escalation_pass
+    from bot.migrate import upgrade
+    from bot.pager import Pager
+    from bot.runtime import make_client, utc_now
+
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    for line in escalation_pass(engine, now=args.at or utc_now(), desk_name=args.name):
+        print(line)
+    if not settings.slack_bot_token:
+        print("SLACK_BOT_TOKEN is not set here: the running bot's outbox worker will deliver what was queued.")
+        return 0
+    pager = Pager(secret_key=settings.secret_key)
+    client = outbox.delivery_client(make_client(settings))
+    done = outbox.deliver_due(engine, client, pager, now=utc_now(), limit=1000)
+    pager.close()
+    print(f"Delivered {done.delivered}, deferred {done.deferred}, failed {done.failed} (preflight escalations list).")
+    return 0
+
+
+def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import make_engine, session_scope
+    from bot.migrate import upgrade
+    from bot.services import escalation
+    from bot.slack.escalation_views import when_utc
+
+    upgrade(settings.database_url)
+    with session_scope(make_engine(settings.database_url)) as session:
+        rows = escalation.listing(session=session, open_only=args.open)
+        waiting = escalation.waiting_messages(session=session)
+        counts = escalation.outbox_counts(session=session)
+    if not rows:
+        print("No open escalations." if args.open else "No escalations.")
+    else:
+        header = ("ID", "DESK", "TRADER", "KIND", "STATE", "LEVEL", "OPENED (UTC)", "BY", "DELIVERY")
+        table = [header] + [
+            (
+                str(e.id),
+                d.name,
+                e.trader_id,
+                e.kind,
+                e.state,
+                str(e.level),
+                when_utc(e.opened_at),
+                e.resolved_by or e.acknowledged_by or "-",
+                delivery.describe(),
+            )
+            for e, d, delivery in rows
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(
+        f"\nOutbox: {counts['delivered']} delivered, {counts['waiting']} waiting, {counts['failed']} failed for good."
+    )
+    for m in waiting[:50]:
+        why = m.last_error or "not attempted yet"
+        print(f"  waiting #{m.id} {m.dedup_key}: {m.attempts} attempt(s), next {when_utc(m.next_attempt_at)} — {why}")
+    if len(waiting) > 50:
+        print(f"  ... and {len(waiting) - 50} more")
+    return 0
+
+
 HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("migrate", None): _migrate,
     ("serve", None): _serve,
     ("desk", "add"): _desk_add,
     ("desk", "list"): _desk_list,
+    ("desk", "set"): _desk_set,
+    ("escalations", "run"): _escalations_run,
+    ("escalations", "list"): _escalations_list,
     ("checklist", "post"): _checklist_post,
     ("summary", "post"): _summary_post,
     ("export", None): _export,

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from bot import calendar, jobs, weekly
 from bot.db import session_scope
+from bot.escalation_jobs import escalation_pass
 from bot.models import Desk
 from bot.roster import RosterRefresher
 from bot.services import checklist, desks
@@ -27,6 +28,7 @@ from bot.services import checklist, desks
 log = logging.getLogger(__name__)
 
 SYNC_SECONDS = 60
+ESCALATION_SECONDS = 30
 SUMMARY_SECONDS = 300
 
 
@@ -53,6 +55,7 @@ class Scheduler:
 
     def start(self) -> None:
         self.aps.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=self.clock())
+        self.aps.add_job(self.escalate, "interval", seconds=ESCALATION_SECONDS, id="escalations")
         self.aps.add_job(self.weekly_summaries, "interval", seconds=SUMMARY_SECONDS, id="weekly_summaries")
         self.aps.start()
 
@@ -60,6 +63,11 @@ class Scheduler:
         """Post every desk's weekly summary that is due and not yet posted (bot.weekly)."""
         for result in weekly.post_due_summaries(self.engine, self.client, now=self.clock()):
             log.info("weekly summary: %s", result.message)
+
+    def escalate(self) -> None:
+        """Reminders, deadline escalations and level 2 for every desk (the outbox delivers)."""
+        for line in escalation_pass(self.engine, now=self.clock()):
+            log.debug("escalations: %s", line)
 
     def shutdown(self) -> None:
         self.aps.shutdown(wait=False)

@@ -65,8 +65,8 @@ def create_app(
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("listener failed for %s: %r", body.get("type") or body.get("command"), error, exc_info=error)
 
-    from bot.slack.listeners import actions, commands, events, summary, views
+    from bot.slack.listeners import actions, commands, escalations, events, summary, views
 
-    for module in (actions, commands, events, views, summary):
+    for module in (actions, commands, events, views, summary, escalations):
         module.register(app)
     return app

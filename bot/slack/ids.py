@@ -13,15 +13,21 @@ class Action(StrEnum):
     CONFIRM_ALL = "checklist_confirm_all"
     REPORT_PROBLEM = "checklist_report_problem"
     SUMMARY_DOWNLOAD_CSV = "summary_download_csv"
+    ESCALATION_ACK = "escalation_acknowledge"
+    ESCALATION_RESOLVE = "escalation_resolve"
 
 
 class Callback(StrEnum):
     REPORT_MODAL = "checklist_report_modal"
+    RESOLVE_MODAL = "escalation_resolve_modal"
 
 
 class Block(StrEnum):
     ACTIONS = "checklist_actions"
     ROSTER = "checklist_roster"
+    ESCALATION_SUMMARY = "escalation_summary"
+    ESCALATION_ACTIONS = "escalation_actions"
+    RESOLUTION_NOTE = "resolution_note"
     SUMMARY_ACTIONS = "summary_actions"
     # Report modal inputs (block_id == the field's error key).
     FAILED = "failed"

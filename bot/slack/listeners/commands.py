@@ -8,8 +8,8 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.services import ServiceError, status
-from bot.slack import views
+from bot.services import ServiceError, escalation, status
+from bot.slack import escalation_views, views
 from bot.slack.app import Deps
 from bot.slack.ids import Command
 from bot.slack.listeners import summary
@@ -29,6 +29,11 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], deps: Deps, now: datetime) -> No
         with deps.db() as session:
             if not words:
                 text = views.own_status_text(status.own_status(session=session, user_id=user, now=now), user)
+                mine = escalation_views.own_escalations_text(escalation.open_for_trader(session=session, user_id=user))
+                text = f"{text}\n\n{mine}" if mine else text
+            elif words[0].lower() == "escalations" and len(words) == 1:
+                managed, items = escalation.open_for_manager(session=session, user_id=user)
+                text = escalation_views.manager_escalations_text(items, managed)
             elif words[0].lower() == "desk" and len(words) <= 2:
                 name = words[1] if len(words) == 2 else None
                 text = views.desk_status_text(status.desk_status(session=session, user_id=user, name=name, now=now))
