@@ -86,8 +86,10 @@ class FakePager:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Connection", "close")  # no keep-alive: down() really refuses
                     self.end_headers()
                     self.wfile.write(data)
+                    self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

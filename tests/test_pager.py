@@ -1,0 +1,180 @@
+"""The pager client over real HTTP (fake PagerDuty / webhook on 127.0.0.1) and `preflight desk set`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from bot.__main__ import main
+from bot.db import session_scope
+from bot.models import Desk
+from bot.outbox import DeliveryError
+from bot.pager import SIGNATURE_HEADER, Pager, encrypt_secret
+from bot.services import desks
+from tests.escalation_fixtures import SECRET_KEY, fake_pager, make_pager  # noqa: F401 - a fixture
+from tests.factories import make_desk
+from tests.fakes.pager import FakePager, PagerFault
+
+EVENT = {"action": "trigger", "escalation_id": 42, "escalation_kind": "recovery_path", "summary": "UTRD1 lost MFA"}
+
+
+def desk(kind: str, url: str, secret: str | None) -> Desk:
+    return Desk(
+        id=1,
+        name="equities",
+        channel_id="C0123",
+        timezone="America/New_York",
+        post_at="08:00",
+        deadline="09:00",
+        pager_kind=kind,
+        pager_url=url,
+        pager_secret=encrypt_secret(secret, secret_key=SECRET_KEY) if secret else None,
+    )
+
+
+def test_pagerduty_events_v2(fake_pager: FakePager) -> None:  # noqa: F811
+    pager = make_pager()
+    d = desk("pagerduty", fake_pager.url, "routing-key")
+    for action in ("trigger", "acknowledge", "resolve"):
+        result = pager.send(desk=d, event={**EVENT, "action": action})
+        assert result["status"] == 202
+    trigger, ack, resolve = fake_pager.requests
+    assert {r.path for r in fake_pager.requests} == {"/v2/enqueue"}
+    assert trigger.body["routing_key"] == "routing-key" and trigger.body["dedup_key"] == "42"
+    assert trigger.body["event_action"] == "trigger"
+    assert trigger.body["payload"]["summary"] == "UTRD1 lost MFA"
+    assert trigger.body["payload"]["source"] == "ib-preflight/equities"
+    assert trigger.body["payload"]["severity"] == "critical"
+    assert (ack.body["event_action"], ack.body["dedup_key"], "payload" in ack.body) == ("acknowledge", "42", False)
+    assert resolve.body["event_action"] == "resolve"
+    pager.close()
+
+
+def test_webhook_is_signed_over_the_body(fake_pager: FakePager) -> None:  # noqa: F811
+    pager = make_pager()
+    pager.send(desk=desk("webhook", f"{fake_pager.url}/hooks/preflight", "hook-secret"), event=EVENT)
+    (request,) = fake_pager.requests
+    assert request.path == "/hooks/preflight"
+    expected = "sha256=" + hmac.new(b"hook-secret", request.raw, hashlib.sha256).hexdigest()
+    assert request.headers[SIGNATURE_HEADER.lower()] == expected
+    assert request.body["event"] == "trigger" and request.body["escalation_id"] == 42
+    assert request.body["kind"] == "recovery_path"
+    pager.close()
+
+
+def test_faults_are_transient_or_permanent(fake_pager: FakePager) -> None:  # noqa: F811
+    pager = Pager(secret_key=SECRET_KEY, timeout=1, retries=2, backoff=0.01)
+    d = desk("pagerduty", fake_pager.url, "rk")
+    # 500, then slow (times out), then fine: retried inside one send.
+    fake_pager.script(PagerFault(status=500), PagerFault(status=200, delay=2.0))
+    assert pager.send(desk=d, event=EVENT)["status"] == 202
+    assert len(fake_pager.rejected) == 2 and len(fake_pager.requests) == 1
+    # A 400 (bad routing key) is permanent.
+    fake_pager.script(PagerFault(status=400))
+    with pytest.raises(DeliveryError) as permanent:
+        pager.send(desk=d, event=EVENT)
+    assert permanent.value.retry_after is None and "400" in str(permanent.value)
+    # Down: transient, handed back to the outbox for a longer backoff.
+    fake_pager.down()
+    with pytest.raises(DeliveryError) as down:
+        pager.send(desk=d, event=EVENT)
+    assert down.value.retry_after == 0.0 and "unreachable" in str(down.value)
+    pager.close()
+
+
+def test_no_pager_configured_is_skipped() -> None:
+    assert make_pager().send(desk=desk("none", "", None), event=EVENT) == {
+        "skipped": "no pager configured for the desk"
+    }
+
+
+# --- preflight desk set ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.delenv("PREFLIGHT_SECRET_KEY", raising=False)
+    make_desk(engine)
+    return engine
+
+
+def stored(engine: Engine) -> Desk:
+    with session_scope(engine) as session:
+        return desks.get_desk(session=session, name="equities")
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+def test_desk_set_changes_the_policy(
+    cli: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PREFLIGHT_SECRET_KEY", SECRET_KEY)
+    argv = ["desk", "set", "equities", "--reminder-minutes", "20", "--ack-timeout-minutes", "10"]
+    argv += ["--escalation-channel", "CESC1", "--pager-kind", "pagerduty", "--pager-secret", "rk-secret"]
+    assert main(argv) == 0
+    assert "reminder 20 min" in capsys.readouterr().out
+    d = stored(cli)
+    assert (d.reminder_minutes, d.ack_timeout_minutes, d.escalation_channel_id, d.pager_kind) == (
+        20,
+        10,
+        "CESC1",
+        "pagerduty",
+    )
+    assert d.pager_secret and "rk-secret" not in d.pager_secret
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--pager-kind", "webhook", "--pager-url", "not a url"], "malformed"),
+        (["--pager-kind", "webhook", "--pager-url", "ftp://example.org/x"], "malformed"),
+        (["--pager-url", "http://:80/x"], "malformed"),
+        (
+            ["--pager-kind", "webhook", "--pager-url", "https://hooks.example/x", "--pager-secret", "s"],
+            "PREFLIGHT_SECRET_KEY",
+        ),
+        (["--pager-kind", "pagerduty"], "routing key"),
+        (["--reminder-minutes", "-5"], "between 0 and 600"),
+        (["--ack-timeout-minutes", "0"], "between 1 and 1440"),
+        (["--escalation-channel", "#general"], "not a Slack channel ID"),
+        (["--pager-kind", "sms"], "invalid choice"),
+        ([], "nothing to change"),
+    ],
+)
+def test_desk_set_refuses_bad_input_and_changes_nothing(
+    cli: Engine, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    before = stored(cli).model_dump()
+    assert main(["desk", "set", "equities", *argv]) == 2
+    assert needle in error_line(capsys)
+    assert stored(cli).model_dump() == before
+
+
+def test_escalations_run_with_at_is_idempotent(cli: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.services import checklist
+    from tests.harness import utc
+
+    with session_scope(cli) as session:
+        d = desks.get_desk(session=session, name="equities")
+        claim = checklist.claim_post(session=session, desk=d, day=utc(2026, 11, 25).date(), now=utc(2026, 11, 25, 13))
+        assert claim.run is not None
+        checklist.mark_posted(session=session, run_id=claim.run.id or 0, ts="1.0", now=utc(2026, 11, 25, 13))
+    assert main(["escalations", "run", "equities", "--at", "2026-11-25T09:00-05:00"]) == 0
+    assert "3 escalation(s) opened" in capsys.readouterr().out
+    assert main(["escalations", "run", "equities", "--at", "2026-11-25T14:00:00"]) == 0  # no zone: UTC
+    assert "0 escalation(s) opened" in capsys.readouterr().out
+    assert main(["escalations", "run", "equities", "--at", "tomorrow"]) == 2
+    assert "ISO-8601" in error_line(capsys)
+    assert main(["escalations", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("silent") == 3 and "0 delivered, 2 waiting (attempts 0)" in out
