@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
@@ -40,7 +41,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only sessions (read_scope) take a deferred BEGIN: under WAL they read a snapshot
+        # and never queue behind writers for the write lock.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("readonly") else "BEGIN IMMEDIATE")
 
 
 @contextmanager
@@ -53,6 +56,26 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A read-only session (for answers such as /ibstatus). On SQLite it does not take the
+    write lock, so reads don't wait behind a burst of clicks; a write through it raises."""
+    with Session(engine.execution_options(readonly=True), expire_on_commit=False) as session:
+        event.listen(session, "do_orm_execute", _reject_write)
+        event.listen(session, "before_flush", _reject_flush)
+        yield session
+
+
+def _reject_write(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        raise RuntimeError("read_scope is read-only: use session_scope to write")
+
+
+def _reject_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("read_scope is read-only: use session_scope to write")
 
 
 def ping(engine: Engine) -> bool:

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.db import session_scope
+from bot.db import read_scope, session_scope
 from bot.roster import RosterRefresher
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,10 @@ class Deps:
 
     def db(self) -> AbstractContextManager[Session]:
         return session_scope(self.engine)
+
+    def read(self) -> AbstractContextManager[Session]:
+        """A read-only session: no write lock on SQLite (see bot.db.read_scope)."""
+        return read_scope(self.engine)
 
 
 def create_app(

@@ -26,7 +26,7 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], deps: Deps, now: datetime) -> No
     words = str(body.get("text") or "").split()
     blocks: list[dict[str, Any]] | None = None
     try:
-        with deps.db() as session:
+        with deps.read() as session:  # read-only: never waits behind writers
             if not words:
                 text = views.own_status_text(status.own_status(session=session, user_id=user, now=now), user)
                 mine = escalation_views.own_escalations_text(escalation.open_for_trader(session=session, user_id=user))
