@@ -137,6 +137,7 @@ class Pacer:
         self._lock = threading.Lock()
 
     def wait(self) -> None:
+        """Sleep until the next call may start."""
         with self._lock:
             now = time.monotonic()
             if self.interval > self.base_interval and now - self._last_limited > self._recover_after:
@@ -146,6 +147,16 @@ class Pacer:
         delay = start - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+
+    def done(self) -> None:
+        """The call's answer arrived: the next call starts one interval after it.
+
+        Spacing from the *answer* (not from when the request left) means two requests can
+        never reach the server closer than the interval, however the network or the GIL
+        delays one of them; the DB work between calls overlaps the wait.
+        """
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + self.interval)
 
     def rate_limited(self, retry_after: float) -> None:
         with self._lock:
@@ -338,7 +349,11 @@ def deliver_due(
                 if service == "slack":
                     if pacer:
                         pacer.wait()
-                    outcome = _deliver_slack(session, message, body, client)
+                    try:
+                        outcome = _deliver_slack(session, message, body, client)
+                    finally:
+                        if pacer:
+                            pacer.done()
                 elif service == "pager":
                     if pager is None:
                         raise DeliveryError("no pager client in this process", retry_after=0.0)
@@ -408,7 +423,7 @@ class OutboxWorker:
         pager: Pager | None,
         *,
         clock: Callable[[], datetime] = _utcnow,
-        slack_rate: float | None = 20.0,
+        slack_rate: float | None = 10.0,
         poll: float = 0.5,
         batch: int = 25,
     ) -> None:
