@@ -242,3 +242,26 @@ def test_pager_down_then_up_pages_exactly_once(
         "page_trigger_sent"
     )
     pager.close()
+
+
+def test_worker_thread_delivers_and_stops(engine: Engine, fake_slack: FakeSlack) -> None:
+    from slack_sdk import WebClient
+
+    from bot.outbox import OutboxWorker
+
+    queue_dms(engine, ["U1", "U2", "U3"])
+    worker = OutboxWorker(
+        engine,
+        WebClient(token="xoxb-test-token", base_url=fake_slack.base_url, timeout=5),
+        None,
+        clock=lambda: T0,
+        poll=0.05,
+    )
+    worker.start()
+    try:
+        assert fake_slack.wait_for(lambda: len(fake_slack.of("chat.postMessage")) == 3)
+    finally:
+        worker.stop()
+    assert delivered_to(fake_slack) == ["U1", "U2", "U3"]
+    assert all(r.delivered_at == T0 for r in outbox_rows(engine))
+    assert worker.client.retry_handlers == []  # the outbox, not slack_sdk, owns retries

@@ -60,11 +60,12 @@ class PassReport:
     reminders: int = 0
     opened: list[int] = field(default_factory=list)
     level2: list[int] = field(default_factory=list)
+    note: str = ""
 
     def describe(self, desk_name: str) -> str:
         return (
             f"{desk_name}: {self.reminders} reminder(s) queued, {len(self.opened)} escalation(s) opened, "
-            f"{len(self.level2)} raised to level 2."
+            f"{len(self.level2)} raised to level 2{f' ({self.note})' if self.note else ''}."
         )
 
 
@@ -216,6 +217,10 @@ def run_pass(*, session: Session, desk: Desk, now: datetime) -> PassReport:
     run = checklist.today_run(session=session, desk=desk, now=now)
     if run is not None and run.message_ts is not None and not checklist.run_closed(run, desk, now):
         _run_checks(session, desk, run, now, report)
+    else:
+        day = checklist.desk_today(desk, now)
+        why = "closed" if run is not None and run.message_ts is not None else "not posted"
+        report.note = f"the checklist for {day} is {why}: only level 2 was checked"
     _level2(session, desk, now, report)
     return report
 
