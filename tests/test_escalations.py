@@ -297,3 +297,50 @@ def test_secret_key_is_used_for_the_routing_key(bot: Bot, fake_pager: FakePager)
         stored = desks.get_desk(session=session, name="equities").pager_secret
     assert stored and "rk-1" not in stored
     assert decrypt_secret(stored, secret_key=SECRET_KEY) == "rk-1"
+
+
+def test_concurrent_passes_escalate_once(bot: Bot) -> None:
+    """Two replicas run the pass at the same instant: the database decides, one escalation each."""
+    import threading
+
+    engine = bot.runtime.engine
+    make_desk(engine)
+    post_checklist(bot)
+    at = utc(2026, 11, 25, 14, 0)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def replica() -> None:
+        try:
+            barrier.wait()
+            run_pass(engine, at)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(e.trader_id for e in escalations(engine)) == ["UTRD1", "UTRD2", "UTRD3"]
+    keys = [r.dedup_key for r in outbox_rows(engine)]
+    assert len(keys) == len(set(keys)) == 6
+
+
+def test_scheduler_registers_the_escalation_pass(bot: Bot) -> None:
+    from bot.scheduler import Scheduler
+
+    engine = bot.runtime.engine
+    make_desk(engine)
+    post_checklist(bot)
+    bot.clock.set(utc(2026, 11, 25, 14, 0))
+    scheduler = Scheduler(engine, bot.client, bot.runtime.deps.refresher, bot.clock)
+    scheduler.start()
+    try:
+        assert scheduler.aps.get_job("escalations") is not None
+    finally:
+        scheduler.shutdown()
+    scheduler.escalate()
+    scheduler.escalate()
+    assert len(escalations(engine)) == 3
