@@ -138,17 +138,17 @@ class RosterRefresher:
         except SlackApiError as exc:
             log.warning("chat.update for run %s failed: %s", run_id, exc.response.get("error"))
             return 5.0
+        done = self._wallclock()
+        greatest = func.max if self._engine.dialect.name == "sqlite" else func.greatest
         with session_scope(self._engine) as session:
+            # The lease restarts when Slack has answered, so two updates of one message reach
+            # Slack at least ``interval`` apart, however long rendering or the call took.
             session.execute(
                 update(ChecklistRun)
                 .where(col(ChecklistRun.id) == run_id)
-                .values(rendered_version=func.max(ChecklistRun.rendered_version, version))
-                if self._engine.dialect.name == "sqlite"
-                else update(ChecklistRun)
-                .where(col(ChecklistRun.id) == run_id)
-                .values(rendered_version=func.greatest(ChecklistRun.rendered_version, version))
+                .values(rendered_version=greatest(ChecklistRun.rendered_version, version), roster_claimed_at=done)
             )
-            return self._wait_needed(session, run_id, self._wallclock())
+            return self._wait_needed(session, run_id, done)
 
     def _wait_needed(self, session: Session, run_id: int, now: datetime) -> float | None:
         row = session.exec(

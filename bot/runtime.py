@@ -79,9 +79,9 @@ def build(
     engine = engine or make_engine(settings.database_url)
     client = client or make_client(settings)
     refresher = RosterRefresher(engine, client, interval=roster_interval)
-    deps = Deps(engine=engine, clock=clock, refresher=refresher)
-    # Listeners run on this pool after ack(); size it like the HTTP thread pool.
-    executor = executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="listener")
-    bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps, executor=executor)
+    # Work after the acknowledgement (answers, Slack replies) runs on this pool.
+    executor = executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack")
+    deps = Deps(engine=engine, clock=clock, refresher=refresher, executor=executor)
+    bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps)
     web = WebApp(bolt, signing_secret=signing_secret or "socket-mode", engine=engine)
     return Runtime(settings=settings, engine=engine, client=client, deps=deps, bolt=bolt, web=web)

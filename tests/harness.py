@@ -41,7 +41,7 @@ class FakeClock:
 
 
 class TrackingExecutor(ThreadPoolExecutor):
-    """Bolt's listener executor, with a way to wait until every listener has finished."""
+    """The app's after-ack pool, with a way to wait until all queued work has finished."""
 
     def __init__(self) -> None:
         super().__init__(max_workers=8)

@@ -9,22 +9,25 @@ from sqlmodel import Session
 
 from bot.models import Desk, Role
 from bot.services import ServiceError, checklist, desks
-from bot.services.checklist import Roster, TraderState
+from bot.services.checklist import Roster, RosterEntry
 
 
 @dataclass(frozen=True)
 class DeskStatus:
-    """One user's standing on one desk today (``roster`` is None before today's post)."""
+    """A desk's roster today (``roster`` is None before today's post)."""
 
     desk: Desk
     roster: Roster | None
     next_post: datetime
 
-    def state_of(self, user_id: str) -> TraderState | None:
-        if self.roster is None:
-            return None
-        entry = self.roster.entry(user_id)
-        return entry.state if entry else None
+
+@dataclass(frozen=True)
+class TraderStatus:
+    """One trader's standing on one desk today: ``entry`` is None before today's post."""
+
+    desk: Desk
+    entry: RosterEntry | None
+    next_post: datetime
 
 
 def _desk_status(session: Session, desk: Desk, now: datetime) -> DeskStatus:
@@ -33,10 +36,20 @@ def _desk_status(session: Session, desk: Desk, now: datetime) -> DeskStatus:
     return DeskStatus(desk=desk, roster=roster, next_post=checklist.next_post_time(desk, now))
 
 
-def own_status(*, session: Session, user_id: str, now: datetime) -> list[DeskStatus]:
+def _trader_status(session: Session, desk: Desk, trader_id: str, now: datetime) -> TraderStatus:
+    """Only this trader's latest answer is read: the cost doesn't grow with the desk."""
+    run = checklist.today_run(session=session, desk=desk, now=now)
+    entry = None
+    if run is not None and run.id is not None and run.message_ts is not None:
+        answer = checklist.latest_answer(session=session, run_id=run.id, user_id=trader_id)
+        entry = RosterEntry(trader_id, checklist.state_of(answer), answer)
+    return TraderStatus(desk=desk, entry=entry, next_post=checklist.next_post_time(desk, now))
+
+
+def own_status(*, session: Session, user_id: str, now: datetime) -> list[TraderStatus]:
     """Today's status on every desk where ``user_id`` trades."""
     return [
-        _desk_status(session, desk, now)
+        _trader_status(session, desk, user_id, now)
         for desk in desks.desks_of_user(session=session, user_id=user_id, role=Role.TRADER)
     ]
 
@@ -57,10 +70,10 @@ def desk_status(*, session: Session, user_id: str, name: str | None, now: dateti
     raise ServiceError(f"You're not on a desk named `{name}`.")
 
 
-def trader_status(*, session: Session, manager_id: str, trader_id: str, now: datetime) -> list[DeskStatus]:
+def trader_status(*, session: Session, manager_id: str, trader_id: str, now: datetime) -> list[TraderStatus]:
     """A trader's status on the desks that ``manager_id`` manages."""
     managed = {d.id for d in desks.desks_of_user(session=session, user_id=manager_id, role=Role.MANAGER)}
     shared = [d for d in desks.desks_of_user(session=session, user_id=trader_id, role=Role.TRADER) if d.id in managed]
     if not shared:
         raise ServiceError(f"Only managers of <@{trader_id}>'s desk can see their status.")
-    return [_desk_status(session, desk, now) for desk in shared]
+    return [_trader_status(session, desk, trader_id, now) for desk in shared]

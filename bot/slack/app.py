@@ -25,11 +25,17 @@ Clock = Callable[[], datetime]
 
 @dataclass
 class Deps:
-    """What listeners need besides Slack: the database, the clock, the roster refresher."""
+    """What listeners need besides Slack: the database, the clock, the roster refresher and
+    the background pool for work done after the acknowledgement."""
 
     engine: Engine
     clock: Clock
     refresher: RosterRefresher
+    executor: Executor
+
+    def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
+        """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""
+        self.executor.submit(_logged, fn, kwargs)
 
     def db(self) -> AbstractContextManager[Session]:
         return session_scope(self.engine)
@@ -39,20 +45,26 @@ class Deps:
         return read_scope(self.engine)
 
 
-def create_app(
-    *,
-    signing_secret: str,
-    client: WebClient,
-    deps: Deps,
-    executor: Executor | None = None,
-) -> App:
+def _logged(fn: Callable[..., None], kwargs: dict[str, Any]) -> None:
+    try:
+        fn(**kwargs)
+    except Exception:
+        log.exception("background work %s failed", getattr(fn, "__name__", fn))
+
+
+def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
     app = App(
         signing_secret=signing_secret,
         client=client,
         token_verification_enabled=False,
         # bot.web.WebApp verifies signatures before Bolt sees a request (401 on failure).
         request_verification_enabled=False,
-        listener_executor=executor,
+        # Listeners run in the request thread and the HTTP response goes when they return:
+        # each one acknowledges, answers what must be in the acknowledgement (slash command
+        # text, modal field errors), and hands Slack calls and slow work to deps.later().
+        # (Bolt's default runs the whole listener on a small pool and makes the response wait
+        # for a free thread, so a burst of clicks queued behind each other's Slack calls.)
+        process_before_response=True,
         logger=logging.getLogger("bot.slack.bolt"),
     )
 

@@ -18,7 +18,7 @@ from bot.models import (
     Platform,
 )
 from bot.services.checklist import Roster, TraderState
-from bot.services.status import DeskStatus
+from bot.services.status import DeskStatus, TraderStatus
 from bot.slack.ids import FIELD, Action, Block, Callback
 
 Blocks = list[dict[str, Any]]
@@ -322,21 +322,18 @@ def roster_text(roster: Roster) -> str:
     return "\n".join([head, roster_summary(roster), *roster_lines(roster)])
 
 
-def _status_line(item: DeskStatus, user_id: str) -> str:
+def _status_line(item: TraderStatus) -> str:
     desk = item.desk
     nxt = local_datetime(item.next_post, desk)
-    if item.roster is None:
+    if item.entry is None:
         return f"*{desk.name}*: today's checklist isn't posted yet · next checklist {nxt}"
-    entry = item.roster.entry(user_id)
-    if entry is None:
-        return f"*{desk.name}*: you're not on today's roster · next checklist {nxt}"
-    return f"*{desk.name}*: {status_word(entry.state, entry.answer)} · next checklist {nxt}"
+    return f"*{desk.name}*: {status_word(item.entry.state, item.entry.answer)} · next checklist {nxt}"
 
 
-def own_status_text(items: list[DeskStatus], user_id: str) -> str:
+def own_status_text(items: list[TraderStatus]) -> str:
     if not items:
         return "You're not a trader on any desk, so there's no checklist for you.\n\n" + USAGE
-    return "\n".join(_status_line(item, user_id) for item in items)
+    return "\n".join(_status_line(item) for item in items)
 
 
 def desk_status_text(item: DeskStatus) -> str:
@@ -346,15 +343,15 @@ def desk_status_text(item: DeskStatus) -> str:
     return roster_text(item.roster)
 
 
-def trader_status_text(items: list[DeskStatus], trader_id: str) -> str:
-    return "\n".join(f"<@{trader_id}> — " + _status_line(item, trader_id) for item in items)
+def trader_status_text(items: list[TraderStatus], trader_id: str) -> str:
+    return "\n".join(f"<@{trader_id}> — " + _status_line(item) for item in items)
 
 
-def home_view(items: list[DeskStatus], user_id: str) -> dict[str, Any]:
+def home_view(items: list[TraderStatus]) -> dict[str, Any]:
     """App Home: the user's desks and today's status, and how to use /ibstatus."""
     blocks: Blocks = [{"type": "header", "text": _plain("IB Preflight")}]
     if items:
-        blocks.append(_section("\n".join(_status_line(item, user_id) for item in items)))
+        blocks.append(_section("\n".join(_status_line(item) for item in items)))
     else:
         blocks.append(_section("You're not a trader on any desk. Ask your desk head to add you."))
     blocks += [{"type": "divider"}, _section(USAGE)]

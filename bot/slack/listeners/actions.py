@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.models import ChecklistRun
@@ -13,19 +13,18 @@ from bot.services import ServiceError, checklist
 from bot.slack import views
 from bot.slack.app import Deps
 from bot.slack.ids import Action
-from bot.slack.listeners.common import action_value, channel_id, ephemeral, parse_int, user_id
+from bot.slack.listeners.common import ack_then, action_value, channel_id, ephemeral, parse_int, user_id
 
 ALREADY_READY = "✅ Already recorded — you're marked *ready* for today."
 STALE = "This checklist is no longer available. Use today's checklist in the desk channel."
 
 
 def register(app: App) -> None:
-    app.action(Action.CONFIRM_ALL)(on_confirm_all)
-    app.action(Action.REPORT_PROBLEM)(on_report_problem)
+    app.action(Action.CONFIRM_ALL)(ack_then(confirm_all))
+    app.action(Action.REPORT_PROBLEM)(ack_then(open_report_modal))
 
 
-def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    ack()
+def confirm_all(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     user, channel = user_id(body), channel_id(body)
     run_id = parse_int(action_value(body))
     stored = False
@@ -46,8 +45,7 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     ephemeral(client, channel=channel, user=user, text=reply)
 
 
-def on_report_problem(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    ack()
+def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     user, channel = user_id(body), channel_id(body)
     run_id = parse_int(action_value(body))
     with deps.db() as session:

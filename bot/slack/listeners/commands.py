@@ -28,7 +28,7 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], deps: Deps, now: datetime) -> No
     try:
         with deps.read() as session:  # read-only: never waits behind writers
             if not words:
-                text = views.own_status_text(status.own_status(session=session, user_id=user, now=now), user)
+                text = views.own_status_text(status.own_status(session=session, user_id=user, now=now))
                 mine = escalation_views.own_escalations_text(escalation.open_for_trader(session=session, user_id=user))
                 text = f"{text}\n\n{mine}" if mine else text
             elif words[0].lower() == "escalations" and len(words) == 1:

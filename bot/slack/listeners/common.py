@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+
+if TYPE_CHECKING:
+    from bot.slack.app import Deps
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,21 @@ def ephemeral(client: WebClient, *, channel: str | None, user: str, text: str) -
             client.chat_postMessage(channel=user, text=text)
     except SlackApiError as exc:
         log.warning("ephemeral reply to %s failed: %s", user, exc.response.get("error"))
+
+
+Work = Callable[..., None]
+
+
+def ack_then(work: Work) -> Callable[..., None]:
+    """A listener that acknowledges at once and runs ``work(body=, client=, deps=, now=)``
+    after the HTTP response has gone (for clicks and events whose answer is not in the ack)."""
+
+    def listener(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+        ack()
+        deps.later(work, body=body, client=client, deps=deps, now=now)
+
+    listener.__name__ = getattr(work, "__name__", "listener")
+    return listener
 
 
 def parse_int(value: str) -> int | None:

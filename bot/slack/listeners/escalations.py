@@ -17,14 +17,14 @@ from bot.services import ServiceError, escalation
 from bot.slack import escalation_views
 from bot.slack.app import Deps
 from bot.slack.ids import FIELD, Action, Block, Callback
-from bot.slack.listeners.common import action_value, channel_id, ephemeral, parse_int, user_id
+from bot.slack.listeners.common import ack_then, action_value, channel_id, ephemeral, parse_int, user_id
 
 STALE = "This escalation no longer exists."
 
 
 def register(app: App) -> None:
-    app.action(Action.ESCALATION_ACK)(on_acknowledge)
-    app.action(Action.ESCALATION_RESOLVE)(on_resolve_clicked)
+    app.action(Action.ESCALATION_ACK)(ack_then(acknowledge))
+    app.action(Action.ESCALATION_RESOLVE)(ack_then(open_resolve_modal))
     app.view(Callback.RESOLVE_MODAL)(on_resolve_submitted)
 
 
@@ -35,8 +35,7 @@ def _already(t: escalation.Transition) -> str:
     return f"Already acknowledged by <@{esc.acknowledged_by}>."
 
 
-def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    ack()
+def acknowledge(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     user, channel = user_id(body), channel_id(body)
     esc_id = parse_int(action_value(body))
     if esc_id is None:
@@ -52,8 +51,7 @@ def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
         ephemeral(client, channel=channel, user=user, text=_already(t))
 
 
-def on_resolve_clicked(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    ack()
+def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     user, channel = user_id(body), channel_id(body)
     esc_id = parse_int(action_value(body))
     if esc_id is None:
@@ -102,4 +100,4 @@ def on_resolve_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps
         return
     ack()
     if t.outcome is escalation.Outcome.UNCHANGED:
-        ephemeral(client, channel=None, user=user, text=_already(t))
+        deps.later(ephemeral, client=client, channel=None, user=user, text=_already(t))

@@ -12,16 +12,18 @@ from bot.services import status
 from bot.slack import views
 from bot.slack.app import Deps
 from bot.slack.ids import Event
+from bot.slack.listeners.common import ack_then
 
 
 def register(app: App) -> None:
-    app.event(Event.APP_HOME_OPENED)(on_app_home_opened)
+    app.event(Event.APP_HOME_OPENED)(ack_then(publish_home))
 
 
-def on_app_home_opened(event: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+def publish_home(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    event = body.get("event") or {}
     if event.get("tab", "home") != "home":
         return
     user = str(event["user"])
-    with deps.db() as session:
-        view = views.home_view(status.own_status(session=session, user_id=user, now=now), user)
+    with deps.read() as session:
+        view = views.home_view(status.own_status(session=session, user_id=user, now=now))
     client.views_publish(user_id=user, view=view)

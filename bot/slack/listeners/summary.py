@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
@@ -16,13 +16,13 @@ from bot.services import ServiceError, desks, summary
 from bot.slack import summary_views
 from bot.slack.app import Deps
 from bot.slack.ids import Action
-from bot.slack.listeners.common import action_value, channel_id, ephemeral, user_id
+from bot.slack.listeners.common import ack_then, action_value, channel_id, ephemeral, user_id
 
 Blocks = list[dict[str, Any]]
 
 
 def register(app: App) -> None:
-    app.action(Action.SUMMARY_DOWNLOAD_CSV)(on_download_csv)
+    app.action(Action.SUMMARY_DOWNLOAD_CSV)(ack_then(download_csv))
 
 
 def week_status(*, session: Session, user_id: str, args: list[str], now: datetime) -> tuple[str, Blocks | None]:
@@ -55,8 +55,7 @@ def week_status(*, session: Session, user_id: str, args: list[str], now: datetim
     return summary_views.summary_text(report), summary_views.summary_blocks(report)
 
 
-def on_download_csv(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps) -> None:
-    ack()
+def download_csv(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     user, channel = user_id(body), channel_id(body)
     parsed = summary_views.parse_download_value(action_value(body))
     if parsed is None:

@@ -113,4 +113,4 @@ def on_report_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps:
     ack()
     if result.outcome is checklist.AnswerOutcome.STORED and run_id is not None:
         deps.refresher.notify(run_id)
-    ephemeral(client, channel=channel, user=user, text=text)
+    deps.later(ephemeral, client=client, channel=channel, user=user, text=text)
