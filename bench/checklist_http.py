@@ -283,8 +283,12 @@ def bare_app(client: WebClient) -> App:
     """A bare Bolt app: request verification on, one listener per kind that only acks.
 
     It gets the same fake-Slack client as the bot: Bolt's authorization middleware calls
-    ``auth.test`` once, and nothing may reach slack.com."""
-    app = App(signing_secret=SIGNING_SECRET, client=client, token_verification_enabled=False)
+    ``auth.test`` once, and nothing may reach slack.com. Like the bot (bot/slack/app.py) it
+    acknowledges in the request thread (``process_before_response=True``), so the comparison
+    isolates what the bot does per request, not Bolt's ack-polling mode."""
+    app = App(
+        signing_secret=SIGNING_SECRET, client=client, token_verification_enabled=False, process_before_response=True
+    )
 
     def just_ack(ack: Ack) -> None:
         ack()

@@ -70,7 +70,7 @@ def build_parser() -> Parser:
     add.add_argument("--post-at", required=True, help="desk-local HH:MM")
     add.add_argument("--deadline", required=True, help="desk-local HH:MM")
     desk.add_parser("list", help="list desks")
-    dset = desk.add_parser("set", help="change a desk's escalation policy and pager")
+    dset = desk.add_parser("set", help="change a desk's escalation policy, pager and weekly summary")
     dset.add_argument("name")
     dset.add_argument("--reminder-minutes", type=int, help="reminder DM this long before the deadline (0: none)")
     dset.add_argument("--ack-timeout-minutes", type=int, help="unacknowledged escalations go to level 2 after this")
@@ -80,6 +80,8 @@ def build_parser() -> Parser:
     dset.add_argument(
         "--pager-secret", help="PagerDuty routing key or webhook HMAC secret (stored encrypted: PREFLIGHT_SECRET_KEY)"
     )
+    dset.add_argument("--managers-channel", help="channel ID for the weekly summary ('' to clear: DM each manager)")
+    dset.add_argument("--summary-delay-minutes", type=int, help="weekly summary this long after the week's close")
 
     esc = sub.add_parser("escalations", help="run the escalation pass, list escalations").add_subparsers(
         dest="escalations_command", required=True, parser_class=Parser
@@ -279,6 +281,8 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
         args.pager_kind,
         args.pager_url,
         args.pager_secret,
+        args.managers_channel,
+        args.summary_delay_minutes,
     )
     if all(v is None for v in values):
         raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
@@ -294,12 +298,15 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
             pager_kind=args.pager_kind,
             pager_url=args.pager_url,
             pager_secret=args.pager_secret,
+            managers_channel=args.managers_channel,
+            summary_delay_minutes=args.summary_delay_minutes,
         )
         print(
             f"Desk {desk.name}: reminder {desk.reminder_minutes} min before the deadline, level 2 after "
             f"{desk.ack_timeout_minutes} min, escalation channel {desk.escalation_channel_id or '-'}, pager "
             f"{desk.pager_kind}{' ' + desk.pager_url if desk.pager_url else ''}"
-            f"{' (secret set)' if desk.pager_secret else ''}."
+            f"{' (secret set)' if desk.pager_secret else ''}; weekly summary {desk.summary_delay_minutes} min "
+            f"after the close to {desk.managers_channel_id or 'each manager by DM'}."
         )
     return 0
 

@@ -121,8 +121,10 @@ def test_desk_set_changes_the_policy(
     monkeypatch.setenv("PREFLIGHT_SECRET_KEY", SECRET_KEY)
     argv = ["desk", "set", "equities", "--reminder-minutes", "20", "--ack-timeout-minutes", "10"]
     argv += ["--escalation-channel", "CESC1", "--pager-kind", "pagerduty", "--pager-secret", "rk-secret"]
+    argv += ["--managers-channel", "CMGRS", "--summary-delay-minutes", "45"]
     assert main(argv) == 0
-    assert "reminder 20 min" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "reminder 20 min" in out and "weekly summary 45 min after the close to CMGRS" in out
     d = stored(cli)
     assert (d.reminder_minutes, d.ack_timeout_minutes, d.escalation_channel_id, d.pager_kind) == (
         20,
@@ -131,6 +133,7 @@ def test_desk_set_changes_the_policy(
         "pagerduty",
     )
     assert d.pager_secret and "rk-secret" not in d.pager_secret
+    assert (d.managers_channel_id, d.summary_delay_minutes) == ("CMGRS", 45)
 
 
 @pytest.mark.parametrize(
@@ -147,6 +150,8 @@ def test_desk_set_changes_the_policy(
         (["--reminder-minutes", "-5"], "between 0 and 600"),
         (["--ack-timeout-minutes", "0"], "between 1 and 1440"),
         (["--escalation-channel", "#general"], "not a Slack channel ID"),
+        (["--managers-channel", "managers"], "not a Slack channel ID"),
+        (["--summary-delay-minutes", "-1"], "between 0 and 1440"),
         (["--pager-kind", "sms"], "invalid choice"),
         ([], "nothing to change"),
     ],

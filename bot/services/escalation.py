@@ -476,8 +476,11 @@ def configure_desk(
     pager_kind: str | None = None,
     pager_url: str | None = None,
     pager_secret: str | None = None,
+    managers_channel: str | None = None,
+    summary_delay_minutes: int | None = None,
 ) -> Desk:
-    """Change a desk's escalation policy; every value is checked before anything changes."""
+    """Change a desk's escalation policy, pager and weekly summary settings; every value is
+    checked before anything changes."""
     from bot import pager as pager_mod
 
     desk = desks.get_desk(session=session, name=name)
@@ -487,6 +490,10 @@ def configure_desk(
         raise ServiceError(f"--ack-timeout-minutes must be between 1 and 1440, got {ack_timeout_minutes}")
     if escalation_channel is not None and escalation_channel != "":
         desks.check_channel_id(escalation_channel)
+    if managers_channel is not None and managers_channel != "":
+        desks.check_channel_id(managers_channel)
+    if summary_delay_minutes is not None and not 0 <= summary_delay_minutes <= 24 * 60:
+        raise ServiceError(f"--summary-delay-minutes must be between 0 and 1440, got {summary_delay_minutes}")
     if pager_kind is not None and pager_kind not in pager_mod.PAGER_KINDS:
         raise ServiceError(f"--pager-kind must be one of {', '.join(pager_mod.PAGER_KINDS)}, got {pager_kind!r}")
     if pager_url:
@@ -510,6 +517,10 @@ def configure_desk(
         desk.pager_url = pager_url or None
     if encrypted is not None:
         desk.pager_secret = encrypted
+    if managers_channel is not None:
+        desk.managers_channel_id = managers_channel or None
+    if summary_delay_minutes is not None:
+        desk.summary_delay_minutes = summary_delay_minutes
     session.add(desk)
     session.flush()
     return desk
