@@ -10,10 +10,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.services import ServiceError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 EXIT_USAGE = 2
 
@@ -124,6 +127,15 @@ def build_parser() -> Parser:
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
+def _database(settings: Settings) -> Engine:
+    """The migrated database: every command that touches data brings the schema up first."""
+    from bot.db import make_engine
+    from bot.migrate import upgrade
+
+    upgrade(settings.database_url)
+    return make_engine(settings.database_url)
+
+
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.migrate import upgrade
 
@@ -140,14 +152,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.db import make_engine, session_scope
-    from bot.migrate import upgrade
+    from bot.db import session_scope
     from bot.services import desks
 
     managers = desks.parse_user_list(args.managers)
     traders = desks.parse_user_list(args.traders)
-    upgrade(settings.database_url)
-    with session_scope(make_engine(settings.database_url)) as session:
+    with session_scope(_database(settings)) as session:
         desk = desks.add_desk(
             session=session,
             name=args.name,
@@ -166,12 +176,10 @@ def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.db import make_engine, session_scope
-    from bot.migrate import upgrade
+    from bot.db import session_scope
     from bot.services import desks
 
-    upgrade(settings.database_url)
-    with session_scope(make_engine(settings.database_url)) as session:
+    with session_scope(_database(settings)) as session:
         rows = [desks.describe(session=session, desk=d) for d in desks.list_desks(session=session)]
     if not rows:
         print("No desks yet. Add one with: preflight desk add NAME --channel ... (see --help)")
@@ -197,14 +205,12 @@ def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _checklist_post(args: argparse.Namespace, settings: Settings) -> int:
     from bot import jobs
-    from bot.db import make_engine, session_scope
-    from bot.migrate import upgrade
+    from bot.db import session_scope
     from bot.runtime import make_client, utc_now
     from bot.services import checklist, desks
 
     client = make_client(settings)
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = _database(settings)
     now = utc_now()
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name=args.name)
@@ -216,14 +222,12 @@ def _checklist_post(args: argparse.Namespace, settings: Settings) -> int:
 
 def _summary_post(args: argparse.Namespace, settings: Settings) -> int:
     from bot import weekly
-    from bot.db import make_engine, session_scope
-    from bot.migrate import upgrade
+    from bot.db import session_scope
     from bot.runtime import make_client, utc_now
     from bot.services import desks, summary
 
     client = make_client(settings)
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = _database(settings)
     now = utc_now()
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name=args.name)
@@ -234,16 +238,14 @@ def _summary_post(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.db import make_engine, session_scope
-    from bot.migrate import upgrade
+    from bot.db import session_scope
     from bot.services import desks, export
 
     missing = [flag for flag, value in (("--desk", args.desk), ("--from", args.start), ("--to", args.end)) if not value]
     if missing:
         raise CliError(f"preflight export: {', '.join(missing)} required (or: preflight export verify FILE)")
     export.check_range(args.start, args.end)
-    upgrade(settings.database_url)
-    with session_scope(make_engine(settings.database_url)) as session:
+    with session_scope(_database(settings)) as session:
         desk = desks.get_desk(session=session, name=args.desk)
         if args.out:
             with open(args.out, "w", encoding="utf-8", newline="") as out:
@@ -270,8 +272,7 @@ def _export_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.db import make_engine, session_scope
-    from bot.migrate import upgrade
+    from bot.db import session_scope
     from bot.services import escalation
 
     values = (
@@ -286,8 +287,7 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
     )
     if all(v is None for v in values):
         raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
-    upgrade(settings.database_url)
-    with session_scope(make_engine(settings.database_url)) as session:
+    with session_scope(_database(settings)) as session:
         desk = escalation.configure_desk(
             session=session,
             name=args.name,
@@ -313,14 +313,11 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
 
 def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot import outbox
-    from bot.db import make_engine
     from bot.escalation_jobs import escalation_pass
-    from bot.migrate import upgrade
     from bot.pager import Pager
     from bot.runtime import make_client, utc_now
 
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = _database(settings)
     for line in escalation_pass(engine, now=args.at or utc_now(), desk_name=args.name):
         print(line)
     if not settings.slack_bot_token:
@@ -335,13 +332,11 @@ def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.db import make_engine, session_scope
-    from bot.migrate import upgrade
+    from bot.db import session_scope
     from bot.services import escalation
     from bot.slack.escalation_views import when_utc
 
-    upgrade(settings.database_url)
-    with session_scope(make_engine(settings.database_url)) as session:
+    with session_scope(_database(settings)) as session:
         rows = escalation.listing(session=session, open_only=args.open)
         waiting = escalation.waiting_messages(session=session)
         counts = escalation.outbox_counts(session=session)

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.models import ChecklistRun, Desk, Escalation, EscalationKind, EscalationState
 from bot.slack.ids import FIELD, Action, Block, Callback
-from bot.slack.views import local_datetime, local_time
+from bot.slack.views import local_datetime, local_time, md, plain
 
 Blocks = list[dict[str, Any]]
 
@@ -26,14 +26,6 @@ KIND_WHY = {
     EscalationKind.SILENT: "They haven't answered the morning checklist.",
     EscalationKind.RESTRICTED: "They reported a failed check and trade with lower ambition today.",
 }
-
-
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text}
-
-
-def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
 
 
 def kind_title(kind: str) -> str:
@@ -67,8 +59,8 @@ def escalation_message(esc: Escalation, desk: Desk) -> tuple[str, Blocks]:
     if esc.detail:
         lines.append(f"Their report: {esc.detail}")
     blocks: Blocks = [
-        {"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": _text("\n".join(lines))},
-        {"type": "context", "elements": [_text(state_line(esc, desk))]},
+        {"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": md("\n".join(lines))},
+        {"type": "context", "elements": [md(state_line(esc, desk))]},
     ]
     buttons: list[dict[str, Any]] = []
     if esc.state == EscalationState.OPEN:
@@ -76,14 +68,14 @@ def escalation_message(esc: Escalation, desk: Desk) -> tuple[str, Blocks]:
             {
                 "type": "button",
                 "action_id": Action.ESCALATION_ACK,
-                "text": _plain("Acknowledge"),
+                "text": plain("Acknowledge"),
                 "style": "primary",
                 "value": str(esc.id),
             }
         )
     if esc.state in (EscalationState.OPEN, EscalationState.ACKNOWLEDGED):
         buttons.append(
-            {"type": "button", "action_id": Action.ESCALATION_RESOLVE, "text": _plain("Resolve"), "value": str(esc.id)}
+            {"type": "button", "action_id": Action.ESCALATION_RESOLVE, "text": plain("Resolve"), "value": str(esc.id)}
         )
     if buttons:
         blocks.append({"type": "actions", "block_id": Block.ESCALATION_ACTIONS, "elements": buttons})
@@ -99,8 +91,8 @@ def level2_message(esc: Escalation, desk: Desk, managers: Sequence[str], timeout
     )
     detail = f"\nTheir report: {esc.detail}" if esc.detail else ""
     blocks: Blocks = [
-        {"type": "section", "text": _text(head + detail)},
-        {"type": "context", "elements": [_text(state_line(esc, desk))]},
+        {"type": "section", "text": md(head + detail)},
+        {"type": "context", "elements": [md(state_line(esc, desk))]},
     ]
     return f"Level 2: {escalation_text(esc, desk)}", blocks
 
@@ -108,7 +100,7 @@ def level2_message(esc: Escalation, desk: Desk, managers: Sequence[str], timeout
 def reminder_message(desk: Desk, run: ChecklistRun, trader_id: str) -> tuple[str, Blocks]:
     closes = local_time(run.deadline_at, desk)
     text = f"⏰ The {desk.name} checklist closes at {closes}. Please answer it in <#{run.channel_id}>."
-    return text, [{"type": "section", "text": _text(text)}]
+    return text, [{"type": "section", "text": md(text)}]
 
 
 def resolve_modal(esc: Escalation, desk: Desk) -> dict[str, Any]:
@@ -116,27 +108,27 @@ def resolve_modal(esc: Escalation, desk: Desk) -> dict[str, Any]:
         "type": "modal",
         "callback_id": Callback.RESOLVE_MODAL,
         "private_metadata": json.dumps({"escalation_id": esc.id}),
-        "title": _plain("Resolve escalation"),
-        "submit": _plain("Resolve"),
-        "close": _plain("Cancel"),
+        "title": plain("Resolve escalation"),
+        "submit": plain("Resolve"),
+        "close": plain("Cancel"),
         "blocks": [
             {
                 "type": "context",
-                "elements": [_text(f"{kind_title(esc.kind)} · <@{esc.trader_id}> · desk *{desk.name}*")],
+                "elements": [md(f"{kind_title(esc.kind)} · <@{esc.trader_id}> · desk *{desk.name}*")],
             },
             {
                 "type": "input",
                 "block_id": Block.RESOLUTION_NOTE,
-                "label": _plain("What was done?"),
+                "label": plain("What was done?"),
                 "optional": False,
                 "element": {
                     "type": "plain_text_input",
                     "action_id": FIELD,
                     "multiline": True,
                     "max_length": NOTE_LIMIT,
-                    "placeholder": _plain("e.g. registered an authenticator app as second device"),
+                    "placeholder": plain("e.g. registered an authenticator app as second device"),
                 },
-                "hint": _plain(f"A short note, at most {NOTE_LIMIT} characters."),
+                "hint": plain(f"A short note, at most {NOTE_LIMIT} characters."),
             },
         ],
     }

@@ -8,18 +8,11 @@ from typing import Any
 
 from bot.services.summary import Metric, MetricKind, MetricValue, WeeklyReport
 from bot.slack.ids import Action, Block
+from bot.slack.views import context_block, section
 
 Blocks = list[dict[str, Any]]
 SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section's text
 ATTENTION_LIMIT = 20
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def percent(value: float | None) -> str:
@@ -120,26 +113,24 @@ def summary_blocks(report: WeeklyReport, *, with_download: bool = True) -> Block
             "type": "header",
             "text": {"type": "plain_text", "text": f"Weekly readiness — {report.desk_name}, {report.iso_week}"[:150]},
         },
-        _section(headline(report)),
-        _context(f"{week_span(report)} · {calendar_note(report)}"),
+        section(headline(report)),
+        context_block(f"{week_span(report)} · {calendar_note(report)}"),
     ]
     lines = attention_lines(report)
     if lines:
         text = "*Needs attention*\n" + "\n".join(lines)
-        blocks.append(_section(text[:SECTION_LIMIT]))
+        blocks.append(section(text[:SECTION_LIMIT]))
     else:
-        blocks.append(
-            _section("*Needs attention:* nobody — every trader answered, unrestricted, with a recovery path.")
-        )
+        blocks.append(section("*Needs attention:* nobody — every trader answered, unrestricted, with a recovery path."))
     if report.recovery_gaps:
         gaps = [
             f"• <@{g.user_id}> since {g.since:%a %d %b} ({g.days} trading day{'s' if g.days != 1 else ''})"
             for g in report.recovery_gaps[:ATTENTION_LIMIT]
         ]
-        blocks.append(_section("*Missing recovery path* (second MFA device / recovery code)\n" + "\n".join(gaps)))
+        blocks.append(section("*Missing recovery path* (second MFA device / recovery code)\n" + "\n".join(gaps)))
     blocks.append({"type": "divider"})
-    blocks.append(_context("Per trader this week (final answer of each day):"))
-    blocks += [_section(chunk) for chunk in table_chunks(report)[:30]]
+    blocks.append(context_block("Per trader this week (final answer of each day):"))
+    blocks += [section(chunk) for chunk in table_chunks(report)[:30]]
     if with_download:
         blocks.append(
             {

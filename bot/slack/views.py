@@ -53,23 +53,23 @@ GAP_LABEL = {
 }
 
 
-def _text(text: str) -> dict[str, Any]:
+def md(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text}
 
 
-def _plain(text: str) -> dict[str, Any]:
+def plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text, "emoji": True}
 
 
-def _section(text: str, block_id: str | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section", "text": _text(text)}
+def section(text: str, block_id: str | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "section", "text": md(text)}
     if block_id:
         block["block_id"] = block_id
     return block
 
 
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [_text(text)]}
+def context_block(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [md(text)]}
 
 
 def local_time(at: datetime, desk: Desk) -> str:
@@ -136,9 +136,9 @@ def checklist_message(roster: Roster) -> tuple[str, Blocks]:
     checks = "\n".join(f"*{i}. {CHECK_LABEL[c]}* — {CHECK_QUESTION[c]}" for i, c in enumerate(Check, start=1))
     deadline = local_time(run.deadline_at, desk)
     blocks: Blocks = [
-        {"type": "header", "text": _plain(f"Pre-market checklist · {desk.name} · {day}")},
-        _section(checks),
-        _context(f"Answer by *{deadline}*{early}. Never type IBKR passwords or one-time codes in Slack."),
+        {"type": "header", "text": plain(f"Pre-market checklist · {desk.name} · {day}")},
+        section(checks),
+        context_block(f"Answer by *{deadline}*{early}. Never type IBKR passwords or one-time codes in Slack."),
         {
             "type": "actions",
             "block_id": Block.ACTIONS,
@@ -146,30 +146,30 @@ def checklist_message(roster: Roster) -> tuple[str, Blocks]:
                 {
                     "type": "button",
                     "action_id": Action.CONFIRM_ALL,
-                    "text": _plain("✅ All three confirmed"),
+                    "text": plain("✅ All three confirmed"),
                     "style": "primary",
                     "value": str(run.id),
                 },
                 {
                     "type": "button",
                     "action_id": Action.REPORT_PROBLEM,
-                    "text": _plain("⚠️ Report a problem"),
+                    "text": plain("⚠️ Report a problem"),
                     "value": str(run.id),
                 },
             ],
         },
         {"type": "divider"},
-        _section(roster_summary(roster), block_id=Block.ROSTER),
+        section(roster_summary(roster), block_id=Block.ROSTER),
     ]
     # A section's text is limited to 3,000 characters: split long rosters into chunks.
     chunk: list[str] = []
     for line in roster_lines(roster):
         if sum(len(x) + 1 for x in chunk) + len(line) > 2900:
-            blocks.append(_section("\n".join(chunk)))
+            blocks.append(section("\n".join(chunk)))
             chunk = []
         chunk.append(line)
     if chunk:
-        blocks.append(_section("\n".join(chunk)))
+        blocks.append(section("\n".join(chunk)))
     return text, blocks
 
 
@@ -177,19 +177,19 @@ def checklist_message(roster: Roster) -> tuple[str, Blocks]:
 
 
 def _options(labels: dict[Any, str]) -> list[dict[str, Any]]:
-    return [{"text": _plain(label), "value": key.value} for key, label in labels.items()]
+    return [{"text": plain(label), "value": key.value} for key, label in labels.items()]
 
 
 def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool, hint: str = "") -> dict[str, Any]:
     block: dict[str, Any] = {
         "type": "input",
         "block_id": block_id,
-        "label": _plain(label),
+        "label": plain(label),
         "optional": optional,
         "element": {**element, "action_id": FIELD},
     }
     if hint:
-        block["hint"] = _plain(hint)
+        block["hint"] = plain(hint)
     return block
 
 
@@ -198,11 +198,11 @@ def report_modal(run: ChecklistRun, desk: Desk, *, channel_id: str | None) -> di
         "type": "modal",
         "callback_id": Callback.REPORT_MODAL,
         "private_metadata": json.dumps({"run_id": run.id, "channel_id": channel_id}),
-        "title": _plain("Report a problem"),
-        "submit": _plain("Submit"),
-        "close": _plain("Cancel"),
+        "title": plain("Report a problem"),
+        "submit": plain("Submit"),
+        "close": plain("Cancel"),
         "blocks": [
-            _context(
+            context_block(
                 f"*{desk.name}* · {run.trading_date:%a %d %b}. Never enter IBKR passwords or one-time codes here."
             ),
             _input(
@@ -223,7 +223,7 @@ def report_modal(run: ChecklistRun, desk: Desk, *, channel_id: str | None) -> di
                 "Platform",
                 {
                     "type": "static_select",
-                    "placeholder": _plain("Pick one"),
+                    "placeholder": plain("Pick one"),
                     "options": _options(PLATFORM_LABEL),
                 },
                 optional=True,
@@ -235,7 +235,7 @@ def report_modal(run: ChecklistRun, desk: Desk, *, channel_id: str | None) -> di
                 {
                     "type": "plain_text_input",
                     "max_length": 500,
-                    "placeholder": _plain("e.g. ES futures, LSE"),
+                    "placeholder": plain("e.g. ES futures, LSE"),
                 },
                 optional=True,
             ),
@@ -349,10 +349,10 @@ def trader_status_text(items: list[TraderStatus], trader_id: str) -> str:
 
 def home_view(items: list[TraderStatus]) -> dict[str, Any]:
     """App Home: the user's desks and today's status, and how to use /ibstatus."""
-    blocks: Blocks = [{"type": "header", "text": _plain("IB Preflight")}]
+    blocks: Blocks = [{"type": "header", "text": plain("IB Preflight")}]
     if items:
-        blocks.append(_section("\n".join(_status_line(item) for item in items)))
+        blocks.append(section("\n".join(_status_line(item) for item in items)))
     else:
-        blocks.append(_section("You're not a trader on any desk. Ask your desk head to add you."))
-    blocks += [{"type": "divider"}, _section(USAGE)]
+        blocks.append(section("You're not a trader on any desk. Ask your desk head to add you."))
+    blocks += [{"type": "divider"}, section(USAGE)]
     return {"type": "home", "blocks": blocks}
