@@ -77,9 +77,6 @@ def test_serve_runs_on_the_default_sqlite_file_and_stops_cleanly(tmp_path: Path,
         if due_today:  # the scheduler's first sync catches up on the checklist that is due now
             assert fake_slack.wait_for(lambda: len(fake_slack.of("chat.postMessage")) == 1, timeout=20)
             assert fake_slack.of("chat.postMessage")[0].params["channel"] == "C0123"
-        else:
-            time.sleep(2)
-            assert fake_slack.of("chat.postMessage") == []
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
