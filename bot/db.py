@@ -7,10 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -76,6 +78,16 @@ def _reject_write(state: ORMExecuteState) -> None:
 def _reject_flush(session: Session, _context: Any, _instances: Any) -> None:
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("read_scope is read-only: use session_scope to write")
+
+
+def insert_or_skip(session: Session, table: type[SQLModel], values: dict[str, Any]) -> int | None:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` on SQLite and PostgreSQL alike: the new
+    row's id, or None when a unique key already held (no savepoint round trips)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(table).values(**values).on_conflict_do_nothing().returning(table.id)  # type: ignore[attr-defined]
+    new_id = session.execute(stmt).scalar_one_or_none()
+    return int(new_id) if new_id is not None else None
 
 
 def ping(engine: Engine) -> bool:

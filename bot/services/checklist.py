@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import calendar
+from bot.db import insert_or_skip
 from bot.models import (
     Answer,
     AnswerStatus,
@@ -252,10 +253,9 @@ def _store(session: Session, run: ChecklistRun, candidate: Answer) -> AnswerResu
     if latest is not None and _same(latest, candidate):
         return AnswerResult(AnswerOutcome.UNCHANGED, latest, run)
     candidate.version = 1 if latest is None else latest.version + 1
-    try:
-        with session.begin_nested():
-            session.add(candidate)
-    except IntegrityError:  # a concurrent click stored this version first
+    values = candidate.model_dump(exclude={"id"})
+    candidate.id = insert_or_skip(session, Answer, values)
+    if candidate.id is None:  # a concurrent click stored this version first
         current = latest_answer(session=session, run_id=run.id, user_id=candidate.user_id)
         assert current is not None
         return AnswerResult(AnswerOutcome.UNCHANGED, current, run)

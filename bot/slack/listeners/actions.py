@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.models import ChecklistRun
@@ -20,11 +20,13 @@ STALE = "This checklist is no longer available. Use today's checklist in the des
 
 
 def register(app: App) -> None:
-    app.action(Action.CONFIRM_ALL)(ack_then(confirm_all))
+    app.action(Action.CONFIRM_ALL)(on_confirm_all)
     app.action(Action.REPORT_PROBLEM)(ack_then(open_report_modal))
 
 
-def confirm_all(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    """Stored before the acknowledgement (an acknowledged click is a stored click, whatever
+    happens to this process next); the reply and the roster follow after the response."""
     user, channel = user_id(body), channel_id(body)
     run_id = parse_int(action_value(body))
     stored = False
@@ -40,9 +42,10 @@ def confirm_all(body: dict[str, Any], client: WebClient, deps: Deps, now: dateti
             else:
                 stored = result.outcome is checklist.AnswerOutcome.STORED
                 reply = views.guidance(result.answer) if stored else ALREADY_READY
+    ack()
     if stored and run_id is not None:
         deps.refresher.notify(run_id)
-    ephemeral(client, channel=channel, user=user, text=reply)
+    deps.later(ephemeral, client=client, channel=channel, user=user, text=reply)
 
 
 def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:

@@ -23,7 +23,7 @@ STALE = "This escalation no longer exists."
 
 
 def register(app: App) -> None:
-    app.action(Action.ESCALATION_ACK)(ack_then(acknowledge))
+    app.action(Action.ESCALATION_ACK)(on_acknowledge)
     app.action(Action.ESCALATION_RESOLVE)(ack_then(open_resolve_modal))
     app.view(Callback.RESOLVE_MODAL)(on_resolve_submitted)
 
@@ -35,20 +35,25 @@ def _already(t: escalation.Transition) -> str:
     return f"Already acknowledged by <@{esc.acknowledged_by}>."
 
 
-def acknowledge(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    user, channel = user_id(body), channel_id(body)
+def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    """The transition is stored before the acknowledgement; replies go after the response."""
+    reply = _acknowledge(body, deps, now)
+    ack()
+    if reply:
+        deps.later(ephemeral, client=client, channel=channel_id(body), user=user_id(body), text=reply)
+
+
+def _acknowledge(body: dict[str, Any], deps: Deps, now: datetime) -> str | None:
+    """Acknowledge; the sentence for the user, or None when it simply worked."""
     esc_id = parse_int(action_value(body))
     if esc_id is None:
-        ephemeral(client, channel=channel, user=user, text=STALE)
-        return
+        return STALE
     try:
         with deps.db() as session:
-            t = escalation.acknowledge(session=session, escalation_id=esc_id, user_id=user, now=now)
+            t = escalation.acknowledge(session=session, escalation_id=esc_id, user_id=user_id(body), now=now)
     except ServiceError as exc:
-        ephemeral(client, channel=channel, user=user, text=str(exc))
-        return
-    if t.outcome is escalation.Outcome.UNCHANGED:
-        ephemeral(client, channel=channel, user=user, text=_already(t))
+        return str(exc)
+    return _already(t) if t.outcome is escalation.Outcome.UNCHANGED else None
 
 
 def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
