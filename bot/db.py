@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -21,6 +23,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=10,
+            max_overflow=20,
         )
         _configure_sqlite(engine)
         return engine
@@ -48,10 +52,24 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("readonly") else "BEGIN IMMEDIATE")
 
 
+_sqlite_writers: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+_sqlite_writers_guard = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
+    """On SQLite, writing sessions of one process queue on a lock that wakes the next writer
+    at once; SQLite's own busy handler (still there for other processes, such as the CLI)
+    polls with sleeps of up to 100 ms, which made a burst of clicks wait in steps."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _sqlite_writers_guard:
+        return _sqlite_writers.setdefault(engine, threading.RLock())
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+    with _writer_lock(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

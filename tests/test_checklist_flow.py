@@ -98,7 +98,7 @@ def test_one_click_confirmation_updates_the_roster_in_place(bot: Bot, fake_slack
     bot.settle()
     (answer,) = answers(bot)
     assert (answer.user_id, answer.status, answer.version, answer.restricted) == ("UTRD1", "confirmed", 1, False)
-    assert any("marked *ready*" in t for t in ephemerals(fake_slack, "UTRD1"))
+    assert ephemerals(fake_slack, "UTRD1") == []  # all well: the roster is the answer
     update = fake_slack.of("chat.update")[-1]
     assert (update.params["channel"], update.params["ts"]) == ("C0123", result.ts)
     roster = last_roster(fake_slack)
@@ -158,6 +158,7 @@ def test_report_marks_restricted_gives_matched_guidance_and_keeps_history(bot: B
     bot.settle()
     history = answers(bot, "UTRD2")
     assert [(a.version, a.status) for a in history] == [(1, "problem"), (2, "confirmed")]
+    assert "restriction is cleared" in ephemerals(fake_slack, "UTRD2")[-1]
     roster = last_roster(fake_slack)
     assert "✅ <@UTRD2> — ready (08:15 EST)" in roster
     assert "🚫 <@UTRD3> — restricted today · ⚠️ Permissions on Client Portal: ES futures" in roster

@@ -283,6 +283,8 @@ GAP_GUIDANCE = {
 
 def guidance(answer: Answer) -> str:
     if answer.status == AnswerStatus.CONFIRMED:
+        if answer.version > 1:
+            return "✅ Thanks — your restriction is cleared: you're marked *ready* for today."
         return "✅ Thanks — you're marked *ready* for today."
     lines = ["🚫 You're marked *restricted today*: trade with lower ambition until it's fixed."]
     if Check.AUTHENTICATION in answer.checks and answer.auth_layer:

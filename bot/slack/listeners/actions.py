@@ -29,7 +29,7 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     happens to this process next); the reply and the roster follow after the response."""
     user, channel = user_id(body), channel_id(body)
     run_id = parse_int(action_value(body))
-    stored = False
+    stored, reply = False, None
     with deps.db() as session:
         run = session.get(ChecklistRun, run_id) if run_id is not None else None
         if run is None:
@@ -41,11 +41,16 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
                 reply = str(exc)
             else:
                 stored = result.outcome is checklist.AnswerOutcome.STORED
-                reply = views.guidance(result.answer) if stored else ALREADY_READY
+                if not stored:
+                    reply = ALREADY_READY
+                elif result.answer.version > 1:  # it replaces a report: say the restriction is gone
+                    reply = views.guidance(result.answer)
+                # A first confirmation needs no reply: the roster shows ✅ within a second.
     ack()
     if stored and run_id is not None:
         deps.refresher.notify(run_id)
-    deps.later(ephemeral, client=client, channel=channel, user=user, text=reply)
+    if reply:
+        deps.later(ephemeral, client=client, channel=channel, user=user, text=reply)
 
 
 def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
