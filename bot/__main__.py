@@ -238,14 +238,15 @@ def _summary_post(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.db import session_scope
+    from bot.db import read_scope
     from bot.services import desks, export
 
     missing = [flag for flag, value in (("--desk", args.desk), ("--from", args.start), ("--to", args.end)) if not value]
     if missing:
         raise CliError(f"preflight export: {', '.join(missing)} required (or: preflight export verify FILE)")
     export.check_range(args.start, args.end)
-    with session_scope(_database(settings)) as session:
+    # A long read: on SQLite a read-only snapshot doesn't hold the running bot's write lock.
+    with read_scope(_database(settings)) as session:
         desk = desks.get_desk(session=session, name=args.desk)
         if args.out:
             with open(args.out, "w", encoding="utf-8", newline="") as out:

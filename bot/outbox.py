@@ -45,7 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.db import session_scope
+from bot.db import read_scope, session_scope
 from bot.models import AuditEvent, Desk, OutboxMessage
 
 if TYPE_CHECKING:
@@ -213,19 +213,28 @@ def _slack_call(call: Callable[[], Any]) -> dict[str, Any]:
     return dict(response.data) if isinstance(response.data, dict) else {}
 
 
-def _deliver_slack(session: Session, message: OutboxMessage, body: dict[str, Any], client: WebClient) -> dict[str, Any]:
+def _update_target(session: Session, message: OutboxMessage, body: dict[str, Any]) -> dict[str, Any] | None:
+    """For an update, the channel and ts of the message it edits (read before sending)."""
+    if message.kind != Kind.SLACK_UPDATE:
+        return None
+    original = session.exec(select(OutboxMessage).where(OutboxMessage.dedup_key == body["ref"])).first()
+    if original is None or original.failed_at is not None:
+        raise DeliveryError(f"the message to update ({body['ref']}) was never delivered", retry_after=None)
+    if original.delivered_at is None or not original.result:
+        raise NotReady(body["ref"])
+    ref = json.loads(original.result)
+    return ref if isinstance(ref, dict) else None
+
+
+def _deliver_slack(kind: str, body: dict[str, Any], target: dict[str, Any] | None, client: WebClient) -> dict[str, Any]:
     text = str(body.get("text") or "")
     blocks = body.get("blocks")
-    if message.kind == Kind.SLACK_UPDATE:
-        original = session.exec(select(OutboxMessage).where(OutboxMessage.dedup_key == body["ref"])).first()
-        if original is None or original.failed_at is not None:
-            raise DeliveryError(f"the message to update ({body['ref']}) was never delivered", retry_after=None)
-        if original.delivered_at is None or not original.result:
-            raise NotReady(body["ref"])
-        ref = json.loads(original.result)
-        data = _slack_call(lambda: client.chat_update(channel=ref["channel"], ts=ref["ts"], text=text, blocks=blocks))
+    if target is not None:
+        data = _slack_call(
+            lambda: client.chat_update(channel=target["channel"], ts=target["ts"], text=text, blocks=blocks)
+        )
     else:
-        channel = str(body["user"] if message.kind == Kind.SLACK_DM else body["channel"])
+        channel = str(body["user"] if kind == Kind.SLACK_DM else body["channel"])
         data = _slack_call(
             lambda: client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
         )
@@ -339,53 +348,72 @@ def deliver_due(
                 continue
         if not _claim(engine, message_id, now):
             continue
-        with session_scope(engine) as session:
+        # Read what to send, send it with no transaction open (on SQLite an open write
+        # transaction would hold the database's write lock through a slow Slack call or a
+        # pacing pause), then record the outcome in a short transaction of its own.
+        error: DeliveryError | None = None
+        target: dict[str, Any] | None = None
+        not_ready = False
+        outcome: dict[str, Any] = {}
+        with read_scope(engine) as session:
             message = session.get(OutboxMessage, message_id)
             assert message is not None
-            body = json.loads(message.payload)
-            service = service_of(message.kind)
-            pacer = pacers.get(service)
+            kind, body = message.kind, json.loads(message.payload)
+            service = service_of(kind)
+            desk = session.get(Desk, message.desk_id) if message.desk_id is not None else None
+            try:
+                target = _update_target(session, message, body) if service == "slack" else None
+            except NotReady:
+                not_ready = True
+            except DeliveryError as exc:
+                error = exc
+        pacer = pacers.get(service)
+        if not not_ready and error is None:
             try:
                 if service == "slack":
                     if pacer:
                         pacer.wait()
                     try:
-                        outcome = _deliver_slack(session, message, body, client)
+                        outcome = _deliver_slack(kind, body, target, client)
                     finally:
                         if pacer:
                             pacer.done()
                 elif service == "pager":
                     if pager is None:
                         raise DeliveryError("no pager client in this process", retry_after=0.0)
-                    desk = session.get(Desk, message.desk_id) if message.desk_id is not None else None
                     if desk is None:
                         raise DeliveryError("the desk no longer exists", retry_after=None)
                     outcome = pager.send(desk=desk, event=body)
                 else:
-                    raise DeliveryError(f"unknown kind {message.kind!r}", retry_after=None)
-            except NotReady:
+                    raise DeliveryError(f"unknown kind {kind!r}", retry_after=None)
+            except DeliveryError as exc:
+                error = exc
+        with session_scope(engine) as session:
+            message = session.get(OutboxMessage, message_id)
+            assert message is not None
+            if not_ready:
                 message.claimed_at = None
                 message.attempts -= 1
                 message.next_attempt_at = now
                 result.deferred += 1
                 continue
-            except DeliveryError as exc:
+            if error is not None:
                 message.claimed_at = None
-                message.last_error = str(exc)[:500]
-                if exc.retry_after is None:
+                message.last_error = str(error)[:500]
+                if error.retry_after is None:
                     message.failed_at = now
                     result.failed += 1
-                    _audit(session, message, body, "fail", now, error=str(exc), final=True)
-                    log.warning("outbox %s (%s) failed for good: %s", message.id, message.dedup_key, exc)
+                    _audit(session, message, body, "fail", now, error=str(error), final=True)
+                    log.warning("outbox %s (%s) failed for good: %s", message.id, message.dedup_key, error)
                 else:
-                    wait = exc.retry_after if exc.rate_limited else backoff(message.attempts)
+                    wait = error.retry_after if error.rate_limited else backoff(message.attempts)
                     message.next_attempt_at = now + timedelta(seconds=wait)
                     result.deferred += 1
                     down.add(service)
-                    if exc.rate_limited and pacer:
+                    if error.rate_limited and pacer:
                         pacer.rate_limited(wait)
-                    _audit(session, message, body, "fail", now, error=str(exc), retry_in_seconds=wait)
-                    log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, exc)
+                    _audit(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
+                    log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, error)
                 continue
             message.delivered_at = now
             message.claimed_at = None

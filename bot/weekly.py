@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 
 from bot import chart
-from bot.db import session_scope
+from bot.db import read_scope, session_scope
 from bot.models import Desk, Role
 from bot.services import ServiceError, desks, export, summary
 from bot.services.summary import SummaryOutcome, WeeklyReport
@@ -106,7 +106,7 @@ def send_week_csv(engine: Engine, client: WebClient, *, desk_id: int, iso_week: 
     desk = managed_desk(engine, desk_id=desk_id, user_id=user_id)
     weekdays = summary.week_weekdays(iso_week)
     buffer = io.StringIO()
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:  # a long read: don't hold SQLite's write lock for it
         result = export.write_csv(session=session, desk=desk, start=weekdays[0], end=weekdays[-1], out=buffer)
     channel = str(client.conversations_open(users=user_id)["channel"]["id"])
     client.files_upload_v2(

@@ -265,3 +265,22 @@ def test_worker_thread_delivers_and_stops(engine: Engine, fake_slack: FakeSlack)
     assert delivered_to(fake_slack) == ["U1", "U2", "U3"]
     assert all(r.delivered_at == T0 for r in outbox_rows(engine))
     assert worker.client.retry_handlers == []  # the outbox, not slack_sdk, owns retries
+
+
+def test_no_transaction_is_held_while_a_delivery_is_in_flight(engine: Engine, fake_slack: FakeSlack) -> None:
+    """A slow Slack call must not hold the database: other writers (clicks) go on meanwhile."""
+    import threading
+
+    queue_dms(engine, ["U1"])
+    fake_slack.script("chat.postMessage", Fault(status=200, body={"ok": True, "ts": "1.1"}, delay=3.0))
+    client = delivery_client(fake_slack.base_url)
+    worker = threading.Thread(target=deliver_due, args=(engine, client, None), kwargs={"now": T0})
+    worker.start()
+    try:
+        assert fake_slack.wait_for(lambda: len(fake_slack.rejected) == 1, timeout=10)  # the call is in flight
+        make_desk(engine, "rates", channel="C0777")  # a write transaction
+        assert worker.is_alive(), "the write waited for the delivery to finish"
+    finally:
+        worker.join(timeout=20)
+    (row,) = outbox_rows(engine)
+    assert row.delivered_at is not None
