@@ -70,10 +70,9 @@ def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
 
     @app.middleware
     def inject(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
-        # Listeners receive these by name: deps, db (a session factory) and now (read once
-        # per request, so a request sees one instant).
+        # Listeners receive these by name: deps (database sessions, refresher, background
+        # pool) and now (read once per request, so a request sees one instant).
         context["deps"] = deps
-        context["db"] = deps.db
         context["now"] = deps.clock()
         return next()
 

@@ -56,15 +56,17 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
 def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     user, channel = user_id(body), channel_id(body)
     run_id = parse_int(action_value(body))
-    with deps.db() as session:
+    view, refusal = None, STALE
+    with deps.read() as session:  # only checks: no write lock, and no Slack call inside
         run = session.get(ChecklistRun, run_id) if run_id is not None else None
-        if run is None:
-            ephemeral(client, channel=channel, user=user, text=STALE)
-            return
-        try:
-            desk = checklist.check_can_answer(session=session, run=run, user_id=user, now=now)
-        except ServiceError as exc:
-            ephemeral(client, channel=channel, user=user, text=str(exc))
-            return
-        view = views.report_modal(run, desk, channel_id=channel)
+        if run is not None:
+            try:
+                desk = checklist.check_can_answer(session=session, run=run, user_id=user, now=now)
+            except ServiceError as exc:
+                refusal = str(exc)
+            else:
+                view = views.report_modal(run, desk, channel_id=channel)
+    if view is None:
+        ephemeral(client, channel=channel, user=user, text=refusal)
+        return
     client.views_open(trigger_id=body["trigger_id"], view=view)

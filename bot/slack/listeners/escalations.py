@@ -63,14 +63,15 @@ def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now:
         ephemeral(client, channel=channel, user=user, text=STALE)
         return
     try:
-        with deps.db() as session:
+        with deps.read() as session:  # only checks: no write lock, and no Slack call inside
             esc, desk = escalation.check_can_act(session=session, escalation_id=esc_id, user_id=user)
-            if esc.state == "resolved":
-                ephemeral(client, channel=channel, user=user, text=f"Already resolved by <@{esc.resolved_by}>.")
-                return
+            resolved_by = esc.resolved_by if esc.state == "resolved" else None
             view = escalation_views.resolve_modal(esc, desk)
     except ServiceError as exc:
         ephemeral(client, channel=channel, user=user, text=str(exc))
+        return
+    if resolved_by is not None:
+        ephemeral(client, channel=channel, user=user, text=f"Already resolved by <@{resolved_by}>.")
         return
     client.views_open(trigger_id=body["trigger_id"], view=view)
 
