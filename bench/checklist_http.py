@@ -65,13 +65,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from waitress.server import create_server
 
+from bot.checklist.jobs import post_checklist
+from bot.checklist.models import Answer
 from bot.config import Settings
 from bot.db import make_engine, session_scope
-from bot.jobs import post_checklist
+from bot.desks import service as desks
 from bot.migrate import upgrade
-from bot.models import Answer
 from bot.runtime import Runtime, build
-from bot.services import desks
 from bot.slack.ids import Action, Command
 from bot.web import WebApp
 
@@ -517,13 +517,13 @@ def measure_cell(
         drive(served.port, warm_specs, clients, plan.time_limit)
         if app_name == BOT:  # let the warm-up's deferred clicks finish first
             wait_until(stored(warm_clicks), 60)
-            runtime.deps.refresher.wait_idle(60)
+            runtime.refresher.wait_idle(60)
         result = drive(served.port, specs, clients, plan.time_limit)
         m = Measurement(backend, clients, app_name, result)
         if app_name == BOT:
             wait_until(stored(warm_clicks + clicks), 120, 0.01)
             m.drain = max(0.0, time.time() - result.ended_at)
-            runtime.deps.refresher.wait_idle(60)
+            runtime.refresher.wait_idle(60)
             time.sleep(0.3)  # let the last ephemeral replies reach the fake
         measurements.append(m)
         this_run[app_name] = m
@@ -563,7 +563,7 @@ def run_backend(backend: str, plan: Plan, log: Callable[[str], None]) -> tuple[l
             # As bot/serve.py: build(settings) with its own client and executor; only the
             # domain clock is fixed (inside the trading day), and the refresher runs.
             runtime: Runtime = build(settings, engine=engine, client=client, clock=lambda: DOMAIN_NOW)
-            runtime.deps.refresher.start()
+            runtime.refresher.start()
             servers = {
                 BARE_DEFAULT: Served(
                     WebApp(
@@ -586,7 +586,7 @@ def run_backend(backend: str, plan: Plan, log: Callable[[str], None]) -> tuple[l
             finally:
                 for served in servers.values():
                     served.close()
-                runtime.deps.refresher.stop()
+                runtime.refresher.stop()
                 engine.dispose()
     finally:
         slack.stop()

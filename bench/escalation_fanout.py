@@ -35,11 +35,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
+from bot.checklist import service as checklist
 from bot.db import make_engine, session_scope
+from bot.delivery.models import OutboxMessage
+from bot.delivery.outbox import OutboxWorker
+from bot.desks import service as desks
+from bot.escalation import service as escalation
 from bot.migrate import upgrade
-from bot.models import OutboxMessage
-from bot.outbox import OutboxWorker
-from bot.services import checklist, desks, escalation
 from tests.fakes.slack import FakeSlack
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

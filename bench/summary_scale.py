@@ -36,11 +36,14 @@ from sqlalchemy.engine import Engine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot import calendar
+from bot.checklist.models import Answer, ChecklistRun
+from bot.checklist.service import schedule
 from bot.db import make_engine, session_scope
+from bot.desks.models import Desk, DeskMember, Role
+from bot.escalation.models import Escalation
 from bot.migrate import upgrade
-from bot.models import Answer, ChecklistRun, Desk, DeskMember, Escalation, Role
-from bot.services import export, summary
-from bot.services.checklist import schedule
+from bot.summary import export
+from bot.summary import report as summary
 
 WEEK = "2026-W48"
 LAST_DAY = date(2026, 11, 27)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-from bot.services import ServiceError
+from bot.errors import ServiceError
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
 REGULAR_CLOSE = time(16, 0)

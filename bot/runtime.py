@@ -16,10 +16,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from sqlalchemy.engine import Engine
 
+from bot.checklist.roster import RosterRefresher
 from bot.config import Settings
 from bot.db import make_engine
-from bot.roster import RosterRefresher
-from bot.slack.app import Clock, Deps, create_app
+from bot.slack.app import create_app
+from bot.slack.deps import Clock, Deps
 from bot.web import WebApp
 
 
@@ -62,6 +63,7 @@ class Runtime:
     engine: Engine
     client: WebClient
     deps: Deps
+    refresher: RosterRefresher
     bolt: App
     web: WebApp
 
@@ -84,4 +86,6 @@ def build(
     deps = Deps(engine=engine, clock=clock, refresher=refresher, executor=executor)
     bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps)
     web = WebApp(bolt, signing_secret=signing_secret or "socket-mode", engine=engine)
-    return Runtime(settings=settings, engine=engine, client=client, deps=deps, bolt=bolt, web=web)
+    return Runtime(
+        settings=settings, engine=engine, client=client, deps=deps, refresher=refresher, bolt=bolt, web=web
+    )

@@ -1,4 +1,4 @@
-"""APScheduler wiring only: which job runs when. The jobs are plain functions in bot.jobs.
+"""APScheduler wiring only: which job runs when. The jobs are plain functions in bot.checklist.jobs.
 
 One cron job per desk fires at the desk's post time in the desk's own time zone
 (so DST is the time-zone database's business). A ``sync`` job every minute
@@ -18,12 +18,15 @@ from apscheduler.triggers.cron import CronTrigger
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
-from bot import calendar, jobs, weekly
+from bot import calendar
+from bot.checklist import jobs
+from bot.checklist import service as checklist
+from bot.checklist.roster import RosterRefresher
 from bot.db import session_scope
-from bot.escalation_jobs import escalation_pass
-from bot.models import Desk
-from bot.roster import RosterRefresher
-from bot.services import checklist, desks
+from bot.desks import service as desks
+from bot.desks.models import Desk
+from bot.escalation.jobs import escalation_pass
+from bot.summary import jobs as weekly
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class Scheduler:
         self.aps.start()
 
     def weekly_summaries(self) -> None:
-        """Post every desk's weekly summary that is due and not yet posted (bot.weekly)."""
+        """Post every desk's weekly summary that is due and not yet posted (bot.summary.jobs)."""
         for result in weekly.post_due_summaries(self.engine, self.client, now=self.clock()):
             log.info("weekly summary: %s", result.message)
 

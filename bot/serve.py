@@ -9,9 +9,9 @@ from types import FrameType
 from waitress.server import create_server
 
 from bot.config import Settings
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.pager import Pager
 from bot.migrate import upgrade
-from bot.outbox import OutboxWorker
-from bot.pager import Pager
 from bot.runtime import build
 from bot.scheduler import Scheduler
 
@@ -23,8 +23,8 @@ def serve(settings: Settings) -> None:
     settings.require_slack()
     upgrade(settings.database_url)
     runtime = build(settings)
-    runtime.deps.refresher.start()
-    scheduler = Scheduler(runtime.engine, runtime.client, runtime.deps.refresher, runtime.deps.clock)
+    runtime.refresher.start()
+    scheduler = Scheduler(runtime.engine, runtime.client, runtime.refresher, runtime.deps.clock)
     scheduler.start()
     outbox_worker = OutboxWorker(runtime.engine, runtime.client, Pager(secret_key=settings.secret_key))
     outbox_worker.start()
@@ -54,6 +54,6 @@ def serve(settings: Settings) -> None:
         server.close()
         scheduler.shutdown()
         outbox_worker.stop()
-        runtime.deps.refresher.stop()
+        runtime.refresher.stop()
         if socket_mode is not None:
             socket_mode.close()  # type: ignore[no-untyped-call]

@@ -12,11 +12,15 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot import jobs, outbox
+from bot.audit import AuditEvent
+from bot.checklist import jobs
 from bot.db import session_scope
-from bot.models import AuditEvent, Escalation, OutboxMessage
-from bot.pager import Pager
-from bot.services import desks, escalation
+from bot.delivery import outbox
+from bot.delivery.models import OutboxMessage
+from bot.delivery.pager import Pager
+from bot.desks import service as desks
+from bot.escalation import service as escalation
+from bot.escalation.models import Escalation
 from bot.slack.ids import FIELD, Block
 from tests.fakes.pager import FakePager
 from tests.harness import BOT_TOKEN, Bot

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Engine
 
 from bot.db import session_scope
-from bot.models import Desk
-from bot.services import desks
+from bot.desks import service as desks
+from bot.desks.models import Desk
 
 MANAGERS = ("UMGR1", "UMGR2")
 TRADERS = ("UTRD1", "UTRD2", "UTRD3")

@@ -93,7 +93,7 @@ class Bot:
             executor=self.executor,
             roster_interval=roster_interval,
         )
-        self.runtime.deps.refresher.start()
+        self.runtime.refresher.start()
         self.server = create_server(self.runtime.web, host="127.0.0.1", port=0, threads=8)
         self._closing = False
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
@@ -112,14 +112,14 @@ class Bot:
         self._closing = True
         self.http.close()
         self.server.close()
-        self.runtime.deps.refresher.stop()
+        self.runtime.refresher.stop()
         self.executor.shutdown(wait=True)
 
     # -- waiting ---------------------------------------------------------------
     def settle(self, timeout: float = 10.0) -> None:
         """Wait for listeners to finish and the roster to be rendered."""
         self.executor.drain(timeout)
-        assert self.runtime.deps.refresher.wait_idle(timeout), "roster refresher did not settle"
+        assert self.runtime.refresher.wait_idle(timeout), "roster refresher did not settle"
 
     # -- raw requests ------------------------------------------------------------
     def post(

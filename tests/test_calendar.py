@@ -9,7 +9,7 @@ import pytest
 
 from bot import calendar
 from bot.calendar import CalendarError, desk_day, parse_hhmm
-from bot.services import ServiceError
+from bot.errors import ServiceError
 from tests.harness import utc
 
 NY = ZoneInfo("America/New_York")

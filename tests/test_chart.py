@@ -8,11 +8,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from bot import calendar, chart
+from bot import calendar
 from bot.db import session_scope
-from bot.models import Desk
-from bot.services import summary
-from bot.services.summary import DayOutcome, EscalationFigures, TraderRow, WeeklyReport
+from bot.desks.models import Desk
+from bot.summary import chart
+from bot.summary import report as summary
+from bot.summary.report import DayOutcome, EscalationFigures, TraderRow, WeeklyReport
 from tests.factories import make_desk
 from tests.harness import utc
 from tests.weekly_history import escalations, thanksgiving_week

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from bot import jobs
-from bot.models import Answer
+from bot.checklist import jobs
+from bot.checklist.models import Answer
 from bot.slack.ids import FIELD, Action, Block, Callback, Event
 from tests.factories import make_desk
 from tests.fakes.slack import FakeSlack

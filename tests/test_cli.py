@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from bot.__main__ import main
+from bot.cli import main
 from tests.fakes.slack import FakeSlack
 from tests.harness import BOT_TOKEN, SIGNING_SECRET
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from bot.models import EscalationKind, EscalationState
-from bot.outbox import PassResult, deliver_due
+from bot.delivery.outbox import PassResult, deliver_due
+from bot.escalation.models import EscalationKind, EscalationState
 from bot.slack.ids import Action, Block, Callback
 from tests.escalation_fixtures import (
     SECRET_KEY,
@@ -290,8 +290,8 @@ def test_secret_key_is_used_for_the_routing_key(bot: Bot, fake_pager: FakePager)
     make_desk(engine)
     configure(engine, pager_kind="pagerduty", pager_url=fake_pager.url, pager_secret="rk-1")
     from bot.db import session_scope
-    from bot.pager import decrypt_secret
-    from bot.services import desks
+    from bot.delivery.pager import decrypt_secret
+    from bot.desks import service as desks
 
     with session_scope(engine) as session:
         stored = desks.get_desk(session=session, name="equities").pager_secret
@@ -335,7 +335,7 @@ def test_scheduler_registers_the_escalation_pass(bot: Bot) -> None:
     make_desk(engine)
     post_checklist(bot)
     bot.clock.set(utc(2026, 11, 25, 14, 0))
-    scheduler = Scheduler(engine, bot.client, bot.runtime.deps.refresher, bot.clock)
+    scheduler = Scheduler(engine, bot.client, bot.runtime.refresher, bot.clock)
     scheduler.start()
     try:
         assert scheduler.aps.get_job("escalations") is not None

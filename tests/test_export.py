@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.__main__ import main
+from bot.cli import main
 from bot.db import session_scope
-from bot.models import Desk
-from bot.services import ServiceError, export
+from bot.desks.models import Desk
+from bot.errors import ServiceError
+from bot.summary import export
 from tests.factories import make_desk
 from tests.weekly_history import escalations, thanksgiving_week
 

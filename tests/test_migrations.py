@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bot.schema  # noqa: F401  (registers every table)
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -14,7 +15,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
-import bot.models  # noqa: F401  (registers the tables)
 from bot.db import make_engine
 from bot.migrate import alembic_config, upgrade
 from tests.conftest import PG_ADMIN_URL

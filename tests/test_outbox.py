@@ -11,11 +11,11 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import outbox
-from bot.__main__ import main
+from bot.cli import main
 from bot.db import session_scope
-from bot.models import OutboxMessage
-from bot.outbox import Kind, deliver_due, enqueue
+from bot.delivery import outbox
+from bot.delivery.models import OutboxMessage
+from bot.delivery.outbox import Kind, deliver_due, enqueue
 from tests.escalation_fixtures import (
     SECRET_KEY,
     audit_actions,
@@ -120,7 +120,8 @@ def test_stopped_between_state_change_and_delivery(engine: Engine, fake_slack: F
     A new worker (new client, new process state) later delivers each exactly once."""
     make_desk(engine)
     with session_scope(engine) as session:
-        from bot.services import checklist, desks
+        from bot.checklist import service as checklist
+        from bot.desks import service as desks
 
         desk = desks.get_desk(session=session, name="equities")
         claim = checklist.claim_post(session=session, desk=desk, day=T0.date(), now=utc(2026, 11, 25, 13, 0))
@@ -187,7 +188,8 @@ def _escalate_to_level2(engine: Engine, fake_pager: FakePager) -> int:  # noqa: 
     make_desk(engine)
     configure(engine, pager_kind="pagerduty", pager_url=fake_pager.url, pager_secret="rk")
     with session_scope(engine) as session:
-        from bot.services import checklist, desks
+        from bot.checklist import service as checklist
+        from bot.desks import service as desks
 
         desk = desks.get_desk(session=session, name="equities")
         claim = checklist.claim_post(session=session, desk=desk, day=T0.date(), now=utc(2026, 11, 25, 13, 0))
@@ -247,7 +249,7 @@ def test_pager_down_then_up_pages_exactly_once(
 def test_worker_thread_delivers_and_stops(engine: Engine, fake_slack: FakeSlack) -> None:
     from slack_sdk import WebClient
 
-    from bot.outbox import OutboxWorker
+    from bot.delivery.outbox import OutboxWorker
 
     queue_dms(engine, ["U1", "U2", "U3"])
     worker = OutboxWorker(

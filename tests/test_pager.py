@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.__main__ import main
+from bot.cli import main
 from bot.db import session_scope
-from bot.models import Desk
-from bot.outbox import DeliveryError
-from bot.pager import SIGNATURE_HEADER, Pager, encrypt_secret
-from bot.services import desks
+from bot.delivery.outbox import DeliveryError
+from bot.delivery.pager import SIGNATURE_HEADER, Pager, encrypt_secret
+from bot.desks import service as desks
+from bot.desks.models import Desk
 from tests.escalation_fixtures import SECRET_KEY, fake_pager, make_pager  # noqa: F401 - a fixture
 from tests.factories import make_desk
 from tests.fakes.pager import FakePager, PagerFault
@@ -166,7 +166,7 @@ def test_desk_set_refuses_bad_input_and_changes_nothing(
 
 
 def test_escalations_run_with_at_is_idempotent(cli: Engine, capsys: pytest.CaptureFixture[str]) -> None:
-    from bot.services import checklist
+    from bot.checklist import service as checklist
     from tests.harness import utc
 
     with session_scope(cli) as session:

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot.db import read_scope, session_scope
-from bot.models import Desk
+from bot.desks.models import Desk
 from tests.factories import make_desk
 
 

@@ -15,15 +15,17 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot import jobs
+from bot.checklist import jobs
+from bot.checklist import service as checklist
+from bot.checklist.models import ChecklistRun
+from bot.checklist.roster import RosterRefresher
+from bot.checklist.service import PostOutcome
 from bot.config import Settings
 from bot.db import session_scope
-from bot.models import ChecklistRun, Desk
-from bot.roster import RosterRefresher
+from bot.desks import service as desks
+from bot.desks.models import Desk
 from bot.runtime import make_client
 from bot.scheduler import Scheduler, desk_trigger
-from bot.services import checklist, desks
-from bot.services.checklist import PostOutcome
 from tests.factories import make_desk
 from tests.fakes.slack import FakeSlack, Fault
 from tests.harness import BOT_TOKEN, FakeClock, utc

@@ -13,13 +13,16 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from bot import weekly
-from bot.__main__ import main
+from bot.cli import main
 from bot.db import session_scope
-from bot.models import Desk, WeeklySummary
-from bot.services import ServiceError, export, summary
-from bot.services.summary import DayOutcome
-from bot.slack import summary_views
+from bot.desks.models import Desk
+from bot.errors import ServiceError
+from bot.summary import export
+from bot.summary import jobs as weekly
+from bot.summary import report as summary
+from bot.summary import views as summary_views
+from bot.summary.models import WeeklySummary
+from bot.summary.report import DayOutcome
 from tests.factories import make_desk
 from tests.fakes.slack import FakeSlack
 from tests.harness import BOT_TOKEN, Bot, FakeClock, utc

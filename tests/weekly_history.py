@@ -9,10 +9,12 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
+from bot.checklist import service as checklist
+from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
+from bot.checklist.service import ProblemReport
 from bot.db import session_scope
-from bot.models import AuthLayer, Check, ChecklistRun, ContingencyGap, Desk, Escalation, EscalationState, Platform
-from bot.services import checklist
-from bot.services.checklist import ProblemReport
+from bot.desks.models import Desk
+from bot.escalation.models import Escalation, EscalationState
 from tests.harness import utc
 
 MON, TUE, WED, THU, FRI = (date(2026, 11, d) for d in (23, 24, 25, 26, 27))

@@ -4,52 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from bot.db import read_scope, session_scope
-from bot.roster import RosterRefresher
+from bot.checklist import listeners as checklist_listeners
+from bot.checklist import report_listeners
+from bot.escalation import listeners as escalation_listeners
+from bot.slack import commands, home
+from bot.slack.deps import Deps
+from bot.summary import listeners as summary_listeners
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
-
-@dataclass
-class Deps:
-    """What listeners need besides Slack: the database, the clock, the roster refresher and
-    the background pool for work done after the acknowledgement."""
-
-    engine: Engine
-    clock: Clock
-    refresher: RosterRefresher
-    executor: Executor
-
-    def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
-        """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""
-        self.executor.submit(_logged, fn, kwargs)
-
-    def db(self) -> AbstractContextManager[Session]:
-        return session_scope(self.engine)
-
-    def read(self) -> AbstractContextManager[Session]:
-        """A read-only session: no write lock on SQLite (see bot.db.read_scope)."""
-        return read_scope(self.engine)
-
-
-def _logged(fn: Callable[..., None], kwargs: dict[str, Any]) -> None:
-    try:
-        fn(**kwargs)
-    except Exception:
-        log.exception("background work %s failed", getattr(fn, "__name__", fn))
+LISTENERS = (checklist_listeners, commands, home, report_listeners, summary_listeners, escalation_listeners)
 
 
 def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
@@ -80,7 +49,12 @@ def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("listener failed for %s: %r", body.get("type") or body.get("command"), error, exc_info=error)
 
-    from bot.slack.listeners import actions, commands, escalations, events, summary, views
+    from bot.checklist import listeners as actions
+    from bot.checklist import report_listeners as views
+    from bot.escalation import listeners as escalations
+    from bot.slack import commands
+    from bot.slack import home as events
+    from bot.summary import listeners as summary
 
     for module in (actions, commands, events, views, summary, escalations):
         module.register(app)

@@ -1,0 +1,102 @@
+"""Scheduled jobs: plain functions, run by the scheduler and by the CLI alike."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.engine import Engine
+
+from bot.checklist import service as checklist
+from bot.checklist.models import ChecklistRun
+from bot.checklist.service import PostOutcome
+from bot.checklist.views import checklist_message
+from bot.db import session_scope
+from bot.desks import service as desks
+from bot.desks.models import Desk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PostResult:
+    outcome: PostOutcome | str
+    message: str
+    run_id: int | None = None
+    ts: str | None = None
+
+
+def post_checklist(
+    engine: Engine,
+    client: WebClient,
+    *,
+    desk_name: str,
+    day: date,
+    now: datetime,
+    before_deadline_only: bool = False,
+) -> PostResult:
+    """Post ``day``'s checklist for a desk unless the database says it is already posted.
+
+    The same path serves the scheduler (``before_deadline_only=True``: a bot that was down
+    at post time catches up until the deadline) and ``preflight checklist post``.
+    """
+    with session_scope(engine) as session:
+        desk = desks.get_desk(session=session, name=desk_name)
+        claim = checklist.claim_post(
+            session=session, desk=desk, day=day, now=now, before_deadline_only=before_deadline_only
+        )
+        if claim.outcome is not PostOutcome.CLAIMED:
+            return _not_posted(desk, day, claim)
+        run = claim.run
+        assert run is not None and run.id is not None
+        text, blocks = checklist_message(checklist.roster(session=session, run=run))
+        run_id, channel, version = run.id, run.channel_id, run.answers_version
+    try:
+        response = client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or exc)
+        with session_scope(engine) as session:
+            checklist.mark_post_failed(session=session, run_id=run_id, error=error)
+        log.warning("posting %s %s failed: %s", desk_name, day, error)
+        return PostResult("failed", f"Slack refused the post to {channel}: {error}", run_id)
+    ts = str(response["ts"])
+    with session_scope(engine) as session:
+        checklist.mark_posted(session=session, run_id=run_id, ts=ts, now=now)
+        run_after = session.get(ChecklistRun, run_id)
+        assert run_after is not None
+        # Keep the roster's bookkeeping true: what we posted is the rendered version.
+        run_after.rendered_version = version
+    log.info("posted checklist %s %s to %s (ts %s)", desk_name, day, channel, ts)
+    return PostResult(PostOutcome.CLAIMED, f"Posted {desk_name}'s checklist for {day} to {channel}.", run_id, ts)
+
+
+def _not_posted(desk: Desk, day: date, claim: checklist.PostClaim) -> PostResult:
+    run_id = claim.run.id if claim.run else None
+    if claim.outcome is PostOutcome.ALREADY_POSTED:
+        msg = f"{desk.name}'s checklist for {day} is already posted; nothing posted again."
+    elif claim.outcome is PostOutcome.IN_PROGRESS:
+        msg = f"{desk.name}'s checklist for {day} is being posted by another process; nothing posted."
+    else:
+        msg = f"{claim.reason[:1].upper()}{claim.reason[1:]}; nothing posted."  # keep "NYSE", "Nov"
+    return PostResult(claim.outcome, msg, run_id)
+
+
+def catch_up(engine: Engine, client: WebClient, *, now: datetime) -> list[PostResult]:
+    """Post every desk's checklist that is due now and not yet posted (after a restart, a new
+    desk added by the CLI, or a failed post) — only between post time and the deadline."""
+    results: list[PostResult] = []
+    with session_scope(engine) as session:
+        due = []
+        for desk in desks.list_desks(session=session):
+            day = checklist.desk_today(desk, now)
+            plan = checklist.schedule(desk, day)
+            if plan is not None and plan.post_at <= now < plan.deadline:
+                run = checklist.get_run(session=session, desk_id=desk.id or 0, day=day)
+                if run is None or run.message_ts is None:
+                    due.append((desk.name, day))
+    for name, day in due:
+        results.append(post_checklist(engine, client, desk_name=name, day=day, now=now, before_deadline_only=True))
+    return results

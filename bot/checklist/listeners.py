@@ -1,0 +1,72 @@
+"""Button clicks on the checklist message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.checklist import service as checklist
+from bot.checklist import views
+from bot.checklist.models import ChecklistRun
+from bot.errors import ServiceError
+from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
+from bot.slack.ids import Action
+
+ALREADY_READY = "✅ Already recorded — you're marked *ready* for today."
+STALE = "This checklist is no longer available. Use today's checklist in the desk channel."
+
+
+def register(app: App) -> None:
+    app.action(Action.CONFIRM_ALL)(on_confirm_all)
+    app.action(Action.REPORT_PROBLEM)(ack_then(open_report_modal))
+
+
+def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    """Stored before the acknowledgement (an acknowledged click is a stored click, whatever
+    happens to this process next); the reply and the roster follow after the response."""
+    user, channel = user_id(body), channel_id(body)
+    run_id = parse_int(action_value(body))
+    stored, reply = False, None
+    with deps.db() as session:
+        run = session.get(ChecklistRun, run_id) if run_id is not None else None
+        if run is None:
+            reply = STALE
+        else:
+            try:
+                result = checklist.confirm(session=session, run=run, user_id=user, now=now)
+            except ServiceError as exc:
+                reply = str(exc)
+            else:
+                stored = result.outcome is checklist.AnswerOutcome.STORED
+                if not stored:
+                    reply = ALREADY_READY
+                elif result.answer.version > 1:  # it replaces a report: say the restriction is gone
+                    reply = views.guidance(result.answer)
+                # A first confirmation needs no reply: the roster shows ✅ within a second.
+    ack()
+    if stored and run_id is not None:
+        deps.refresher.notify(run_id)
+    if reply:
+        deps.later(ephemeral, client=client, channel=channel, user=user, text=reply)
+
+
+def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    user, channel = user_id(body), channel_id(body)
+    run_id = parse_int(action_value(body))
+    view, refusal = None, STALE
+    with deps.read() as session:  # only checks: no write lock, and no Slack call inside
+        run = session.get(ChecklistRun, run_id) if run_id is not None else None
+        if run is not None:
+            try:
+                desk = checklist.check_can_answer(session=session, run=run, user_id=user, now=now)
+            except ServiceError as exc:
+                refusal = str(exc)
+            else:
+                view = views.report_modal(run, desk, channel_id=channel)
+    if view is None:
+        ephemeral(client, channel=channel, user=user, text=refusal)
+        return
+    client.views_open(trigger_id=body["trigger_id"], view=view)

@@ -1,0 +1,116 @@
+"""Modal submissions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.checklist import service as checklist
+from bot.checklist import views
+from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
+from bot.checklist.service import ProblemReport
+from bot.errors import ServiceError
+from bot.slack.deps import Deps, ephemeral, user_id
+from bot.slack.ids import FIELD, Block, Callback
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def register(app: App) -> None:
+    app.view(Callback.REPORT_MODAL)(on_report_submitted)
+
+
+class FieldErrors(Exception):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def _field(values: dict[str, Any], block: str) -> dict[str, Any]:
+    field = (values.get(block) or {}).get(FIELD) or {}
+    return field if isinstance(field, dict) else {}
+
+
+def _many(values: dict[str, Any], block: Block, enum: type[E], errors: dict[str, str]) -> frozenset[E]:
+    chosen: set[E] = set()
+    for option in _field(values, block).get("selected_options") or []:
+        try:
+            chosen.add(enum(option.get("value")))
+        except ValueError:
+            errors[block] = "That choice isn't one of the options; pick again."
+    return frozenset(chosen)
+
+
+def _one(values: dict[str, Any], block: Block, enum: type[E], errors: dict[str, str]) -> E | None:
+    option = _field(values, block).get("selected_option")
+    if not option:
+        return None
+    try:
+        return enum(option.get("value"))
+    except ValueError:
+        errors[block] = "That choice isn't one of the options; pick again."
+        return None
+
+
+def _text(values: dict[str, Any], block: Block) -> str | None:
+    value = _field(values, block).get("value")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def parse_report(view: dict[str, Any]) -> ProblemReport:
+    """The modal's state as a ProblemReport, or FieldErrors keyed by block_id."""
+    values = (view.get("state") or {}).get("values") or {}
+    errors: dict[str, str] = {}
+    report = ProblemReport(
+        failed=_many(values, Block.FAILED, Check, errors),
+        auth_layer=_one(values, Block.AUTH_LAYER, AuthLayer, errors),
+        platform=_one(values, Block.PLATFORM, Platform, errors),
+        missing_permissions=_text(values, Block.MISSING_PERMISSIONS),
+        gaps=_many(values, Block.GAPS, ContingencyGap, errors),
+        note=_text(values, Block.NOTE),
+    )
+    errors = {**checklist.validate_report(report), **errors}
+    if errors:
+        raise FieldErrors(errors)
+    return report
+
+
+def _metadata(view: dict[str, Any]) -> tuple[int | None, str | None]:
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        run_id = meta.get("run_id")
+        channel = meta.get("channel_id")
+        return (run_id if isinstance(run_id, int) else None), (channel if isinstance(channel, str) else None)
+    except (ValueError, AttributeError):
+        return None, None
+
+
+def on_report_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    view = body.get("view") or {}
+    user = user_id(body)
+    run_id, channel = _metadata(view)
+    try:
+        report = parse_report(view)
+    except FieldErrors as exc:
+        ack(response_action="errors", errors=exc.errors)
+        return
+    with deps.db() as session:
+        run = session.get(ChecklistRun, run_id) if run_id is not None else None
+        if run is None:
+            ack(response_action="errors", errors={Block.FAILED: "This checklist is no longer available."})
+            return
+        try:
+            result = checklist.report_problem(session=session, run=run, user_id=user, report=report, now=now)
+        except ServiceError as exc:
+            ack(response_action="errors", errors={Block.FAILED: str(exc)})
+            return
+        text = views.guidance(result.answer)
+    ack()
+    if result.outcome is checklist.AnswerOutcome.STORED and run_id is not None:
+        deps.refresher.notify(run_id)
+    deps.later(ephemeral, client=client, channel=channel, user=user, text=text)

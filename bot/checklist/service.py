@@ -1,0 +1,365 @@
+"""The morning checklist: runs (one per desk and trading day), answers, the roster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot import calendar
+from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
+from bot.db import insert_or_skip
+from bot.desks.models import Desk, Role
+from bot.desks.service import is_member, members
+from bot.errors import ServiceError
+
+POST_LEASE = timedelta(minutes=2)
+NOTE_LIMIT = 500
+
+
+class PostOutcome(StrEnum):
+    CLAIMED = "claimed"  # the caller must post now
+    ALREADY_POSTED = "already_posted"
+    IN_PROGRESS = "in_progress"  # another process holds the post lease
+    NOT_TRADING_DAY = "not_trading_day"
+    TOO_LATE = "too_late"  # the deadline has passed; the scheduler does not post late
+
+
+@dataclass(frozen=True)
+class PostClaim:
+    outcome: PostOutcome
+    run: ChecklistRun | None = None
+    reason: str = ""
+
+
+def schedule(desk: Desk, day: date) -> calendar.DeskDay | None:
+    return calendar.desk_day(
+        day,
+        calendar.zone(desk.timezone),
+        calendar.parse_hhmm(desk.post_at),
+        calendar.parse_hhmm(desk.deadline),
+    )
+
+
+def desk_today(desk: Desk, now: datetime) -> date:
+    return calendar.local_date(now, calendar.zone(desk.timezone))
+
+
+def get_run(*, session: Session, desk_id: int, day: date) -> ChecklistRun | None:
+    return session.exec(
+        select(ChecklistRun).where(ChecklistRun.desk_id == desk_id, ChecklistRun.trading_date == day)
+    ).first()
+
+
+def claim_post(
+    *, session: Session, desk: Desk, day: date, now: datetime, before_deadline_only: bool = False
+) -> PostClaim:
+    """Decide whether the caller posts ``day``'s checklist for ``desk``.
+
+    The unique (desk, trading_date) row and a short post lease decide, so concurrent
+    schedulers, replicas and the CLI post at most once. Commits its claim.
+    """
+    assert desk.id is not None
+    plan = schedule(desk, day)
+    if plan is None:
+        name = calendar.holiday_name(day)
+        why = f"{day:%a %d %b %Y} is not an NYSE trading day" + (f" ({name})" if name else "")
+        return PostClaim(PostOutcome.NOT_TRADING_DAY, reason=why)
+    if before_deadline_only and now >= plan.deadline:
+        return PostClaim(PostOutcome.TOO_LATE, reason="the deadline has passed")
+    run = get_run(session=session, desk_id=desk.id, day=day)
+    if run is None:
+        run = ChecklistRun(
+            desk_id=desk.id,
+            trading_date=day,
+            early_close=plan.early_close,
+            channel_id=desk.channel_id,
+            post_due_at=plan.post_at,
+            deadline_at=plan.deadline,
+            market_close_at=plan.market_close,
+            post_claimed_at=now,
+            post_attempts=1,
+        )
+        try:
+            with session.begin_nested():
+                session.add(run)
+        except IntegrityError:
+            run = get_run(session=session, desk_id=desk.id, day=day)
+            assert run is not None
+            return PostClaim(PostOutcome.ALREADY_POSTED if run.message_ts else PostOutcome.IN_PROGRESS, run)
+        session.commit()
+        return PostClaim(PostOutcome.CLAIMED, run)
+    if run.message_ts is not None:
+        return PostClaim(PostOutcome.ALREADY_POSTED, run)
+    claimed = session.execute(
+        update(ChecklistRun)
+        .where(
+            col(ChecklistRun.id) == run.id,
+            col(ChecklistRun.message_ts).is_(None),
+            (col(ChecklistRun.post_claimed_at).is_(None)) | (col(ChecklistRun.post_claimed_at) < now - POST_LEASE),
+        )
+        .values(post_claimed_at=now, post_attempts=ChecklistRun.post_attempts + 1)
+    )
+    session.commit()
+    if claimed.rowcount == 0:  # type: ignore[attr-defined]
+        return PostClaim(PostOutcome.IN_PROGRESS, run)
+    session.refresh(run)
+    return PostClaim(PostOutcome.CLAIMED, run)
+
+
+def mark_posted(*, session: Session, run_id: int, ts: str, now: datetime) -> None:
+    session.execute(
+        update(ChecklistRun)
+        .where(col(ChecklistRun.id) == run_id)
+        .values(message_ts=ts, posted_at=now, post_error=None, post_claimed_at=None)
+    )
+
+
+def mark_post_failed(*, session: Session, run_id: int, error: str) -> None:
+    """Release the lease so the next tick (or the CLI) tries again."""
+    session.execute(
+        update(ChecklistRun).where(col(ChecklistRun.id) == run_id).values(post_error=error[:500], post_claimed_at=None)
+    )
+
+
+def unposted_runs(*, session: Session, now: datetime) -> list[ChecklistRun]:
+    """Runs whose post failed or was interrupted and whose deadline has not passed."""
+    return list(
+        session.exec(
+            select(ChecklistRun).where(
+                col(ChecklistRun.message_ts).is_(None),
+                col(ChecklistRun.deadline_at) > now,
+                (col(ChecklistRun.post_claimed_at).is_(None)) | (col(ChecklistRun.post_claimed_at) < now - POST_LEASE),
+            )
+        ).all()
+    )
+
+
+# --- answers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProblemReport:
+    """A trader's structured report. Validated by ``validate_report``."""
+
+    failed: frozenset[Check]
+    auth_layer: AuthLayer | None = None
+    platform: Platform | None = None
+    missing_permissions: str | None = None
+    gaps: frozenset[ContingencyGap] = field(default_factory=frozenset)
+    note: str | None = None
+
+
+def validate_report(report: ProblemReport) -> dict[str, str]:
+    """Field errors keyed by field name ('failed', 'auth_layer', ...); empty when valid."""
+    errors: dict[str, str] = {}
+    if not report.failed:
+        errors["failed"] = "Pick at least one check that failed (or use “All three confirmed”)."
+    if Check.AUTHENTICATION in report.failed and report.auth_layer is None:
+        errors["auth_layer"] = "Which layer failed: identity, device trust, or the platform/session?"
+    if Check.AUTHENTICATION not in report.failed and report.auth_layer is not None:
+        errors["auth_layer"] = "Only pick a layer when authentication failed."
+    if report.failed & {Check.AUTHENTICATION, Check.PERMISSIONS} and report.platform is None:
+        errors["platform"] = "Pick the platform you will trade on."
+    if Check.PERMISSIONS in report.failed and not (report.missing_permissions or "").strip():
+        errors["missing_permissions"] = "Name the instruments or markets that are missing."
+    if Check.PERMISSIONS not in report.failed and (report.missing_permissions or "").strip():
+        errors["missing_permissions"] = "Only list instruments when the permissions check failed."
+    if Check.CONTINGENCY in report.failed and not report.gaps:
+        errors["gaps"] = "Pick what is missing: second MFA device, recovery code or secondary interface."
+    if Check.CONTINGENCY not in report.failed and report.gaps:
+        errors["gaps"] = "Only pick what is missing when the contingency check failed."
+    if report.note is not None and len(report.note) > NOTE_LIMIT:
+        errors["note"] = f"Keep the note to {NOTE_LIMIT} characters (it has {len(report.note)})."
+    if report.missing_permissions is not None and len(report.missing_permissions) > NOTE_LIMIT:
+        errors["missing_permissions"] = f"Keep the list to {NOTE_LIMIT} characters."
+    return errors
+
+
+class AnswerOutcome(StrEnum):
+    STORED = "stored"
+    UNCHANGED = "unchanged"  # same as the current answer (a double click): nothing stored
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    outcome: AnswerOutcome
+    answer: Answer
+    run: ChecklistRun
+
+
+class ClosedError(ServiceError):
+    pass
+
+
+class NotOnDeskError(ServiceError):
+    pass
+
+
+def run_closed(run: ChecklistRun, desk: Desk, now: datetime) -> bool:
+    """A checklist takes answers on its own trading day until the market closes."""
+    return desk_today(desk, now) != run.trading_date or now >= run.market_close_at
+
+
+def check_can_answer(*, session: Session, run: ChecklistRun, user_id: str, now: datetime) -> Desk:
+    """The run's desk, or NotOnDeskError / ClosedError with a sentence for the user."""
+    desk = session.get(Desk, run.desk_id)
+    assert desk is not None
+    if not is_member(session=session, desk_id=run.desk_id, user_id=user_id, role=Role.TRADER):
+        raise NotOnDeskError(f"You're not a trader on the {desk.name} desk, so this checklist isn't yours.")
+    if run_closed(run, desk, now):
+        raise ClosedError(f"This checklist ({run.trading_date:%a %d %b}) has closed. Answer today's checklist instead.")
+    return desk
+
+
+def latest_answer(*, session: Session, run_id: int, user_id: str) -> Answer | None:
+    return session.exec(
+        select(Answer)
+        .where(Answer.run_id == run_id, Answer.user_id == user_id)
+        .order_by(col(Answer.version).desc())
+        .limit(1)
+    ).first()
+
+
+def _same(answer: Answer, candidate: Answer) -> bool:
+    keys = (
+        "status",
+        "failed_checks",
+        "auth_layer",
+        "platform",
+        "missing_permissions",
+        "contingency_gaps",
+        "note",
+    )
+    return all(getattr(answer, k) == getattr(candidate, k) for k in keys)
+
+
+def _store(session: Session, run: ChecklistRun, candidate: Answer) -> AnswerResult:
+    assert run.id is not None
+    latest = latest_answer(session=session, run_id=run.id, user_id=candidate.user_id)
+    if latest is not None and _same(latest, candidate):
+        return AnswerResult(AnswerOutcome.UNCHANGED, latest, run)
+    candidate.version = 1 if latest is None else latest.version + 1
+    values = candidate.model_dump(exclude={"id"})
+    candidate.id = insert_or_skip(session, Answer, values)
+    if candidate.id is None:  # a concurrent click stored this version first
+        current = latest_answer(session=session, run_id=run.id, user_id=candidate.user_id)
+        assert current is not None
+        return AnswerResult(AnswerOutcome.UNCHANGED, current, run)
+    session.execute(
+        update(ChecklistRun)
+        .where(col(ChecklistRun.id) == run.id)
+        .values(answers_version=ChecklistRun.answers_version + 1)
+    )
+    return AnswerResult(AnswerOutcome.STORED, candidate, run)
+
+
+def confirm(*, session: Session, run: ChecklistRun, user_id: str, now: datetime) -> AnswerResult:
+    check_can_answer(session=session, run=run, user_id=user_id, now=now)
+    assert run.id is not None
+    candidate = Answer(run_id=run.id, user_id=user_id, version=0, status=AnswerStatus.CONFIRMED, created_at=now)
+    return _store(session, run, candidate)
+
+
+def report_problem(
+    *, session: Session, run: ChecklistRun, user_id: str, report: ProblemReport, now: datetime
+) -> AnswerResult:
+    check_can_answer(session=session, run=run, user_id=user_id, now=now)
+    errors = validate_report(report)
+    if errors:
+        raise ServiceError(" ".join(errors.values()))
+    assert run.id is not None
+    candidate = Answer(
+        run_id=run.id,
+        user_id=user_id,
+        version=0,
+        status=AnswerStatus.PROBLEM,
+        failed_checks=",".join(c.value for c in Check if c in report.failed),
+        auth_layer=report.auth_layer.value if report.auth_layer else None,
+        platform=report.platform.value if report.platform else None,
+        missing_permissions=(report.missing_permissions or "").strip() or None,
+        contingency_gaps=",".join(g.value for g in ContingencyGap if g in report.gaps),
+        note=(report.note or "").strip() or None,
+        restricted=bool(report.failed),
+        created_at=now,
+    )
+    result = _store(session, run, candidate)
+    if result.outcome is AnswerOutcome.STORED and result.answer.missing_recovery_path:
+        from bot.escalation import service as escalation
+
+        escalation.open_recovery_path(session=session, run=run, answer=result.answer, now=now)  # same transaction
+    return result
+
+
+# --- roster --------------------------------------------------------------------------
+
+
+class TraderState(StrEnum):
+    READY = "ready"
+    RESTRICTED = "restricted"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    user_id: str
+    state: TraderState
+    answer: Answer | None
+
+
+@dataclass(frozen=True)
+class Roster:
+    desk: Desk
+    run: ChecklistRun
+    entries: list[RosterEntry]
+    version: int
+
+    def count(self, state: TraderState) -> int:
+        return sum(1 for e in self.entries if e.state == state)
+
+    def entry(self, user_id: str) -> RosterEntry | None:
+        return next((e for e in self.entries if e.user_id == user_id), None)
+
+
+def current_answers(*, session: Session, run_id: int) -> dict[str, Answer]:
+    """Each trader's latest answer for a run, in one query."""
+    answers = session.exec(
+        select(Answer).where(Answer.run_id == run_id).order_by(col(Answer.user_id), col(Answer.version))
+    ).all()
+    return {a.user_id: a for a in answers}  # later versions overwrite earlier ones
+
+
+def state_of(answer: Answer | None) -> TraderState:
+    if answer is None:
+        return TraderState.PENDING
+    return TraderState.RESTRICTED if answer.restricted else TraderState.READY
+
+
+def roster(*, session: Session, run: ChecklistRun) -> Roster:
+    assert run.id is not None
+    desk = session.get(Desk, run.desk_id)
+    assert desk is not None
+    traders = members(session=session, desk_id=run.desk_id, role=Role.TRADER)
+    latest = current_answers(session=session, run_id=run.id)
+    entries = [RosterEntry(u, state_of(latest.get(u)), latest.get(u)) for u in traders]
+    return Roster(desk=desk, run=run, entries=entries, version=run.answers_version)
+
+
+def today_run(*, session: Session, desk: Desk, now: datetime) -> ChecklistRun | None:
+    assert desk.id is not None
+    return get_run(session=session, desk_id=desk.id, day=desk_today(desk, now))
+
+
+def next_post_time(desk: Desk, now: datetime) -> datetime:
+    """The next scheduled post (UTC) strictly after ``now``."""
+    day = desk_today(desk, now)
+    for _ in range(15):
+        plan = schedule(desk, day)
+        if plan is not None and plan.post_at > now:
+            return plan.post_at
+        day = calendar.next_trading_day(day)
+    raise ServiceError("no trading day in the next two weeks")

@@ -1,0 +1,407 @@
+"""The command line: ``preflight`` (or ``python -m bot``).
+
+Every user error is one line on stderr and exit code 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, NoReturn
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.errors import ServiceError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{self.prog}: {message}")
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date in YYYY-MM-DD") from None
+
+
+def _iso_week(value: str) -> str:
+    from bot.summary.report import parse_iso_week
+
+    try:
+        return parse_iso_week(value)
+    except ServiceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _instant(value: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO-8601 instant like 2026-11-25T09:00-05:00") from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="preflight", description="IB Preflight: the pre-market checklist bot.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("serve", help="run the bot: HTTP (or Socket Mode) and the scheduler")
+
+    desk = sub.add_parser("desk", help="register and list desks").add_subparsers(
+        dest="desk_command", required=True, parser_class=Parser
+    )
+    add = desk.add_parser("add", help="register a desk")
+    add.add_argument("name")
+    add.add_argument("--channel", required=True, help="channel ID, e.g. C0123ABCD")
+    add.add_argument("--managers", required=True, help="comma-separated user IDs")
+    add.add_argument("--traders", required=True, help="comma-separated user IDs")
+    add.add_argument("--timezone", required=True, help="IANA zone, e.g. America/New_York")
+    add.add_argument("--post-at", required=True, help="desk-local HH:MM")
+    add.add_argument("--deadline", required=True, help="desk-local HH:MM")
+    desk.add_parser("list", help="list desks")
+    dset = desk.add_parser("set", help="change a desk's escalation policy, pager and weekly summary")
+    dset.add_argument("name")
+    dset.add_argument("--reminder-minutes", type=int, help="reminder DM this long before the deadline (0: none)")
+    dset.add_argument("--ack-timeout-minutes", type=int, help="unacknowledged escalations go to level 2 after this")
+    dset.add_argument("--escalation-channel", help="channel ID for level 2, e.g. C0123ABCD ('' to clear)")
+    dset.add_argument("--pager-kind", choices=("none", "pagerduty", "webhook"), help="where level 2 pages go")
+    dset.add_argument("--pager-url", help="PagerDuty base URL (default https://events.pagerduty.com) or webhook URL")
+    dset.add_argument(
+        "--pager-secret", help="PagerDuty routing key or webhook HMAC secret (stored encrypted: PREFLIGHT_SECRET_KEY)"
+    )
+    dset.add_argument("--managers-channel", help="channel ID for the weekly summary ('' to clear: DM each manager)")
+    dset.add_argument("--summary-delay-minutes", type=int, help="weekly summary this long after the week's close")
+
+    esc = sub.add_parser("escalations", help="run the escalation pass, list escalations").add_subparsers(
+        dest="escalations_command", required=True, parser_class=Parser
+    )
+    erun = esc.add_parser("run", help="run a desk's due escalation pass now (idempotent), then deliver")
+    erun.add_argument("name")
+    erun.add_argument(
+        "--at",
+        type=_instant,
+        help="pretend it is this instant, ISO-8601 (e.g. 2026-11-25T09:00-05:00); without a zone it is taken as UTC",
+    )
+    elist = esc.add_parser("list", help="escalations with state, level and delivery status; what waits and why")
+    elist.add_argument("--open", action="store_true", help="only open or acknowledged escalations")
+
+    check = sub.add_parser("checklist", help="post a checklist by hand").add_subparsers(
+        dest="checklist_command", required=True, parser_class=Parser
+    )
+    post = check.add_parser("post", help="post a desk's checklist (never twice)")
+    post.add_argument("name")
+    post.add_argument("--date", type=_date, help="trading date (default: today, desk-local)")
+
+    weekly = sub.add_parser("summary", help="the weekly readiness summary").add_subparsers(
+        dest="summary_command", required=True, parser_class=Parser
+    )
+    spost = weekly.add_parser("post", help="post a desk's weekly summary to its managers (never twice)")
+    spost.add_argument("name")
+    spost.add_argument("--week", type=_iso_week, help="ISO week, e.g. 2026-W48 (default: the latest one due)")
+
+    exp = sub.add_parser("export", help="the hash-chained attestation record as CSV; 'export verify FILE' checks one")
+    exp.add_argument("--desk", help="desk name")
+    exp.add_argument("--from", dest="start", type=_date, help="first trading date, YYYY-MM-DD")
+    exp.add_argument("--to", dest="end", type=_date, help="last trading date, YYYY-MM-DD")
+    exp.add_argument("--out", help="write here instead of standard output")
+    verify = exp.add_subparsers(dest="export_command", required=False, parser_class=Parser)
+    check_file = verify.add_parser("verify", help="check an export's hash chain")
+    check_file.add_argument("file")
+    return parser
+
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _database(settings: Settings) -> Engine:
+    """The migrated database: every command that touches data brings the schema up first."""
+    from bot.db import make_engine
+    from bot.migrate import upgrade
+
+    upgrade(settings.database_url)
+    return make_engine(settings.database_url)
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("Database is up to date.")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.serve import serve
+
+    serve(settings)
+    return 0
+
+
+def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+
+    managers = desks.parse_user_list(args.managers)
+    traders = desks.parse_user_list(args.traders)
+    with session_scope(_database(settings)) as session:
+        desk = desks.add_desk(
+            session=session,
+            name=args.name,
+            channel_id=args.channel,
+            managers=managers,
+            traders=traders,
+            timezone=args.timezone,
+            post_at=args.post_at,
+            deadline=args.deadline,
+        )
+        print(
+            f"Added desk {desk.name}: channel {desk.channel_id}, {len(managers)} manager(s), "
+            f"{len(traders)} trader(s), posts {desk.post_at}, deadline {desk.deadline} ({desk.timezone})."
+        )
+    return 0
+
+
+def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+
+    with session_scope(_database(settings)) as session:
+        rows = [desks.describe(session=session, desk=d) for d in desks.list_desks(session=session)]
+    if not rows:
+        print("No desks yet. Add one with: preflight desk add NAME --channel ... (see --help)")
+        return 0
+    header = ("NAME", "CHANNEL", "TIMEZONE", "POST", "DEADLINE", "MANAGERS", "TRADERS")
+    table = [header] + [
+        (
+            r.desk.name,
+            r.desk.channel_id,
+            r.desk.timezone,
+            r.desk.post_at,
+            r.desk.deadline,
+            ",".join(r.managers),
+            ",".join(r.traders),
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _checklist_post(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.checklist import jobs
+    from bot.checklist import service as checklist
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.runtime import make_client, utc_now
+
+    client = make_client(settings)
+    engine = _database(settings)
+    now = utc_now()
+    with session_scope(engine) as session:
+        desk = desks.get_desk(session=session, name=args.name)
+        day = args.date or checklist.desk_today(desk, now)
+    result = jobs.post_checklist(engine, client, desk_name=args.name, day=day, now=now)
+    print(result.message)
+    return 1 if result.outcome == "failed" else 0
+
+
+def _summary_post(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.runtime import make_client, utc_now
+    from bot.summary import jobs as weekly
+    from bot.summary import report as summary
+
+    client = make_client(settings)
+    engine = _database(settings)
+    now = utc_now()
+    with session_scope(engine) as session:
+        desk = desks.get_desk(session=session, name=args.name)
+        week = args.week or summary.latest_due_week(desk, now)
+    result = weekly.post_summary(engine, client, desk_name=args.name, iso_week=week, now=now)
+    print(result.message)
+    return 1 if result.outcome == "failed" else 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import read_scope
+    from bot.desks import service as desks
+    from bot.summary import export
+
+    missing = [flag for flag, value in (("--desk", args.desk), ("--from", args.start), ("--to", args.end)) if not value]
+    if missing:
+        raise CliError(f"preflight export: {', '.join(missing)} required (or: preflight export verify FILE)")
+    export.check_range(args.start, args.end)
+    # A long read: on SQLite a read-only snapshot doesn't hold the running bot's write lock.
+    with read_scope(_database(settings)) as session:
+        desk = desks.get_desk(session=session, name=args.desk)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8", newline="") as out:
+                result = export.write_csv(session=session, desk=desk, start=args.start, end=args.end, out=out)
+        else:
+            result = export.write_csv(session=session, desk=desk, start=args.start, end=args.end, out=sys.stdout)
+    if args.out:
+        print(f"Wrote {result.rows} events to {args.out}; chain head {result.head}.")
+    return 0
+
+
+def _export_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.summary import export
+
+    try:
+        with open(args.file, encoding="utf-8", newline="") as handle:
+            verdict = export.verify(handle)
+    except OSError as exc:
+        raise CliError(f"preflight export verify: cannot read {args.file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"preflight export verify: {args.file} is not UTF-8 text") from None
+    print(f"{args.file}: {verdict.message}")
+    return 0 if verdict.ok else 1
+
+
+def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.escalation import service as escalation
+
+    values = (
+        args.reminder_minutes,
+        args.ack_timeout_minutes,
+        args.escalation_channel,
+        args.pager_kind,
+        args.pager_url,
+        args.pager_secret,
+        args.managers_channel,
+        args.summary_delay_minutes,
+    )
+    if all(v is None for v in values):
+        raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
+    with session_scope(_database(settings)) as session:
+        desk = escalation.configure_desk(
+            session=session,
+            name=args.name,
+            secret_key=settings.secret_key,
+            reminder_minutes=args.reminder_minutes,
+            ack_timeout_minutes=args.ack_timeout_minutes,
+            escalation_channel=args.escalation_channel,
+            pager_kind=args.pager_kind,
+            pager_url=args.pager_url,
+            pager_secret=args.pager_secret,
+            managers_channel=args.managers_channel,
+            summary_delay_minutes=args.summary_delay_minutes,
+        )
+        print(
+            f"Desk {desk.name}: reminder {desk.reminder_minutes} min before the deadline, level 2 after "
+            f"{desk.ack_timeout_minutes} min, escalation channel {desk.escalation_channel_id or '-'}, pager "
+            f"{desk.pager_kind}{' ' + desk.pager_url if desk.pager_url else ''}"
+            f"{' (secret set)' if desk.pager_secret else ''}; weekly summary {desk.summary_delay_minutes} min "
+            f"after the close to {desk.managers_channel_id or 'each manager by DM'}."
+        )
+    return 0
+
+
+def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.delivery import outbox
+    from bot.delivery.pager import Pager
+    from bot.escalation.jobs import escalation_pass
+    from bot.runtime import make_client, utc_now
+
+    engine = _database(settings)
+    for line in escalation_pass(engine, now=args.at or utc_now(), desk_name=args.name):
+        print(line)
+    if not settings.slack_bot_token:
+        print("SLACK_BOT_TOKEN is not set here: the running bot's outbox worker will deliver what was queued.")
+        return 0
+    pager = Pager(secret_key=settings.secret_key)
+    client = outbox.delivery_client(make_client(settings))
+    done = outbox.deliver_due(engine, client, pager, now=utc_now(), limit=1000)
+    pager.close()
+    print(f"Delivered {done.delivered}, deferred {done.deferred}, failed {done.failed} (preflight escalations list).")
+    return 0
+
+
+def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.escalation import service as escalation
+    from bot.escalation.views import when_utc
+
+    with session_scope(_database(settings)) as session:
+        rows = escalation.listing(session=session, open_only=args.open)
+        waiting = escalation.waiting_messages(session=session)
+        counts = escalation.outbox_counts(session=session)
+    if not rows:
+        print("No open escalations." if args.open else "No escalations.")
+    else:
+        header = ("ID", "DESK", "TRADER", "KIND", "STATE", "LEVEL", "OPENED (UTC)", "BY", "DELIVERY")
+        table = [header] + [
+            (
+                str(e.id),
+                d.name,
+                e.trader_id,
+                e.kind,
+                e.state,
+                str(e.level),
+                when_utc(e.opened_at),
+                e.resolved_by or e.acknowledged_by or "-",
+                delivery.describe(),
+            )
+            for e, d, delivery in rows
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(
+        f"\nOutbox: {counts['delivered']} delivered, {counts['waiting']} waiting, {counts['failed']} failed for good."
+    )
+    for m in waiting[:50]:
+        why = m.last_error or "not attempted yet"
+        print(f"  waiting #{m.id} {m.dedup_key}: {m.attempts} attempt(s), next {when_utc(m.next_attempt_at)} — {why}")
+    if len(waiting) > 50:
+        print(f"  ... and {len(waiting) - 50} more")
+    return 0
+
+
+HANDLERS: dict[tuple[str, str | None], Handler] = {
+    ("migrate", None): _migrate,
+    ("serve", None): _serve,
+    ("desk", "add"): _desk_add,
+    ("desk", "list"): _desk_list,
+    ("desk", "set"): _desk_set,
+    ("escalations", "run"): _escalations_run,
+    ("escalations", "list"): _escalations_list,
+    ("checklist", "post"): _checklist_post,
+    ("summary", "post"): _summary_post,
+    ("export", None): _export,
+    ("export", "verify"): _export_verify,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load_settings()
+        sub = getattr(args, f"{args.command}_command", None)
+        return HANDLERS[(args.command, sub)](args, settings)
+    except (CliError, ConfigError, ServiceError) as exc:
+        print(f"preflight: error: {exc}" if not str(exc).startswith("preflight") else str(exc), file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

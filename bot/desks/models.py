@@ -1,0 +1,46 @@
+"""Desks and their members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from bot.dbtypes import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    TRADER = "trader"
+
+
+class Desk(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    channel_id: str = Field(max_length=32)
+    timezone: str = Field(max_length=64)
+    post_at: str = Field(max_length=5, description="desk-local HH:MM")
+    deadline: str = Field(max_length=5, description="desk-local HH:MM")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Escalation policy.
+    reminder_minutes: int = Field(default=30, description="reminder DM this long before the deadline")
+    ack_timeout_minutes: int = Field(default=15, description="unacknowledged escalations go to level 2")
+    escalation_channel_id: str | None = Field(default=None, max_length=32)
+    pager_kind: str = Field(default="none", max_length=16, description="none | pagerduty | webhook")
+    pager_url: str | None = Field(default=None, max_length=500)
+    pager_secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Weekly summary.
+    managers_channel_id: str | None = Field(default=None, max_length=32)
+    summary_delay_minutes: int = Field(default=30, description="weekly summary this long after the close")
+
+
+class DeskMember(SQLModel, table=True):
+    __tablename__ = "desk_member"
+    __table_args__ = (UniqueConstraint("desk_id", "user_id", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    desk_id: int = Field(foreign_key="desk.id", index=True, ondelete="CASCADE")
+    user_id: str = Field(max_length=32, index=True)
+    role: str = Field(max_length=16)

@@ -1,0 +1,14 @@
+"""Every table of every capability, registered on ``SQLModel.metadata``.
+
+Import this (Alembic's env.py, tests, ``create_all``) to see the whole schema; each model
+lives in its capability's ``models`` module.
+"""
+
+from bot import audit as audit
+from bot.checklist import models as checklist
+from bot.delivery import models as delivery
+from bot.desks import models as desks
+from bot.escalation import models as escalation
+from bot.summary import models as summary
+
+__all__ = ["audit", "checklist", "delivery", "desks", "escalation", "summary"]

@@ -1,1 +1,0 @@
-"""Thin handlers by kind; each module exposes register(app)."""

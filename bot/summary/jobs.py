@@ -1,0 +1,125 @@
+"""Weekly summary jobs: post a desk's summary (once), post every summary that is due, and send
+a manager the week's CSV. Plain functions run by the scheduler, the CLI and listeners alike."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.engine import Engine
+
+from bot.db import read_scope, session_scope
+from bot.desks import service as desks
+from bot.desks.models import Desk, Role
+from bot.errors import ServiceError
+from bot.summary import chart, export
+from bot.summary import report as summary
+from bot.summary import views as summary_views
+from bot.summary.report import SummaryOutcome, WeeklyReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SummaryResult:
+    outcome: str  # claimed (posted) | already_posted | in_progress | failed
+    message: str
+    ts: str | None = None
+
+
+def _recipients(client: WebClient, desk: Desk, managers: list[str]) -> list[str]:
+    """The managers' channel when the desk has one, else a DM channel per manager."""
+    if desk.managers_channel_id:
+        return [desk.managers_channel_id]
+    channels = []
+    for manager in managers:
+        opened = client.conversations_open(users=manager)
+        channels.append(str(opened["channel"]["id"]))
+    return channels
+
+
+def upload_chart(client: WebClient, *, channel: str, report: WeeklyReport, png: bytes) -> None:
+    client.files_upload_v2(
+        channel=channel,
+        file=png,
+        filename=f"readiness-{report.desk_name}-{report.iso_week}.png",
+        title=f"Readiness heatmap — {report.desk_name}, {report.iso_week}",
+        alt_txt=chart.alt_text(report),
+        request_file_info=False,
+    )
+
+
+def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week: str, now: datetime) -> SummaryResult:
+    """Post the week's summary unless the WeeklySummary row says it is posted (or being posted)."""
+    iso_week = summary.parse_iso_week(iso_week)
+    with session_scope(engine) as session:
+        desk = desks.get_desk(session=session, name=desk_name)
+        claim = summary.claim_summary(session=session, desk=desk, iso_week=iso_week, now=now)
+        if claim.outcome is SummaryOutcome.ALREADY_POSTED:
+            return SummaryResult(claim.outcome, f"{desk_name}'s summary for {iso_week} is already posted.")
+        if claim.outcome is SummaryOutcome.IN_PROGRESS:
+            return SummaryResult(claim.outcome, f"{desk_name}'s summary for {iso_week} is being posted elsewhere.")
+        summary_id = claim.summary.id
+        assert summary_id is not None
+        report = summary.build_summary(session=session, desk=desk, iso_week=iso_week, now=now)
+        managers = desks.members(session=session, desk_id=desk.id or 0, role=Role.MANAGER)
+    text, blocks = summary_views.summary_text(report), summary_views.summary_blocks(report)
+    png = chart.render_heatmap(report)
+    first_ts: str | None = None
+    try:
+        for channel in _recipients(client, desk, managers):
+            response = client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+            first_ts = first_ts or str(response["ts"])
+            upload_chart(client, channel=channel, report=report, png=png)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or exc)
+        with session_scope(engine) as session:
+            summary.release_summary(session=session, summary_id=summary_id)
+        log.warning("posting the %s summary for %s failed: %s", desk_name, iso_week, error)
+        return SummaryResult("failed", f"Slack refused the {desk_name} summary for {iso_week}: {error}")
+    with session_scope(engine) as session:
+        summary.mark_summary_posted(session=session, summary_id=summary_id, ts=first_ts, now=now)
+    where = desk.managers_channel_id or f"{len(managers)} manager(s) by DM"
+    return SummaryResult(SummaryOutcome.CLAIMED, f"Posted {desk_name}'s summary for {iso_week} to {where}.", first_ts)
+
+
+def post_due_summaries(engine: Engine, client: WebClient, *, now: datetime) -> list[SummaryResult]:
+    """The scheduler's job: every summary that is due and not yet posted."""
+    with session_scope(engine) as session:
+        due = summary.due_summaries(session=session, desks=desks.list_desks(session=session), now=now)
+    return [post_summary(engine, client, desk_name=name, iso_week=week, now=now) for name, week in due]
+
+
+def managed_desk(engine: Engine, *, desk_id: int, user_id: str) -> Desk:
+    with session_scope(engine) as session:
+        desk = session.get(Desk, desk_id)
+        if desk is None or not desks.is_member(session=session, desk_id=desk_id, user_id=user_id, role=Role.MANAGER):
+            raise ServiceError("Only the desk's managers can download its weekly record.")
+        return desk
+
+
+def send_week_csv(engine: Engine, client: WebClient, *, desk_id: int, iso_week: str, user_id: str) -> str:
+    """Upload the week's hash-chained CSV to a manager's DM. ServiceError for non-managers."""
+    iso_week = summary.parse_iso_week(iso_week)
+    desk = managed_desk(engine, desk_id=desk_id, user_id=user_id)
+    weekdays = summary.week_weekdays(iso_week)
+    buffer = io.StringIO()
+    with read_scope(engine) as session:  # a long read: don't hold SQLite's write lock for it
+        result = export.write_csv(session=session, desk=desk, start=weekdays[0], end=weekdays[-1], out=buffer)
+    channel = str(client.conversations_open(users=user_id)["channel"]["id"])
+    client.files_upload_v2(
+        channel=channel,
+        content=buffer.getvalue().encode(),
+        filename=f"attestations-{desk.name}-{iso_week}.csv",
+        title=f"Attestation record — {desk.name}, {iso_week}",
+        initial_comment=(
+            f"{desk.name}, {iso_week}: {result.rows} events, hash-chained "
+            f"(check with `preflight export verify FILE`; chain head `{result.head[:16]}…`)."
+        ),
+        request_file_info=False,
+    )
+    return channel

@@ -1,0 +1,673 @@
+"""The weekly readiness summary for a desk's managers: plain dataclasses, no Slack.
+
+Definitions (each trader x each posted trading day of the ISO week is one *cell*):
+
+- The summary counts the trader's **final** answer of the day (highest version); earlier
+  versions only matter for *timeliness* (below) and stay in the export.
+- **on time**: the final answer is *confirmed* and the trader's **first** answer of that day
+  (version 1) was stored strictly before the run's ``deadline_at``.
+- **late**: the final answer is *confirmed* and the first answer came at or after the deadline.
+- **problem**: the final answer reports a problem (the trader is *restricted* that day when
+  the answer says so). Problems are counted by layer: identity and device trust (the
+  authentication layer named), platform/session, authorization (= the permissions check
+  failed) and recovery path (= the contingency gap "second MFA device" or "recovery code").
+- **missed**: no answer at all on a posted day whose checklist has closed (market close).
+- **pending**: no answer yet while the checklist is still open (week-to-date views only);
+  **not posted**: a trading day without a posted checklist. Neither counts anywhere.
+- **completion rate** = (on time + late + problem) / (on time + late + problem + missed).
+  Its change is in percentage points against the previous ISO week.
+- **median time to confirm**: from ``run.posted_at`` to the stored time of the final,
+  confirming answer, over the trader's on-time and late days.
+- **missing recovery path**: traders whose latest final answer in the week reports a missing
+  second MFA device or recovery code; *since* is the first such report after their last final
+  answer without that gap (any earlier week), *days* the trading days from then to that answer.
+- Escalations: *opened / acknowledged / resolved* count those timestamps inside the desk-local
+  week; *still open* are those opened before the week's end and not resolved by then.
+
+The report is extensible: ``columns`` is a list of metric definitions and ``rows`` is keyed
+by trader, so later inputs (trader profiles) add columns with ``add_column`` and rows by key.
+
+Loading is a constant number of SQL statements whatever the number of traders.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot import calendar
+from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap
+from bot.desks.models import Desk, Role
+from bot.desks.service import members
+from bot.errors import ServiceError
+from bot.escalation.models import Escalation
+from bot.summary.models import WeeklySummary
+
+SUMMARY_LEASE = timedelta(minutes=5)
+_ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+MetricValue = int | float | str | timedelta | None
+
+
+# --- weeks ---------------------------------------------------------------------------
+
+
+def parse_iso_week(value: str) -> str:
+    """'2026-W48' (also '2026-w48') -> '2026-W48', or ServiceError with a sentence."""
+    match = _ISO_WEEK.match(value.strip().upper())
+    if match:
+        year, week = int(match.group(1)), int(match.group(2))
+        try:
+            date.fromisocalendar(year, week, 1)
+        except ValueError:
+            raise ServiceError(f"{value!r}: {year} has no ISO week {week}") from None
+        return f"{year}-W{week:02d}"
+    raise ServiceError(f"{value!r} is not an ISO week like 2026-W48")
+
+
+def week_monday(iso_week: str) -> date:
+    year, week = iso_week.split("-W")
+    return date.fromisocalendar(int(year), int(week), 1)
+
+
+def iso_week_of(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def previous_week(iso_week: str) -> str:
+    return iso_week_of(week_monday(iso_week) - timedelta(days=7))
+
+
+def week_weekdays(iso_week: str) -> list[date]:
+    monday = week_monday(iso_week)
+    return [monday + timedelta(days=i) for i in range(5)]
+
+
+def last_trading_day(iso_week: str) -> date | None:
+    days = calendar.trading_days(*_mon_fri(iso_week))
+    return days[-1] if days else None
+
+
+def _mon_fri(iso_week: str) -> tuple[date, date]:
+    monday = week_monday(iso_week)
+    return monday, monday + timedelta(days=4)
+
+
+def due_at(desk: Desk, iso_week: str) -> datetime | None:
+    """When the week's summary is due: the close of the week's last trading day (early closes
+    included) plus ``desk.summary_delay_minutes``. None for a week without trading days."""
+    last = last_trading_day(iso_week)
+    if last is None:
+        return None
+    return calendar.market_close(last) + timedelta(minutes=desk.summary_delay_minutes)
+
+
+def week_bounds(desk: Desk, iso_week: str) -> tuple[datetime, datetime]:
+    """Desk-local Monday 00:00 to the next Monday 00:00, in UTC."""
+    tz = calendar.zone(desk.timezone)
+    monday = week_monday(iso_week)
+    return (
+        calendar.local_to_utc(monday, time(0, 0), tz),
+        calendar.local_to_utc(monday + timedelta(days=7), time(0, 0), tz),
+    )
+
+
+def current_week(desk: Desk, now: datetime) -> str:
+    return iso_week_of(calendar.local_date(now, calendar.zone(desk.timezone)))
+
+
+def latest_due_week(desk: Desk, now: datetime) -> str:
+    """The most recent week whose summary is due at ``now``."""
+    week = current_week(desk, now)
+    for _ in range(3):
+        due = due_at(desk, week)
+        if due is not None and due <= now:
+            return week
+        week = previous_week(week)
+    return week
+
+
+# --- the report ------------------------------------------------------------------------
+
+
+class DayOutcome(StrEnum):
+    ON_TIME = "on_time"
+    LATE = "late"
+    PROBLEM = "problem"
+    MISSED = "missed"
+    PENDING = "pending"
+    NOT_POSTED = "not_posted"
+    HOLIDAY = "holiday"
+
+
+class MetricKind(StrEnum):
+    COUNT = "count"
+    DURATION = "duration"
+    PERCENT = "percent"
+    TEXT = "text"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A column definition: later inputs add their own with ``WeeklyReport.add_column``."""
+
+    key: str
+    label: str
+    kind: MetricKind = MetricKind.COUNT
+    short: str = ""  # a narrow header for tables
+
+    @property
+    def header(self) -> str:
+        return self.short or self.label
+
+
+ON_TIME = Metric("on_time", "Confirmed on time", short="on time")
+LATE = Metric("late", "Confirmed late", short="late")
+MISSED = Metric("missed", "Missed (no answer)", short="missed")
+IDENTITY = Metric("identity", "Problems: identity", short="ident")
+DEVICE_TRUST = Metric("device_trust", "Problems: device trust", short="device")
+PLATFORM = Metric("platform", "Problems: platform/session", short="platf")
+AUTHORIZATION = Metric("authorization", "Problems: authorization (permissions)", short="authz")
+RECOVERY_PATH = Metric("recovery_path", "Problems: recovery path", short="recov")
+RESTRICTED = Metric("restricted", "Days restricted", short="restr")
+MEDIAN_CONFIRM = Metric("median_confirm", "Median time from post to confirmation", MetricKind.DURATION, "median")
+
+BASE_COLUMNS: tuple[Metric, ...] = (
+    ON_TIME,
+    LATE,
+    MISSED,
+    IDENTITY,
+    DEVICE_TRUST,
+    PLATFORM,
+    AUTHORIZATION,
+    RECOVERY_PATH,
+    RESTRICTED,
+    MEDIAN_CONFIRM,
+)
+
+
+@dataclass
+class TraderRow:
+    user_id: str
+    values: dict[str, MetricValue] = field(default_factory=dict)
+    days: dict[date, DayOutcome] = field(default_factory=dict)
+
+    def count(self, metric: Metric) -> int:
+        value = self.values.get(metric.key)
+        return value if isinstance(value, int) else 0
+
+
+@dataclass(frozen=True)
+class RecoveryGap:
+    user_id: str
+    since: date
+    days: int  # trading days from ``since`` to the latest report, inclusive
+
+
+@dataclass(frozen=True)
+class EscalationFigures:
+    opened: int
+    acknowledged: int
+    resolved: int
+    median_to_acknowledge: timedelta | None
+    still_open: int
+    still_open_traders: list[str]
+
+
+@dataclass(frozen=True)
+class Attention:
+    user_id: str
+    reasons: list[str]
+
+
+@dataclass
+class WeeklyReport:
+    desk_id: int
+    desk_name: str
+    timezone: str
+    iso_week: str
+    weekdays: list[date]  # Mon..Fri
+    trading_days: list[date]
+    posted_days: list[date]
+    holidays: list[tuple[date, str]]
+    early_closes: list[date]
+    columns: list[Metric]
+    rows: dict[str, TraderRow]
+    completion_rate: float | None
+    previous_completion_rate: float | None
+    on_time_rate: float | None
+    escalations: EscalationFigures
+    recovery_gaps: list[RecoveryGap]
+    attention: list[Attention]
+
+    @property
+    def completion_change(self) -> float | None:
+        """Percentage points against the previous week."""
+        if self.completion_rate is None or self.previous_completion_rate is None:
+            return None
+        return (self.completion_rate - self.previous_completion_rate) * 100
+
+    def add_column(self, metric: Metric, values: Mapping[str, MetricValue]) -> None:
+        """Join another input: a column, with values by trader (new traders get a row)."""
+        self.columns.append(metric)
+        for user, value in values.items():
+            self.rows.setdefault(user, TraderRow(user)).values[metric.key] = value
+
+    def total(self, metric: Metric) -> int:
+        return sum(row.count(metric) for row in self.rows.values())
+
+
+@dataclass
+class _Cell:
+    first_at: datetime
+    status: str
+    failed_checks: str
+    auth_layer: str | None
+    gaps: str
+    restricted: bool
+    final_at: datetime
+
+
+def _missing_recovery(gaps: str) -> bool:
+    values = set(gaps.split(","))
+    return bool({ContingencyGap.SECOND_MFA_DEVICE.value, ContingencyGap.RECOVERY_CODE.value} & values)
+
+
+def _outcome(cell: _Cell | None, run: _Run, now: datetime) -> DayOutcome:
+    if run.posted_at is None:
+        return DayOutcome.NOT_POSTED
+    if cell is None:
+        return DayOutcome.PENDING if now < run.market_close_at else DayOutcome.MISSED
+    if cell.status == AnswerStatus.PROBLEM:
+        return DayOutcome.PROBLEM
+    return DayOutcome.ON_TIME if cell.first_at < run.deadline_at else DayOutcome.LATE
+
+
+@dataclass(frozen=True)
+class _Run:
+    id: int
+    trading_date: date
+    posted_at: datetime | None
+    deadline_at: datetime
+    market_close_at: datetime
+
+
+def _load(
+    session: Session, desk_id: int, start: date, end: date
+) -> tuple[dict[int, _Run], dict[tuple[int, str], _Cell]]:
+    """Runs and each (run, trader)'s first/final answer for trading dates in [start, end]:
+    two statements."""
+    runs = {
+        r.id: _Run(r.id, r.trading_date, r.posted_at, r.deadline_at, r.market_close_at)
+        for r in session.execute(
+            sa_select(
+                col(ChecklistRun.id),
+                col(ChecklistRun.trading_date),
+                col(ChecklistRun.posted_at),
+                col(ChecklistRun.deadline_at),
+                col(ChecklistRun.market_close_at),
+            ).where(
+                col(ChecklistRun.desk_id) == desk_id,
+                col(ChecklistRun.trading_date) >= start,
+                col(ChecklistRun.trading_date) <= end,
+            )
+        ).all()
+    }
+    cells: dict[tuple[int, str], _Cell] = {}
+    rows = session.execute(
+        sa_select(
+            col(Answer.run_id),
+            col(Answer.user_id),
+            col(Answer.status),
+            col(Answer.failed_checks),
+            col(Answer.auth_layer),
+            col(Answer.contingency_gaps),
+            col(Answer.restricted),
+            col(Answer.created_at),
+        )
+        .join(ChecklistRun, col(ChecklistRun.id) == col(Answer.run_id))
+        .where(
+            col(ChecklistRun.desk_id) == desk_id,
+            col(ChecklistRun.trading_date) >= start,
+            col(ChecklistRun.trading_date) <= end,
+        )
+        .order_by(col(Answer.run_id), col(Answer.user_id), col(Answer.version))
+    ).all()
+    for run_id, user, status, failed, layer, gaps, restricted, at in rows:
+        cell = cells.get((run_id, user))
+        if cell is None:
+            cells[(run_id, user)] = _Cell(at, status, failed, layer, gaps, restricted, at)
+        else:  # a later version: it is the final answer so far; the first stays the first
+            cell.status, cell.failed_checks, cell.auth_layer = status, failed, layer
+            cell.gaps, cell.restricted, cell.final_at = gaps, restricted, at
+    return runs, cells
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _completion(
+    runs: dict[int, _Run], cells: dict[tuple[int, str], _Cell], traders: list[str], now: datetime
+) -> float | None:
+    answered = expected = 0
+    users = set(traders) | {user for _, user in cells}
+    for run in runs.values():
+        for user in users:
+            outcome = _outcome(cells.get((run.id, user)), run, now)
+            if outcome in (DayOutcome.ON_TIME, DayOutcome.LATE, DayOutcome.PROBLEM):
+                answered += 1
+                expected += 1
+            elif outcome is DayOutcome.MISSED:
+                expected += 1
+    return _rate(answered, expected)
+
+
+def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime) -> WeeklyReport:
+    """The desk's report for ``iso_week`` as known at ``now`` (week-to-date before it ends)."""
+    assert desk.id is not None
+    iso_week = parse_iso_week(iso_week)
+    monday, friday = _mon_fri(iso_week)
+    prev_monday = monday - timedelta(days=7)
+    weekdays = week_weekdays(iso_week)
+    trading = calendar.trading_days(monday, friday)
+
+    traders = members(session=session, desk_id=desk.id, role=Role.TRADER)
+    all_runs, all_cells = _load(session, desk.id, prev_monday, friday)
+    runs = {rid: r for rid, r in all_runs.items() if r.trading_date >= monday}
+    prev_runs = {rid: r for rid, r in all_runs.items() if r.trading_date < monday}
+    cells = {k: c for k, c in all_cells.items() if k[0] in runs}
+    prev_cells = {k: c for k, c in all_cells.items() if k[0] in prev_runs}
+
+    users = list(dict.fromkeys([*traders, *sorted({user for _, user in cells})]))
+    run_by_day = {r.trading_date: r for r in runs.values()}
+    rows: dict[str, TraderRow] = {}
+    answered = expected = on_time_total = 0
+    latest_final: dict[str, tuple[date, _Cell]] = {}
+    for user in users:
+        row = TraderRow(user)
+        counts = dict.fromkeys((m.key for m in BASE_COLUMNS if m.kind is MetricKind.COUNT), 0)
+        waits: list[timedelta] = []
+        for day in weekdays:
+            if day not in trading:
+                row.days[day] = DayOutcome.HOLIDAY
+                continue
+            run = run_by_day.get(day)
+            if run is None:
+                row.days[day] = DayOutcome.NOT_POSTED
+                continue
+            cell = cells.get((run.id, user))
+            outcome = _outcome(cell, run, now)
+            row.days[day] = outcome
+            if outcome in (DayOutcome.ON_TIME, DayOutcome.LATE, DayOutcome.PROBLEM, DayOutcome.MISSED):
+                expected += 1
+            if outcome is DayOutcome.MISSED:
+                counts[MISSED.key] += 1
+            if cell is None:
+                continue
+            answered += 1
+            latest_final[user] = (day, cell)
+            if outcome is DayOutcome.PROBLEM:
+                checks = set(cell.failed_checks.split(","))
+                if cell.auth_layer == AuthLayer.IDENTITY:
+                    counts[IDENTITY.key] += 1
+                if cell.auth_layer == AuthLayer.DEVICE_TRUST:
+                    counts[DEVICE_TRUST.key] += 1
+                if cell.auth_layer == AuthLayer.PLATFORM:
+                    counts[PLATFORM.key] += 1
+                if Check.PERMISSIONS.value in checks:
+                    counts[AUTHORIZATION.key] += 1
+                if _missing_recovery(cell.gaps):
+                    counts[RECOVERY_PATH.key] += 1
+                if cell.restricted:
+                    counts[RESTRICTED.key] += 1
+            else:
+                counts[outcome.value] += 1
+                if outcome is DayOutcome.ON_TIME:
+                    on_time_total += 1
+                if run.posted_at is not None:
+                    waits.append(cell.final_at - run.posted_at)
+        row.values.update(counts)
+        row.values[MEDIAN_CONFIRM.key] = _median(waits)
+        rows[user] = row
+
+    escalations = _escalations(session, desk, iso_week)
+    gaps = _recovery_gaps(session, desk.id, latest_final, friday)
+    report = WeeklyReport(
+        desk_id=desk.id,
+        desk_name=desk.name,
+        timezone=desk.timezone,
+        iso_week=iso_week,
+        weekdays=weekdays,
+        trading_days=trading,
+        posted_days=sorted(r.trading_date for r in runs.values() if r.posted_at is not None),
+        holidays=[(d, calendar.holiday_name(d) or "holiday") for d in weekdays if d not in trading],
+        early_closes=[d for d in trading if calendar.is_early_close(d)],
+        columns=list(BASE_COLUMNS),
+        rows=rows,
+        completion_rate=_rate(answered, expected),
+        previous_completion_rate=_completion(prev_runs, prev_cells, traders, now),
+        on_time_rate=_rate(on_time_total, expected),
+        escalations=escalations,
+        recovery_gaps=gaps,
+        attention=[],
+    )
+    report.attention = _attention(report)
+    return report
+
+
+def _median(values: list[timedelta]) -> timedelta | None:
+    if not values:
+        return None
+    return timedelta(seconds=statistics.median(v.total_seconds() for v in values))
+
+
+def _escalations(session: Session, desk: Desk, iso_week: str) -> EscalationFigures:
+    """One statement: escalations that touch the desk-local week."""
+    start, end = week_bounds(desk, iso_week)
+    rows = session.execute(
+        sa_select(
+            col(Escalation.trader_id),
+            col(Escalation.opened_at),
+            col(Escalation.acknowledged_at),
+            col(Escalation.resolved_at),
+        ).where(
+            col(Escalation.desk_id) == desk.id,
+            col(Escalation.opened_at) < end,
+            or_(col(Escalation.resolved_at).is_(None), col(Escalation.resolved_at) >= start),
+        )
+    ).all()
+    opened = acked = resolved = 0
+    waits: list[timedelta] = []
+    still_open: list[str] = []
+    for trader, opened_at, acked_at, resolved_at in rows:
+        if start <= opened_at < end:
+            opened += 1
+        if acked_at is not None and start <= acked_at < end:
+            acked += 1
+            waits.append(acked_at - opened_at)
+        if resolved_at is not None and start <= resolved_at < end:
+            resolved += 1
+        if resolved_at is None or resolved_at >= end:  # opened before the end, unresolved by then
+            still_open.append(trader)
+    return EscalationFigures(opened, acked, resolved, _median(waits), len(still_open), sorted(set(still_open)))
+
+
+def _recovery_gaps(
+    session: Session, desk_id: int, latest_final: dict[str, tuple[date, _Cell]], until: date
+) -> list[RecoveryGap]:
+    """Since when each flagged trader has reported a missing recovery path: one statement
+    over their final answers (any week up to ``until``)."""
+    flagged = {user: day for user, (day, cell) in latest_final.items() if _missing_recovery(cell.gaps)}
+    latest = (
+        select(
+            col(Answer.run_id).label("run_id"),
+            col(Answer.user_id).label("user_id"),
+            func.max(Answer.version).label("version"),
+        )
+        .join(ChecklistRun, col(ChecklistRun.id) == col(Answer.run_id))
+        .where(
+            ChecklistRun.desk_id == desk_id,
+            col(ChecklistRun.trading_date) <= until,
+            col(Answer.user_id).in_(sorted(flagged)),
+        )
+        .group_by(col(Answer.run_id), col(Answer.user_id))
+        .subquery()
+    )
+    final = (
+        select(
+            col(Answer.user_id).label("user_id"),
+            col(ChecklistRun.trading_date).label("day"),
+            col(Answer.contingency_gaps).label("gaps"),
+        )
+        .join(
+            latest,
+            and_(
+                col(Answer.run_id) == latest.c.run_id,
+                col(Answer.user_id) == latest.c.user_id,
+                col(Answer.version) == latest.c.version,
+            ),
+        )
+        .join(ChecklistRun, col(ChecklistRun.id) == col(Answer.run_id))
+        .cte("final")
+    )
+    missing = or_(final.c.gaps.like("%second_mfa_device%"), final.c.gaps.like("%recovery_code%"))
+    ok = select(final.c.user_id, func.max(final.c.day).label("last_ok")).where(~missing).group_by(final.c.user_id)
+    ok_sub = ok.subquery()
+    query = (
+        select(final.c.user_id, func.min(final.c.day))
+        .outerjoin(ok_sub, ok_sub.c.user_id == final.c.user_id)
+        .where(missing, or_(ok_sub.c.last_ok.is_(None), final.c.day > ok_sub.c.last_ok))
+        .group_by(final.c.user_id)
+    )
+    since = {user: day for user, day in session.execute(query).all()}
+    gaps = [
+        RecoveryGap(user, since[user], len(calendar.trading_days(since[user], day)))
+        for user, day in flagged.items()
+        if user in since
+    ]
+    return sorted(gaps, key=lambda g: (-g.days, g.user_id))
+
+
+def _attention(report: WeeklyReport) -> list[Attention]:
+    gaps = {g.user_id: g for g in report.recovery_gaps}
+    out: list[Attention] = []
+    for user, row in report.rows.items():
+        reasons: list[str] = []
+        if user in gaps:
+            g = gaps[user]
+            reasons.append(
+                f"no recovery path for {g.days} trading day{'s' if g.days != 1 else ''} (since {g.since:%a %d %b})"
+            )
+        if row.count(MISSED):
+            reasons.append(f"missed {row.count(MISSED)}")
+        if row.count(RESTRICTED):
+            reasons.append(f"restricted {row.count(RESTRICTED)}")
+        if row.count(LATE) >= 2:
+            reasons.append(f"late {row.count(LATE)}")
+        if user in report.escalations.still_open_traders:
+            reasons.append("open escalation")
+        if reasons:
+            out.append(Attention(user, reasons))
+    return out
+
+
+# --- posting, once per desk and week ----------------------------------------------------
+
+
+class SummaryOutcome(StrEnum):
+    CLAIMED = "claimed"
+    ALREADY_POSTED = "already_posted"
+    IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True)
+class SummaryClaim:
+    outcome: SummaryOutcome
+    summary: WeeklySummary
+
+
+def _get(session: Session, desk_id: int, iso_week: str) -> WeeklySummary | None:
+    return session.exec(
+        select(WeeklySummary).where(WeeklySummary.desk_id == desk_id, WeeklySummary.iso_week == iso_week)
+    ).first()
+
+
+def claim_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime) -> SummaryClaim:
+    """Decide whether the caller posts the week's summary: the unique (desk, iso_week) row
+    plus a lease, as ``checklist.claim_post``. Commits its claim."""
+    assert desk.id is not None
+    row = _get(session, desk.id, iso_week)
+    if row is None:
+        row = WeeklySummary(desk_id=desk.id, iso_week=iso_week, claimed_at=now, created_at=now)
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            row = _get(session, desk.id, iso_week)
+            assert row is not None
+            return SummaryClaim(SummaryOutcome.ALREADY_POSTED if row.posted_at else SummaryOutcome.IN_PROGRESS, row)
+        session.commit()
+        return SummaryClaim(SummaryOutcome.CLAIMED, row)
+    if row.posted_at is not None:
+        return SummaryClaim(SummaryOutcome.ALREADY_POSTED, row)
+    claimed = session.execute(
+        update(WeeklySummary)
+        .where(
+            col(WeeklySummary.id) == row.id,
+            col(WeeklySummary.posted_at).is_(None),
+            col(WeeklySummary.claimed_at).is_(None) | (col(WeeklySummary.claimed_at) < now - SUMMARY_LEASE),
+        )
+        .values(claimed_at=now)
+    )
+    session.commit()
+    if claimed.rowcount == 0:  # type: ignore[attr-defined]
+        return SummaryClaim(SummaryOutcome.IN_PROGRESS, row)
+    session.refresh(row)
+    return SummaryClaim(SummaryOutcome.CLAIMED, row)
+
+
+def mark_summary_posted(*, session: Session, summary_id: int, ts: str | None, now: datetime) -> None:
+    session.execute(
+        update(WeeklySummary)
+        .where(col(WeeklySummary.id) == summary_id)
+        .values(posted_at=now, message_ts=ts, claimed_at=None)
+    )
+
+
+def release_summary(*, session: Session, summary_id: int) -> None:
+    """A failed post: let the next tick (or the CLI) try again."""
+    session.execute(update(WeeklySummary).where(col(WeeklySummary.id) == summary_id).values(claimed_at=None))
+
+
+def due_summaries(*, session: Session, desks: list[Desk], now: datetime) -> list[tuple[str, str]]:
+    """(desk name, iso week) of summaries due at ``now`` and not yet posted: the current and
+    the previous week (a bot down over a weekend catches up), never a week that ended before
+    the desk existed."""
+    posted = {
+        (d, w)
+        for d, w in session.execute(
+            select(WeeklySummary.desk_id, WeeklySummary.iso_week).where(col(WeeklySummary.posted_at).is_not(None))
+        ).all()
+    }
+    due: list[tuple[str, str]] = []
+    for desk in desks:
+        week = current_week(desk, now)
+        for candidate in (previous_week(week), week):
+            at = due_at(desk, candidate)
+            if at is None or at > now or (desk.id, candidate) in posted:
+                continue
+            if week_bounds(desk, candidate)[1] <= desk.created_at.astimezone(UTC):
+                continue
+            due.append((desk.name, candidate))
+    return due
