@@ -154,6 +154,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
     from bot.desks import service as desks
+    from bot.runtime import utc_now
 
     managers = desks.parse_user_list(args.managers)
     traders = desks.parse_user_list(args.traders)
@@ -167,6 +168,7 @@ def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
             timezone=args.timezone,
             post_at=args.post_at,
             deadline=args.deadline,
+            now=utc_now(),
         )
         print(
             f"Added desk {desk.name}: channel {desk.channel_id}, {len(managers)} manager(s), "
@@ -277,7 +279,6 @@ def _export_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
-    from bot.escalation import service as escalation
 
     values = (
         args.reminder_minutes,
@@ -291,11 +292,13 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
     )
     if all(v is None for v in values):
         raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
+    from bot.desks import service as desks
+
     with session_scope(_database(settings)) as session:
-        desk = escalation.configure_desk(
+        desk = desks.configure_desk(
             session=session,
             name=args.name,
-            secret_key=settings.secret_key,
+            keys=settings.secret_key,
             reminder_minutes=args.reminder_minutes,
             ack_timeout_minutes=args.ack_timeout_minutes,
             escalation_channel=args.escalation_channel,
@@ -316,10 +319,10 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.delivery import outbox
     from bot.delivery.pager import Pager
+    from bot.delivery.slack import delivery_client
     from bot.escalation.jobs import escalation_pass
-    from bot.runtime import make_client, utc_now
+    from bot.runtime import deliver_due, make_client, utc_now
 
     engine = _database(settings)
     for line in escalation_pass(engine, now=args.at or utc_now(), desk_name=args.name):
@@ -327,9 +330,9 @@ def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.slack_bot_token:
         print("SLACK_BOT_TOKEN is not set here: the running bot's outbox worker will deliver what was queued.")
         return 0
-    pager = Pager(secret_key=settings.secret_key)
-    client = outbox.delivery_client(make_client(settings))
-    done = outbox.deliver_due(engine, client, pager, now=utc_now(), limit=1000)
+    pager = Pager(keys=settings.secret_key)
+    client = delivery_client(make_client(settings))
+    done = deliver_due(engine, client, pager, now=utc_now(), limit=1000)
     pager.close()
     print(f"Delivered {done.delivered}, deferred {done.deferred}, failed {done.failed} (preflight escalations list).")
     return 0
@@ -391,6 +394,14 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
 }
 
 
+FIELD_HINTS = {"name": "see 'preflight desk list'"}
+
+
+def flag_of(field: str) -> str:
+    """The command-line hint for a setting named by a ServiceError's ``field``: its flag."""
+    return FIELD_HINTS.get(field) or "--" + field.replace("_", "-")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -399,7 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub = getattr(args, f"{args.command}_command", None)
         return HANDLERS[(args.command, sub)](args, settings)
     except (CliError, ConfigError, ServiceError) as exc:
-        print(f"preflight: error: {exc}" if not str(exc).startswith("preflight") else str(exc), file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, ServiceError) and exc.field:
+            message += f" ({flag_of(exc.field)})"  # the domain names the setting; the CLI adds its flag
+        print(f"preflight: error: {message}" if not message.startswith("preflight") else message, file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -9,10 +9,9 @@ from types import FrameType
 from waitress.server import create_server
 
 from bot.config import Settings
-from bot.delivery.outbox import OutboxWorker
 from bot.delivery.pager import Pager
 from bot.migrate import upgrade
-from bot.runtime import build
+from bot.runtime import build, outbox_worker
 from bot.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -26,8 +25,8 @@ def serve(settings: Settings) -> None:
     runtime.refresher.start()
     scheduler = Scheduler(runtime.engine, runtime.client, runtime.refresher, runtime.deps.clock)
     scheduler.start()
-    outbox_worker = OutboxWorker(runtime.engine, runtime.client, Pager(secret_key=settings.secret_key))
-    outbox_worker.start()
+    worker = outbox_worker(runtime.engine, runtime.client, Pager(keys=settings.secret_key))
+    worker.start()
     # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
     server = create_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)
     socket_mode = None
@@ -53,7 +52,7 @@ def serve(settings: Settings) -> None:
     finally:
         server.close()
         scheduler.shutdown()
-        outbox_worker.stop()
+        worker.stop()
         runtime.refresher.stop()
         if socket_mode is not None:
             socket_mode.close()  # type: ignore[no-untyped-call]

@@ -94,7 +94,7 @@ def test_export_is_deterministic_and_scoped_to_the_dates(engine: Engine, desk_id
     assert {r[4] for r in week[1:-1]} == {"2026-11-23", "2026-11-24", "2026-11-25", "2026-11-27"}
     empty = _rows(_export(engine, desk_id, date(2026, 12, 1), date(2026, 12, 31)))
     assert len(empty) == 2 and _verify(_text(empty)).ok
-    with pytest.raises(ServiceError, match="before --from"):
+    with pytest.raises(ServiceError, match="is before the start date"):
         _export(engine, desk_id, NOV_TO, NOV_FROM)
 
 
@@ -161,7 +161,7 @@ def test_cli_export_and_verify(
     [
         (["export", "--from", "2026-11-01", "--to", "2026-11-30"], "--desk required"),
         (["export", "--desk", "equities", "--from", "2026-11-31", "--to", "2026-11-30"], "not a date"),
-        (["export", "--desk", "equities", "--from", "2026-11-30", "--to", "2026-11-01"], "before --from"),
+        (["export", "--desk", "equities", "--from", "2026-11-30", "--to", "2026-11-01"], "is before the start date 2026-11-30 (--to)"),
         (["export", "--desk", "nope", "--from", "2026-11-01", "--to", "2026-11-30"], "no desk named 'nope'"),
         (["export", "verify", "/nonexistent/file.csv"], "cannot read"),
     ],

@@ -9,29 +9,12 @@ from typing import Any
 
 from bot.checklist.models import ChecklistRun
 from bot.desks.models import Desk
+from bot.escalation.labels import KIND_WHY, NOTE_LIMIT, kind_title
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.slack.blocks import local_datetime, local_time, md, plain
 from bot.slack.ids import FIELD, Action, Block, Callback
 
 Blocks = list[dict[str, Any]]
-
-NOTE_LIMIT = 300
-
-KIND_TITLE = {
-    EscalationKind.RECOVERY_PATH: "🆘 Missing recovery path",
-    EscalationKind.SILENT: "🔕 No answer by the deadline",
-    EscalationKind.RESTRICTED: "🚫 Restricted today",
-}
-KIND_WHY = {
-    EscalationKind.RECOVERY_PATH: "No second MFA device or recovery code: losing the only MFA device can lock "
-    "them out for days during a market event.",
-    EscalationKind.SILENT: "They haven't answered the morning checklist.",
-    EscalationKind.RESTRICTED: "They reported a failed check and trade with lower ambition today.",
-}
-
-
-def kind_title(kind: str) -> str:
-    return KIND_TITLE.get(EscalationKind(kind), kind)
 
 
 def state_line(esc: Escalation, desk: Desk) -> str:

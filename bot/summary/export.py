@@ -93,7 +93,7 @@ def _ts(at: datetime) -> str:
 
 def check_range(start: date, end: date) -> None:
     if end < start:
-        raise ServiceError(f"--to {end} is before --from {start}")
+        raise ServiceError(f"the end date {end} is before the start date {start}", field="to")
 
 
 def _answers(session: Session, desk: Desk, start: date, end: date) -> Iterator[Event]:
