@@ -123,3 +123,18 @@ def desk_day(day: date, tz: ZoneInfo, post_at: time, deadline: time) -> DeskDay 
         market_close=market_close(day),
         early_close=is_early_close(day),
     )
+
+
+def deadline_after_close(deadline: time, tz: ZoneInfo, start: date, days: int = 371) -> date | None:
+    """The first trading day from ``start`` (within ``days``) on which a desk-local ``deadline``
+    falls after the regular NYSE close, or None. Checked over a year because desk zones and
+    New York change to and from daylight saving time on different dates. (On early-close
+    days a later deadline is cut to the close when the checklist is posted.)"""
+    day = start
+    for _ in range(days):
+        if is_trading_day(day):
+            close = datetime.combine(day, REGULAR_CLOSE, tzinfo=EXCHANGE_TZ)
+            if local_to_utc(day, deadline, tz) > close:
+                return day
+        day += timedelta(days=1)
+    return None

@@ -52,15 +52,20 @@ def report_values(
     missing: str | None = None,
     gaps: list[str] | None = None,
     note: str | None = None,
+    kinds: list[str] | None = None,
 ) -> dict[str, Any]:
     def opt(v: str) -> dict[str, Any]:
         return {"text": {"type": "plain_text", "text": v}, "value": v}
+
+    if kinds is None:
+        kinds = ["trading_permission"] if "permissions" in failed and missing else []
 
     return {
         Block.FAILED: {FIELD: {"type": "checkboxes", "selected_options": [opt(v) for v in failed]}},
         Block.AUTH_LAYER: {FIELD: {"type": "radio_buttons", "selected_option": opt(layer) if layer else None}},
         Block.PLATFORM: {FIELD: {"type": "static_select", "selected_option": opt(platform) if platform else None}},
         Block.MISSING_PERMISSIONS: {FIELD: {"type": "plain_text_input", "value": missing}},
+        Block.PERMISSION_GAPS: {FIELD: {"type": "checkboxes", "selected_options": [opt(v) for v in kinds]}},
         Block.GAPS: {FIELD: {"type": "checkboxes", "selected_options": [opt(v) for v in gaps or []]}},
         Block.NOTE: {FIELD: {"type": "plain_text_input", "value": note}},
     }
@@ -115,9 +120,9 @@ def test_report_with_field_errors_stores_nothing(bot: Bot, fake_slack: FakeSlack
     cases: list[tuple[dict[str, Any], set[str]]] = [
         (report_values([]), {Block.FAILED}),
         (report_values(["authentication"]), {Block.AUTH_LAYER, Block.PLATFORM}),
-        (report_values(["permissions"], platform="tws"), {Block.MISSING_PERMISSIONS}),
+        (report_values(["permissions"], platform="tws"), {Block.MISSING_PERMISSIONS, Block.PERMISSION_GAPS}),
         (report_values(["contingency"]), {Block.GAPS}),
-        (report_values(["contingency"], gaps=["recovery_code"], note="x" * 501), {Block.NOTE}),
+        (report_values(["contingency"], gaps=["no_backup_factor"], note="x" * 501), {Block.NOTE}),
         (report_values(["authentication"], layer="telepathy", platform="tws"), {Block.AUTH_LAYER}),
     ]
     for values, expected in cases:
@@ -142,7 +147,7 @@ def test_report_marks_restricted_gives_matched_guidance_and_keeps_history(bot: B
     (answer,) = answers(bot, "UTRD2")
     assert answer.restricted and answer.failed_checks == "authentication" and answer.auth_layer == "device_trust"
     guidance = ephemerals(fake_slack, "UTRD2")[-1]
-    assert "restricted today" in guidance and "*Device trust*" in guidance and "recovery code" in guidance
+    assert "restricted today" in guidance and "*Device trust*" in guidance and "temporary passcode" in guidance
     assert "*Identity*" not in guidance
     assert "🚫 <@UTRD2> — restricted today · ⚠️ Authentication (device trust, TWS)" in last_roster(fake_slack)
 
@@ -150,7 +155,7 @@ def test_report_marks_restricted_gives_matched_guidance_and_keeps_history(bot: B
     values = report_values(["permissions"], platform="client_portal", missing="ES futures")
     bot.submit_view("UTRD3", Callback.REPORT_MODAL, values, meta)
     bot.settle()
-    assert "*Authorization*" in ephemerals(fake_slack, "UTRD3")[-1]
+    assert "*Trading permission*" in ephemerals(fake_slack, "UTRD3")[-1]
 
     # Fixed it: the latest answer is current, the earlier one is kept.
     bot.clock.advance(minutes=10)
@@ -161,7 +166,7 @@ def test_report_marks_restricted_gives_matched_guidance_and_keeps_history(bot: B
     assert "restriction is cleared" in ephemerals(fake_slack, "UTRD2")[-1]
     roster = last_roster(fake_slack)
     assert "✅ <@UTRD2> — ready (08:15 EST)" in roster
-    assert "🚫 <@UTRD3> — restricted today · ⚠️ Permissions on Client Portal: ES futures" in roster
+    assert "🚫 <@UTRD3> — restricted today · ⚠️ Permissions on Client Portal (trading permission): ES futures" in roster
 
 
 def test_click_by_someone_not_on_the_desk_is_refused(bot: Bot, fake_slack: FakeSlack) -> None:
@@ -192,7 +197,8 @@ def test_click_on_a_previous_days_checklist_has_closed(bot: Bot, fake_slack: Fak
     assert len(replies) == 2 and all("has closed" in r for r in replies)
     # A modal opened yesterday and submitted today is refused inside the modal.
     meta = json.dumps({"run_id": yesterday.run_id, "channel_id": "C0123"})
-    body = bot.submit_view("UTRD1", Callback.REPORT_MODAL, report_values(["contingency"], gaps=["recovery_code"]), meta)
+    values = report_values(["contingency"], gaps=["no_backup_factor"])
+    body = bot.submit_view("UTRD1", Callback.REPORT_MODAL, values, meta)
     assert body.json()["response_action"] == "errors" and "has closed" in body.json()["errors"][Block.FAILED]
     bot.settle()
     assert answers(bot) == []

@@ -64,7 +64,7 @@ def test_export_holds_every_version_and_escalation_step(engine: Engine, desk_id:
     assert len(answers) == 16
     utrd2_wed = [r for r in answers if r[col["trader"]] == "UTRD2" and r[col["trading_date"]] == "2026-11-25"]
     assert [(r[col["answer_version"]], r[col["status"]]) for r in utrd2_wed] == [("1", "confirmed"), ("2", "problem")]
-    assert utrd2_wed[1][col["contingency_gaps"]] == "recovery_code" and utrd2_wed[1][col["restricted"]] == "true"
+    assert utrd2_wed[1][col["contingency_gaps"]] == "no_backup_factor" and utrd2_wed[1][col["restricted"]] == "true"
     steps = [r[col["event"]] for r in body if r[col["event"]] != "answer"]
     assert sorted(steps) == sorted(
         [
@@ -161,7 +161,10 @@ def test_cli_export_and_verify(
     [
         (["export", "--from", "2026-11-01", "--to", "2026-11-30"], "--desk required"),
         (["export", "--desk", "equities", "--from", "2026-11-31", "--to", "2026-11-30"], "not a date"),
-        (["export", "--desk", "equities", "--from", "2026-11-30", "--to", "2026-11-01"], "is before the start date 2026-11-30 (--to)"),
+        (
+            ["export", "--desk", "equities", "--from", "2026-11-30", "--to", "2026-11-01"],
+            "is before the start date 2026-11-30 (--to)",
+        ),
         (["export", "--desk", "nope", "--from", "2026-11-01", "--to", "2026-11-30"], "no desk named 'nope'"),
         (["export", "verify", "/nonexistent/file.csv"], "cannot read"),
     ],

@@ -29,7 +29,7 @@ from tests.harness import BOT_TOKEN, Bot, FakeClock, utc
 from tests.weekly_history import (
     FRI,
     MON,
-    NO_RECOVERY_CODE,
+    NO_BACKUP,
     THU,
     TUE,
     WED,
@@ -75,7 +75,7 @@ def test_thanksgiving_week_figures(engine: Engine, history: int) -> None:
     assert one.days[THU] is DayOutcome.HOLIDAY
     # UTRD2: late Monday; Tuesday's identity problem was replaced by a confirmation (final
     # answer counts, first answer before the deadline: on time); Wednesday's confirmation was
-    # replaced by a missing recovery code; Friday missed.
+    # replaced by no backup second factor; Friday missed.
     assert two.days == {
         MON: DayOutcome.LATE,
         TUE: DayOutcome.ON_TIME,
@@ -117,7 +117,7 @@ def test_recovery_gap_counts_back_into_earlier_weeks(engine: Engine) -> None:
     prev_fri = date(2026, 11, 20)
     for day in (date(2026, 11, 19), prev_fri, MON):
         run = post_day(engine, desk.id, day)
-        problem(engine, run, "UTRD1", at_local(day, "08:30"), NO_RECOVERY_CODE)
+        problem(engine, run, "UTRD1", at_local(day, "08:30"), NO_BACKUP)
     report = _report(engine, desk.id)
     assert [(g.since, g.days) for g in report.recovery_gaps] == [(date(2026, 11, 19), 3)]
 
@@ -175,7 +175,7 @@ def _desk_with(engine: Engine, name: str, traders: int) -> int:
         run = post_day(engine, desk.id, day)
         for i, user in enumerate(users):
             if i % 5 == 0:
-                problem(engine, run, user, at_local(day, "08:30"), NO_RECOVERY_CODE)
+                problem(engine, run, user, at_local(day, "08:30"), NO_BACKUP)
             elif i % 5 != 1:
                 confirm(engine, run, user, at_local(day, "08:10" if i % 2 else "09:20"))
     return desk.id

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from bot.checklist import service as checklist
-from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
+from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, PermissionGap, Platform
 from bot.checklist.service import ProblemReport
 from bot.db import session_scope
 from bot.desks.models import Desk
@@ -56,17 +56,20 @@ def problem(engine: Engine, run_id: int, user: str, at: datetime, report: Proble
 
 IDENTITY = ProblemReport(failed=frozenset({Check.AUTHENTICATION}), auth_layer=AuthLayer.IDENTITY, platform=Platform.TWS)
 NO_SECOND_DEVICE = ProblemReport(
-    failed=frozenset({Check.CONTINGENCY}), gaps=frozenset({ContingencyGap.SECOND_MFA_DEVICE})
+    failed=frozenset({Check.CONTINGENCY}), gaps=frozenset({ContingencyGap.NO_BACKUP_FACTOR})
 )
-NO_RECOVERY_CODE = ProblemReport(failed=frozenset({Check.CONTINGENCY}), gaps=frozenset({ContingencyGap.RECOVERY_CODE}))
+NO_BACKUP = ProblemReport(failed=frozenset({Check.CONTINGENCY}), gaps=frozenset({ContingencyGap.NO_BACKUP_FACTOR}))
 PERMISSIONS = ProblemReport(
-    failed=frozenset({Check.PERMISSIONS}), platform=Platform.TWS, missing_permissions="EUREX futures"
+    failed=frozenset({Check.PERMISSIONS}),
+    platform=Platform.TWS,
+    missing_permissions="EUREX futures",
+    permission_gaps=frozenset({PermissionGap.TRADING}),
 )
 DEVICE_AND_SECOND = ProblemReport(
     failed=frozenset({Check.AUTHENTICATION, Check.CONTINGENCY}),
     auth_layer=AuthLayer.DEVICE_TRUST,
     platform=Platform.IBKR_DESKTOP,
-    gaps=frozenset({ContingencyGap.SECOND_MFA_DEVICE}),
+    gaps=frozenset({ContingencyGap.NO_BACKUP_FACTOR}),
     note='phone lost, "IB Key" moved',
 )
 
@@ -75,9 +78,9 @@ def thanksgiving_week(engine: Engine, desk_id: int) -> dict[date, int]:
     """W48 2026 (Thu 26 holiday, Fri 27 early close) plus Mon 16 Nov of W47. Run ids by day.
 
     UTRD1 confirms on time every day. UTRD2: Mon late; Tue identity problem then confirmed
-    (final: on time); Wed confirmed then a missing recovery code (final: problem); Fri missed.
+    (final: on time); Wed confirmed then no backup second factor (final: problem); Fri missed.
     UTRD3: Mon no second device; Tue permissions; Wed device trust + no second device; Fri no
-    recovery code. In W47 everyone confirms on Monday (completion 100%).
+    backup second factor. In W47 everyone confirms on Monday (completion 100%).
     """
     runs = {day: post_day(engine, desk_id, day) for day in (PREV_MON, MON, TUE, WED, FRI)}
     for user in ("UTRD1", "UTRD2", "UTRD3"):
@@ -88,11 +91,11 @@ def thanksgiving_week(engine: Engine, desk_id: int) -> dict[date, int]:
     problem(engine, runs[TUE], "UTRD2", at_local(TUE, "08:20"), IDENTITY)
     confirm(engine, runs[TUE], "UTRD2", at_local(TUE, "10:00"))
     confirm(engine, runs[WED], "UTRD2", at_local(WED, "08:15"))
-    problem(engine, runs[WED], "UTRD2", at_local(WED, "11:00"), NO_RECOVERY_CODE)
+    problem(engine, runs[WED], "UTRD2", at_local(WED, "11:00"), NO_BACKUP)
     problem(engine, runs[MON], "UTRD3", at_local(MON, "08:30"), NO_SECOND_DEVICE)
     problem(engine, runs[TUE], "UTRD3", at_local(TUE, "08:30"), PERMISSIONS)
     problem(engine, runs[WED], "UTRD3", at_local(WED, "08:30"), DEVICE_AND_SECOND)
-    problem(engine, runs[FRI], "UTRD3", at_local(FRI, "08:30"), NO_RECOVERY_CODE)
+    problem(engine, runs[FRI], "UTRD3", at_local(FRI, "08:30"), NO_BACKUP)
     return runs
 
 

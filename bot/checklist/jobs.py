@@ -86,17 +86,22 @@ def _not_posted(desk: Desk, day: date, claim: checklist.PostClaim) -> PostResult
 
 def catch_up(engine: Engine, client: WebClient, *, now: datetime) -> list[PostResult]:
     """Post every desk's checklist that is due now and not yet posted (after a restart, a new
-    desk added by the CLI, or a failed post) — only between post time and the deadline."""
+    desk added by the CLI, or a failed post): between post time and the deadline, and — for a
+    post that was attempted in its window and failed (Slack down) — until the market close,
+    with a fresh answer window (``checklist.effective_deadline``)."""
     results: list[PostResult] = []
     with session_scope(engine) as session:
         due = []
         for desk in desks.list_desks(session=session):
             day = checklist.desk_today(desk, now)
             plan = checklist.schedule(desk, day)
-            if plan is not None and plan.post_at <= now < plan.deadline:
-                run = checklist.get_run(session=session, desk_id=desk.id or 0, day=day)
-                if run is None or run.message_ts is None:
-                    due.append((desk.name, day))
+            if plan is None or not plan.post_at <= now < plan.market_close:
+                continue
+            run = checklist.get_run(session=session, desk_id=desk.id or 0, day=day)
+            if run is not None and run.message_ts is not None:
+                continue
+            if now < plan.deadline or (run is not None and run.post_attempts > 0):
+                due.append((desk.name, day))
     for name, day in due:
         results.append(post_checklist(engine, client, desk_name=name, day=day, now=now, before_deadline_only=True))
     return results

@@ -24,17 +24,51 @@ class AuthLayer(StrEnum):
 
 
 class Platform(StrEnum):
+    """IBKR's platforms by their own names (docs/broker-facts.md §5). The TWS API runs through
+    TWS or IB Gateway; the Client Portal Web API through the Client Portal Gateway."""
+
     TWS = "tws"
+    IB_GATEWAY = "ib_gateway"
     IBKR_DESKTOP = "ibkr_desktop"
     CLIENT_PORTAL = "client_portal"
     IBKR_MOBILE = "ibkr_mobile"
-    API = "api"
+    TWS_API = "tws_api"
+    CP_WEB_API = "cp_web_api"
+    API = "api"  # recorded before the split into the TWS API and the Client Portal Web API
+
+
+LEGACY_PLATFORMS = frozenset({Platform.API})
 
 
 class ContingencyGap(StrEnum):
-    SECOND_MFA_DEVICE = "second_mfa_device"
-    RECOVERY_CODE = "recovery_code"
+    """What a trader lacks for contingency.
+
+    A recovery path is a *second active second-factor method* besides the primary phone
+    (IB Key on another phone, a Mobile Authenticator app (TOTP), a Digital Security Card+;
+    several can be active at once: docs/broker-facts.md §1, [S2]). IBKR has no user-held
+    recovery code ([S1]-[S9]; broker-facts §1 "User-held recovery code": not found).
+    """
+
+    NO_BACKUP_FACTOR = "no_backup_factor"  # no second active second-factor method at all
+    SMS_ONLY = "sms_only"  # only SMS codes: temporary at IBKR, SIM swap ([S1], [S8], [S11])
     SECONDARY_INTERFACE = "secondary_interface"
+    # Recorded before 2026-12 (they still display and export as recorded):
+    SECOND_MFA_DEVICE = "second_mfa_device"  # "No second MFA device": no backup second factor
+    RECOVERY_CODE = "recovery_code"  # "No recovery code": not a thing at IBKR; never a missing path
+
+
+LEGACY_GAPS = frozenset({ContingencyGap.SECOND_MFA_DEVICE, ContingencyGap.RECOVERY_CODE})
+# Either of these means no backup second factor at all: a *missing recovery path*.
+NO_BACKUP_GAPS = frozenset({ContingencyGap.NO_BACKUP_FACTOR, ContingencyGap.SECOND_MFA_DEVICE})
+
+
+class PermissionGap(StrEnum):
+    """Which kind of access is missing: they are requested and granted differently
+    (docs/broker-facts.md §4: permissions "generally applied within 48 hours" [S26],
+    market data subscriptions "applied to the account in real time" [S26])."""
+
+    TRADING = "trading_permission"
+    MARKET_DATA = "market_data"
 
 
 class AnswerStatus(StrEnum):
@@ -55,7 +89,11 @@ class ChecklistRun(SQLModel, table=True):
     early_close: bool = False
     channel_id: str = Field(max_length=32)
     post_due_at: datetime = Field(sa_type=UTCDateTime)
+    # The effective deadline: the desk's deadline, or at least the post time plus the desk's
+    # grace period when posted late (never after the close). Reminders, escalations and the
+    # weekly summary all use it; scheduled_deadline_at keeps the desk's own deadline.
     deadline_at: datetime = Field(sa_type=UTCDateTime)
+    scheduled_deadline_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     market_close_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     message_ts: str | None = Field(default=None, max_length=32)
@@ -87,6 +125,12 @@ class Answer(SQLModel, table=True):
     auth_layer: str | None = Field(default=None, max_length=16)
     platform: str | None = Field(default=None, max_length=16)
     missing_permissions: str | None = Field(default=None, max_length=500)
+    permission_gaps: str = Field(
+        default="",
+        max_length=64,
+        sa_column_kwargs={"server_default": ""},
+        description="comma-separated PermissionGap (empty in answers recorded before it was asked)",
+    )
     contingency_gaps: str = Field(default="", max_length=100, description="comma-separated ContingencyGap")
     note: str | None = Field(default=None, max_length=500)
     restricted: bool = False
@@ -101,5 +145,20 @@ class Answer(SQLModel, table=True):
         return [ContingencyGap(c) for c in self.contingency_gaps.split(",") if c]
 
     @property
+    def permission_kinds(self) -> list[PermissionGap]:
+        return [PermissionGap(c) for c in self.permission_gaps.split(",") if c]
+
+    @property
     def missing_recovery_path(self) -> bool:
-        return bool({ContingencyGap.SECOND_MFA_DEVICE, ContingencyGap.RECOVERY_CODE} & set(self.gaps))
+        """No backup second factor at all (a legacy "No recovery code" alone is not one: the
+        question then treated either as enough, and IBKR has no recovery codes)."""
+        return bool(NO_BACKUP_GAPS & set(self.gaps))
+
+    @property
+    def sms_only(self) -> bool:
+        """SMS is the only second factor: a weak backup, flagged at lower severity."""
+        return ContingencyGap.SMS_ONLY in self.gaps and not self.missing_recovery_path
+
+    @property
+    def missing_secondary_interface(self) -> bool:
+        return ContingencyGap.SECONDARY_INTERFACE in self.gaps

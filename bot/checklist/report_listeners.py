@@ -1,28 +1,34 @@
-"""Modal submissions."""
+"""The problem-report modal: redrawn as checks are ticked, and its submission."""
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.checklist import service as checklist
 from bot.checklist import views
-from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
+from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, PermissionGap, Platform
 from bot.checklist.service import ProblemReport
+from bot.desks.models import Desk
 from bot.errors import ServiceError
-from bot.slack.deps import Deps, ephemeral, user_id
+from bot.slack.deps import Deps, ack_then, ephemeral, user_id
 from bot.slack.ids import FIELD, Block, Callback
+
+log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=StrEnum)
 
 
 def register(app: App) -> None:
     app.view(Callback.REPORT_MODAL)(on_report_submitted)
+    app.action({"block_id": Block.FAILED, "action_id": FIELD})(ack_then(redraw_report_modal))
 
 
 class FieldErrors(Exception):
@@ -63,21 +69,43 @@ def _text(values: dict[str, Any], block: Block) -> str | None:
 
 
 def parse_report(view: dict[str, Any]) -> ProblemReport:
-    """The modal's state as a ProblemReport, or FieldErrors keyed by block_id."""
+    """The modal's state as a ProblemReport, or FieldErrors keyed by block_id. Only the fields
+    of the checks that failed are read: a field that does not apply is ignored, not refused."""
     values = (view.get("state") or {}).get("values") or {}
     errors: dict[str, str] = {}
+    failed = _many(values, Block.FAILED, Check, errors)
+    auth, perms = Check.AUTHENTICATION in failed, Check.PERMISSIONS in failed
     report = ProblemReport(
-        failed=_many(values, Block.FAILED, Check, errors),
-        auth_layer=_one(values, Block.AUTH_LAYER, AuthLayer, errors),
-        platform=_one(values, Block.PLATFORM, Platform, errors),
-        missing_permissions=_text(values, Block.MISSING_PERMISSIONS),
-        gaps=_many(values, Block.GAPS, ContingencyGap, errors),
+        failed=failed,
+        auth_layer=_one(values, Block.AUTH_LAYER, AuthLayer, errors) if auth else None,
+        platform=_one(values, Block.PLATFORM, Platform, errors) if auth or perms else None,
+        missing_permissions=_text(values, Block.MISSING_PERMISSIONS) if perms else None,
+        permission_gaps=_many(values, Block.PERMISSION_GAPS, PermissionGap, errors) if perms else frozenset(),
+        gaps=_many(values, Block.GAPS, ContingencyGap, errors) if Check.CONTINGENCY in failed else frozenset(),
         note=_text(values, Block.NOTE),
     )
-    errors = {**checklist.validate_report(report), **errors}
+    errors = {**checklist.validate_report(checklist.applicable(report)), **errors}
     if errors:
         raise FieldErrors(errors)
     return report
+
+
+def redraw_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    """A check was ticked or unticked: redraw the modal with the fields that now apply."""
+    view = body.get("view") or {}
+    run_id, channel = _metadata(view)
+    errors: dict[str, str] = {}
+    failed = _many((view.get("state") or {}).get("values") or {}, Block.FAILED, Check, errors)
+    with deps.read() as session:  # no Slack call inside a transaction
+        run = session.get(ChecklistRun, run_id) if run_id is not None else None
+        desk = session.get(Desk, run.desk_id) if run is not None else None
+        if run is None or desk is None:
+            return
+        new = views.report_modal(run, desk, channel_id=channel, failed=failed)
+    try:
+        client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=new)
+    except SlackApiError as exc:  # hash_conflict: a later click's redraw is on its way
+        log.info("redrawing the report modal failed: %s", exc.response.get("error"))
 
 
 def _metadata(view: dict[str, Any]) -> tuple[int | None, str | None]:

@@ -11,11 +11,24 @@ from sqlmodel import Session, col, select
 
 from bot import calendar
 from bot.checklist import events
-from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
+from bot.checklist.models import (
+    LEGACY_GAPS,
+    LEGACY_PLATFORMS,
+    Answer,
+    AnswerStatus,
+    AuthLayer,
+    Check,
+    ChecklistRun,
+    ContingencyGap,
+    PermissionGap,
+    Platform,
+)
 from bot.db import ClaimOutcome, claim_row, insert_or_skip
 from bot.desks.models import Desk, Role
 from bot.desks.service import is_member, members
 from bot.errors import ServiceError
+from bot.secret_text import REFUSAL as SECRET_REFUSAL
+from bot.secret_text import looks_like_secret
 
 POST_LEASE = timedelta(minutes=2)
 NOTE_LIMIT = 500
@@ -26,7 +39,9 @@ class PostOutcome(StrEnum):
     ALREADY_POSTED = "already_posted"
     IN_PROGRESS = "in_progress"  # another process holds the post lease
     NOT_TRADING_DAY = "not_trading_day"
-    TOO_LATE = "too_late"  # the deadline has passed; the scheduler does not post late
+    TOO_LATE = "too_late"  # the deadline (scheduler) or the market close (anyone) has passed
+    FUTURE = "future"  # a later trading day: its post belongs to the scheduler on that day
+    NOT_YET = "not_yet"  # the scheduler is early (a cron job on a moved clock): the catch-up posts it
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,12 @@ def schedule(desk: Desk, day: date) -> calendar.DeskDay | None:
 
 def desk_today(desk: Desk, now: datetime) -> date:
     return calendar.local_date(now, calendar.zone(desk.timezone))
+
+
+def effective_deadline(plan: calendar.DeskDay, posted_at: datetime, grace_minutes: int) -> datetime:
+    """A deadline a person could meet: the desk's deadline, or the post time plus the grace
+    period when that is later; never after the market close (answers close then)."""
+    return min(max(plan.deadline, posted_at + timedelta(minutes=grace_minutes)), plan.market_close)
 
 
 def get_run(*, session: Session, desk_id: int, day: date) -> ChecklistRun | None:
@@ -70,9 +91,25 @@ def claim_post(
         name = calendar.holiday_name(day)
         why = f"{day:%a %d %b %Y} is not an NYSE trading day" + (f" ({name})" if name else "")
         return PostClaim(PostOutcome.NOT_TRADING_DAY, reason=why)
-    if before_deadline_only and now >= plan.deadline:
+    tz = calendar.zone(desk.timezone)
+    if day > desk_today(desk, now):
+        at = plan.post_at.astimezone(tz)
+        return PostClaim(
+            PostOutcome.FUTURE,
+            reason=f"{day} is in the future: the scheduler posts it at {at:%H:%M %Z} on {day:%a %d %b %Y}",
+        )
+    if now >= plan.market_close:
+        close = plan.market_close.astimezone(tz)
+        return PostClaim(
+            PostOutcome.TOO_LATE,
+            reason=f"the market closed at {close:%H:%M %Z} on {day:%a %d %b %Y}: nobody could answer that checklist",
+        )
+    if before_deadline_only and now < plan.post_at:
+        return PostClaim(PostOutcome.NOT_YET, reason="it is not post time yet")
+    if before_deadline_only and now >= plan.deadline and not _retrying(session, desk.id, day):
         return PostClaim(PostOutcome.TOO_LATE, reason="the deadline has passed")
     desk_id = desk.id
+    deadline = effective_deadline(plan, now, desk.grace_minutes)
     outcome, run = claim_row(
         session,
         find=lambda: get_run(session=session, desk_id=desk_id, day=day),
@@ -82,7 +119,8 @@ def claim_post(
             early_close=plan.early_close,
             channel_id=desk.channel_id,
             post_due_at=plan.post_at,
-            deadline_at=plan.deadline,
+            deadline_at=deadline,
+            scheduled_deadline_at=plan.deadline,
             market_close_at=plan.market_close,
             post_claimed_at=now,
             post_attempts=1,
@@ -92,9 +130,17 @@ def claim_post(
         column="post_claimed_at",
         now=now,
         lease=POST_LEASE,
-        values={"post_attempts": ChecklistRun.post_attempts + 1},
+        # A retried post is rendered now: its answer window starts now.
+        values={"post_attempts": ChecklistRun.post_attempts + 1, "deadline_at": deadline},
     )
     return PostClaim(_POST_OUTCOME[outcome], run)
+
+
+def _retrying(session: Session, desk_id: int, day: date) -> bool:
+    """A post was attempted in its window and failed (Slack down): it is retried until the
+    close, with a fresh answer window, rather than leaving the desk without a checklist."""
+    run = get_run(session=session, desk_id=desk_id, day=day)
+    return run is not None and run.message_ts is None and run.post_attempts > 0
 
 
 _POST_OUTCOME = {
@@ -102,6 +148,34 @@ _POST_OUTCOME = {
     ClaimOutcome.DONE: PostOutcome.ALREADY_POSTED,
     ClaimOutcome.BUSY: PostOutcome.IN_PROGRESS,
 }
+
+
+def ensure_run(*, session: Session, desk: Desk, plan: calendar.DeskDay, now: datetime) -> ChecklistRun:
+    """The day's run row, created unclaimed (nothing posted, no post attempted) when there is
+    none: what a desk-wide escalation about a morning that was never posted hangs on. A later
+    ``claim_post`` takes it like any unposted run."""
+    assert desk.id is not None
+    insert_or_skip(
+        session,
+        ChecklistRun,
+        {
+            "desk_id": desk.id,
+            "trading_date": plan.trading_date,
+            "early_close": plan.early_close,
+            "channel_id": desk.channel_id,
+            "post_due_at": plan.post_at,
+            "deadline_at": plan.deadline,
+            "scheduled_deadline_at": plan.deadline,
+            "market_close_at": plan.market_close,
+            "created_at": now,
+            "post_attempts": 0,
+            "answers_version": 0,
+            "rendered_version": 0,
+        },
+    )
+    run = get_run(session=session, desk_id=desk.id, day=plan.trading_date)
+    assert run is not None
+    return run
 
 
 def mark_posted(*, session: Session, run_id: int, ts: str, now: datetime) -> None:
@@ -137,39 +211,72 @@ def unposted_runs(*, session: Session, now: datetime) -> list[ChecklistRun]:
 
 @dataclass(frozen=True)
 class ProblemReport:
-    """A trader's structured report. Validated by ``validate_report``."""
+    """A trader's structured report. Normalised by ``applicable`` and validated by
+    ``validate_report``."""
 
     failed: frozenset[Check]
     auth_layer: AuthLayer | None = None
     platform: Platform | None = None
     missing_permissions: str | None = None
+    permission_gaps: frozenset[PermissionGap] = field(default_factory=frozenset)
     gaps: frozenset[ContingencyGap] = field(default_factory=frozenset)
     note: str | None = None
 
 
+def applicable(report: ProblemReport) -> ProblemReport:
+    """Only what applies to the failed checks: the modal shows a check's fields only when
+    the check is ticked, and anything left over from a field that no longer applies (a
+    box ticked, filled in, then unticked) is dropped rather than refused."""
+    failed = report.failed
+    return ProblemReport(
+        failed=failed,
+        auth_layer=report.auth_layer if Check.AUTHENTICATION in failed else None,
+        platform=report.platform if failed & {Check.AUTHENTICATION, Check.PERMISSIONS} else None,
+        missing_permissions=report.missing_permissions if Check.PERMISSIONS in failed else None,
+        permission_gaps=report.permission_gaps if Check.PERMISSIONS in failed else frozenset(),
+        gaps=report.gaps if Check.CONTINGENCY in failed else frozenset(),
+        note=report.note,
+    )
+
+
 def validate_report(report: ProblemReport) -> dict[str, str]:
-    """Field errors keyed by field name ('failed', 'auth_layer', ...); empty when valid."""
+    """Field errors keyed by field name ('failed', 'auth_layer', ...); empty when valid.
+    Call it on ``applicable(report)``: fields of checks that did not fail are not looked at."""
     errors: dict[str, str] = {}
     if not report.failed:
         errors["failed"] = "Pick at least one check that failed (or use “All three confirmed”)."
     if Check.AUTHENTICATION in report.failed and report.auth_layer is None:
         errors["auth_layer"] = "Which layer failed: identity, device trust, or the platform/session?"
-    if Check.AUTHENTICATION not in report.failed and report.auth_layer is not None:
-        errors["auth_layer"] = "Only pick a layer when authentication failed."
     if report.failed & {Check.AUTHENTICATION, Check.PERMISSIONS} and report.platform is None:
         errors["platform"] = "Pick the platform you will trade on."
-    if Check.PERMISSIONS in report.failed and not (report.missing_permissions or "").strip():
-        errors["missing_permissions"] = "Name the instruments or markets that are missing."
-    if Check.PERMISSIONS not in report.failed and (report.missing_permissions or "").strip():
-        errors["missing_permissions"] = "Only list instruments when the permissions check failed."
-    if Check.CONTINGENCY in report.failed and not report.gaps:
-        errors["gaps"] = "Pick what is missing: second MFA device, recovery code or secondary interface."
-    if Check.CONTINGENCY not in report.failed and report.gaps:
-        errors["gaps"] = "Only pick what is missing when the contingency check failed."
+    if report.platform in LEGACY_PLATFORMS:
+        errors["platform"] = (
+            "“API” is no longer offered: close this form, open “Report a problem” again and pick the TWS API "
+            "or the Client Portal Web API."
+        )
+    if Check.PERMISSIONS in report.failed:
+        if not (report.missing_permissions or "").strip():
+            errors["missing_permissions"] = "Name the instruments or markets that are missing."
+        if not report.permission_gaps:
+            errors["permission_gaps"] = "Is it a trading permission, a market-data subscription, or both?"
+    if Check.CONTINGENCY in report.failed:
+        if not report.gaps:
+            errors["gaps"] = "Pick what is missing: a backup second factor, more than SMS, or a secondary interface."
+        elif report.gaps & LEGACY_GAPS:
+            errors["gaps"] = (
+                "That choice is no longer offered (IBKR has no recovery codes): close this form and "
+                "open “Report a problem” again."
+            )
+        elif {ContingencyGap.NO_BACKUP_FACTOR, ContingencyGap.SMS_ONLY} <= report.gaps:
+            errors["gaps"] = "Pick one: no backup second factor at all, or SMS codes as the only backup."
     if report.note is not None and len(report.note) > NOTE_LIMIT:
         errors["note"] = f"Keep the note to {NOTE_LIMIT} characters (it has {len(report.note)})."
+    elif looks_like_secret(report.note):
+        errors["note"] = SECRET_REFUSAL
     if report.missing_permissions is not None and len(report.missing_permissions) > NOTE_LIMIT:
         errors["missing_permissions"] = f"Keep the list to {NOTE_LIMIT} characters."
+    elif looks_like_secret(report.missing_permissions):
+        errors["missing_permissions"] = SECRET_REFUSAL
     return errors
 
 
@@ -225,6 +332,7 @@ def _same(answer: Answer, candidate: Answer) -> bool:
         "auth_layer",
         "platform",
         "missing_permissions",
+        "permission_gaps",
         "contingency_gaps",
         "note",
     )
@@ -265,6 +373,7 @@ def report_problem(
     *, session: Session, run: ChecklistRun, user_id: str, report: ProblemReport, now: datetime
 ) -> AnswerResult:
     check_can_answer(session=session, run=run, user_id=user_id, now=now)
+    report = applicable(report)
     errors = validate_report(report)
     if errors:
         raise ServiceError(" ".join(errors.values()))
@@ -278,6 +387,7 @@ def report_problem(
         auth_layer=report.auth_layer.value if report.auth_layer else None,
         platform=report.platform.value if report.platform else None,
         missing_permissions=(report.missing_permissions or "").strip() or None,
+        permission_gaps=",".join(p.value for p in PermissionGap if p in report.permission_gaps),
         contingency_gaps=",".join(g.value for g in ContingencyGap if g in report.gaps),
         note=(report.note or "").strip() or None,
         restricted=bool(report.failed),

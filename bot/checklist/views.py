@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.checklist.labels import CHECK_LABEL, GAP_LABEL, LAYER_LABEL, PLATFORM_LABEL, problem_summary
-from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap
+from bot.checklist.labels import (
+    CHECK_LABEL,
+    GAP_CHOICES,
+    GAP_HINT,
+    LAYER_LABEL,
+    PERMISSION_GAP_LABEL,
+    PLATFORM_CHOICES,
+    problem_summary,
+)
+from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap, PermissionGap
 from bot.checklist.service import Roster, TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
 from bot.desks.models import Desk
@@ -15,9 +23,12 @@ from bot.slack.ids import FIELD, Action, Block, Callback
 
 STATE_ICON = {TraderState.READY: "✅", TraderState.RESTRICTED: "🚫", TraderState.PENDING: "⏳"}
 CHECK_QUESTION = {
-    Check.AUTHENTICATION: "Can you complete login *and* MFA from your primary device?",
-    Check.PERMISSIONS: "Is everything you'll trade today approved and enabled on the platform you'll use?",
-    Check.CONTINGENCY: "Do you have a recovery path (second MFA device or recovery code) *and* a secondary interface?",
+    Check.AUTHENTICATION: "Can you complete login *and* the second factor from your primary device?",
+    Check.PERMISSIONS: "Are the trading permissions and market-data subscriptions for everything you'll trade "
+    "today in place, on the platform you'll use?",
+    Check.CONTINGENCY: "Do you have a recovery path — a second active second-factor method besides your primary "
+    "phone (IB Key on another device, an authenticator app or a Digital Security Card+) — *and* a secondary "
+    "interface?",
 }
 
 
@@ -57,6 +68,8 @@ def checklist_message(roster: Roster) -> tuple[str, Blocks]:
     text = f"Pre-market checklist for {desk.name}, {day}: {ready} ready, {restricted} restricted, {pending} pending"
     checks = "\n".join(f"*{i}. {CHECK_LABEL[c]}* — {CHECK_QUESTION[c]}" for i, c in enumerate(Check, start=1))
     deadline = local_time(run.deadline_at, desk)
+    if run.scheduled_deadline_at is not None and run.deadline_at > run.scheduled_deadline_at:
+        deadline += f" (posted late: the usual deadline is {local_time(run.scheduled_deadline_at, desk)})"
     blocks: Blocks = [
         {"type": "header", "text": plain(f"Pre-market checklist · {desk.name} · {day}")},
         section(checks),
@@ -115,7 +128,84 @@ def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool
     return block
 
 
-def report_modal(run: ChecklistRun, desk: Desk, *, channel_id: str | None) -> dict[str, Any]:
+def _checkboxes(labels: dict[Any, str], chosen: frozenset[Any] = frozenset()) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "checkboxes", "options": _options(labels)}
+    initial = [o for o in element["options"] if o["value"] in {c.value for c in chosen}]
+    if initial:
+        element["initial_options"] = initial
+    return element
+
+
+def report_modal(
+    run: ChecklistRun, desk: Desk, *, channel_id: str | None, failed: frozenset[Check] = frozenset()
+) -> dict[str, Any]:
+    """The problem report. Only what applies is shown: ticking a check dispatches an action
+    and the modal is redrawn (``views.update``) with that check's fields, which are then
+    required; Slack keeps what was typed in blocks whose block_id and action_id stay."""
+    blocks: Blocks = [
+        context_block(
+            f"*{desk.name}* · {run.trading_date:%a %d %b}. Never enter IBKR passwords or one-time codes here."
+        ),
+        {
+            **_input(Block.FAILED, "Which checks failed?", _checkboxes(CHECK_LABEL, failed), optional=False),
+            "dispatch_action": True,
+        },
+    ]
+    if Check.AUTHENTICATION in failed:
+        blocks.append(
+            _input(
+                Block.AUTH_LAYER,
+                "Authentication: which layer?",
+                {"type": "radio_buttons", "options": _options(LAYER_LABEL)},
+                optional=False,
+            )
+        )
+    if failed & {Check.AUTHENTICATION, Check.PERMISSIONS}:
+        blocks.append(
+            _input(
+                Block.PLATFORM,
+                "Platform",
+                {"type": "static_select", "placeholder": plain("Pick one"), "options": _options(PLATFORM_CHOICES)},
+                optional=False,
+                hint="The platform you'll trade on. One login does not mean the same access everywhere.",
+            )
+        )
+    if Check.PERMISSIONS in failed:
+        blocks.append(
+            _input(
+                Block.PERMISSION_GAPS,
+                "Permissions: what is missing?",
+                _checkboxes(PERMISSION_GAP_LABEL),
+                optional=False,
+            )
+        )
+        blocks.append(
+            _input(
+                Block.MISSING_PERMISSIONS,
+                "Permissions: instruments or markets",
+                {"type": "plain_text_input", "max_length": 500, "placeholder": plain("e.g. ES futures, LSE")},
+                optional=False,
+            )
+        )
+    if Check.CONTINGENCY in failed:
+        blocks.append(
+            _input(
+                Block.GAPS,
+                "Contingency: what is missing?",
+                _checkboxes(GAP_CHOICES),
+                optional=False,
+                hint=GAP_HINT,
+            )
+        )
+    blocks.append(
+        _input(
+            Block.NOTE,
+            "Note",
+            {"type": "plain_text_input", "multiline": True, "max_length": 500},
+            optional=True,
+            hint="At most 500 characters. No passwords or one-time codes: the bot never needs them.",
+        )
+    )
     return {
         "type": "modal",
         "callback_id": Callback.REPORT_MODAL,
@@ -123,83 +213,56 @@ def report_modal(run: ChecklistRun, desk: Desk, *, channel_id: str | None) -> di
         "title": plain("Report a problem"),
         "submit": plain("Submit"),
         "close": plain("Cancel"),
-        "blocks": [
-            context_block(
-                f"*{desk.name}* · {run.trading_date:%a %d %b}. Never enter IBKR passwords or one-time codes here."
-            ),
-            _input(
-                Block.FAILED,
-                "Which checks failed?",
-                {"type": "checkboxes", "options": _options(CHECK_LABEL)},
-                optional=False,
-            ),
-            _input(
-                Block.AUTH_LAYER,
-                "Authentication: which layer?",
-                {"type": "radio_buttons", "options": _options(LAYER_LABEL)},
-                optional=True,
-                hint="Only when authentication failed.",
-            ),
-            _input(
-                Block.PLATFORM,
-                "Platform",
-                {
-                    "type": "static_select",
-                    "placeholder": plain("Pick one"),
-                    "options": _options(PLATFORM_LABEL),
-                },
-                optional=True,
-                hint="The platform you'll trade on (needed for authentication and permissions).",
-            ),
-            _input(
-                Block.MISSING_PERMISSIONS,
-                "Permissions: instruments or markets missing",
-                {
-                    "type": "plain_text_input",
-                    "max_length": 500,
-                    "placeholder": plain("e.g. ES futures, LSE"),
-                },
-                optional=True,
-            ),
-            _input(
-                Block.GAPS,
-                "Contingency: what is missing?",
-                {"type": "checkboxes", "options": _options(GAP_LABEL)},
-                optional=True,
-            ),
-            _input(
-                Block.NOTE,
-                "Note",
-                {"type": "plain_text_input", "multiline": True, "max_length": 500},
-                optional=True,
-                hint="At most 500 characters.",
-            ),
-        ],
+        "blocks": blocks,
     }
 
 
 # --- guidance after an answer -------------------------------------------------------
 
+# Worded after IBKR's own pages (docs/broker-facts.md): several second-factor methods can be
+# active at once and chosen from a drop-down at login [S2]; IB Key moves to a new phone
+# without a call if the SMS number is still yours [S6][S7]; otherwise replacement access is
+# "via telephone and only after the identity ... has been verbally verified" [S14], and "The
+# temporary passcode is intended to provide full access to both Client Portal and trading
+# platforms for a period of 2 days ... may be used to access Client Portal for an additional
+# period of 10 days" (KB69 [S13], https://ibkb.interactivebrokers.com/article/69); "IBKR will
+# not issue consecutive temporary passcodes" [S13]. Permissions are "generally applied within
+# 48 hours", market data subscriptions "in real time" [S26].
 GUIDANCE = {
     AuthLayer.IDENTITY: "*Identity* (password rejected, username locked): reset your password through IBKR's "
     "password reset or call IBKR. Don't trade until it is solved.",
-    AuthLayer.DEVICE_TRUST: "*Device trust* (MFA prompt fails, phone lost, IB Key moved): use your backup device "
-    "or recovery code. Without one, call IBKR support by phone — identity checks, expect delays; a temporary "
-    "passcode gives 2 days of full access, then 10 days of Client Portal only.",
+    AuthLayer.DEVICE_TRUST: "*Device trust* (second-factor prompt fails, phone lost, IB Key moved): log in with "
+    "your backup second factor (pick it from the second-factor drop-down at login). New phone and still have your "
+    "SMS number? Move IB Key to it in IBKR Mobile. Without a backup, call IBKR Client Services: after identity "
+    "checks they give a temporary passcode — 2 days of full access, then 10 days of Client Portal only to print an "
+    "online security card; IBKR won't issue two in a row.",
     AuthLayer.PLATFORM: "*Platform or session*: try your secondary interface, close competing sessions (one "
-    "brokerage session per username), and remember TWS / IBKR Desktop need a manual login once a week "
-    "(tokens are invalidated Sunday 01:00 ET).",
+    "brokerage session per username), and remember TWS / IB Gateway / IBKR Desktop need a full login with the "
+    "second factor once a week (tokens are invalidated Sunday 01:00 ET).",
 }
-PERMISSIONS_GUIDANCE = (
-    "*Authorization* (product or exchange not permitted, market data missing): request the permission in "
-    "Client Portal; approvals can take up to ~48h. Avoid those trades today."
+PERMISSIONS_GUIDANCE = {
+    PermissionGap.TRADING: "*Trading permission* (an order rejected for a product or market): request it in Client "
+    "Portal; IBKR applies requests generally within 48 hours (allow up to ~2 business days). Avoid those trades "
+    "today.",
+    PermissionGap.MARKET_DATA: "*Market data* (quotes missing, trading works): subscribe in Client Portal; "
+    "subscriptions take effect immediately under normal circumstances.",
+}
+PERMISSIONS_GUIDANCE_ANY = (
+    "*Authorization* (product or exchange not permitted, market data missing): request the trading permission in "
+    "Client Portal (generally within 48 hours) or subscribe to the market data (immediate). Avoid those trades today."
+)
+_NO_BACKUP = (
+    "add a backup second factor today — an authenticator app (choose one with cloud backup), IB Key on a second "
+    "phone, or a Digital Security Card+; IBKR keeps several active at once"
 )
 GAP_GUIDANCE = {
-    ContingencyGap.SECOND_MFA_DEVICE: "register a second MFA device (an authenticator app or Digital Security "
-    "Card+; IB Key lives on one phone only)",
-    ContingencyGap.RECOVERY_CODE: "get a recovery code and keep it somewhere you can reach without your phone",
+    ContingencyGap.NO_BACKUP_FACTOR: _NO_BACKUP,
+    ContingencyGap.SMS_ONLY: "SMS is temporary at IBKR and exposed to SIM swaps: activate IB Key or an "
+    "authenticator app (IBKR then removes SMS) and a second method as your backup",
     ContingencyGap.SECONDARY_INTERFACE: "set up a second interface (e.g. Client Portal in a browser if you "
     "trade on TWS)",
+    ContingencyGap.SECOND_MFA_DEVICE: _NO_BACKUP,
+    ContingencyGap.RECOVERY_CODE: "IBKR has no recovery codes: your backup is a second active second-factor method",
 }
 
 
@@ -212,11 +275,15 @@ def guidance(answer: Answer) -> str:
     if Check.AUTHENTICATION in answer.checks and answer.auth_layer:
         lines.append("• " + GUIDANCE[AuthLayer(answer.auth_layer)])
     if Check.PERMISSIONS in answer.checks:
-        lines.append("• " + PERMISSIONS_GUIDANCE)
+        kinds = answer.permission_kinds
+        lines += ["• " + PERMISSIONS_GUIDANCE[k] for k in kinds] or ["• " + PERMISSIONS_GUIDANCE_ANY]
     if answer.gaps:
         lines.append("• *Contingency*: " + "; ".join(GAP_GUIDANCE[g] for g in answer.gaps) + ".")
     if answer.missing_recovery_path:
-        lines.append("Losing your only MFA device can lock you out for days: your managers are being told.")
+        lines.append(
+            "Without a backup, losing your phone means a call to IBKR and a temporary passcode before you trade "
+            "again: your managers are being told."
+        )
     lines.append("Fixed it? Press *All three confirmed* on the checklist to clear the restriction.")
     return "\n".join(lines)
 

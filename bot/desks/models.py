@@ -24,6 +24,10 @@ class Desk(SQLModel, table=True):
     post_at: str = Field(max_length=5, description="desk-local HH:MM")
     deadline: str = Field(max_length=5, description="desk-local HH:MM")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # A checklist posted late gets at least this long to answer (effective deadline).
+    grace_minutes: int = Field(
+        default=15, sa_column_kwargs={"server_default": "15"}, description="minimum answer window of a late post"
+    )
     # Escalation policy.
     reminder_minutes: int = Field(default=30, description="reminder DM this long before the deadline")
     ack_timeout_minutes: int = Field(default=15, description="unacknowledged escalations go to level 2")

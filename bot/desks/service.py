@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from bot.calendar import parse_hhmm, zone
+from bot.calendar import EXCHANGE_TZ, REGULAR_CLOSE, deadline_after_close, parse_hhmm, zone
 from bot.crypto import CryptoError, Keyring, keyring
 from bot.delivery import pager as pager_mod
 from bot.delivery.pager import PagerTarget
@@ -81,6 +81,7 @@ def add_desk(
     post, due = parse_hhmm(post_at), parse_hhmm(deadline)
     if due <= post:
         raise ServiceError(f"the deadline {deadline} must be after the post time {post_at}", field="deadline")
+    check_deadline_before_close(due, timezone, now)
     if session.exec(select(Desk).where(Desk.name == name)).first() is not None:
         raise ServiceError(f"a desk named {name!r} already exists")
     desk = Desk(
@@ -98,6 +99,19 @@ def add_desk(
     _add_members(session, desk.id, traders, Role.TRADER)
     session.flush()
     return desk
+
+
+def check_deadline_before_close(deadline: time, timezone: str, now: datetime) -> None:
+    """A deadline later than the exchange close is refused: answers close with the market."""
+    tz = zone(timezone)
+    late = deadline_after_close(deadline, tz, now.astimezone(tz).date())
+    if late is not None:
+        close = datetime.combine(late, REGULAR_CLOSE, tzinfo=EXCHANGE_TZ).astimezone(tz)
+        raise ServiceError(
+            f"the deadline {deadline:%H:%M} is after the NYSE close ({close:%H:%M} {timezone} on {late:%a %d %b %Y}): "
+            "pick an earlier one",
+            field="deadline",
+        )
 
 
 def _add_members(session: Session, desk_id: int, users: Iterable[str], role: Role) -> None:
@@ -177,14 +191,17 @@ def configure_desk(
     pager_secret: str | None = None,
     managers_channel: str | None = None,
     summary_delay_minutes: int | None = None,
+    grace_minutes: int | None = None,
 ) -> Desk:
-    """Change a desk's escalation policy, pager and weekly summary settings; every value is
+    """Change a desk's escalation policy (reminder, acknowledgement timeout, the grace period
+    of a checklist posted late), pager and weekly summary settings; every value is
     checked before anything changes. Errors name the setting in words and carry ``field``
     (the CLI turns it into a flag, the Slack modal into a field error)."""
     desk = get_desk(session=session, name=name)
     _in_range(reminder_minutes, 0, 600, "The reminder lead time", "reminder_minutes")
     _in_range(ack_timeout_minutes, 1, 1440, "The acknowledgement timeout", "ack_timeout_minutes")
     _in_range(summary_delay_minutes, 0, 1440, "The weekly summary delay", "summary_delay_minutes")
+    _in_range(grace_minutes, 0, 240, "The grace period of a late checklist", "grace_minutes")
     for value, field in ((escalation_channel, "escalation_channel"), (managers_channel, "managers_channel")):
         if value:
             try:
@@ -215,6 +232,7 @@ def configure_desk(
         "pager_secret": encrypted,
         "managers_channel_id": None if managers_channel is None else (managers_channel or None),
         "summary_delay_minutes": summary_delay_minutes,
+        "grace_minutes": grace_minutes,
     }
     clear = {
         "escalation_channel_id": escalation_channel,

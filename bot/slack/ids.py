@@ -34,6 +34,7 @@ class Block(StrEnum):
     AUTH_LAYER = "auth_layer"
     PLATFORM = "platform"
     MISSING_PERMISSIONS = "missing_permissions"
+    PERMISSION_GAPS = "permission_gaps"
     GAPS = "gaps"
     NOTE = "note"
 

@@ -10,7 +10,9 @@ Definitions (each trader x each posted trading day of the ISO week is one *cell*
 - **problem**: the final answer reports a problem (the trader is *restricted* that day when
   the answer says so). Problems are counted by layer: identity and device trust (the
   authentication layer named), platform/session, authorization (= the permissions check
-  failed) and recovery path (= the contingency gap "second MFA device" or "recovery code").
+  failed) and recovery path (= no backup second factor: the contingency gap "no backup second
+  factor", or "no second MFA device" as recorded before 2026-12; a recorded "no recovery code"
+  alone is not one — IBKR has no recovery codes, and the question then accepted either).
 - **missed**: no answer at all on a posted day whose checklist has closed (market close).
 - **pending**: no answer yet while the checklist is still open (week-to-date views only);
   **not posted**: a trading day without a posted checklist. Neither counts anywhere.
@@ -18,8 +20,8 @@ Definitions (each trader x each posted trading day of the ISO week is one *cell*
   Its change is in percentage points against the previous ISO week.
 - **median time to confirm**: from ``run.posted_at`` to the stored time of the final,
   confirming answer, over the trader's on-time and late days.
-- **missing recovery path**: traders whose latest final answer in the week reports a missing
-  second MFA device or recovery code; *since* is the first such report after their last final
+- **missing recovery path**: traders whose latest final answer in the week reports no backup
+  second factor (as above); *since* is the first such report after their last final
   answer without that gap (any earlier week), *days* the trading days from then to that answer.
 - Escalations: *opened / acknowledged / resolved* count those timestamps inside the desk-local
   week; *still open* are those opened before the week's end and not resolved by then.
@@ -44,7 +46,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot import calendar
-from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap
+from bot.checklist.models import NO_BACKUP_GAPS, Answer, AnswerStatus, AuthLayer, Check, ChecklistRun
 from bot.db import ClaimOutcome, claim_row
 from bot.desks.models import Desk, Role
 from bot.desks.service import members
@@ -280,7 +282,7 @@ class _Cell:
 
 def _missing_recovery(gaps: str) -> bool:
     values = set(gaps.split(","))
-    return bool({ContingencyGap.SECOND_MFA_DEVICE.value, ContingencyGap.RECOVERY_CODE.value} & values)
+    return bool({g.value for g in NO_BACKUP_GAPS} & values)
 
 
 def _outcome(cell: _Cell | None, run: _Run, now: datetime) -> DayOutcome:
@@ -541,7 +543,7 @@ def _recovery_gaps(
         .join(ChecklistRun, col(ChecklistRun.id) == col(Answer.run_id))
         .cte("final")
     )
-    missing = or_(final.c.gaps.like("%second_mfa_device%"), final.c.gaps.like("%recovery_code%"))
+    missing = or_(*(final.c.gaps.like(f"%{g.value}%") for g in sorted(NO_BACKUP_GAPS)))
     ok = select(final.c.user_id, func.max(final.c.day).label("last_ok")).where(~missing).group_by(final.c.user_id)
     ok_sub = ok.subquery()
     query = (
