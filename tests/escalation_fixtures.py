@@ -79,8 +79,13 @@ def audit_actions(engine: Engine, subject: str) -> list[tuple[str, str | None]]:
 
 
 def report_values(failed: list[str], gaps: list[str] | None = None, **extra: str) -> dict[str, Any]:
+    """The report modal's state. ``kinds``: comma-separated permission gaps (default: a
+    trading permission when permissions failed)."""
+
     def opt(v: str) -> dict[str, Any]:
         return {"text": {"type": "plain_text", "text": v}, "value": v}
+
+    kinds = extra.get("kinds", "trading_permission" if "permissions" in failed else "")
 
     values: dict[str, Any] = {
         Block.FAILED: {FIELD: {"type": "checkboxes", "selected_options": [opt(v) for v in failed]}},
@@ -90,6 +95,9 @@ def report_values(failed: list[str], gaps: list[str] | None = None, **extra: str
             FIELD: {"type": "static_select", "selected_option": opt(extra["platform"]) if "platform" in extra else None}
         },
         Block.MISSING_PERMISSIONS: {FIELD: {"type": "plain_text_input", "value": extra.get("missing")}},
+        Block.PERMISSION_GAPS: {
+            FIELD: {"type": "checkboxes", "selected_options": [opt(v) for v in kinds.split(",") if v]}
+        },
         Block.NOTE: {FIELD: {"type": "plain_text_input", "value": extra.get("note")}},
     }
     return values

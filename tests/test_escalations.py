@@ -200,15 +200,16 @@ def test_missing_recovery_path_escalates_at_once_through_the_modal(bot: Bot, fak
     engine = bot.runtime.engine
     make_desk(engine)
     run = post_checklist(bot)
-    # A missing secondary interface alone is restricted, not a missing recovery path.
+    # A missing secondary interface alone is a lower-severity escalation at the deadline, not a
+    # missing recovery path.
     bot.click("UTRD1", Action.REPORT_PROBLEM, str(run.run_id))
     bot.settle()
     meta = fake_slack.of("views.open")[-1].params["view"]["private_metadata"]
     bot.submit_view("UTRD1", Callback.REPORT_MODAL, report_values(["contingency"], ["secondary_interface"]), meta)
     bot.settle()
     assert escalations(engine) == []
-    # 08:05, long before the deadline: no second MFA device → escalated in the same transaction.
-    values = report_values(["contingency"], ["second_mfa_device"], note="phone died, IB Key only")
+    # 08:05, long before the deadline: no backup second factor → escalated in the same transaction.
+    values = report_values(["contingency"], ["no_backup_factor"], note="phone died, IB Key only")
     r = bot.submit_view("UTRD2", Callback.REPORT_MODAL, values, meta)
     assert r.status_code == 200
     bot.settle()
@@ -231,14 +232,14 @@ def test_missing_recovery_path_escalates_at_once_through_the_modal(bot: Bot, fak
     for manager in ("UMGR1", "UMGR2"):
         (text,) = dms_to(fake_slack, manager)
         assert "Missing recovery path" in text and "<@UTRD2>" in text
-        assert "no second mfa device" in text and "phone died, IB Key only" in text
+        assert "no backup second factor" in text and "phone died, IB Key only" in text
         assert "Since Wed 25 Nov 08:05 EST" in text
     # At the deadline the same trader is not escalated a second time as "restricted".
     bot.clock.set(utc(2026, 11, 25, 14, 0))
     report = run_pass(engine, bot.clock())
     kinds = sorted((e.trader_id, e.kind) for e in escalations(engine))
     assert kinds == [
-        ("UTRD1", EscalationKind.RESTRICTED),
+        ("UTRD1", EscalationKind.SECONDARY_INTERFACE),
         ("UTRD2", EscalationKind.RECOVERY_PATH),
         ("UTRD3", EscalationKind.SILENT),
     ]

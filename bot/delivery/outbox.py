@@ -19,8 +19,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.delivery.models import OutboxMessage
 
@@ -70,3 +71,19 @@ def enqueue(
     except IntegrityError:
         return None
     return message
+
+
+def withdraw(*, session: Session, dedup_key: str) -> bool:
+    """Take back a notification that has not gone out: deleted, in the caller's transaction,
+    when no worker has tried it yet (an attempt that timed out may have reached the other
+    side). False when it was never queued or it is too late: then it goes its way."""
+    gone = session.execute(
+        delete(OutboxMessage).where(
+            col(OutboxMessage.dedup_key) == dedup_key,
+            col(OutboxMessage.delivered_at).is_(None),
+            col(OutboxMessage.failed_at).is_(None),
+            col(OutboxMessage.claimed_at).is_(None),
+            col(OutboxMessage.attempts) == 0,
+        )
+    )
+    return bool(gone.rowcount)  # type: ignore[attr-defined]

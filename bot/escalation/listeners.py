@@ -29,10 +29,7 @@ def register(app: App) -> None:
 
 
 def _already(t: escalation.Transition) -> str:
-    esc = t.escalation
-    if esc.state == "resolved":
-        return f"Already resolved by <@{esc.resolved_by}>."
-    return f"Already acknowledged by <@{esc.acknowledged_by}>."
+    return escalation_views.already_text(t.escalation, t.desk)
 
 
 def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -65,13 +62,13 @@ def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now:
     try:
         with deps.read() as session:  # only checks: no write lock, and no Slack call inside
             esc, desk = escalation.check_can_act(session=session, escalation_id=esc_id, user_id=user)
-            resolved_by = esc.resolved_by if esc.state == "resolved" else None
+            already = escalation_views.already_text(esc, desk) if esc.state == "resolved" else None
             view = escalation_views.resolve_modal(esc, desk)
     except ServiceError as exc:
         ephemeral(client, channel=channel, user=user, text=str(exc))
         return
-    if resolved_by is not None:
-        ephemeral(client, channel=channel, user=user, text=f"Already resolved by <@{resolved_by}>.")
+    if already is not None:
+        ephemeral(client, channel=channel, user=user, text=already)
         return
     client.views_open(trigger_id=body["trigger_id"], view=view)
 

@@ -12,9 +12,29 @@ from bot.dbtypes import UTCDateTime, utcnow
 
 
 class EscalationKind(StrEnum):
-    RECOVERY_PATH = "recovery_path"
-    SILENT = "silent"
-    RESTRICTED = "restricted"
+    RECOVERY_PATH = "recovery_path"  # no backup second factor at all: opens at once
+    SILENT = "silent"  # no answer by the (effective) deadline
+    RESTRICTED = "restricted"  # authentication or permissions failed (at the deadline)
+    POST_FAILED = "post_failed"  # the desk's checklist could not be posted by its deadline
+    SECONDARY_INTERFACE = "secondary_interface"  # lower severity: no second platform to fall back on
+    SMS_ONLY = "sms_only"  # lower severity: SMS is the only second factor (a weak backup)
+
+
+class Severity(StrEnum):
+    HIGH = "high"  # level 2 after the acknowledgement timeout: escalation channel and pager
+    LOW = "low"  # managers are told by DM; never raised to level 2, never paged
+
+
+SEVERITY = {
+    EscalationKind.RECOVERY_PATH: Severity.HIGH,
+    EscalationKind.SILENT: Severity.HIGH,
+    EscalationKind.RESTRICTED: Severity.HIGH,
+    EscalationKind.POST_FAILED: Severity.HIGH,
+    EscalationKind.SECONDARY_INTERFACE: Severity.LOW,
+    EscalationKind.SMS_ONLY: Severity.LOW,
+}
+HIGH_KINDS = tuple(k for k, s in SEVERITY.items() if s is Severity.HIGH)
+DESK_WIDE = ""  # trader_id of an escalation about the desk itself (a checklist not posted)
 
 
 class EscalationState(StrEnum):
@@ -32,8 +52,8 @@ class Escalation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     desk_id: int = Field(foreign_key="desk.id", index=True, ondelete="CASCADE")
     run_id: int = Field(foreign_key="checklist_run.id", index=True, ondelete="CASCADE")
-    trader_id: str = Field(max_length=32, index=True)
-    kind: str = Field(max_length=16)
+    trader_id: str = Field(max_length=32, index=True, description="'' (DESK_WIDE) for post_failed")
+    kind: str = Field(max_length=32)
     level: int = 1
     state: str = Field(default=EscalationState.OPEN, max_length=16)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
@@ -44,3 +64,12 @@ class Escalation(SQLModel, table=True):
     resolved_by: str | None = Field(default=None, max_length=32)
     resolution_note: str | None = Field(default=None, max_length=500)
     level2_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    @property
+    def desk_wide(self) -> bool:
+        return self.trader_id == DESK_WIDE
+
+    @property
+    def resolved_automatically(self) -> bool:
+        """Resolved by the bot because its condition no longer held (no manager acted)."""
+        return self.resolved_at is not None and self.resolved_by is None

@@ -1,15 +1,25 @@
 """Escalations: reminders, missing recovery paths, silent and restricted traders, level 2.
 
-The database decides everything: an escalation is unique per (run, trader, kind), every
-notification is an outbox row with a unique dedup key written in the same transaction
-as the change that caused it, and transitions are conditional UPDATEs on ``state`` (a
-double click makes one transition). ``run_pass`` can therefore run every minute, from
-several replicas and from the CLI, and still remind, escalate and page exactly once.
+Escalations follow the live state. Each kind has a condition on the trader's *current*
+answer (``kinds_called_for``) — or, for a morning that could not be posted, on the run —
+and an open escalation whose condition no longer holds is resolved automatically, with the
+system as the actor: when the trader's answer changes (``bot.checklist.events``, in the
+transaction that stores it) and at every pass. Level 2 is decided by the same pass after
+that check, so it never fires for an escalation whose condition has gone; a page that was
+queued but not yet sent when its escalation resolves is withdrawn instead of being
+followed by a resolve.
+
+The database decides everything else: an escalation is unique per (run, trader, kind),
+every notification is an outbox row with a unique dedup key written in the same
+transaction as the change that caused it, and transitions are conditional UPDATEs on
+``state`` (a double click makes one transition). ``run_pass`` can therefore run every
+minute, from several replicas and from the CLI, and still remind, escalate and page once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,15 +33,22 @@ from bot.audit import AuditEvent
 from bot.checklist import events as checklist_events
 from bot.checklist import service as checklist
 from bot.checklist.labels import problem_summary
-from bot.checklist.models import Answer, ChecklistRun
+from bot.checklist.models import Answer, AnswerStatus, Check, ChecklistRun, ContingencyGap
 from bot.delivery import outbox
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
-from bot.escalation.labels import NOTE_LIMIT, kind_title
-from bot.escalation.models import Escalation, EscalationKind, EscalationState
+from bot.escalation.labels import AUTO_REASON, NOTE_LIMIT, kind_title
+from bot.escalation.models import DESK_WIDE, HIGH_KINDS, Escalation, EscalationKind, EscalationState
+from bot.secret_text import REFUSAL as SECRET_REFUSAL
+from bot.secret_text import looks_like_secret
+
+SYSTEM = "system"  # the audit actor of automatic transitions
+OPEN_STATES = (EscalationState.OPEN, EscalationState.ACKNOWLEDGED)
+# Opened as soon as the report is stored; every other trader kind waits for the deadline.
+AT_ONCE = frozenset({EscalationKind.RECOVERY_PATH})
 
 
 class NotManagerError(ServiceError):
@@ -55,11 +72,13 @@ class PassReport:
     reminders: int = 0
     opened: list[int] = field(default_factory=list)
     level2: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
     note: str = ""
 
     def describe(self, desk_name: str) -> str:
         return (
             f"{desk_name}: {self.reminders} reminder(s) queued, {len(self.opened)} escalation(s) opened, "
+            f"{len(self.resolved)} resolved automatically, "
             f"{len(self.level2)} raised to level 2{f' ({self.note})' if self.note else ''}."
         )
 
@@ -90,6 +109,50 @@ def _report_detail(answer: Answer | None) -> str:
     return summary + (f" — “{answer.note}”" if answer.note else "")
 
 
+# --- conditions -------------------------------------------------------------------------
+
+
+def _restricted_otherwise(answer: Answer) -> bool:
+    """A failed check that no dedicated kind covers: authentication, permissions, or a
+    contingency failure whose gaps open nothing of their own (a recorded "No recovery code")."""
+    checks = set(answer.checks)
+    if checks & {Check.AUTHENTICATION, Check.PERMISSIONS}:
+        return True
+    covered = answer.missing_recovery_path or answer.sms_only or answer.missing_secondary_interface
+    return Check.CONTINGENCY in checks and not covered
+
+
+def kinds_called_for(answer: Answer | None) -> frozenset[EscalationKind]:
+    """The trader escalations a current answer calls for (before the deadline, only AT_ONCE
+    ones are opened). An open escalation of a kind not in here is resolved."""
+    if answer is None:
+        return frozenset({EscalationKind.SILENT})
+    if answer.status != AnswerStatus.PROBLEM:
+        return frozenset()
+    kinds: set[EscalationKind] = set()
+    if answer.missing_recovery_path:
+        kinds.add(EscalationKind.RECOVERY_PATH)
+    if answer.sms_only:
+        kinds.add(EscalationKind.SMS_ONLY)
+    if answer.missing_secondary_interface:
+        kinds.add(EscalationKind.SECONDARY_INTERFACE)
+    if _restricted_otherwise(answer):
+        kinds.add(EscalationKind.RESTRICTED)
+    return frozenset(kinds)
+
+
+def _detail(kind: EscalationKind, answer: Answer | None) -> str:
+    return "" if kind is EscalationKind.SILENT else _report_detail(answer)
+
+
+def _auto_reason(kind: EscalationKind, answer: Answer | None) -> str:
+    if answer is not None and answer.status == AnswerStatus.CONFIRMED:
+        return "confirmed"
+    if kind is EscalationKind.RECOVERY_PATH and answer is not None and ContingencyGap.RECOVERY_CODE in answer.gaps:
+        return "reported only “no recovery code”, which is not a missing recovery path (IBKR has no recovery codes)"
+    return AUTO_REASON[kind]
+
+
 # --- opening ----------------------------------------------------------------------------
 
 
@@ -103,7 +166,8 @@ def open_escalation(
     detail: str,
     now: datetime,
 ) -> Escalation | None:
-    """Open one escalation and queue a DM to every manager; None if it was already open."""
+    """Open one escalation and queue a DM to every manager; None if it was already opened
+    (today's escalation of that kind for that trader is one, whatever its state)."""
     assert desk.id is not None and run.id is not None
     existing = session.exec(
         select(Escalation.id).where(
@@ -119,7 +183,7 @@ def open_escalation(
     except IntegrityError:  # a concurrent pass opened it first
         return None
     assert esc.id is not None
-    audit(session, esc, "opened", now, kind=str(kind), trader=trader_id, run=run.id)
+    audit(session, esc, "opened", now, kind=str(kind), trader=trader_id or None, run=run.id)
     managers = desks.members(session=session, desk_id=desk.id, role=Role.MANAGER)
     for manager in managers:
         outbox.enqueue(
@@ -134,8 +198,51 @@ def open_escalation(
     return esc
 
 
+def _past_deadline(run: ChecklistRun, now: datetime) -> bool:
+    return run.message_ts is not None and now >= run.deadline_at
+
+
+def _resolve_gone(
+    session: Session, desk: Desk, run: ChecklistRun, trader: str, answer: Answer | None, now: datetime
+) -> list[int]:
+    """Resolve the trader's open escalations on ``run`` that ``answer`` no longer calls for."""
+    wanted = kinds_called_for(answer)
+    resolved: list[int] = []
+    current = session.exec(
+        select(Escalation).where(
+            Escalation.run_id == run.id,
+            Escalation.trader_id == trader,
+            col(Escalation.state).in_(OPEN_STATES),
+        )
+    ).all()
+    for esc in current:
+        kind = EscalationKind(esc.kind)
+        if kind not in wanted and _resolve_automatically(session, esc, desk, _auto_reason(kind, answer), now):
+            assert esc.id is not None
+            resolved.append(esc.id)
+    return resolved
+
+
+def _open_due(
+    session: Session, desk: Desk, run: ChecklistRun, trader: str, answer: Answer | None, now: datetime
+) -> list[int]:
+    """Open what the trader's current answer calls for and is due: a missing recovery path at
+    once, the rest from the (effective) deadline. Ids of those opened now."""
+    wanted = kinds_called_for(answer)
+    due = wanted if _past_deadline(run, now) else wanted & AT_ONCE
+    opened: list[int] = []
+    for kind in sorted(due):
+        esc = open_escalation(
+            session=session, desk=desk, run=run, trader_id=trader, kind=kind, detail=_detail(kind, answer), now=now
+        )
+        if esc is not None and esc.id is not None:
+            opened.append(esc.id)
+    return opened
+
+
 def open_recovery_path(*, session: Session, run: ChecklistRun, answer: Answer, now: datetime) -> Escalation | None:
-    """Called when a report is stored: a missing recovery path escalates at once."""
+    """A missing recovery path escalates at once (kept for callers that store answers
+    without the hook; ``_on_answer_stored`` does this and more)."""
     if not answer.missing_recovery_path:
         return None
     desk = session.get(Desk, run.desk_id)
@@ -153,8 +260,65 @@ def open_recovery_path(*, session: Session, run: ChecklistRun, answer: Answer, n
 
 @checklist_events.subscribe
 def _on_answer_stored(session: Session, run: ChecklistRun, answer: Answer, now: datetime) -> None:
-    """A stored report with a missing recovery path escalates at once, in its transaction."""
-    open_recovery_path(session=session, run=run, answer=answer, now=now)
+    """In the transaction that stores the answer: escalations that no longer hold resolve
+    (a silent trader answered, a restricted one confirmed, a backup second factor was
+    reported), a missing recovery path opens at once, and after the deadline a problem
+    opens its escalation now (a silent trader who answers with a problem is *restricted*)."""
+    desk = session.get(Desk, run.desk_id)
+    assert desk is not None
+    _resolve_gone(session, desk, run, answer.user_id, answer, now)
+    _open_due(session, desk, run, answer.user_id, answer, now)
+
+
+# --- resolving automatically --------------------------------------------------------------
+
+
+def _resolve_automatically(session: Session, esc: Escalation, desk: Desk, reason: str, now: datetime) -> bool:
+    """Resolve with the system as actor: every message updated in place, the pager told."""
+    done = session.execute(
+        update(Escalation)
+        .where(col(Escalation.id) == esc.id, col(Escalation.state).in_(OPEN_STATES))
+        .values(state=EscalationState.RESOLVED, resolved_at=now, resolved_by=None, resolution_note=reason)
+    )
+    session.refresh(esc)
+    if not done.rowcount:  # type: ignore[attr-defined]
+        return False
+    audit(session, esc, "resolved", now, actor=SYSTEM, automatic=True, reason=reason)
+    _update_everywhere(session, esc, desk, "resolved", now)
+    _page_resolved(session, esc, desk, now)
+    return True
+
+
+def _post_failed_holds(run: ChecklistRun) -> bool:
+    return run.message_ts is None
+
+
+def follow_live_state(*, session: Session, desk: Desk, now: datetime) -> list[int]:
+    """Resolve every open escalation of ``desk`` whose condition no longer holds (ids)."""
+    assert desk.id is not None
+    rows = session.exec(
+        select(Escalation, ChecklistRun)
+        .join(ChecklistRun, col(ChecklistRun.id) == col(Escalation.run_id))
+        .where(Escalation.desk_id == desk.id, col(Escalation.state).in_(OPEN_STATES))
+        .order_by(col(Escalation.id))
+    ).all()
+    answers: dict[int, dict[str, Answer]] = {}
+    resolved: list[int] = []
+    for esc, run in rows:
+        assert run.id is not None and esc.id is not None
+        kind = EscalationKind(esc.kind)
+        if kind is EscalationKind.POST_FAILED:
+            if not _post_failed_holds(run) and _resolve_automatically(session, esc, desk, AUTO_REASON[kind], now):
+                resolved.append(esc.id)
+            continue
+        if run.id not in answers:
+            answers[run.id] = checklist.current_answers(session=session, run_id=run.id)
+        answer = answers[run.id].get(esc.trader_id)
+        if kind not in kinds_called_for(answer) and _resolve_automatically(
+            session, esc, desk, _auto_reason(kind, answer), now
+        ):
+            resolved.append(esc.id)
+    return resolved
 
 
 def _update_everywhere(session: Session, esc: Escalation, desk: Desk, transition: str, now: datetime) -> None:
@@ -182,7 +346,7 @@ def _update_everywhere(session: Session, esc: Escalation, desk: Desk, transition
 def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datetime) -> None:
     if desk.pager_kind == "none":
         return
-    summary = f"{kind_title(esc.kind)}: trader {esc.trader_id} on desk {desk.name}"
+    about = f"trader {esc.trader_id} on desk {desk.name}" if not esc.desk_wide else f"desk {desk.name}"
     outbox.enqueue(
         session=session,
         dedup_key=f"{subject(esc)}:page:{action}",
@@ -191,7 +355,7 @@ def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datet
             "action": action,
             "escalation_id": esc.id,
             "escalation_kind": esc.kind,
-            "summary": summary,
+            "summary": f"{kind_title(esc.kind)}: {about}",
             "details": {"trader": esc.trader_id, "detail": esc.detail, "opened_at": esc.opened_at.isoformat()},
         },
         desk_id=desk.id,
@@ -200,16 +364,33 @@ def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datet
     )
 
 
+def _page_resolved(session: Session, esc: Escalation, desk: Desk, now: datetime) -> None:
+    """Tell the pager an escalation is resolved. A trigger still waiting in the outbox (the
+    pager was down, or the worker hasn't reached it) is withdrawn instead: the pager never
+    hears of a trader who was fine by the time the page would have gone out."""
+    if esc.level < 2:
+        return
+    prefix = f"{subject(esc)}:page:"
+    if outbox.withdraw(session=session, dedup_key=prefix + "trigger"):
+        outbox.withdraw(session=session, dedup_key=prefix + "acknowledge")
+        audit(session, esc, "page_trigger_withdrawn", now, reason="resolved before the page was sent")
+        return
+    _page(session, esc, desk, "resolve", now)
+
+
 # --- the pass ---------------------------------------------------------------------------
 
 
 def run_pass(*, session: Session, desk: Desk, now: datetime) -> PassReport:
-    """Everything due for ``desk`` at ``now``: reminders, deadline escalations, level 2.
+    """Everything due for ``desk`` at ``now``: escalations whose condition has gone resolve,
+    reminders, deadline escalations (or a desk-wide one when the checklist could not be
+    posted), then level 2 for what is still open and unacknowledged.
 
     Idempotent: unique escalations, unique outbox keys and conditional updates decide.
     """
     assert desk.id is not None
     report = PassReport()
+    report.resolved = follow_live_state(session=session, desk=desk, now=now)
     run = checklist.today_run(session=session, desk=desk, now=now)
     if run is not None and run.message_ts is not None and not checklist.run_closed(run, desk, now):
         _run_checks(session, desk, run, now, report)
@@ -217,23 +398,53 @@ def run_pass(*, session: Session, desk: Desk, now: datetime) -> PassReport:
         day = checklist.desk_today(desk, now)
         why = "closed" if run is not None and run.message_ts is not None else "not posted"
         report.note = f"the checklist for {day} is {why}: only level 2 was checked"
+        posted_failed = _check_not_posted(session, desk, now)
+        if posted_failed is not None:
+            report.opened.append(posted_failed)
+            report.note = f"the checklist for {day} could not be posted: managers are told"
     _level2(session, desk, now, report)
     return report
+
+
+def _check_not_posted(session: Session, desk: Desk, now: datetime) -> int | None:
+    """A morning that could not be posted by its deadline is itself an escalation (desk-wide).
+    Not for a desk added after the day's post time (it never had a chance), nor after the close."""
+    plan = checklist.schedule(desk, checklist.desk_today(desk, now))
+    if plan is None or not plan.deadline <= now < plan.market_close or desk.created_at > plan.post_at:
+        return None
+    run = checklist.ensure_run(session=session, desk=desk, plan=plan, now=now)
+    if run.message_ts is not None:
+        return None
+    detail = (
+        f"Last error from Slack: {run.post_error}." if run.post_error else "No post was attempted (the bot was down)."
+    )
+    attempts = f" {run.post_attempts} attempt(s)." if run.post_attempts else ""
+    esc = open_escalation(
+        session=session,
+        desk=desk,
+        run=run,
+        trader_id=DESK_WIDE,
+        kind=EscalationKind.POST_FAILED,
+        detail=detail + attempts,
+        now=now,
+    )
+    return esc.id if esc is not None else None
+
+
+def reminder_from(run: ChecklistRun, reminder_minutes: int) -> datetime:
+    """Reminders go ``reminder_minutes`` before the deadline; when the checklist was posted
+    after that moment (posted late), halfway through its answer window instead, so nobody is
+    reminded of a checklist seconds after it appeared."""
+    usual = run.deadline_at - timedelta(minutes=reminder_minutes)
+    posted = run.posted_at or run.post_due_at
+    return usual if usual >= posted else posted + (run.deadline_at - posted) / 2
 
 
 def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, report: PassReport) -> None:
     assert run.id is not None and desk.id is not None
     traders = desks.members(session=session, desk_id=desk.id, role=Role.TRADER)
     latest = checklist.current_answers(session=session, run_id=run.id)
-    # A missing recovery path escalates at once; this catches any report stored without the hook.
-    for trader in traders:
-        answer = latest.get(trader)
-        if answer is not None and answer.missing_recovery_path:
-            esc = open_recovery_path(session=session, run=run, answer=answer, now=now)
-            if esc is not None and esc.id is not None:
-                report.opened.append(esc.id)
-    remind_from = run.deadline_at - timedelta(minutes=desk.reminder_minutes)
-    if desk.reminder_minutes > 0 and remind_from <= now < run.deadline_at:
+    if desk.reminder_minutes > 0 and reminder_from(run, desk.reminder_minutes) <= now < run.deadline_at:
         for trader in traders:
             if trader in latest:
                 continue
@@ -246,23 +457,15 @@ def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, 
                 now=now,
             )
             report.reminders += queued is not None
-    if now >= run.deadline_at:
-        for trader in traders:
-            answer = latest.get(trader)
-            if answer is None:
-                kind, detail = EscalationKind.SILENT, ""
-            elif answer.restricted and not answer.missing_recovery_path:
-                kind, detail = EscalationKind.RESTRICTED, _report_detail(answer)
-            else:
-                continue
-            esc = open_escalation(
-                session=session, desk=desk, run=run, trader_id=trader, kind=kind, detail=detail, now=now
-            )
-            if esc is not None and esc.id is not None:
-                report.opened.append(esc.id)
+    # What the deadline makes due (and anything a stored answer's hook did not open);
+    # follow_live_state has already resolved what no longer holds.
+    for trader in traders:
+        report.opened += _open_due(session, desk, run, trader, latest.get(trader), now)
 
 
 def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> None:
+    """Raise what is still open, unacknowledged and high-severity after the timeout. The
+    pass has just resolved every escalation whose condition has gone, in this transaction."""
     cutoff = now - timedelta(minutes=desk.ack_timeout_minutes)
     stale = session.exec(
         select(Escalation)
@@ -270,6 +473,7 @@ def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> 
             Escalation.desk_id == desk.id,
             Escalation.state == EscalationState.OPEN,
             Escalation.level == 1,
+            col(Escalation.kind).in_(HIGH_KINDS),
             col(Escalation.opened_at) <= cutoff,
         )
         .order_by(col(Escalation.id))
@@ -348,6 +552,8 @@ def validate_note(note: str | None) -> str:
         raise ServiceError("Write a short note on what was done.")
     if len(text) > NOTE_LIMIT:
         raise ServiceError(f"Keep the note to {NOTE_LIMIT} characters (it has {len(text)}).")
+    if looks_like_secret(text):
+        raise ServiceError(SECRET_REFUSAL)
     return text
 
 
@@ -367,14 +573,11 @@ def resolve(*, session: Session, escalation_id: int, user_id: str, note: str, no
         return Transition(Outcome.UNCHANGED, esc, desk)
     audit(session, esc, "resolved", now, actor=user_id, note=text)
     _update_everywhere(session, esc, desk, "resolved", now)
-    if esc.level >= 2:
-        _page(session, esc, desk, "resolve", now)
+    _page_resolved(session, esc, desk, now)
     return Transition(Outcome.DONE, esc, desk)
 
 
 # --- queries ----------------------------------------------------------------------------
-
-OPEN_STATES = (EscalationState.OPEN, EscalationState.ACKNOWLEDGED)
 
 
 def _open_where(session: Session, *conditions: Any) -> list[tuple[Escalation, Desk]]:
@@ -397,6 +600,11 @@ def open_for_manager(*, session: Session, user_id: str) -> tuple[int, list[tuple
 
 def open_for_trader(*, session: Session, user_id: str) -> list[tuple[Escalation, Desk]]:
     return _open_where(session, Escalation.trader_id == user_id)
+
+
+def open_desk_wide(*, session: Session, desk_ids: Iterable[int]) -> list[tuple[Escalation, Desk]]:
+    """Open escalations about desks themselves (a checklist that could not be posted)."""
+    return _open_where(session, Escalation.trader_id == DESK_WIDE, col(Escalation.desk_id).in_(list(desk_ids)))
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,16 @@ from bot.slack.ids import FIELD, Action, Block, Callback
 Blocks = list[dict[str, Any]]
 
 
+def about(esc: Escalation) -> str:
+    """Who the escalation is about: the trader, or the desk's checklist."""
+    return "the desk's checklist" if esc.desk_wide else f"<@{esc.trader_id}>"
+
+
 def state_line(esc: Escalation, desk: Desk) -> str:
     level = f" · level {esc.level}" if esc.level > 1 else ""
+    if esc.resolved_automatically and esc.resolved_at is not None:
+        who = "" if esc.desk_wide else f"<@{esc.trader_id}> "
+        return f"✅ *Resolved* — {who}{esc.resolution_note} at {local_datetime(esc.resolved_at, desk)}{level}"
     if esc.state == EscalationState.RESOLVED and esc.resolved_at is not None:
         line = f"✅ *Resolved* by <@{esc.resolved_by}> at {local_datetime(esc.resolved_at, desk)}{level}"
         if esc.resolution_note:
@@ -29,20 +37,32 @@ def state_line(esc: Escalation, desk: Desk) -> str:
     return f"⏳ *Open*{level} — waiting for a manager to acknowledge"
 
 
+def already_text(esc: Escalation, desk: Desk) -> str:
+    """The reply to a click that comes after someone (or the bot) got there first."""
+    if esc.resolved_automatically and esc.resolved_at is not None:
+        who = "" if esc.desk_wide else f"<@{esc.trader_id}> "
+        return f"Already resolved: {who}{esc.resolution_note} at {local_time(esc.resolved_at, desk)}."
+    if esc.state == EscalationState.RESOLVED:
+        return f"Already resolved by <@{esc.resolved_by}>."
+    return f"Already acknowledged by <@{esc.acknowledged_by}>."
+
+
 def escalation_text(esc: Escalation, desk: Desk) -> str:
-    return f"{kind_title(esc.kind)}: <@{esc.trader_id}> on {desk.name} — {esc.state}"
+    who = "" if esc.desk_wide else f"<@{esc.trader_id}> on "
+    return f"{kind_title(esc.kind)}: {who}{desk.name} — {esc.state}"
 
 
 def escalation_message(esc: Escalation, desk: Desk) -> tuple[str, Blocks]:
     """The manager DM: who, what, since when, the trader's own report, state and buttons."""
     since = local_datetime(esc.opened_at, desk)
+    who = "" if esc.desk_wide else f" · <@{esc.trader_id}>"
     lines = [
-        f"*{kind_title(esc.kind)}* · <@{esc.trader_id}> · desk *{desk.name}*",
+        f"*{kind_title(esc.kind)}*{who} · desk *{desk.name}*",
         KIND_WHY.get(EscalationKind(esc.kind), ""),
         f"Since {since}.",
     ]
     if esc.detail:
-        lines.append(f"Their report: {esc.detail}")
+        lines.append(esc.detail if esc.desk_wide else f"Their report: {esc.detail}")
     blocks: Blocks = [
         {"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": md("\n".join(lines))},
         {"type": "context", "elements": [md(state_line(esc, desk))]},
@@ -70,11 +90,12 @@ def escalation_message(esc: Escalation, desk: Desk) -> tuple[str, Blocks]:
 def level2_message(esc: Escalation, desk: Desk, managers: Sequence[str], timeout_minutes: int) -> tuple[str, Blocks]:
     """The post to the desk's escalation channel when nobody acknowledged in time."""
     who = " ".join(f"<@{m}>" for m in managers)
+    trader = "" if esc.desk_wide else f" · <@{esc.trader_id}>"
     head = (
-        f"🚨 *Level 2* · {kind_title(esc.kind)} · <@{esc.trader_id}> · desk *{desk.name}* — "
+        f"🚨 *Level 2* · {kind_title(esc.kind)}{trader} · desk *{desk.name}* — "
         f"not acknowledged within {timeout_minutes} min. Managers: {who}"
     )
-    detail = f"\nTheir report: {esc.detail}" if esc.detail else ""
+    detail = f"\n{'' if esc.desk_wide else 'Their report: '}{esc.detail}" if esc.detail else ""
     blocks: Blocks = [
         {"type": "section", "text": md(head + detail)},
         {"type": "context", "elements": [md(state_line(esc, desk))]},
@@ -99,7 +120,7 @@ def resolve_modal(esc: Escalation, desk: Desk) -> dict[str, Any]:
         "blocks": [
             {
                 "type": "context",
-                "elements": [md(f"{kind_title(esc.kind)} · <@{esc.trader_id}> · desk *{desk.name}*")],
+                "elements": [md(f"{kind_title(esc.kind)} · {about(esc)} · desk *{desk.name}*")],
             },
             {
                 "type": "input",
@@ -121,7 +142,7 @@ def resolve_modal(esc: Escalation, desk: Desk) -> dict[str, Any]:
 
 def _item(esc: Escalation, desk: Desk, *, with_trader: bool) -> str:
     since = local_datetime(esc.opened_at, desk)
-    who = f"<@{esc.trader_id}> · " if with_trader else ""
+    who = f"{about(esc)} · " if with_trader or esc.desk_wide else ""
     state = esc.state if esc.state != EscalationState.ACKNOWLEDGED else f"acknowledged by <@{esc.acknowledged_by}>"
     return f"• {who}{kind_title(esc.kind)} · {desk.name} · since {since} · {state} · level {esc.level}"
 
@@ -139,6 +160,14 @@ def own_escalations_text(items: Sequence[tuple[Escalation, Desk]]) -> str:
     if not items:
         return ""
     return "\n".join(["*Open escalations about you*", *(_item(e, d, with_trader=False) for e, d in items)])
+
+
+def desk_escalations_text(items: Sequence[tuple[Escalation, Desk]]) -> str:
+    """Appended to /ibstatus desk: open escalations about the desk itself (a morning that could
+    not be posted); empty when none."""
+    if not items:
+        return ""
+    return "\n".join(["*Open escalations about the desk*", *(_item(e, d, with_trader=False) for e, d in items)])
 
 
 def when_utc(at: datetime | None) -> str:

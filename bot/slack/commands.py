@@ -38,7 +38,12 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], deps: Deps, now: datetime) -> No
                 text = escalation_views.manager_escalations_text(items, managed)
             elif words[0].lower() == "desk" and len(words) <= 2:
                 name = words[1] if len(words) == 2 else None
-                text = views.desk_status_text(status.desk_status(session=session, user_id=user, name=name, now=now))
+                item = status.desk_status(session=session, user_id=user, name=name, now=now)
+                text = views.desk_status_text(item)
+                about_desk = escalation_views.desk_escalations_text(
+                    escalation.open_desk_wide(session=session, desk_ids=[item.desk.id or 0])
+                )
+                text = f"{text}\n\n{about_desk}" if about_desk else text
             elif words[0].lower() == "week":
                 text, blocks = summary.week_status(session=session, user_id=user, args=words[1:], now=now)
             elif len(words) == 1 and (mention := _MENTION.match(words[0])):
