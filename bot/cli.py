@@ -85,6 +85,9 @@ def build_parser() -> Parser:
     )
     dset.add_argument("--managers-channel", help="channel ID for the weekly summary ('' to clear: DM each manager)")
     dset.add_argument("--summary-delay-minutes", type=int, help="weekly summary this long after the week's close")
+    dset.add_argument(
+        "--grace-minutes", type=int, help="a checklist posted late gets at least this long to be answered (default 15)"
+    )
 
     esc = sub.add_parser("escalations", help="run the escalation pass, list escalations").add_subparsers(
         dest="escalations_command", required=True, parser_class=Parser
@@ -94,7 +97,8 @@ def build_parser() -> Parser:
     erun.add_argument(
         "--at",
         type=_instant,
-        help="pretend it is this instant, ISO-8601 (e.g. 2026-11-25T09:00-05:00); without a zone it is taken as UTC",
+        help="replay the pass as of this past instant, ISO-8601 (e.g. 2026-11-25T09:00-05:00); without a zone it "
+        "is taken as UTC. A future instant is refused: the scheduler runs the pass every 30 seconds",
     )
     elist = esc.add_parser("list", help="escalations with state, level and delivery status; what waits and why")
     elist.add_argument("--open", action="store_true", help="only open or acknowledged escalations")
@@ -104,14 +108,26 @@ def build_parser() -> Parser:
     )
     post = check.add_parser("post", help="post a desk's checklist (never twice)")
     post.add_argument("name")
-    post.add_argument("--date", type=_date, help="trading date (default: today, desk-local)")
+    post.add_argument(
+        "--date", type=_date, help="trading date (default: today, desk-local); not a future one, not after its close"
+    )
 
     weekly = sub.add_parser("summary", help="the weekly readiness summary").add_subparsers(
         dest="summary_command", required=True, parser_class=Parser
     )
     spost = weekly.add_parser("post", help="post a desk's weekly summary to its managers (never twice)")
     spost.add_argument("name")
-    spost.add_argument("--week", type=_iso_week, help="ISO week, e.g. 2026-W48 (default: the latest one due)")
+    spost.add_argument(
+        "--week",
+        type=_iso_week,
+        help="ISO week, e.g. 2026-W48 (default: the latest one due; with --preview: this week)",
+    )
+    spost.add_argument(
+        "--preview",
+        action="store_true",
+        help="print the summary and write the chart to a file; nothing is posted or marked (any week)",
+    )
+    spost.add_argument("--chart", help="with --preview: where to write the chart (default readiness-NAME-WEEK.png)")
 
     exp = sub.add_parser("export", help="the hash-chained attestation record as CSV; 'export verify FILE' checks one")
     exp.add_argument("--desk", help="desk name")
@@ -154,7 +170,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
     from bot.desks import service as desks
-    from bot.runtime import utc_now
+    from bot.runtime import clock_of
 
     managers = desks.parse_user_list(args.managers)
     traders = desks.parse_user_list(args.traders)
@@ -168,7 +184,7 @@ def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
             timezone=args.timezone,
             post_at=args.post_at,
             deadline=args.deadline,
-            now=utc_now(),
+            now=clock_of(settings)(),
         )
         print(
             f"Added desk {desk.name}: channel {desk.channel_id}, {len(managers)} manager(s), "
@@ -210,35 +226,68 @@ def _checklist_post(args: argparse.Namespace, settings: Settings) -> int:
     from bot.checklist import service as checklist
     from bot.db import session_scope
     from bot.desks import service as desks
-    from bot.runtime import make_client, utc_now
+    from bot.runtime import clock_of, make_client
 
     client = make_client(settings)
     engine = _database(settings)
-    now = utc_now()
+    now = clock_of(settings)()
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name=args.name)
         day = args.date or checklist.desk_today(desk, now)
     result = jobs.post_checklist(engine, client, desk_name=args.name, day=day, now=now)
+    if result.outcome in (checklist.PostOutcome.FUTURE, checklist.PostOutcome.TOO_LATE):
+        # A manual post can't spend a future day's slot, nor post what nobody could answer.
+        raise CliError(f"preflight checklist post: {result.message}")
     print(result.message)
     return 1 if result.outcome == "failed" else 0
 
 
 def _summary_post(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import calendar
     from bot.db import session_scope
     from bot.desks import service as desks
-    from bot.runtime import make_client, utc_now
+    from bot.runtime import clock_of, make_client
     from bot.summary import jobs as weekly
     from bot.summary import report as summary
 
-    client = make_client(settings)
+    if args.chart and not args.preview:
+        raise CliError("preflight summary post: --chart goes with --preview")
     engine = _database(settings)
-    now = utc_now()
+    now = clock_of(settings)()
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name=args.name)
-        week = args.week or summary.latest_due_week(desk, now)
+        week = args.week or (summary.current_week(desk, now) if args.preview else summary.latest_due_week(desk, now))
+    if args.preview:
+        return _summary_preview(args, engine, week, now)
+    due = summary.due_at(desk, week)
+    if due is None:
+        raise CliError(f"preflight summary post: {week} has no NYSE trading day, so it has no summary")
+    if due > now:  # an unfinished (or future) week: posting it would block the real one
+        at = due.astimezone(calendar.zone(desk.timezone))
+        raise CliError(
+            f"preflight summary post: {week} isn't finished: the scheduler posts its summary at "
+            f"{at:%a %d %b %Y %H:%M %Z} (see it now with --preview)"
+        )
+    client = make_client(settings)
     result = weekly.post_summary(engine, client, desk_name=args.name, iso_week=week, now=now)
     print(result.message)
     return 1 if result.outcome == "failed" else 0
+
+
+def _summary_preview(args: argparse.Namespace, engine: Engine, week: str, now: datetime) -> int:
+    from bot.summary import jobs as weekly
+    from bot.summary import views as summary_views
+
+    report, png = weekly.preview_summary(engine, desk_name=args.name, iso_week=week, now=now)
+    path = args.chart or f"readiness-{args.name}-{week}.png"
+    try:
+        with open(path, "wb") as out:
+            out.write(png)
+    except OSError as exc:
+        raise CliError(f"preflight summary post: cannot write the chart to {path}: {exc.strerror}") from None
+    print(summary_views.preview_text(report))
+    print(f"\nChart written to {path}. Nothing was posted.")
+    return 0
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
@@ -289,6 +338,7 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
         args.pager_secret,
         args.managers_channel,
         args.summary_delay_minutes,
+        args.grace_minutes,
     )
     if all(v is None for v in values):
         raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
@@ -307,13 +357,15 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
             pager_secret=args.pager_secret,
             managers_channel=args.managers_channel,
             summary_delay_minutes=args.summary_delay_minutes,
+            grace_minutes=args.grace_minutes,
         )
         print(
             f"Desk {desk.name}: reminder {desk.reminder_minutes} min before the deadline, level 2 after "
             f"{desk.ack_timeout_minutes} min, escalation channel {desk.escalation_channel_id or '-'}, pager "
             f"{desk.pager_kind}{' ' + desk.pager_url if desk.pager_url else ''}"
             f"{' (secret set)' if desk.pager_secret else ''}; weekly summary {desk.summary_delay_minutes} min "
-            f"after the close to {desk.managers_channel_id or 'each manager by DM'}."
+            f"after the close to {desk.managers_channel_id or 'each manager by DM'}; a late checklist gets at least "
+            f"{desk.grace_minutes} min."
         )
     return 0
 
@@ -322,17 +374,24 @@ def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.delivery.pager import Pager
     from bot.delivery.slack import delivery_client
     from bot.escalation.jobs import escalation_pass
-    from bot.runtime import deliver_due, make_client, utc_now
+    from bot.runtime import clock_of, deliver_due, make_client
 
+    clock = clock_of(settings)
+    if args.at is not None and args.at > clock():
+        # It would queue real reminders, escalations and pages for a time that hasn't come.
+        raise CliError(
+            f"preflight escalations run: --at {args.at:%Y-%m-%dT%H:%M:%SZ} is in the future: the scheduler runs "
+            "the pass every 30 seconds (leave out --at, or replay a past instant)"
+        )
     engine = _database(settings)
-    for line in escalation_pass(engine, now=args.at or utc_now(), desk_name=args.name):
+    for line in escalation_pass(engine, now=args.at or clock(), desk_name=args.name):
         print(line)
     if not settings.slack_bot_token:
         print("SLACK_BOT_TOKEN is not set here: the running bot's outbox worker will deliver what was queued.")
         return 0
     pager = Pager(keys=settings.secret_key)
     client = delivery_client(make_client(settings))
-    done = deliver_due(engine, client, pager, now=utc_now(), limit=1000)
+    done = deliver_due(engine, client, pager, now=clock(), limit=1000)
     pager.close()
     print(f"Delivered {done.delivered}, deferred {done.deferred}, failed {done.failed} (preflight escalations list).")
     return 0
@@ -355,7 +414,7 @@ def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
             (
                 str(e.id),
                 d.name,
-                e.trader_id,
+                e.trader_id or "-",
                 e.kind,
                 e.state,
                 str(e.level),

@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DATABASE_URL = "sqlite:///preflight.db"
+MAX_OFFSET = 366 * 24 * 3600  # PREFLIGHT_CLOCK_OFFSET: at most a year either way
 
 
 class ConfigError(ValueError):
@@ -33,6 +34,8 @@ class Settings:
     secret_key: str | None = None
     threads: int = 8
     log_level: str = "INFO"
+    # Staging only: seconds added to the real clock, for rehearsing a morning (README).
+    clock_offset: int = 0
 
     def require_slack(self) -> tuple[str, str]:
         """The bot token and signing secret, or a ConfigError naming the missing one."""
@@ -102,4 +105,5 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         secret_key=get("PREFLIGHT_SECRET_KEY"),
         threads=_int("WEB_THREADS", get("WEB_THREADS") or "8", 1, 64),
         log_level=level,
+        clock_offset=_int("PREFLIGHT_CLOCK_OFFSET", get("PREFLIGHT_CLOCK_OFFSET") or "0", -MAX_OFFSET, MAX_OFFSET),
     )

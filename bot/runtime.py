@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt import App
@@ -31,7 +31,23 @@ from bot.web import WebApp
 
 
 def utc_now() -> datetime:
+    """The real time (UTC). The app's own clock is ``clock_of(settings)``."""
     return datetime.now(UTC)
+
+
+def clock_of(settings: Settings) -> Clock:
+    """The one clock every ``now`` comes from — scheduler, escalation passes, clicks, the
+    outbox, the CLI: the real time plus ``PREFLIGHT_CLOCK_OFFSET`` (staging rehearsals).
+    Every process started with the same offset agrees on the time. Slack's request
+    signatures are checked against the real time (``bot.web``), never this clock."""
+    if not settings.clock_offset:
+        return utc_now
+    offset = timedelta(seconds=settings.clock_offset)
+
+    def shifted() -> datetime:
+        return datetime.now(UTC) + offset
+
+    return shifted
 
 
 class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
@@ -79,19 +95,22 @@ def build(
     *,
     engine: Engine | None = None,
     client: WebClient | None = None,
-    clock: Clock = utc_now,
+    clock: Clock | None = None,
     executor: Executor | None = None,
     roster_interval: float = 1.0,
 ) -> Runtime:
     _, signing_secret = settings.require_slack()
     engine = engine or make_engine(settings.database_url)
     client = client or make_client(settings)
+    clock = clock or clock_of(settings)
     refresher = RosterRefresher(engine, client, interval=roster_interval)
     # Work after the acknowledgement (answers, Slack replies) runs on this pool.
     executor = executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack")
     deps = Deps(engine=engine, clock=clock, refresher=refresher, executor=executor)
     bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps)
-    web = WebApp(bolt, signing_secret=signing_secret or "socket-mode", engine=engine)
+    web = WebApp(
+        bolt, signing_secret=signing_secret or "socket-mode", engine=engine, clock_offset=settings.clock_offset
+    )
     return Runtime(settings=settings, engine=engine, client=client, deps=deps, refresher=refresher, bolt=bolt, web=web)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -42,6 +42,10 @@ def desk_trigger(desk: Desk) -> CronTrigger:
 
 
 class Scheduler:
+    """Jobs fire on the real time; each one reads ``now`` from ``clock``. With a moved clock
+    (PREFLIGHT_CLOCK_OFFSET) the per-desk cron jobs fire at the wrong moment and do nothing
+    (``claim_post`` refuses an early post); the minute-by-minute ``sync`` posts instead."""
+
     def __init__(
         self,
         engine: Engine,
@@ -57,7 +61,8 @@ class Scheduler:
         self._signatures: dict[str, tuple[str, str]] = {}
 
     def start(self) -> None:
-        self.aps.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=self.clock())
+        # APScheduler runs on the real time (a moved clock would delay or skip the first sync).
+        self.aps.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=datetime.now(UTC))
         self.aps.add_job(self.escalate, "interval", seconds=ESCALATION_SECONDS, id="escalations")
         self.aps.add_job(self.weekly_summaries, "interval", seconds=SUMMARY_SECONDS, id="weekly_summaries")
         self.aps.start()

@@ -21,11 +21,18 @@ def serve(settings: Settings) -> None:
     logging.getLogger().setLevel(settings.log_level)
     settings.require_slack()
     upgrade(settings.database_url)
+    if settings.clock_offset:
+        log.warning(
+            "PREFLIGHT_CLOCK_OFFSET=%s: the bot's clock is moved %+d seconds from the real time (staging only)",
+            settings.clock_offset,
+            settings.clock_offset,
+        )
     runtime = build(settings)
     runtime.refresher.start()
     scheduler = Scheduler(runtime.engine, runtime.client, runtime.refresher, runtime.deps.clock)
     scheduler.start()
-    worker = outbox_worker(runtime.engine, runtime.client, Pager(keys=settings.secret_key))
+    # The outbox runs on the same clock: what a pass queues is due by that clock.
+    worker = outbox_worker(runtime.engine, runtime.client, Pager(keys=settings.secret_key), clock=runtime.deps.clock)
     worker.start()
     # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
     server = create_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from slack_bolt import App
@@ -33,11 +34,13 @@ class WebApp:
         signing_secret: str,
         engine: Engine,
         now: Callable[[], float] = time.time,
+        clock_offset: int = 0,
     ) -> None:
         self.bolt = bolt
         self.engine = engine
         self.secret = signing_secret.encode()
-        self.now = now
+        self.now = now  # the real time: Slack signs requests with it (never the offset clock)
+        self.clock_offset = clock_offset
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -45,7 +48,11 @@ class WebApp:
             if method not in ("GET", "HEAD"):
                 return _reply(start_response, 405, {"error": "method not allowed"})
             healthy = ping(self.engine)
-            return _reply(start_response, 200 if healthy else 503, {"database": "ok" if healthy else "unreachable"})
+            body = {"database": "ok" if healthy else "unreachable"}
+            if self.clock_offset:  # a staging rehearsal: say so, and what time the bot thinks it is
+                body["clock_offset_seconds"] = str(self.clock_offset)
+                body["clock"] = (datetime.now(UTC) + timedelta(seconds=self.clock_offset)).isoformat(timespec="seconds")
+            return _reply(start_response, 200 if healthy else 503, body)
         if path == "/slack/events":
             if method != "POST":
                 return _reply(start_response, 405, {"error": "method not allowed"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,16 @@ def env(engine: Engine, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, 
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": fake_slack.base_url,
     }
-    for key in ("SLACK_APP_TOKEN", "PORT", "WEB_THREADS", "LOG_LEVEL"):
+    for key in ("SLACK_APP_TOKEN", "PORT", "WEB_THREADS", "LOG_LEVEL", "PREFLIGHT_CLOCK_OFFSET"):
         monkeypatch.delenv(key, raising=False)
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     return values
+
+
+def pretend_now(monkeypatch: pytest.MonkeyPatch, when: datetime) -> None:
+    """Move the CLI's clock (PREFLIGHT_CLOCK_OFFSET, whole seconds) so that it reads ``when``."""
+    monkeypatch.setenv("PREFLIGHT_CLOCK_OFFSET", str(round((when - datetime.now(UTC)).total_seconds())))
 
 
 def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
@@ -201,8 +207,13 @@ def test_checklist_post_on_a_holiday_posts_nothing(
 
 
 def test_checklist_post_twice_posts_once(
-    env: dict[str, str], engine: Engine, fake_slack: FakeSlack, capsys: pytest.CaptureFixture[str]
+    env: dict[str, str],
+    engine: Engine,
+    fake_slack: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    pretend_now(monkeypatch, datetime(2026, 11, 27, 13, 5, tzinfo=UTC))  # Fri 27 Nov, 08:05 New York
     assert run(capsys, ADD)[0] == 0
     code, out, err = run(capsys, ["checklist", "post", "equities", "--date", "2026-11-27"])
     assert code == 0 and err == ""
@@ -242,4 +253,6 @@ def test_python_m_bot_runs_as_a_subprocess(
     )
     assert bad.returncode == 2
     assert bad.stdout == ""
-    assert bad.stderr.strip().splitlines() == ["preflight: error: there is no desk named 'nosuch' (see 'preflight desk list')"]
+    assert bad.stderr.strip().splitlines() == [
+        "preflight: error: there is no desk named 'nosuch' (see 'preflight desk list')"
+    ]

@@ -87,6 +87,16 @@ def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week:
     return SummaryResult(SummaryOutcome.CLAIMED, f"Posted {desk_name}'s summary for {iso_week} to {where}.", first_ts)
 
 
+def preview_summary(engine: Engine, *, desk_name: str, iso_week: str, now: datetime) -> tuple[WeeklyReport, bytes]:
+    """The week's summary and chart as they stand at ``now``, for any week (the unfinished
+    one included): nothing is posted, claimed or marked."""
+    iso_week = summary.parse_iso_week(iso_week)
+    with read_scope(engine) as session:
+        desk = desks.get_desk(session=session, name=desk_name)
+        report = summary.build_summary(session=session, desk=desk, iso_week=iso_week, now=now)
+    return report, chart.render_heatmap(report)
+
+
 def post_due_summaries(engine: Engine, client: WebClient, *, now: datetime) -> list[SummaryResult]:
     """The scheduler's job: every summary that is due and not yet posted."""
     with session_scope(engine) as session:

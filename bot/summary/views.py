@@ -127,7 +127,7 @@ def summary_blocks(report: WeeklyReport, *, with_download: bool = True) -> Block
             f"• <@{g.user_id}> since {g.since:%a %d %b} ({g.days} trading day{'s' if g.days != 1 else ''})"
             for g in report.recovery_gaps[:ATTENTION_LIMIT]
         ]
-        blocks.append(section("*Missing recovery path* (second MFA device / recovery code)\n" + "\n".join(gaps)))
+        blocks.append(section("*Missing recovery path* (no backup second factor)\n" + "\n".join(gaps)))
     blocks.append({"type": "divider"})
     blocks.append(context_block("Per trader this week (final answer of each day):"))
     blocks += [section(chunk) for chunk in table_chunks(report)[:30]]
@@ -147,6 +147,17 @@ def summary_blocks(report: WeeklyReport, *, with_download: bool = True) -> Block
             }
         )
     return blocks
+
+
+def preview_text(report: WeeklyReport) -> str:
+    """The summary as plain text for a terminal (``preflight summary post --preview``)."""
+    lines = [summary_text(report), ""]
+    for block in summary_blocks(report, with_download=False):
+        if block["type"] in ("header", "section"):
+            lines.append(str(block["text"]["text"]))
+        elif block["type"] == "context":
+            lines += [str(e.get("text", "")) for e in block["elements"]]
+    return "\n".join(lines)
 
 
 def download_value(desk_id: int, iso_week: str) -> str:
