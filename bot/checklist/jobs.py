@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.engine import Engine
 
 from bot.checklist import service as checklist
@@ -56,8 +56,10 @@ def post_checklist(
         run_id, channel, version = run.id, run.channel_id, run.answers_version
     try:
         response = client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
-    except SlackApiError as exc:
-        error = str(exc.response.get("error") or exc)
+    except (SlackClientError, OSError) as exc:  # refused, 5xx, timed out, unreachable: try again later
+        error = (
+            str(exc.response.get("error") or exc) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
+        )
         with session_scope(engine) as session:
             checklist.mark_post_failed(session=session, run_id=run_id, error=error)
         log.warning("posting %s %s failed: %s", desk_name, day, error)

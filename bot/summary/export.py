@@ -10,6 +10,11 @@ Events, in order of their UTC timestamp (ties: answers before escalation steps, 
 - a final ``end`` row holding the number of event rows, so a file cut short is evident.
 
 Timestamps are UTC, ISO 8601 with microseconds and ``+00:00``. Empty values are empty strings.
+Answers keep their recorded values (a contingency gap recorded as ``recovery_code`` exports
+as such); ``permission_gaps`` (trading permission / market data) is empty for answers
+recorded before it was asked. An automatic resolution (the condition no longer held) has
+the actor ``system``. Files written before the ``permission_gaps`` column existed still
+verify: ``verify`` accepts both headers.
 
 Canonical serialization and the chain (also spelled out in the last header cell):
 
@@ -60,6 +65,7 @@ COLUMNS: tuple[str, ...] = (
     "auth_layer",
     "platform",
     "missing_permissions",
+    "permission_gaps",
     "contingency_gaps",
     "restricted",
     "note",
@@ -70,6 +76,10 @@ COLUMNS: tuple[str, ...] = (
     "detail",
 )
 HEADER: tuple[str, ...] = (*COLUMNS, HASH_HEADER)
+# Exports written before answers said which kind of permission was missing.
+COLUMNS_V1: tuple[str, ...] = tuple(c for c in COLUMNS if c != "permission_gaps")
+HEADER_V1: tuple[str, ...] = (*COLUMNS_V1, HASH_HEADER)
+SYSTEM_ACTOR = "system"
 YIELD_PER = 1000
 
 Event = tuple[tuple[datetime, int, int, int], dict[str, str]]
@@ -79,8 +89,8 @@ def canonical(cells: Iterable[str]) -> bytes:
     return json.dumps(list(cells), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def genesis() -> str:
-    return hashlib.sha256(canonical(HEADER)).hexdigest()
+def genesis(header: tuple[str, ...] = HEADER) -> str:
+    return hashlib.sha256(canonical(header)).hexdigest()
 
 
 def chain_hash(prev: str, cells: Iterable[str]) -> str:
@@ -109,6 +119,7 @@ def _answers(session: Session, desk: Desk, start: date, end: date) -> Iterator[E
             col(Answer.auth_layer),
             col(Answer.platform),
             col(Answer.missing_permissions),
+            col(Answer.permission_gaps),
             col(Answer.contingency_gaps),
             col(Answer.restricted),
             col(Answer.note),
@@ -122,9 +133,22 @@ def _answers(session: Session, desk: Desk, start: date, end: date) -> Iterator[E
         .order_by(col(Answer.created_at), col(Answer.id))
         .execution_options(yield_per=YIELD_PER)
     )
-    for aid, at, day, user, version, status, failed, layer, platform, perms, gaps, restricted, note in session.execute(
-        query
-    ):
+    for (
+        aid,
+        at,
+        day,
+        user,
+        version,
+        status,
+        failed,
+        layer,
+        platform,
+        perms,
+        kinds,
+        gaps,
+        restricted,
+        note,
+    ) in session.execute(query):
         yield (
             (at, 0, aid, 0),
             {
@@ -138,6 +162,7 @@ def _answers(session: Session, desk: Desk, start: date, end: date) -> Iterator[E
                 "auth_layer": layer or "",
                 "platform": platform or "",
                 "missing_permissions": perms or "",
+                "permission_gaps": kinds,
                 "contingency_gaps": gaps,
                 "restricted": "true" if restricted else "false",
                 "note": note or "",
@@ -169,6 +194,8 @@ def _escalations(session: Session, desk: Desk, start: date, end: date) -> list[E
         for order, (name, at, actor, detail) in enumerate(steps):
             if at is None:
                 continue
+            if name == "resolved" and actor is None:
+                actor = SYSTEM_ACTOR  # resolved automatically: its condition no longer held
             events.append(
                 (
                     (at, 1, esc.id, order),
@@ -240,17 +267,19 @@ def verify(lines: Iterable[str]) -> Verdict:
     """Check the chain of an export; the first bad row is named."""
     reader = csv.reader(lines)
     header = next(reader, None)
-    if header is None or tuple(header) != HEADER:
+    if header is None or tuple(header) not in (HEADER, HEADER_V1):
         return Verdict(False, "row 0 (the header) is not an IB Preflight export header", 0)
-    prev = genesis()
+    known = tuple(header)
+    columns = known[:-1]
+    prev = genesis(known)
     number = 0
     ended = False
     for row in reader:
         number += 1
         if ended:
             return Verdict(False, f"row {number} comes after the end row: rows were added", number, number - 1)
-        if len(row) != len(HEADER):
-            return Verdict(False, f"row {number} has {len(row)} cells, not {len(HEADER)}", number, number - 1)
+        if len(row) != len(known):
+            return Verdict(False, f"row {number} has {len(row)} cells, not {len(known)}", number, number - 1)
         cells, claimed = row[:-1], row[-1]
         expected = chain_hash(prev, cells)
         if claimed != expected or cells[0] != str(number):
@@ -262,9 +291,9 @@ def verify(lines: Iterable[str]) -> Verdict:
                 number - 1,
             )
         prev = expected
-        if cells[COLUMNS.index("event")] == "end":
+        if cells[columns.index("event")] == "end":
             ended = True
-            if cells[COLUMNS.index("detail")].split(" ")[0] != f"rows={number - 1}":
+            if cells[columns.index("detail")].split(" ")[0] != f"rows={number - 1}":
                 return Verdict(False, f"row {number}: the end row's count does not match", number, number - 1)
     if not ended:
         return Verdict(
