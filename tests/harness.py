@@ -75,16 +75,26 @@ def sign(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
 class Bot:
     """The running bot (real WSGI server on loopback) and a Slack-like client for it."""
 
-    def __init__(self, engine: Any, slack_base_url: str, clock: FakeClock, *, roster_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        slack_base_url: str,
+        clock: FakeClock | None,
+        *,
+        roster_interval: float = 0.2,
+        clock_offset: int = 0,
+    ) -> None:
+        """``clock=None``: the app's own clock from its settings (real time + ``clock_offset``)."""
         settings = Settings(
             database_url=str(engine.url),
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack_base_url,
+            clock_offset=clock_offset,
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.executor = TrackingExecutor()
-        self.clock = clock
+        self.clock = clock or FakeClock(datetime.now(UTC))  # unused by the app when clock is None
         self.runtime: Runtime = build(
             settings,
             engine=engine,

@@ -256,3 +256,117 @@ def test_python_m_bot_runs_as_a_subprocess(
     assert bad.stderr.strip().splitlines() == [
         "preflight: error: there is no desk named 'nosuch' (see 'preflight desk list')"
     ]
+
+
+# --- manual commands can't spend the future (issue 8) ------------------------------------------
+
+
+def _table(engine: Engine, name: str) -> list[Any]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(f"SELECT * FROM {name}"))]
+
+
+def test_checklist_post_for_a_future_day_is_refused_and_the_day_still_posts(
+    env: dict[str, str],
+    engine: Engine,
+    fake_slack: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pretend_now(monkeypatch, datetime(2026, 11, 25, 13, 5, tzinfo=UTC))
+    assert run(capsys, ADD)[0] == 0
+    code, out, err = run(capsys, ["checklist", "post", "equities", "--date", "2026-12-01"])
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "2026-12-01 is in the future: the scheduler posts it at 08:00 EST on Tue 01 Dec 2026" in err
+    assert fake_slack.calls == [] and snapshot(engine)[2] == []
+    # The real morning is untouched: on Dec 1 it posts.
+    pretend_now(monkeypatch, datetime(2026, 12, 1, 13, 5, tzinfo=UTC))
+    code, out, err = run(capsys, ["checklist", "post", "equities"])
+    assert code == 0 and out.startswith("Posted equities's checklist for 2026-12-01")
+
+
+def test_checklist_post_after_the_close_is_refused(
+    env: dict[str, str],
+    engine: Engine,
+    fake_slack: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pretend_now(monkeypatch, datetime(2026, 11, 25, 21, 5, tzinfo=UTC))  # 16:05 New York
+    assert run(capsys, ADD)[0] == 0
+    code, out, err = run(capsys, ["checklist", "post", "equities"])
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "market closed at 16:00 EST on Wed 25 Nov 2026" in err
+    assert fake_slack.calls == [] and snapshot(engine)[2] == []
+
+
+@pytest.mark.parametrize("week", ["2026-W48", "2026-W50"])
+def test_summary_post_for_an_unfinished_or_future_week_is_refused(
+    env: dict[str, str],
+    engine: Engine,
+    fake_slack: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    week: str,
+) -> None:
+    pretend_now(monkeypatch, datetime(2026, 11, 25, 15, 0, tzinfo=UTC))  # Wed of W48
+    assert run(capsys, ADD)[0] == 0
+    code, out, err = run(capsys, ["summary", "post", "equities", "--week", week])
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"{week} isn't finished: the scheduler posts its summary at" in err and "--preview" in err
+    if week == "2026-W48":  # Friday 27 Nov closes early (13:00) and the summary follows 30 min later
+        assert "Fri 27 Nov 2026 13:30 EST" in err
+    assert fake_slack.calls == [] and _table(engine, "weekly_summary") == []
+
+
+def test_summary_preview_prints_and_writes_the_chart_and_posts_nothing(
+    env: dict[str, str],
+    engine: Engine,
+    fake_slack: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    pretend_now(monkeypatch, datetime(2026, 11, 25, 15, 0, tzinfo=UTC))
+    assert run(capsys, ADD)[0] == 0
+    chart = tmp_path / "w48.png"
+    code, out, err = run(capsys, ["summary", "post", "equities", "--preview", "--chart", str(chart)])
+    assert code == 0 and err == ""
+    assert "Weekly readiness for equities, 2026-W48" in out and "Nothing was posted" in out
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert fake_slack.calls == [] and _table(engine, "weekly_summary") == []
+    code, out, err = run(capsys, ["summary", "post", "equities", "--chart", str(chart)])
+    assert code == 2 and "--chart goes with --preview" in err
+
+
+def test_escalations_run_at_a_future_instant_is_refused(
+    env: dict[str, str],
+    engine: Engine,
+    fake_slack: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pretend_now(monkeypatch, datetime(2026, 11, 25, 13, 5, tzinfo=UTC))
+    assert run(capsys, ADD)[0] == 0
+    assert run(capsys, ["checklist", "post", "equities"])[0] == 0
+    code, out, err = run(capsys, ["escalations", "run", "equities", "--at", "2026-11-25T09:00-05:00"])
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "is in the future: the scheduler runs the pass every 30 seconds" in err
+    assert _table(engine, "escalation") == [] and _table(engine, "outbox") == []
+    # A past instant replays the pass.
+    code, out, err = run(capsys, ["escalations", "run", "equities", "--at", "2026-11-25T08:04-05:00"])
+    assert code == 0 and "equities: 0 reminder(s) queued" in out
+
+
+def test_a_deadline_after_the_close_and_the_grace_period(
+    env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, with_option(ADD, "--deadline", "16:30"))
+    assert code == 2 and err.count("\n") == 1
+    assert "after the NYSE close" in err and "(--deadline)" in err
+    assert snapshot(engine)[0] == []
+    assert run(capsys, ADD)[0] == 0
+    code, out, err = run(capsys, ["desk", "set", "equities", "--grace-minutes", "20"])
+    assert code == 0 and "a late checklist gets at least 20 min" in out
+    code, out, err = run(capsys, ["desk", "set", "equities", "--grace-minutes", "-1"])
+    assert code == 2 and "grace period" in err and "(--grace-minutes)" in err

@@ -39,7 +39,8 @@ def test_serve_runs_on_the_default_sqlite_file_and_stops_cleanly(tmp_path: Path,
     }
     now = datetime.now(UTC)
     post_at, deadline = now - timedelta(minutes=2), now + timedelta(minutes=30)
-    due_today = deadline.date() == post_at.date() and calendar.is_trading_day(post_at.date())
+    # (A deadline must be before the NYSE close on every day of the year: 20:00 UTC in summer.)
+    due_today = deadline.date() == post_at.date() and calendar.is_trading_day(post_at.date()) and deadline.hour < 20
     add = [sys.executable, "-m", "bot", "desk", "add", "equities", "--channel", "C0123", "--managers", "UMGR1"]
     # Due now when today (UTC) trades and the window doesn't cross midnight; else a window not due now.
     window = (f"{post_at:%H:%M}", f"{deadline:%H:%M}") if due_today else ("00:00", "00:01")
@@ -82,3 +83,37 @@ def test_serve_runs_on_the_default_sqlite_file_and_stops_cleanly(tmp_path: Path,
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out.decode()[-2000:]
     assert b"Traceback" not in out, out.decode()[-2000:]
+
+
+def test_serve_with_a_clock_offset_warns_and_says_so_on_healthz(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.base_url,
+        "PORT": str(port),
+        "PYTHONPATH": str(ROOT),
+        "PREFLIGHT_CLOCK_OFFSET": "-86400",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        health = None
+        until = time.monotonic() + 30
+        while time.monotonic() < until:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None and health.status_code == 200
+        assert health.json()["clock_offset_seconds"] == "-86400"
+        shown = datetime.fromisoformat(health.json()["clock"])
+        assert abs(shown - (datetime.now(UTC) - timedelta(days=1))) < timedelta(minutes=1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert b"PREFLIGHT_CLOCK_OFFSET=-86400" in out and b"staging only" in out

@@ -108,6 +108,14 @@ class FakeSlack:
         with self._lock:
             self._faults.setdefault(method, deque()).extend(faults)
 
+    def heal(self, method: str | None = None) -> None:
+        """Drop the scripted faults not yet used (of ``method``, or all): Slack is back."""
+        with self._lock:
+            if method is None:
+                self._faults.clear()
+            else:
+                self._faults.pop(method, None)
+
     def rate_limit(self, method: str, per_second: float, retry_after: int = 1) -> None:
         """Answer 429 + Retry-After when ``method`` is called faster than ``per_second``."""
         with self._lock:
