@@ -481,8 +481,11 @@ def test_text_that_looks_like_a_code_or_a_password_is_refused_and_nothing_is_sto
 ) -> None:
     make_desk(bot.runtime.engine)
     run_id = post_checklist(bot).run_id or 0
-    extra = {"note": text, "missing": "ES futures"} if field == "note" else {"missing": text}
-    body = report(bot, fake_slack, "UTRD1", run_id, report_values(["permissions"], platform="tws", **extra))
+    if field == "note":
+        values = report_values(["permissions"], platform="tws", missing="ES futures", note=text)
+    else:
+        values = report_values(["permissions"], platform="tws", missing=text)
+    body = report(bot, fake_slack, "UTRD1", run_id, values)
     block = Block.NOTE if field == "note" else Block.MISSING_PERMISSIONS
     assert set(body["errors"]) == {block}
     assert "never needs them" in body["errors"][block] and text not in json.dumps(body)

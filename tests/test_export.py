@@ -177,3 +177,23 @@ def test_cli_export_errors_are_one_line(
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and captured.out == ""
+
+
+def test_files_written_before_the_permission_gaps_column_still_verify(engine: Engine, desk_id: int) -> None:
+    """An export made before answers said which permission was missing (no permission_gaps
+    column) is still checked, and still caught when edited."""
+    rows = _rows(_export(engine, desk_id))
+    drop = rows[0].index("permission_gaps")
+    assert tuple(rows[0][:drop] + rows[0][drop + 1 :]) == export.HEADER_V1
+    prev = export.genesis(export.HEADER_V1)
+    old = [list(export.HEADER_V1)]
+    for row in rows[1:]:
+        cells = row[:drop] + row[drop + 1 : -1]
+        prev = export.chain_hash(prev, cells)
+        old.append([*cells, prev])
+    verdict = _verify(_text(old))
+    assert verdict.ok and verdict.rows == len(rows) - 2
+    old[3][3] = "another-desk"
+    assert _verify(_text(old)).bad_row == 3
+    permissions = rows[0].index("permission_gaps")
+    assert any(r[permissions] == "trading_permission" for r in rows[1:])

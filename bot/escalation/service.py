@@ -240,24 +240,6 @@ def _open_due(
     return opened
 
 
-def open_recovery_path(*, session: Session, run: ChecklistRun, answer: Answer, now: datetime) -> Escalation | None:
-    """A missing recovery path escalates at once (kept for callers that store answers
-    without the hook; ``_on_answer_stored`` does this and more)."""
-    if not answer.missing_recovery_path:
-        return None
-    desk = session.get(Desk, run.desk_id)
-    assert desk is not None
-    return open_escalation(
-        session=session,
-        desk=desk,
-        run=run,
-        trader_id=answer.user_id,
-        kind=EscalationKind.RECOVERY_PATH,
-        detail=_report_detail(answer),
-        now=now,
-    )
-
-
 @checklist_events.subscribe
 def _on_answer_stored(session: Session, run: ChecklistRun, answer: Answer, now: datetime) -> None:
     """In the transaction that stores the answer: escalations that no longer hold resolve
