@@ -361,7 +361,7 @@ def test_a_checklist_posted_after_its_deadline_gets_the_grace_period(bot: Bot, f
     posted = jobs.post_checklist(engine, bot.client, desk_name="equities", day=TODAY, now=bot.clock())
     assert posted.ts is not None
     message = blocks_text(fake_slack.of("chat.postMessage")[0].params)
-    assert "Answer by *09:45 EST (posted late: the usual deadline is 09:00 EST)*" in message
+    assert "Answer by *09:45 EST* (posted late: the usual deadline is 09:00 EST)" in message
     with Session(engine) as session:
         run = session.get(ChecklistRun, posted.run_id)
         assert run is not None
@@ -390,7 +390,7 @@ def test_a_checklist_caught_up_just_before_its_deadline_gets_the_grace_period(
     with Session(engine) as session:
         run = session.get(ChecklistRun, result.run_id)
         assert run is not None and run.deadline_at == at(9, 15)
-    assert "Answer by *09:15 EST (posted late" in blocks_text(fake_slack.of("chat.postMessage")[0].params)
+    assert "Answer by *09:15 EST* (posted late" in blocks_text(fake_slack.of("chat.postMessage")[0].params)
 
 
 # --- 3. a morning that could not be posted ---------------------------------------------------
@@ -433,7 +433,7 @@ def test_slack_down_through_the_post_window_is_an_escalation_and_the_post_follow
 
     (posted,) = jobs.catch_up(engine, client, now=at(9, 10))
     assert posted.ts is not None
-    assert "Answer by *09:25 EST (posted late" in blocks_text(fake_slack.of("chat.postMessage")[-1].params)
+    assert "Answer by *09:25 EST* (posted late" in blocks_text(fake_slack.of("chat.postMessage")[-1].params)
     report_ = step(bot, fake_slack, at(9, 10, 30))
     assert report_.resolved == [esc.id] and report_.opened == []
     (esc,) = escalations(engine)

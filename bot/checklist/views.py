@@ -67,13 +67,13 @@ def checklist_message(roster: Roster) -> tuple[str, Blocks]:
     )
     text = f"Pre-market checklist for {desk.name}, {day}: {ready} ready, {restricted} restricted, {pending} pending"
     checks = "\n".join(f"*{i}. {CHECK_LABEL[c]}* — {CHECK_QUESTION[c]}" for i, c in enumerate(Check, start=1))
-    deadline = local_time(run.deadline_at, desk)
+    deadline = f"*{local_time(run.deadline_at, desk)}*"
     if run.scheduled_deadline_at is not None and run.deadline_at > run.scheduled_deadline_at:
         deadline += f" (posted late: the usual deadline is {local_time(run.scheduled_deadline_at, desk)})"
     blocks: Blocks = [
         {"type": "header", "text": plain(f"Pre-market checklist · {desk.name} · {day}")},
         section(checks),
-        context_block(f"Answer by *{deadline}*{early}. Never type IBKR passwords or one-time codes in Slack."),
+        context_block(f"Answer by {deadline}{early}. Never type IBKR passwords or one-time codes in Slack."),
         {
             "type": "actions",
             "block_id": Block.ACTIONS,
