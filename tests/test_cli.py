@@ -242,4 +242,6 @@ def test_python_m_bot_runs_as_a_subprocess(
     )
     assert bad.returncode == 2
     assert bad.stdout == ""
-    assert bad.stderr.strip().splitlines() == ["preflight: error: there is no desk named 'nosuch' (see 'preflight desk list')"]
+    assert bad.stderr.strip().splitlines() == [
+        "preflight: error: there is no desk named 'nosuch' (see 'preflight desk list')"
+    ]

@@ -161,7 +161,10 @@ def test_cli_export_and_verify(
     [
         (["export", "--from", "2026-11-01", "--to", "2026-11-30"], "--desk required"),
         (["export", "--desk", "equities", "--from", "2026-11-31", "--to", "2026-11-30"], "not a date"),
-        (["export", "--desk", "equities", "--from", "2026-11-30", "--to", "2026-11-01"], "is before the start date 2026-11-30 (--to)"),
+        (
+            ["export", "--desk", "equities", "--from", "2026-11-30", "--to", "2026-11-01"],
+            "is before the start date 2026-11-30 (--to)",
+        ),
         (["export", "--desk", "nope", "--from", "2026-11-01", "--to", "2026-11-30"], "no desk named 'nope'"),
         (["export", "verify", "/nonexistent/file.csv"], "cannot read"),
     ],

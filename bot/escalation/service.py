@@ -32,6 +32,7 @@ from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
 from bot.escalation.labels import NOTE_LIMIT, kind_title
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
+from bot.text import clean
 
 
 class NotManagerError(ServiceError):
@@ -192,7 +193,7 @@ def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datet
             "escalation_id": esc.id,
             "escalation_kind": esc.kind,
             "summary": summary,
-            "details": {"trader": esc.trader_id, "detail": esc.detail, "opened_at": esc.opened_at.isoformat()},
+            "details": {"trader": esc.trader_id, "detail": clean(esc.detail), "opened_at": esc.opened_at.isoformat()},
         },
         desk_id=desk.id,
         now=now,
