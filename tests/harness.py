@@ -204,7 +204,7 @@ class Bot:
             "user": {"id": user, "username": user.lower(), "team_id": "T1"},
             "api_app_id": "A1",
             "token": "legacy",
-            "trigger_id": "1.2.3",
+            "trigger_id": f"trig-{user}-{time.monotonic_ns()}",  # Slack's is new for every interaction
             "view": {
                 "id": "V1",
                 "team_id": "T1",
