@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.runtime import Runtime, build
 
 SIGNING_SECRET = "test-signing-secret"
+SECRET_KEYS = ("test-preflight-secret-key",)  # the instance keys (pager secrets, signed exports)
 BOT_TOKEN = "xoxb-test-token"
 
 
@@ -81,6 +82,7 @@ class Bot:
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack_base_url,
+            secret_keys=SECRET_KEYS,
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.executor = TrackingExecutor()
