@@ -10,6 +10,7 @@ from waitress.server import create_server
 
 from bot.config import Settings
 from bot.delivery.pager import Pager
+from bot.keys import check_at_start as check_keys
 from bot.migrate import upgrade
 from bot.runtime import build, outbox_worker
 from bot.scheduler import Scheduler
@@ -28,11 +29,12 @@ def serve(settings: Settings) -> None:
             settings.clock_offset,
         )
     runtime = build(settings)
+    check_keys(runtime.engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
     runtime.refresher.start()
     scheduler = Scheduler(runtime.engine, runtime.client, runtime.refresher, runtime.deps.clock)
     scheduler.start()
     # The outbox runs on the same clock: what a pass queues is due by that clock.
-    worker = outbox_worker(runtime.engine, runtime.client, Pager(keys=settings.secret_key), clock=runtime.deps.clock)
+    worker = outbox_worker(runtime.engine, runtime.client, Pager(keys=settings.secret_keys), clock=runtime.deps.clock)
     worker.start()
     # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
     server = create_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)

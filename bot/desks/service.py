@@ -122,7 +122,9 @@ def _add_members(session: Session, desk_id: int, users: Iterable[str], role: Rol
 def get_desk(*, session: Session, name: str) -> Desk:
     desk = session.exec(select(Desk).where(Desk.name == name)).first()
     if desk is None:
-        raise ServiceError(f"there is no desk named {name!r}", field="name")
+        # Echo the name only when it could be one: typed text never comes back unfiltered.
+        shown = f" named {name!r}" if _NAME.match(name) else " with that name"
+        raise ServiceError(f"there is no desk{shown}", field="name")
     return desk
 
 

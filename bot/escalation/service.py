@@ -44,6 +44,7 @@ from bot.escalation.labels import AUTO_REASON, NOTE_LIMIT, kind_title
 from bot.escalation.models import DESK_WIDE, HIGH_KINDS, Escalation, EscalationKind, EscalationState
 from bot.secret_text import REFUSAL as SECRET_REFUSAL
 from bot.secret_text import looks_like_secret
+from bot.text import clean
 
 SYSTEM = "system"  # the audit actor of automatic transitions
 OPEN_STATES = (EscalationState.OPEN, EscalationState.ACKNOWLEDGED)
@@ -265,7 +266,7 @@ def _resolve_automatically(session: Session, esc: Escalation, desk: Desk, reason
     session.refresh(esc)
     if not done.rowcount:  # type: ignore[attr-defined]
         return False
-    audit(session, esc, "resolved", now, actor=SYSTEM, automatic=True, reason=reason)
+    audit(session, esc, "resolved", now, actor=SYSTEM, automatic=True, note=reason)
     _update_everywhere(session, esc, desk, "resolved", now)
     _page_resolved(session, esc, desk, now)
     return True
@@ -338,7 +339,7 @@ def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datet
             "escalation_id": esc.id,
             "escalation_kind": esc.kind,
             "summary": f"{kind_title(esc.kind)}: {about}",
-            "details": {"trader": esc.trader_id, "detail": esc.detail, "opened_at": esc.opened_at.isoformat()},
+            "details": {"trader": esc.trader_id, "detail": clean(esc.detail), "opened_at": esc.opened_at.isoformat()},
         },
         desk_id=desk.id,
         now=now,

@@ -11,7 +11,7 @@ from bot.checklist.models import ChecklistRun
 from bot.desks.models import Desk
 from bot.escalation.labels import KIND_WHY, NOTE_LIMIT, kind_title
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
-from bot.slack.blocks import local_datetime, local_time, md, plain
+from bot.slack.blocks import escape, local_datetime, local_time, md, plain
 from bot.slack.ids import FIELD, Action, Block, Callback
 
 Blocks = list[dict[str, Any]]
@@ -26,11 +26,11 @@ def state_line(esc: Escalation, desk: Desk) -> str:
     level = f" · level {esc.level}" if esc.level > 1 else ""
     if esc.resolved_automatically and esc.resolved_at is not None:
         who = "" if esc.desk_wide else f"<@{esc.trader_id}> "
-        return f"✅ *Resolved* — {who}{esc.resolution_note} at {local_datetime(esc.resolved_at, desk)}{level}"
+        return f"✅ *Resolved* — {who}{escape(esc.resolution_note)} at {local_datetime(esc.resolved_at, desk)}{level}"
     if esc.state == EscalationState.RESOLVED and esc.resolved_at is not None:
         line = f"✅ *Resolved* by <@{esc.resolved_by}> at {local_datetime(esc.resolved_at, desk)}{level}"
         if esc.resolution_note:
-            line += f"\n> {esc.resolution_note}"
+            line += f"\n> {escape(esc.resolution_note)}"
         return line
     if esc.state == EscalationState.ACKNOWLEDGED and esc.acknowledged_at is not None:
         return f"👀 *Acknowledged* by <@{esc.acknowledged_by}> at {local_datetime(esc.acknowledged_at, desk)}{level}"
@@ -41,7 +41,7 @@ def already_text(esc: Escalation, desk: Desk) -> str:
     """The reply to a click that comes after someone (or the bot) got there first."""
     if esc.resolved_automatically and esc.resolved_at is not None:
         who = "" if esc.desk_wide else f"<@{esc.trader_id}> "
-        return f"Already resolved: {who}{esc.resolution_note} at {local_time(esc.resolved_at, desk)}."
+        return f"Already resolved: {who}{escape(esc.resolution_note)} at {local_time(esc.resolved_at, desk)}."
     if esc.state == EscalationState.RESOLVED:
         return f"Already resolved by <@{esc.resolved_by}>."
     return f"Already acknowledged by <@{esc.acknowledged_by}>."
@@ -62,7 +62,7 @@ def escalation_message(esc: Escalation, desk: Desk) -> tuple[str, Blocks]:
         f"Since {since}.",
     ]
     if esc.detail:
-        lines.append(esc.detail if esc.desk_wide else f"Their report: {esc.detail}")
+        lines.append(escape(esc.detail) if esc.desk_wide else f"Their report: {escape(esc.detail)}")
     blocks: Blocks = [
         {"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": md("\n".join(lines))},
         {"type": "context", "elements": [md(state_line(esc, desk))]},
@@ -95,7 +95,7 @@ def level2_message(esc: Escalation, desk: Desk, managers: Sequence[str], timeout
         f"🚨 *Level 2* · {kind_title(esc.kind)}{trader} · desk *{desk.name}* — "
         f"not acknowledged within {timeout_minutes} min. Managers: {who}"
     )
-    detail = f"\n{'' if esc.desk_wide else 'Their report: '}{esc.detail}" if esc.detail else ""
+    detail = f"\n{'' if esc.desk_wide else 'Their report: '}{escape(esc.detail)}" if esc.detail else ""
     blocks: Blocks = [
         {"type": "section", "text": md(head + detail)},
         {"type": "context", "elements": [md(state_line(esc, desk))]},
