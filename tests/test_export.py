@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from bot.checklist.models import Check, Platform
+from bot.checklist.models import Check, PermissionGap, Platform
 from bot.checklist.service import ProblemReport
 from bot.cli import main
 from bot.crypto import Keyring, SignatureCheck
@@ -336,6 +336,7 @@ def test_a_formula_in_a_note_is_written_inert_and_the_chain_verifies(engine: Eng
             failed=frozenset({Check.PERMISSIONS}),
             platform=Platform.TWS,
             missing_permissions="+cmd|' /C calc'!A0",
+            permission_gaps=frozenset({PermissionGap.TRADING}),
             note=HYPERLINK,
         ),
     )
@@ -348,6 +349,7 @@ def test_a_formula_in_a_note_is_written_inert_and_the_chain_verifies(engine: Eng
             failed=frozenset({Check.PERMISSIONS}),
             platform=Platform.TWS,
             missing_permissions="@SUM(1+1)*cmd",
+            permission_gaps=frozenset({PermissionGap.TRADING}),
             note="-2+3",
         ),
     )
@@ -398,7 +400,7 @@ def test_each_escalation_row_holds_the_state_of_its_own_moment(engine: Engine) -
         ("escalation.acknowledged", "2", "UMGR1", "14:05"),
         ("escalation.resolved", "2", "UMGR2", "14:40"),
     ]
-    assert steps[0][4] == "Contingency: no second mfa device"  # the report that opened it
+    assert steps[0][4] == "Contingency: no backup second factor"  # the report that opened it
     assert steps[3][4] == "'=cmd second device"
 
 

@@ -46,7 +46,7 @@ def report(bot: Bot, fake: FakeSlack, user: str, run_id: int) -> httpx.Response:
     bot.click(user, Action.REPORT_PROBLEM, str(run_id))
     bot.settle()
     meta = fake.of("views.open")[-1].params["view"]["private_metadata"]
-    values = report_values(["contingency"], ["second_mfa_device"], note="phone lost")
+    values = report_values(["contingency"], ["no_backup_factor"], note="phone lost")
     response = bot.submit_view(user, Callback.REPORT_MODAL, values, meta)
     assert response.status_code == 200 and response.content in (b"", b"null")  # accepted: the modal closes
     bot.settle()
