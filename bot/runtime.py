@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from bot.checklist.roster import RosterRefresher
 from bot.config import Settings
+from bot.crypto import Keyring
 from bot.db import make_engine
 from bot.delivery import worker
 from bot.delivery.pager import Pager
@@ -89,7 +90,7 @@ def build(
     refresher = RosterRefresher(engine, client, interval=roster_interval)
     # Work after the acknowledgement (answers, Slack replies) runs on this pool.
     executor = executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack")
-    deps = Deps(engine=engine, clock=clock, refresher=refresher, executor=executor)
+    deps = Deps(engine=engine, clock=clock, refresher=refresher, executor=executor, keys=Keyring(settings.secret_key))
     bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps)
     web = WebApp(bolt, signing_secret=signing_secret or "socket-mode", engine=engine)
     return Runtime(settings=settings, engine=engine, client=client, deps=deps, refresher=refresher, bolt=bolt, web=web)
