@@ -6,7 +6,9 @@ Events, in order of their UTC timestamp (ties: answers before escalation steps, 
 - ``answer``: every stored version of every trader's answer (edits are new versions; all kept);
 - ``escalation.opened`` / ``escalation.level2`` / ``escalation.acknowledged`` /
   ``escalation.resolved``: from the Escalation row's timestamps (``opened_at``, ``level2_at``,
-  ``acknowledged_at``, ``resolved_at``), the database's own record of each transition;
+  ``acknowledged_at``, ``resolved_at``), the database's own record of each transition.
+  Escalations of the readiness profile have no run: they count on the desk-local day they
+  were opened (their ``trading_date`` cell is that day);
 - a final ``end`` row holding the number of event rows, so a file cut short is evident.
 
 Timestamps are UTC, ISO 8601 with microseconds and ``+00:00``. Empty values are empty strings.
@@ -35,12 +37,14 @@ import heapq
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import TextIO
 
+from sqlalchemy import and_, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from bot import calendar
 from bot.checklist.models import Answer, ChecklistRun
 from bot.desks.models import Desk
 from bot.errors import ServiceError
@@ -149,17 +153,26 @@ def _answers(session: Session, desk: Desk, start: date, end: date) -> Iterator[E
 def _escalations(session: Session, desk: Desk, start: date, end: date) -> list[Event]:
     """Escalation transitions (few next to answers): loaded, then sorted."""
     events: list[Event] = []
+    tz = calendar.zone(desk.timezone)
+    first, after = (calendar.local_to_utc(d, time(0, 0), tz) for d in (start, end + timedelta(days=1)))
     rows = session.execute(
         sa_select(Escalation, col(ChecklistRun.trading_date))
-        .join(ChecklistRun, col(ChecklistRun.id) == col(Escalation.run_id))
+        .outerjoin(ChecklistRun, col(ChecklistRun.id) == col(Escalation.run_id))
         .where(
             col(Escalation.desk_id) == desk.id,
-            col(ChecklistRun.trading_date) >= start,
-            col(ChecklistRun.trading_date) <= end,
+            or_(
+                and_(col(ChecklistRun.trading_date) >= start, col(ChecklistRun.trading_date) <= end),
+                and_(
+                    col(Escalation.run_id).is_(None),
+                    col(Escalation.opened_at) >= first,
+                    col(Escalation.opened_at) < after,
+                ),
+            ),
         )
     ).all()
-    for esc, day in rows:
+    for esc, run_day in rows:
         assert esc.id is not None
+        day = run_day if run_day is not None else calendar.local_date(esc.opened_at, tz)
         steps: list[tuple[str, datetime | None, str | None, str]] = [
             ("opened", esc.opened_at, None, esc.detail),
             ("level2", esc.level2_at, None, ""),
