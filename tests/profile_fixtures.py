@@ -75,7 +75,10 @@ def permissions_values(
 
 
 def factors_values(primary: str | None, registered: list[str], dates: dict[str, date] | None = None) -> dict[str, Any]:
-    values: dict[str, Any] = {ProfileBlock.PRIMARY_FACTOR: select_(primary), ProfileBlock.REGISTERED: checks(registered)}
+    values: dict[str, Any] = {
+        ProfileBlock.PRIMARY_FACTOR: select_(primary),
+        ProfileBlock.REGISTERED: checks(registered),
+    }
     for method in ("ib_key", "authenticator_app", "dsc_plus", "sms"):
         values[verified_block(method)] = day((dates or {}).get(method))
     return values
@@ -92,7 +95,7 @@ def automation_values(
     rotated: date | None = None,
     owner: str | None = None,
 ) -> dict[str, Any]:
-    values = {
+    values: dict[str, Any] = {
         ProfileBlock.NAME: text(name),
         ProfileBlock.DESK: select_(str(desk_id)),
         ProfileBlock.INTERFACE: select_(interface),

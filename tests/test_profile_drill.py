@@ -146,9 +146,10 @@ def test_lockout_after_five_wrong_codes_and_its_expiry(keyed_bot: Bot, fake_slac
 
     # Locked: even the right code is refused, and the button says so.
     bot.clock.advance(minutes=14, seconds=50)
-    assert "locked" in errors_of(submit(bot, "UTRD1", ProfileCallback.DRILL, code_values(code(secret, bot))))[
-        ProfileBlock.CODE
-    ]
+    assert (
+        "locked"
+        in errors_of(submit(bot, "UTRD1", ProfileCallback.DRILL, code_values(code(secret, bot))))[ProfileBlock.CODE]
+    )
     views_before = len(opened_views(fake_slack))
     bot.click("UTRD1", ProfileAction.RUN_DRILL, "")
     bot.settle()
@@ -209,7 +210,10 @@ def test_key_rotation_keeps_secrets_readable_and_a_wrong_key_reads_none(engine: 
             now=clock(),
         ).ok
     clock.advance(seconds=60)
-    with pytest.raises(ServiceError, match="can't be read with the bot's current keys"), session_scope(engine) as session:
+    with (
+        pytest.raises(ServiceError, match="can't be read with the bot's current keys"),
+        session_scope(engine) as session,
+    ):
         profile.submit_code(
             session=session,
             user_id="UTRD1",

@@ -139,7 +139,11 @@ def test_automation_flags() -> None:
         AutomationFlag.SHARED_USERNAME,
     ]
     never = automation_flags(
-        order_size_limit=True, kill_switch_tested_on=None, credentials_rotated_on=None, shared_username=False, today=today
+        order_size_limit=True,
+        kill_switch_tested_on=None,
+        credentials_rotated_on=None,
+        shared_username=False,
+        today=today,
     )
     assert never == [AutomationFlag.CREDENTIALS, AutomationFlag.KILL_SWITCH]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -18,6 +19,7 @@ from tests.harness import Bot
 from tests.profile_fixtures import (
     audit_actions,
     automation_values,
+    checks,
     ephemerals,
     errors_of,
     factors_values,
@@ -184,7 +186,7 @@ def test_the_automation_register_and_its_flags(bot: Bot, fake_slack: FakeSlack) 
     other = automation_values(desk_id=desk.id, name="carry", username="algo_c", owner="UTRD3")
     assert set(errors_of(submit(bot, "UTRD1", ProfileCallback.AUTOMATION, other))) == {ProfileBlock.OWNER}
     # The owner removes theirs.
-    remove = {**sloppy, ProfileBlock.REMOVE: {"value": {"type": "checkboxes", "selected_options": [{"value": "remove"}]}}}
+    remove = {**sloppy, ProfileBlock.REMOVE: checks(["remove"])}
     assert submit(bot, "UTRD2", ProfileCallback.AUTOMATION, remove, json.dumps({"automation_id": rows[1].id})) == {}
     with Session(engine) as session:
         assert [a.name for a in session.exec(select(Automation)).all()] == ["mean-reversion"]
@@ -210,20 +212,20 @@ def test_a_trader_cannot_open_another_profile_or_the_risk_tier(bot: Bot, fake_sl
     assert any("Only a desk's managers can set a trader's risk tier" in r for r in replies)
 
     # Forged submissions change nothing.
-    errors = errors_of(submit(bot, "UTRD1", ProfileCallback.VIEW, {ProfileBlock.TRADER: user("UTRD2")}))
+    errors = errors_of(submit(bot, "UTRD1", ProfileCallback.VIEW, {str(ProfileBlock.TRADER): user("UTRD2")}))
     assert "Only <@UTRD2> and the managers of their desk" in errors[ProfileBlock.TRADER]
-    tier = {ProfileBlock.TRADER: user("UTRD2"), ProfileBlock.TIER: radio("elevated")}
+    tier: dict[str, Any] = {ProfileBlock.TRADER: user("UTRD2"), ProfileBlock.TIER: radio("elevated")}
     assert ProfileBlock.TRADER in errors_of(submit(bot, "UTRD1", ProfileCallback.TIER, tier))
     # A manager of another desk can do neither for this desk's trader.
     assert ProfileBlock.TRADER in errors_of(submit(bot, "UMGRX", ProfileCallback.TIER, tier))
     assert ProfileBlock.TRADER in errors_of(
-        submit(bot, "UMGRX", ProfileCallback.VIEW, {ProfileBlock.TRADER: user("UTRD2")})
+        submit(bot, "UMGRX", ProfileCallback.VIEW, {str(ProfileBlock.TRADER): user("UTRD2")})
     )
     assert profiles(bot)["UTRD2"].risk_tier == "standard"
     assert audit_actions(engine, "profile:UTRD2") == before
 
     # The desk's manager can.
-    shown = submit(bot, "UMGR1", ProfileCallback.VIEW, {ProfileBlock.TRADER: user("UTRD2")})
+    shown = submit(bot, "UMGR1", ProfileCallback.VIEW, {str(ProfileBlock.TRADER): user("UTRD2")})
     assert shown["response_action"] == "update"
     assert "<@UTRD2>" in json.dumps(shown["view"]) and "TWS (no secondary)" in json.dumps(shown["view"])
     assert submit(bot, "UMGR1", ProfileCallback.TIER, tier) == {}
