@@ -247,3 +247,18 @@ def test_the_weekly_summary_shows_profile_gaps(bot: Bot, fake_slack: FakeSlack) 
             ].recovery
             == "no recovery path"
         )  # still open the next week
+
+
+def test_the_roster_follows_the_profile_within_the_refresh(bot: Bot, fake_slack: FakeSlack) -> None:
+    engine = bot.runtime.engine
+    make_desk(engine)
+    assert submit(bot, "UTRD3", ProfileCallback.FACTORS, factors_values("ib_key", ["ib_key"])) == {}
+    result = jobs.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=bot.clock())
+    assert result.run_id is not None
+    posted = json.dumps(fake_slack.of("chat.postMessage")[-1].params["blocks"], ensure_ascii=False)
+    assert "<@UTRD3> — pending · 🆘" in posted
+    fixed = factors_values("ib_key", ["ib_key", "dsc_plus"], {"dsc_plus": date(2026, 11, 25)})
+    assert submit(bot, "UTRD3", ProfileCallback.FACTORS, fixed) == {}  # settles the refresher too
+    roster = _roster(fake_slack)
+    assert "⏳ <@UTRD3> — pending\\n" in roster or roster.endswith('⏳ <@UTRD3> — pending"}}]')
+    assert "🆘" not in roster

@@ -5,12 +5,20 @@ what. Signed requests into the real app, the fake Slack over HTTP, both database
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
+from slack_sdk.models.blocks import Block as SlackBlock
+from slack_sdk.models.views import View
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.audit import AuditEvent
+from bot.db import session_scope
+from bot.profile import automation as automations
+from bot.profile import service as profile
+from bot.profile import views
+from bot.profile.automation import AutomationInput
 from bot.profile.ids import ProfileAction, ProfileBlock, ProfileCallback
 from bot.profile.models import Automation, PlatformPermission, SecondFactorRecord, TraderProfile
 from tests.factories import make_desk
@@ -234,3 +242,57 @@ def test_a_trader_cannot_open_another_profile_or_the_risk_tier(bot: Bot, fake_sl
     assert audit_actions(engine, "profile:UTRD2")[-1] == ("risk_tier_set", "UMGR1")
     open_home(bot, "UMGR1")
     assert "<@UTRD2> · 🔺 elevated" in home_text(fake_slack, "UMGR1")
+
+
+def test_every_profile_view_is_block_kit_that_slack_sdk_accepts_unchanged(engine: Engine) -> None:
+    """Each modal round-trips through slack_sdk's models (which drop unknown fields and enforce
+    lengths: a modal title is at most 24 characters, https://api.slack.com/reference/surfaces/views)
+    unchanged; Home, the enrolment DM and the notice parse and validate as blocks."""
+    desk = make_desk(engine)
+    assert desk.id is not None
+    now = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
+    with session_scope(engine) as session:
+        profile.save_interfaces(session=session, user_id="UTRD1", primary="tws", secondary="client_portal", now=now)
+        profile.save_permissions(
+            session=session, user_id="UTRD1", interface="tws", trading=["options"], market_data=[], note="n", now=now
+        )
+        profile.save_second_factors(
+            session=session,
+            user_id="UTRD1",
+            primary="ib_key",
+            registered=["ib_key", "authenticator_app"],
+            verified_on={"ib_key": date(2026, 11, 24)},
+            now=now,
+        )
+        data = AutomationInput(desk.id, None, "algo", "tws_api", "u1", True, False, False, None, None)
+        automations.save(session=session, actor="UTRD1", automation_id=None, data=data, today=TODAY, now=now)
+    with session_scope(engine) as session:
+        card = profile.card(session=session, user_id="UTRD1", now=now)
+        _, overviews = profile.home_data(session=session, user_id="UMGR1", now=now)
+        (auto,) = automations.owned_by(session=session, user_id="UTRD1")
+        gap = profile.open_gaps(session, desk.id)[0]
+    modals = [
+        views.interfaces_modal(card),
+        views.permissions_modal(card),
+        views.factors_modal(card),
+        views.automation_modal(auto, [desk], owner="UTRD1", can_assign=True),
+        views.automation_modal(None, [desk], owner="UTRD1", can_assign=False),
+        views.drill_modal(),
+        views.enroll_modal(),
+        views.tier_modal(desk.id),
+        views.view_trader_modal(),
+        views.profile_view(card),
+    ]
+    for modal in modals:
+        view = View(**modal)
+        view.validate_json()
+        assert view.to_dict() == modal, modal.get("callback_id")
+    for blocks in (
+        views.profile_home_blocks(card, overviews, keys_configured=True),
+        views.enrollment_message("otpauth://totp/IB%20Preflight:a?secret=ABC&issuer=IB%20Preflight")[1],
+        views.gap_notice(gap, desk, enrolled=True)[1],
+    ):
+        parsed = SlackBlock.parse_all(blocks)
+        assert len(parsed) == len(blocks)
+        for block in parsed:
+            block.validate_json()

@@ -260,17 +260,23 @@ def _save(
     now: datetime,
     work: Callable[[Session], object],
     fallback: str,
+    *,
+    affected: str | None = None,
 ) -> bool:
     """Run ``work(session)`` in a transaction; a ServiceError becomes a field error (its field,
-    else ``fallback``) and nothing is stored. On success: acknowledge and republish App Home."""
+    else ``fallback``) and nothing is stored. On success: acknowledge, bring today's rosters
+    showing ``affected`` (default: the submitter) up to date, and republish App Home."""
     user = user_id(body)
     try:
         with deps.db() as session:
             work(session)
+            runs = profile.rosters_showing(session=session, user_id=affected or user, now=now)
     except ServiceError as exc:
         _errors(ack, {exc.field or fallback: str(exc)})
         return False
     ack()
+    for run_id in runs:
+        deps.refresher.notify(run_id)
     deps.later(_republish, client=client, deps=deps, user=user, now=now)
     return True
 
@@ -418,6 +424,7 @@ def _code(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: da
                 session=session, user_id=user, code=code, purpose=purpose, keys=deps.keys, now=now
             )
             recorded = SecondFactor.AUTHENTICATOR in profile.factor_records(session, [user])[user]
+            runs = profile.rosters_showing(session=session, user_id=user, now=now) if result.ok else []
     except ServiceError as exc:
         _errors(ack, {ProfileBlock.CODE: str(exc)})
         return
@@ -425,6 +432,8 @@ def _code(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: da
         _errors(ack, {ProfileBlock.CODE: views.code_error(result)})
         return
     ack()
+    for run_id in runs:
+        deps.refresher.notify(run_id)
     text = (
         views.enrolled_text() if purpose is drill.Purpose.ENROLL else views.drill_passed_text(result, recorded=recorded)
     )
@@ -451,6 +460,7 @@ def on_tier(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: 
         now,
         lambda s: profile.set_risk_tier(session=s, manager_id=user_id(body), trader_id=trader, tier=tier, now=now),
         ProfileBlock.TRADER,
+        affected=trader,
     )
 
 

@@ -657,19 +657,34 @@ def sync_trader(*, session: Session, user_id: str, now: datetime) -> None:
     _touch_rosters(session, [d.id for d in mine.values() if d.id is not None], now)
 
 
-def _touch_rosters(session: Session, desk_ids: Sequence[int], now: datetime) -> None:
-    """Today's roster messages show profile facts: have the refresher render them again."""
-    for desk_id in desk_ids:
-        desk = session.get(Desk, desk_id)
-        if desk is None:
-            continue
+def _open_runs(session: Session, desks_: Iterable[Desk], now: datetime) -> list[int]:
+    out = []
+    for desk in desks_:
         run = checklist.today_run(session=session, desk=desk, now=now)
-        if run is not None and run.message_ts is not None and not checklist.run_closed(run, desk, now):
-            session.execute(
-                update(ChecklistRun)
-                .where(col(ChecklistRun.id) == run.id)
-                .values(answers_version=ChecklistRun.answers_version + 1)
-            )
+        if (
+            run is not None
+            and run.id is not None
+            and run.message_ts is not None
+            and not checklist.run_closed(run, desk, now)
+        ):
+            out.append(run.id)
+    return out
+
+
+def _touch_rosters(session: Session, desk_ids: Sequence[int], now: datetime) -> None:
+    """Today's roster messages show profile facts: mark them for the refresher to render again."""
+    found = [d for d in (session.get(Desk, i) for i in desk_ids) if d is not None]
+    for run_id in _open_runs(session, found, now):
+        session.execute(
+            update(ChecklistRun)
+            .where(col(ChecklistRun.id) == run_id)
+            .values(answers_version=ChecklistRun.answers_version + 1)
+        )
+
+
+def rosters_showing(*, session: Session, user_id: str, now: datetime) -> list[int]:
+    """Today's open checklist runs whose roster shows ``user_id`` (for the refresher's notify)."""
+    return _open_runs(session, desks.desks_of_user(session=session, user_id=user_id, role=Role.TRADER), now)
 
 
 def gap_by_id(session: Session, gap_id: int) -> ReadinessGap | None:
