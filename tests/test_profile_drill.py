@@ -6,7 +6,7 @@ or the logs). Signed requests into the real app, the fake Slack, both databases.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pyotp
 import pytest
@@ -282,3 +282,25 @@ def test_a_drill_needs_a_finished_enrollment(engine: Engine) -> None:
         )
     assert result.outcome is CodeOutcome.NOT_ENROLLED  # only pending: nothing to drill against yet
     assert started.secret not in str(result)
+
+
+def test_an_evening_drill_shows_and_saves_as_the_desks_date(keyed_bot: Bot, fake_slack: FakeSlack) -> None:  # noqa: F811
+    """21:30 in New York is already tomorrow in UTC: the modal offers New York's date, and saving
+    it back is not "in the future" (nor does it overwrite the drill's time)."""
+    bot = keyed_bot
+    make_desk(bot.runtime.engine)
+    submit(bot, "UTRD1", ProfileCallback.FACTORS, factors_values("ib_key", ["ib_key", "authenticator_app"]))
+    secret = finish_enrollment(bot, fake_slack)
+    bot.clock.set(utc(2026, 11, 26, 2, 30))  # Wed 25 Nov, 21:30 EST
+    assert submit(bot, "UTRD1", ProfileCallback.DRILL, code_values(code(secret, bot))) == {}
+    drilled = bot.clock()
+    bot.click("UTRD1", ProfileAction.EDIT_FACTORS, "")
+    bot.settle()
+    modal = opened_views(fake_slack)[-1]
+    picker = next(b for b in modal["blocks"] if b.get("block_id") == "verified_authenticator_app")
+    assert picker["element"]["initial_date"] == "2026-11-25"
+    values = factors_values("ib_key", ["ib_key", "authenticator_app"], {"authenticator_app": date(2026, 11, 25)})
+    assert submit(bot, "UTRD1", ProfileCallback.FACTORS, values) == {}
+    with Session(bot.runtime.engine) as session:
+        record = session.exec(select(SecondFactorRecord).where(SecondFactorRecord.method == "authenticator_app")).one()
+    assert (record.last_verified_at, record.verified_by) == (drilled, "drill")

@@ -17,6 +17,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from bot import calendar
@@ -39,6 +40,8 @@ _SECRET_LOG = logging.getLogger("bot.profile.secret_calls")
 _SECRET_LOG.addHandler(logging.NullHandler())
 _SECRET_LOG.propagate = False
 _SECRET_LOG.setLevel(logging.CRITICAL + 1)
+
+log = logging.getLogger(__name__)
 
 STALE_AUTOMATION = "This automation no longer exists."
 
@@ -139,17 +142,22 @@ def start_enrollment(body: dict[str, Any], client: WebClient, deps: Deps, now: d
         _refuse(body, client, str(exc))
         return
     quiet = secret_client(client)
-    channel = str(quiet.conversations_open(users=user)["channel"]["id"])
-    quiet.files_upload_v2(
-        channel=channel,
-        file=drill.qr_png(new.uri),
-        filename="ib-preflight-backup-authenticator.png",
-        title="IB Preflight — add to your backup authenticator",
-        alt_txt="QR code that adds IB Preflight's drill secret to an authenticator app",
-        request_file_info=False,
-    )
-    text, blocks = views.enrollment_message(new.uri)
-    quiet.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+    try:
+        channel = str(quiet.conversations_open(users=user)["channel"]["id"])
+        quiet.files_upload_v2(
+            channel=channel,
+            file=drill.qr_png(new.uri),
+            filename="ib-preflight-backup-authenticator.png",
+            title="IB Preflight — add to your backup authenticator",
+            alt_txt="QR code that adds IB Preflight's drill secret to an authenticator app",
+            request_file_info=False,
+        )
+        text, blocks = views.enrollment_message(new.uri)
+        quiet.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+    except SlackApiError as exc:
+        # Only Slack's error code: the request carried the secret.
+        log.warning("enrolment DM to %s failed: %s", user, exc.response.get("error"))
+        _refuse(body, client, "Slack didn't take the enrolment message: press Enrol again in a moment.")
 
 
 def open_enroll(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -167,11 +175,12 @@ def open_drill(body: dict[str, Any], client: WebClient, deps: Deps, now: datetim
         row = drill.enrollment(session, user_id(body))
         until = drill.locked_until(row, now)
         enrolled = row is not None and row.secret is not None
+        tz = profile.user_zone(session, user_id(body))
     if not enrolled:
         _refuse(body, client, "Enrol your backup authenticator first (App Home → Enrol backup authenticator).")
         return
     if until is not None:
-        _refuse(body, client, f"Too many wrong codes: the drill is locked until {until:%H:%M} UTC.")
+        _refuse(body, client, f"Too many wrong codes: the drill is locked until {until.astimezone(tz):%H:%M %Z}.")
         return
     _open(body, client, views.drill_modal())
 
@@ -424,18 +433,21 @@ def _code(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: da
                 session=session, user_id=user, code=code, purpose=purpose, keys=deps.keys, now=now
             )
             recorded = SecondFactor.AUTHENTICATOR in profile.factor_records(session, [user])[user]
+            tz = profile.user_zone(session, user)
             runs = profile.rosters_showing(session=session, user_id=user, now=now) if result.ok else []
     except ServiceError as exc:
         _errors(ack, {ProfileBlock.CODE: str(exc)})
         return
     if not result.ok:
-        _errors(ack, {ProfileBlock.CODE: views.code_error(result)})
+        _errors(ack, {ProfileBlock.CODE: views.code_error(result, tz)})
         return
     ack()
     for run_id in runs:
         deps.refresher.notify(run_id)
     text = (
-        views.enrolled_text() if purpose is drill.Purpose.ENROLL else views.drill_passed_text(result, recorded=recorded)
+        views.enrolled_text()
+        if purpose is drill.Purpose.ENROLL
+        else views.drill_passed_text(result, recorded=recorded, tz=tz)
     )
     deps.later(ephemeral, client=client, channel=None, user=user, text=text)
     deps.later(_republish, client=client, deps=deps, user=user, now=now)

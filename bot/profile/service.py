@@ -694,11 +694,13 @@ def gap_by_id(session: Session, gap_id: int) -> ReadinessGap | None:
 # --- the checklist: what the profile tells it, and what its answers tell the profile -------------
 
 
-def verified_backup_text(status: RecoveryStatus, records: Mapping[SecondFactor, SecondFactorRecord]) -> str:
+def verified_backup_text(
+    status: RecoveryStatus, records: Mapping[SecondFactor, SecondFactorRecord], tz: ZoneInfo
+) -> str:
     parts = []
     for method in status.verified:
         at = records[method].last_verified_at
-        parts.append(FACTOR_LABEL[method] + (f", verified {at:%a %d %b}" if at else ""))
+        parts.append(FACTOR_LABEL[method] + (f", verified {at.astimezone(tz):%a %d %b}" if at else ""))
     return "; ".join(parts)
 
 
@@ -715,6 +717,8 @@ def _checklist_facts(
         return {}
     records = factor_records(session, profiles)
     row = policy_row(session, run.desk_id)
+    desk = session.get(Desk, run.desk_id)
+    tz = calendar.zone(desk.timezone) if desk is not None else ZoneInfo("UTC")
     weekly_day = first_trading_day_of_week(run.trading_date)
     used: dict[str, set[str]] = {u: set() for u in profiles}
     if weekly_day:
@@ -731,7 +735,7 @@ def _checklist_facts(
         )
         out[user] = checklist_facts.TraderFacts(
             recovery_gap=gap,
-            verified_backup=verified_backup_text(status, records[user]) if status.ok else None,
+            verified_backup=verified_backup_text(status, records[user], tz) if status.ok else None,
             weekly_login=weekly,
         )
     return out
@@ -799,6 +803,7 @@ class ProfileCard:
     automations: list[AutomationLine]
     desks: list[Desk]
     today: date
+    tz: ZoneInfo  # the user's zone (their first desk's): dates in App Home and modals
 
 
 def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
@@ -828,6 +833,7 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
         automations=[AutomationLine(a, names.get(a.desk_id, "?"), flags[a.id or 0]) for a in autos],
         desks=trader_desks,
         today=today,
+        tz=tz,
     )
 
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.desks.models import Desk
 from bot.profile.automation import AUTOMATION_INTERFACES, NAME_LIMIT
@@ -77,8 +78,12 @@ def _chunks(lines: Sequence[str], head: str = "") -> list[str]:
     return chunks
 
 
-def _day(at: datetime | None) -> str:
-    return f"{at:%a %d %b %Y}" if at else "never"
+def _day(at: datetime | None, tz: ZoneInfo) -> str:
+    return f"{at.astimezone(tz):%a %d %b %Y}" if at else "never"
+
+
+def _clock(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%H:%M %Z")
 
 
 # --- App Home -----------------------------------------------------------------------------------
@@ -93,7 +98,7 @@ def _verified_text(card: ProfileCard, method: SecondFactor) -> str:
         VerifiedBy(record.verified_by) if record.verified_by in {v.value for v in VerifiedBy} else VerifiedBy.DECLARED,
         "your date",
     )
-    return f"verified {record.last_verified_at:%a %d %b} ({how})"
+    return f"verified {record.last_verified_at.astimezone(card.tz):%a %d %b} ({how})"
 
 
 def factors_text(card: ProfileCard) -> str:
@@ -118,7 +123,7 @@ def recovery_text(card: ProfileCard) -> str:
         status = item.status
         head = f"*Recovery path* · {item.desk.name} ({status.policy.describe()})"
         if status.ok:
-            until = f"; verify again by {status.lapses_at:%a %d %b}" if status.lapses_at else ""
+            until = f"; verify again by {status.lapses_at.astimezone(card.tz):%a %d %b}" if status.lapses_at else ""
             lines.append(f"{head}\n✅ {status.describe()}{until}")
         else:
             assert status.problem is not None
@@ -133,9 +138,11 @@ def drill_text(card: ProfileCard) -> str:
             " (an enrolment is waiting for its first code)" if enr and enr.pending_secret else ""
         )
     else:
-        state = f"enrolled {_day(enr.enrolled_at)} · last passed {_day(enr.last_success_at)}"
+        state = f"enrolled {_day(enr.enrolled_at, card.tz)} · last passed {_day(enr.last_success_at, card.tz)}"
     lock = (
-        f"\n🔒 Locked until {card.locked_until:%H:%M} UTC after {LOCK_AFTER} wrong codes." if card.locked_until else ""
+        f"\n🔒 Locked until {_clock(card.locked_until, card.tz)} after {LOCK_AFTER} wrong codes."
+        if card.locked_until
+        else ""
     )
     return f"*Backup drill* — {state}{lock}"
 
@@ -419,7 +426,7 @@ def factors_modal(card: ProfileCard) -> dict[str, Any]:
         record = card.factors.get(method)
         initial = None
         if record is not None and record.last_verified_at is not None:
-            initial = record.last_verified_at.strftime("%Y-%m-%d")
+            initial = record.last_verified_at.astimezone(card.tz).strftime("%Y-%m-%d")
         blocks.append(
             _input(
                 verified_block(method.value),
@@ -554,11 +561,11 @@ def enroll_modal() -> dict[str, Any]:
     )
 
 
-def code_error(result: CodeResult) -> str:
+def code_error(result: CodeResult, tz: ZoneInfo) -> str:
     """The field error for a rejected code (never echoing it)."""
     left = f" {result.tries_left} more wrong code(s) lock the drill for 15 minutes." if result.tries_left else ""
     if result.locked_until is not None:
-        return f"Too many wrong codes: locked until {result.locked_until:%H:%M} UTC. Try again after that."
+        return f"Too many wrong codes: locked until {_clock(result.locked_until, tz)}. Try again after that."
     return {
         CodeOutcome.MALFORMED: "Enter the 6 digits your backup authenticator shows for IB Preflight.",
         CodeOutcome.WRONG: "That code isn't right. Check you're reading the IB Preflight entry." + left,
@@ -644,8 +651,8 @@ def enrolled_text() -> str:
     return "✅ Enrolled: your backup authenticator holds IB Preflight's drill secret. Backup verified just now."
 
 
-def drill_passed_text(result: CodeResult, *, recorded: bool) -> str:
-    when = f"{result.at:%a %d %b %H:%M} UTC"
+def drill_passed_text(result: CodeResult, *, recorded: bool, tz: ZoneInfo) -> str:
+    when = f"{result.at.astimezone(tz):%a %d %b} {_clock(result.at, tz)}"
     if recorded:
         return f"✅ Backup verified at {when}: your backup device is in hand and working."
     return (
