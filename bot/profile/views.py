@@ -647,17 +647,24 @@ def enrollment_message(uri: str) -> tuple[str, Blocks]:
     ]
 
 
+NEVER_IBKR = "That was IB Preflight's own code: the bot never needs your IBKR password or IBKR's one-time codes."
+
+
 def enrolled_text() -> str:
-    return "✅ Enrolled: your backup authenticator holds IB Preflight's drill secret. Backup verified just now."
+    return (
+        "✅ Enrolled: your backup authenticator holds IB Preflight's drill secret. Backup verified just now. "
+        + NEVER_IBKR
+    )
 
 
 def drill_passed_text(result: CodeResult, *, recorded: bool, tz: ZoneInfo) -> str:
     when = f"{result.at.astimezone(tz):%a %d %b} {_clock(result.at, tz)}"
     if recorded:
-        return f"✅ Backup verified at {when}: your backup device is in hand and working."
+        return f"✅ Backup verified at {when}: your backup device is in hand and working. {NEVER_IBKR}"
     return (
         f"✅ Drill passed at {when}. Your profile has no Mobile Authenticator app registered with IBKR yet: tick it "
-        "under *Second factors* in App Home once you've added IBKR's entry to that app, so it counts as your backup."
+        "under *Second factors* in App Home once you've added IBKR's entry to that app, so it counts as your backup. "
+        + NEVER_IBKR
     )
 
 
