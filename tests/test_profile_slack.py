@@ -20,7 +20,7 @@ from bot.profile import service as profile
 from bot.profile import views
 from bot.profile.automation import AutomationInput
 from bot.profile.ids import ProfileAction, ProfileBlock, ProfileCallback
-from bot.profile.models import Automation, PlatformPermission, SecondFactorRecord, TraderProfile
+from bot.profile.models import Automation, PlatformPermission, ReadinessGap, SecondFactorRecord, TraderProfile
 from tests.factories import make_desk
 from tests.fakes.slack import FakeSlack
 from tests.harness import Bot
@@ -198,6 +198,8 @@ def test_the_automation_register_and_its_flags(bot: Bot, fake_slack: FakeSlack) 
     assert submit(bot, "UTRD2", ProfileCallback.AUTOMATION, remove, json.dumps({"automation_id": rows[1].id})) == {}
     with Session(engine) as session:
         assert [a.name for a in session.exec(select(Automation)).all()] == ["mean-reversion"]
+        gap = session.exec(select(ReadinessGap).where(ReadinessGap.subject == f"automation:{rows[1].id}")).one()
+    assert gap.closed_at is not None and gap.open_key is None  # its hygiene gap closed with it
     assert audit_actions(engine, f"automation:{rows[1].id}") == [
         ("automation_added", "UTRD2"),
         ("automation_removed", "UTRD2"),

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from bot import calendar
 from bot.desks import service as desks
-from bot.desks.models import Role
+from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
 from bot.profile import automation as automations
 from bot.profile import drill, views
@@ -379,7 +379,7 @@ def on_automation(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps,
             client,
             deps,
             now,
-            lambda s: automations.remove(session=s, actor=user, automation_id=automation_id, now=now),
+            lambda s: _remove_automation(s, user, automation_id, now),
             ProfileBlock.REMOVE,
         )
         return
@@ -413,6 +413,13 @@ def on_automation(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps,
         lambda s: _save_automation(s, user, automation_id, data, today, now),
         ProfileBlock.NAME,
     )
+
+
+def _remove_automation(session: Session, user: str, automation_id: int, now: datetime) -> None:
+    row = automations.remove(session=session, actor=user, automation_id=automation_id, now=now)
+    desk = session.get(Desk, row.desk_id)
+    if desk is not None:  # its hygiene gap closes with it
+        profile.sync_desk(session=session, desk=desk, now=now)
 
 
 def _save_automation(
