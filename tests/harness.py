@@ -83,6 +83,7 @@ class Bot:
         clock: FakeClock | None,
         *,
         roster_interval: float = 0.2,
+        secret_keys: tuple[str, ...] | None = None,
         clock_offset: int = 0,
     ) -> None:
         """``clock=None``: the app's own clock from its settings (real time + ``clock_offset``)."""
@@ -91,7 +92,7 @@ class Bot:
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack_base_url,
-            secret_keys=SECRET_KEYS,
+            secret_keys=SECRET_KEYS if secret_keys is None else secret_keys,
             clock_offset=clock_offset,
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
@@ -227,6 +228,48 @@ class Bot:
                 "hash": "1.abc",
             },
             "response_urls": [],
+        }
+        return self.post_form({"payload": json.dumps(payload)})
+
+    def tick(
+        self,
+        user: str,
+        view: dict[str, Any],
+        block_id: str,
+        values: list[str],
+        *,
+        action_id: str = "value",
+        view_id: str = "V-modal",
+        view_hash: str = "h-1",
+    ) -> httpx.Response:
+        """Tick ``values`` in the checkboxes ``block_id`` of an open modal ``view``: the
+        block_actions Slack sends for an input block with ``dispatch_action``."""
+        options = [{"text": {"type": "plain_text", "text": v}, "value": v} for v in values]
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T1", "domain": "desk"},
+            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+            "api_app_id": "A1",
+            "token": "legacy",
+            "container": {"type": "view", "view_id": view_id},
+            "trigger_id": f"trig-{user}-{time.monotonic_ns()}",
+            "view": {
+                "id": view_id,
+                "hash": view_hash,
+                "type": "modal",
+                "callback_id": view["callback_id"],
+                "private_metadata": view.get("private_metadata", ""),
+                "state": {"values": {block_id: {action_id: {"type": "checkboxes", "selected_options": options}}}},
+            },
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "type": "checkboxes",
+                    "selected_options": options,
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
         }
         return self.post_form({"payload": json.dumps(payload)})
 

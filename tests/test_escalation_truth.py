@@ -571,35 +571,8 @@ def test_the_report_modal_shows_a_checks_fields_when_it_is_ticked(bot: Bot, fake
 def _platform_options(bot: Bot, fake: FakeSlack, view: dict[str, Any], ticked: list[str]) -> list[dict[str, Any]]:
     """Tick ``ticked`` in the open modal (a signed block_actions from the view); the platform
     options of the redrawn view (empty when it has none)."""
-    options = [{"text": {"type": "plain_text", "text": v}, "value": v} for v in ticked]
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1", "domain": "desk"},
-        "user": {"id": "UTRD1", "username": "utrd1", "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy",
-        "container": {"type": "view", "view_id": "V-report"},
-        "trigger_id": "1.2.3",
-        "view": {
-            "id": "V-report",
-            "hash": "h-1",
-            "type": "modal",
-            "callback_id": view["callback_id"],
-            "private_metadata": view["private_metadata"],
-            "state": {"values": {Block.FAILED: {FIELD: {"type": "checkboxes", "selected_options": options}}}},
-        },
-        "actions": [
-            {
-                "action_id": FIELD,
-                "block_id": Block.FAILED,
-                "type": "checkboxes",
-                "selected_options": options,
-                "action_ts": "1.0",
-            }
-        ],
-    }
     before = len(fake.of("views.update"))
-    assert bot.post_form({"payload": json.dumps(payload)}).status_code == 200
+    assert bot.tick("UTRD1", view, Block.FAILED, ticked, view_id="V-report").status_code == 200
     bot.settle()
     assert len(fake.of("views.update")) == before + 1
     redrawn = fake.of("views.update")[-1].params["view"]

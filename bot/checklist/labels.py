@@ -64,8 +64,9 @@ GAP_SHORT = {
 }
 GAP_CHOICES = {g: label for g, label in GAP_LABEL.items() if g not in LEGACY_GAPS}
 GAP_HINT = (
-    "A backup second factor is another active method besides your primary phone: IB Key on a second "
-    "device, an authenticator app (TOTP) or a Digital Security Card+. IBKR has no recovery codes."
+    "A backup is another active second-factor method besides your primary one: an authenticator app (TOTP), "
+    "a Digital Security Card+, or IB Key if your primary is something else (IB Key is active on one phone only). "
+    "IBKR has no recovery codes."
 )
 
 

@@ -43,10 +43,11 @@ LEGACY_PLATFORMS = frozenset({Platform.API})
 class ContingencyGap(StrEnum):
     """What a trader lacks for contingency.
 
-    A recovery path is a *second active second-factor method* besides the primary phone
-    (IB Key on another phone, a Mobile Authenticator app (TOTP), a Digital Security Card+;
-    several can be active at once: docs/broker-facts.md §1, [S2]). IBKR has no user-held
-    recovery code ([S1]-[S9]; broker-facts §1 "User-held recovery code": not found).
+    A recovery path is a *second active second-factor method* besides the primary one (a
+    Mobile Authenticator app (TOTP), a Digital Security Card+, or IB Key when the primary is
+    something else; several different methods can be active at once: docs/broker-facts.md
+    §1, [S2]). IB Key "can only be active on a single smartphone" [S6]: a second phone is a
+    move, not a backup. IBKR has no user-held recovery code (broker-facts §1: not found).
     """
 
     NO_BACKUP_FACTOR = "no_backup_factor"  # no second active second-factor method at all

@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.checklist import service as checklist
 from bot.checklist import views
+from bot.checklist.facts import facts_for
 from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, PermissionGap, Platform
 from bot.checklist.service import ProblemReport
 from bot.desks.models import Desk
@@ -94,6 +95,7 @@ def parse_report(view: dict[str, Any]) -> ProblemReport:
 def redraw_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     """A check was ticked or unticked: redraw the modal with the fields that now apply."""
     view = body.get("view") or {}
+    user = user_id(body)
     run_id, channel = _metadata(view)
     errors: dict[str, str] = {}
     failed = _many((view.get("state") or {}).get("values") or {}, Block.FAILED, Check, errors)
@@ -102,7 +104,8 @@ def redraw_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now
         desk = session.get(Desk, run.desk_id) if run is not None else None
         if run is None or desk is None:
             return
-        new = views.report_modal(run, desk, channel_id=channel, failed=failed)
+        known = facts_for(session, run, [user]).get(user)
+        new = views.report_modal(run, desk, channel_id=channel, failed=failed, facts=known)
     try:
         client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=new)
     except SlackApiError as exc:  # hash_conflict: a later click's redraw is on its way

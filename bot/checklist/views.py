@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.checklist.facts import TraderFacts
 from bot.checklist.labels import (
     CHECK_LABEL,
     GAP_CHOICES,
@@ -14,7 +15,15 @@ from bot.checklist.labels import (
     PLATFORM_CHOICES,
     problem_summary,
 )
-from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap, PermissionGap
+from bot.checklist.models import (
+    Answer,
+    AnswerStatus,
+    AuthLayer,
+    Check,
+    ChecklistRun,
+    ContingencyGap,
+    PermissionGap,
+)
 from bot.checklist.service import Roster, TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
 from bot.desks.models import Desk
@@ -27,19 +36,39 @@ CHECK_QUESTION = {
     Check.PERMISSIONS: "Are the trading permissions and market-data subscriptions for everything you'll trade "
     "today in place, on the platform you'll use?",
     Check.CONTINGENCY: "Do you have a recovery path — a second active second-factor method besides your primary "
-    "phone (IB Key on another device, an authenticator app or a Digital Security Card+) — *and* a secondary "
-    "interface?",
+    "one (an authenticator app, a Digital Security Card+, or IB Key if your primary is something else) — *and* a "
+    "secondary interface?",
 }
 
 
-def _roster_line(user_id: str, state: TraderState, answer: Answer | None, desk: Desk) -> str:
+def weekly_login_done(answer: Answer | None) -> bool:
+    """On the week's first trading day, a stored answer whose authentication check passed
+    confirms the weekly full login (see ``weekly_login_text``)."""
+    return answer is not None and Check.AUTHENTICATION not in answer.checks
+
+
+def _facts_suffix(answer: Answer | None, facts: TraderFacts | None) -> str:
+    if facts is None:
+        return ""
+    bits = []
+    if facts.weekly_login:
+        bits.append("🔁 weekly login done" if weekly_login_done(answer) else "🔁 weekly login due")
+    if facts.recovery_gap:
+        bits.append(facts.recovery_gap)
+    return "".join(f" · {b}" for b in bits)
+
+
+def _roster_line(
+    user_id: str, state: TraderState, answer: Answer | None, desk: Desk, facts: TraderFacts | None = None
+) -> str:
     line = f"{STATE_ICON[state]} <@{user_id}>"
+    extra = _facts_suffix(answer, facts)
     if answer is None:
-        return line + " — pending"
+        return line + " — pending" + extra
     when = local_time(answer.created_at, desk)
     if state is TraderState.READY:
-        return line + f" — ready ({when})"
-    return line + f" — restricted today · ⚠️ {escape(problem_summary(answer))} ({when})"
+        return line + f" — ready ({when})" + extra
+    return line + f" — restricted today · ⚠️ {escape(problem_summary(answer))} ({when})" + extra
 
 
 def roster_summary(roster: Roster) -> str:
@@ -51,7 +80,30 @@ def roster_summary(roster: Roster) -> str:
 
 
 def roster_lines(roster: Roster) -> list[str]:
-    return [_roster_line(e.user_id, e.state, e.answer, roster.desk) for e in roster.entries]
+    return [
+        _roster_line(e.user_id, e.state, e.answer, roster.desk, roster.facts.get(e.user_id)) for e in roster.entries
+    ]
+
+
+WEEKLY_LOGIN_NAMES = 30
+
+
+def weekly_login_text(roster: Roster) -> str | None:
+    """The Monday re-login guard (the week's first trading day: Tuesday after a Monday holiday).
+    IBKR invalidates the auto-restart tokens "each Sunday at 1:00 am ET", after which TWS and IBKR
+    Desktop "require manual authentication" (https://ibkrguides.com/traderworkstation/
+    auto-restart-considerations.htm; docs/broker-facts.md §3)."""
+    due = [e.user_id for e in roster.entries if (f := roster.facts.get(e.user_id)) is not None and f.weekly_login]
+    if not due:
+        return None
+    names = ", ".join(f"<@{u}>" for u in due[:WEEKLY_LOGIN_NAMES])
+    if len(due) > WEEKLY_LOGIN_NAMES:
+        names += f" and {len(due) - WEEKLY_LOGIN_NAMES} more (see the roster)"
+    return (
+        "🔁 *Weekly login* — first trading day of the week: IBKR invalidated the auto-restart tokens of TWS, "
+        "IB Gateway and IBKR Desktop on Sunday at 01:00 ET, so a full manual login with your second factor is "
+        f"due. {names}: confirming *Authentication* today means you have done it."
+    )
 
 
 def checklist_message(roster: Roster) -> tuple[str, Blocks]:
@@ -70,9 +122,17 @@ def checklist_message(roster: Roster) -> tuple[str, Blocks]:
     deadline = f"*{local_time(run.deadline_at, desk)}*"
     if run.scheduled_deadline_at is not None and run.deadline_at > run.scheduled_deadline_at:
         deadline += f" (posted late: the usual deadline is {local_time(run.scheduled_deadline_at, desk)})"
+    weekly = weekly_login_text(roster)
+    backed = any(f.verified_backup for f in roster.facts.values())
     blocks: Blocks = [
         {"type": "header", "text": plain(f"Pre-market checklist · {desk.name} · {day}")},
         section(checks),
+        *([section(weekly)] if weekly else []),
+        *(
+            [context_block("Traders whose readiness profile shows a verified backup aren't asked about it again.")]
+            if backed
+            else []
+        ),
         context_block(f"Answer by {deadline}{early}. Never type IBKR passwords or one-time codes in Slack."),
         {
             "type": "actions",
@@ -136,16 +196,31 @@ def _checkboxes(labels: dict[Any, str], chosen: frozenset[Any] = frozenset()) ->
     return element
 
 
+# The backup-second-factor choices: not asked of a trader whose readiness profile shows a
+# verified backup (bot.checklist.facts).
+BACKUP_GAPS = frozenset({ContingencyGap.NO_BACKUP_FACTOR, ContingencyGap.SMS_ONLY})
+
+
 def report_modal(
-    run: ChecklistRun, desk: Desk, *, channel_id: str | None, failed: frozenset[Check] = frozenset()
+    run: ChecklistRun,
+    desk: Desk,
+    *,
+    channel_id: str | None,
+    failed: frozenset[Check] = frozenset(),
+    facts: TraderFacts | None = None,
 ) -> dict[str, Any]:
     """The problem report. Only what applies is shown: ticking a check dispatches an action
     and the modal is redrawn (``views.update``) with that check's fields, which are then
-    required; Slack keeps what was typed in blocks whose block_id and action_id stay."""
+    required; Slack keeps what was typed in blocks whose block_id and action_id stay. A
+    trader whose readiness profile shows a verified backup is not asked to re-declare their
+    recovery path: only the other contingency choices are offered."""
+    backup = facts.verified_backup if facts is not None else None
+    gaps = {g: label for g, label in GAP_CHOICES.items() if not (backup and g in BACKUP_GAPS)}
+    intro = f"*{desk.name}* · {run.trading_date:%a %d %b}. Never enter IBKR passwords or one-time codes here."
+    if backup:
+        intro += f"\nYour readiness profile shows a verified backup ({backup}): you're not asked about it again."
     blocks: Blocks = [
-        context_block(
-            f"*{desk.name}* · {run.trading_date:%a %d %b}. Never enter IBKR passwords or one-time codes here."
-        ),
+        context_block(intro),
         {
             **_input(Block.FAILED, "Which checks failed?", _checkboxes(CHECK_LABEL, failed), optional=False),
             "dispatch_action": True,
@@ -192,7 +267,7 @@ def report_modal(
             _input(
                 Block.GAPS,
                 "Contingency: what is missing?",
-                _checkboxes(GAP_CHOICES),
+                _checkboxes(gaps),
                 optional=False,
                 hint=GAP_HINT,
             )
@@ -252,8 +327,9 @@ PERMISSIONS_GUIDANCE_ANY = (
     "Client Portal (generally within 48 hours) or subscribe to the market data (immediate). Avoid those trades today."
 )
 _NO_BACKUP = (
-    "add a backup second factor today — an authenticator app (choose one with cloud backup), IB Key on a second "
-    "phone, or a Digital Security Card+; IBKR keeps several active at once"
+    "add a backup second factor today — an authenticator app (choose one with cloud backup) or a Digital Security "
+    "Card+; IBKR keeps several different methods active at once (IB Key is active on one phone only: a second "
+    "phone is a move, not a backup)"
 )
 GAP_GUIDANCE = {
     ContingencyGap.NO_BACKUP_FACTOR: _NO_BACKUP,

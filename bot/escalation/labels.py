@@ -1,8 +1,9 @@
 """Plain-text names of escalation kinds (no Slack: the pager payload and the CLI use them too).
 
 The wording follows IBKR's own documentation (docs/broker-facts.md): a recovery path is a
-second active second-factor method (IB Key on another phone, a Mobile Authenticator app,
-a Digital Security Card+; several can be active at once, "Multiple Two-Factor" [S2]);
+second active second-factor method (a Mobile Authenticator app, a Digital Security Card+,
+or IB Key when the primary is something else — IB Key is active on one phone only [S6];
+several different methods can be active at once, "Multiple Two-Factor" [S2]);
 without one, access comes back only by telephone "after the identity of the named account
 holder or authorized user has been verbally verified" [S14], and "The temporary passcode is
 intended to provide full access to both Client Portal and trading platforms for a period of
@@ -23,6 +24,9 @@ KIND_TITLE = {
     EscalationKind.POST_FAILED: "📭 Checklist not posted",
     EscalationKind.SECONDARY_INTERFACE: "🖥️ No secondary interface",
     EscalationKind.SMS_ONLY: "📱 SMS is the only second factor",
+    EscalationKind.PROFILE_RECOVERY: "🆘 No recovery path (readiness profile)",
+    EscalationKind.PROFILE_SMS_ONLY: "⚠️ SMS-only backup (readiness profile)",
+    EscalationKind.API_HYGIENE: "🤖 Automation hygiene",
 }
 KIND_WHY = {
     EscalationKind.RECOVERY_PATH: "No backup second factor besides their primary phone. If that phone fails, IBKR "
@@ -37,6 +41,12 @@ KIND_WHY = {
     "fails today, and trade restricted.",
     EscalationKind.SMS_ONLY: "Lower severity: SMS codes are their only second factor. IBKR treats SMS as "
     "temporary and it is exposed to SIM swaps, so it is a weak backup, not a recovery path.",
+    EscalationKind.PROFILE_RECOVERY: "Their readiness profile shows no usable, recently verified backup second "
+    "factor for the next checklist: losing the primary device means a call to IBKR and a temporary passcode "
+    "before trading again.",
+    EscalationKind.PROFILE_SMS_ONLY: "Their only backup is SMS, which IBKR treats as temporary and removes once "
+    "another device is activated (lower severity).",
+    EscalationKind.API_HYGIENE: "An automation on the desk lacks one of its fences (lower severity).",
 }
 # What an automatic resolution says, after the trader's mention: "<@U> confirmed at 09:12".
 AUTO_REASON = {

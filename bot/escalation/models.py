@@ -18,6 +18,10 @@ class EscalationKind(StrEnum):
     POST_FAILED = "post_failed"  # the desk's checklist could not be posted by its deadline
     SECONDARY_INTERFACE = "secondary_interface"  # lower severity: no second platform to fall back on
     SMS_ONLY = "sms_only"  # lower severity: SMS is the only second factor (a weak backup)
+    # Opened by the readiness profile before the morning, not tied to a checklist run (bot.profile).
+    PROFILE_RECOVERY = "profile_recovery"
+    PROFILE_SMS_ONLY = "profile_sms_only"
+    API_HYGIENE = "api_hygiene"
 
 
 class Severity(StrEnum):
@@ -32,8 +36,13 @@ SEVERITY = {
     EscalationKind.POST_FAILED: Severity.HIGH,
     EscalationKind.SECONDARY_INTERFACE: Severity.LOW,
     EscalationKind.SMS_ONLY: Severity.LOW,
+    EscalationKind.PROFILE_RECOVERY: Severity.HIGH,
+    EscalationKind.PROFILE_SMS_ONLY: Severity.LOW,
+    EscalationKind.API_HYGIENE: Severity.LOW,
 }
 HIGH_KINDS = tuple(k for k, s in SEVERITY.items() if s is Severity.HIGH)
+# Lower severity: told to the managers, never raised to level 2 (no channel post, no page).
+LOW_SEVERITY = frozenset(k for k, s in SEVERITY.items() if s is Severity.LOW)
 DESK_WIDE = ""  # trader_id of an escalation about the desk itself (a checklist not posted)
 
 
@@ -45,13 +54,14 @@ class EscalationState(StrEnum):
 
 class Escalation(SQLModel, table=True):
     """A trader's risk brought to the desk's managers. (run, trader, kind) is unique, so a
-    repeated or concurrent pass opens it once."""
+    repeated or concurrent pass opens it once. Escalations of the readiness profile have no run
+    (``run_id`` NULL): their ``readiness_gap`` row decides that each gap is escalated once."""
 
     __table_args__ = (UniqueConstraint("run_id", "trader_id", "kind"),)
 
     id: int | None = Field(default=None, primary_key=True)
     desk_id: int = Field(foreign_key="desk.id", index=True, ondelete="CASCADE")
-    run_id: int = Field(foreign_key="checklist_run.id", index=True, ondelete="CASCADE")
+    run_id: int | None = Field(default=None, foreign_key="checklist_run.id", index=True, ondelete="CASCADE")
     trader_id: str = Field(max_length=32, index=True, description="'' (DESK_WIDE) for post_failed")
     kind: str = Field(max_length=32)
     level: int = 1

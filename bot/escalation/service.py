@@ -241,6 +241,32 @@ def _open_due(
     return opened
 
 
+def open_standing(
+    *, session: Session, desk: Desk, trader_id: str, kind: EscalationKind, detail: str, now: datetime
+) -> Escalation:
+    """Open an escalation that belongs to no checklist run (the readiness profile's gaps, found
+    before the morning) and queue a DM to every manager. The caller decides that it is opened
+    once (``bot.profile`` claims its gap row first); the (run, trader, kind) key doesn't, as
+    ``run_id`` is NULL."""
+    assert desk.id is not None
+    esc = Escalation(desk_id=desk.id, run_id=None, trader_id=trader_id, kind=kind, detail=detail, opened_at=now)
+    session.add(esc)
+    session.flush()
+    assert esc.id is not None
+    audit(session, esc, "opened", now, kind=str(kind), trader=trader_id)
+    for manager in desks.members(session=session, desk_id=desk.id, role=Role.MANAGER):
+        outbox.enqueue(
+            session=session,
+            dedup_key=f"{subject(esc)}:dm:{manager}",
+            kind=Kind.SLACK_DM,
+            payload={"user": manager, "render": {"view": "escalation.dm", "escalation_id": esc.id}},
+            desk_id=desk.id,
+            now=now,
+            audit={"subject": subject(esc), "ok": "notified", "fail": "notify_failed"},
+        )
+    return esc
+
+
 @checklist_events.subscribe
 def _on_answer_stored(session: Session, run: ChecklistRun, answer: Answer, now: datetime) -> None:
     """In the transaction that stores the answer: escalations that no longer hold resolve
@@ -561,6 +587,19 @@ def resolve(*, session: Session, escalation_id: int, user_id: str, note: str, no
 
 
 # --- queries ----------------------------------------------------------------------------
+
+
+def resolve_automatically(*, session: Session, escalation_id: int, note: str, now: datetime) -> Transition | None:
+    """The condition behind the escalation has gone (a readiness gap was fixed): resolved with
+    the system as actor; every message it produced is updated in place and a level-2 page is
+    resolved (or withdrawn). None when it no longer exists; UNCHANGED when already resolved."""
+    esc = session.get(Escalation, escalation_id)
+    if esc is None:
+        return None
+    desk = session.get(Desk, esc.desk_id)
+    assert desk is not None
+    done = _resolve_automatically(session, esc, desk, note[:NOTE_LIMIT], now)
+    return Transition(Outcome.DONE if done else Outcome.UNCHANGED, esc, desk)
 
 
 def _open_where(session: Session, *conditions: Any) -> list[tuple[Escalation, Desk]]:

@@ -24,11 +24,13 @@ def about(esc: Escalation) -> str:
 
 def state_line(esc: Escalation, desk: Desk) -> str:
     level = f" · level {esc.level}" if esc.level > 1 else ""
-    if esc.resolved_automatically and esc.resolved_at is not None:
+    if esc.resolved_automatically and esc.resolved_at is not None and esc.run_id is not None:
+        # The checklist's own conditions (bot.escalation.service): "Resolved — <@U> confirmed at 09:12".
         who = "" if esc.desk_wide else f"<@{esc.trader_id}> "
         return f"✅ *Resolved* — {who}{escape(esc.resolution_note)} at {local_datetime(esc.resolved_at, desk)}{level}"
     if esc.state == EscalationState.RESOLVED and esc.resolved_at is not None:
-        line = f"✅ *Resolved* by <@{esc.resolved_by}> at {local_datetime(esc.resolved_at, desk)}{level}"
+        by = f"by <@{esc.resolved_by}>" if esc.resolved_by else "automatically"
+        line = f"✅ *Resolved* {by} at {local_datetime(esc.resolved_at, desk)}{level}"
         if esc.resolution_note:
             line += f"\n> {escape(esc.resolution_note)}"
         return line
@@ -39,11 +41,11 @@ def state_line(esc: Escalation, desk: Desk) -> str:
 
 def already_text(esc: Escalation, desk: Desk) -> str:
     """The reply to a click that comes after someone (or the bot) got there first."""
-    if esc.resolved_automatically and esc.resolved_at is not None:
+    if esc.resolved_automatically and esc.resolved_at is not None and esc.run_id is not None:
         who = "" if esc.desk_wide else f"<@{esc.trader_id}> "
         return f"Already resolved: {who}{escape(esc.resolution_note)} at {local_time(esc.resolved_at, desk)}."
     if esc.state == EscalationState.RESOLVED:
-        return f"Already resolved by <@{esc.resolved_by}>."
+        return f"Already resolved by <@{esc.resolved_by}>." if esc.resolved_by else "Already resolved automatically."
     return f"Already acknowledged by <@{esc.acknowledged_by}>."
 
 
@@ -62,7 +64,11 @@ def escalation_message(esc: Escalation, desk: Desk) -> tuple[str, Blocks]:
         f"Since {since}.",
     ]
     if esc.detail:
-        lines.append(escape(esc.detail) if esc.desk_wide else f"Their report: {escape(esc.detail)}")
+        if esc.desk_wide:
+            lines.append(escape(esc.detail))
+        else:
+            source = "Their report" if esc.run_id is not None else "From the readiness profile"
+            lines.append(f"{source}: {escape(esc.detail)}")
     blocks: Blocks = [
         {"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": md("\n".join(lines))},
         {"type": "context", "elements": [md(state_line(esc, desk))]},
