@@ -26,7 +26,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -212,12 +212,25 @@ def run_jobs(runtime: Runtime, settings: Settings) -> Leadership:
     return leadership
 
 
+class Served(Protocol):
+    """What a serving process runs: a WSGI app, and how to stop what came with it."""
+
+    @property
+    def wsgi(self) -> Callable[..., Any]: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Serving:
-    """What one serving process runs: its runtime (WSGI app, refresher) and its part in the jobs."""
+    """What one bot process runs: its runtime (WSGI app, refresher) and its part in the jobs."""
 
     runtime: Runtime
     leadership: Leadership
+
+    @property
+    def wsgi(self) -> Callable[..., Any]:
+        return self.runtime.web
 
     def stop(self) -> None:
         self.leadership.stop()
@@ -254,14 +267,14 @@ def serve_workers(
     workers: int,
     *,
     bind: str | None = None,
-    start: Callable[[], Serving] | None = None,
+    start: Callable[[], Served] | None = None,
 ) -> None:
     """Serve with ``workers`` gunicorn gthread processes until SIGTERM / SIGINT (the master
     then stops the workers gracefully; each stops its jobs, refresher and pool)."""
     from gunicorn.app.base import BaseApplication
 
-    starter = start or (lambda: start_serving(settings))
-    mine: list[Serving] = []  # this process's Serving: set in each worker after the fork
+    starter: Callable[[], Served] = start or (lambda: start_serving(settings))
+    mine: list[Served] = []  # this process's Serving: set in each worker after the fork
 
     def worker_exit(_arbiter: Any, _worker: Any) -> None:
         while mine:
@@ -278,7 +291,7 @@ def serve_workers(
         def load(self) -> Any:
             serving = starter()
             mine.append(serving)
-            return serving.runtime.web
+            return serving.wsgi
 
     log.info("IB Preflight: %s gunicorn gthread workers x %s threads", workers, settings.threads)
     try:
