@@ -6,10 +6,13 @@
   fresh connection), then SIGTERM.
 - ``preflight desk list``: the wall time of the whole command (``python -m bot desk list``),
   one desk registered.
-- ``python -c pass``: the interpreter alone, for context.
+- ``python -c pass``: the interpreter alone, and ``import sqlalchemy.orm, sqlmodel``: what any
+  command that reads the database imports at least -- for context.
 
-Prints a table with the median (and min / max) of ``--runs`` runs next to the targets
-(healthz within 1.5 s, desk list within 0.5 s). ``--importtime`` adds the heaviest modules
+Prints a table with the median (and min / max) wall time of ``--runs`` runs next to the
+targets (healthz within 1.5 s, desk list within 0.5 s), and the median CPU time the command
+used until then (user + system, from /proc or getrusage): on a shared machine the wall time
+grows with the load average, the CPU time much less. ``--importtime`` adds the heaviest modules
 that ``import bot.serve`` and ``import bot.cli`` + a desk list pull in (``python -X importtime``).
 
     .venv/bin/python -m bench.startup                    # 7 runs each
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -60,7 +64,19 @@ def healthz(port: int) -> bool:
         conn.close()
 
 
-def time_serve(env: dict[str, str], cwd: Path, timeout: float = 60.0) -> float:
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+Sample = tuple[float, float]  # wall seconds, CPU seconds
+
+
+def time_serve(env: dict[str, str], cwd: Path, timeout: float = 60.0) -> Sample:
     port = free_port()
     env = env | {"PORT": str(port)}
     t0 = time.perf_counter()
@@ -71,6 +87,7 @@ def time_serve(env: dict[str, str], cwd: Path, timeout: float = 60.0) -> float:
         while True:
             if healthz(port):
                 elapsed = time.perf_counter() - t0
+                cpu = cpu_of(proc.pid)
                 break
             if proc.poll() is not None:
                 out = proc.stdout.read().decode() if proc.stdout else ""
@@ -85,16 +102,18 @@ def time_serve(env: dict[str, str], cwd: Path, timeout: float = 60.0) -> float:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-    return elapsed
+    return elapsed, cpu
 
 
-def time_command(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+def time_command(argv: list[str], env: dict[str, str], cwd: Path) -> Sample:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=60)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited with {done.returncode}: {done.stderr.decode()[-2000:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def importtime(code: str, env: dict[str, str], cwd: Path, top: int) -> list[tuple[int, str]]:
@@ -116,17 +135,19 @@ def importtime(code: str, env: dict[str, str], cwd: Path, top: int) -> list[tupl
 @dataclass
 class Row:
     what: str
-    samples: list[float]
+    samples: list[Sample]
     target: float | None
 
     def line(self) -> str:
-        med = statistics.median(self.samples)
+        wall = [w for w, _ in self.samples]
+        med = statistics.median(wall)
+        cpu = statistics.median(c for _, c in self.samples)
         verdict = "–" if self.target is None else ("✅" if med <= self.target else "❌")
         target = f"≤ {self.target:.1f} s" if self.target is not None else "–"
-        return f"| {self.what} | {med:.2f} | {min(self.samples):.2f} | {max(self.samples):.2f} | {target} | {verdict} |"
+        return f"| {self.what} | {med:.2f} | {cpu:.2f} | {min(wall):.2f} | {max(wall):.2f} | {target} | {verdict} |"
 
 
-def measure(runs: int, fn: Callable[[], float]) -> list[float]:
+def measure(runs: int, fn: Callable[[], Sample]) -> list[Sample]:
     return [fn() for _ in range(runs)]
 
 
@@ -167,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = [
                 Row("python -c pass (interpreter alone)", measure(args.runs, lambda: time_command(
                     [sys.executable, "-c", "pass"], env, cwd)), None),
+                Row("python -c 'import sqlalchemy.orm, sqlmodel' (the floor of a command that reads the database)",
+                    measure(args.runs, lambda: time_command(
+                        [sys.executable, "-c", "import sqlalchemy.orm, sqlmodel"], env, cwd)), None),
                 Row("preflight desk list (whole command)", measure(args.runs, lambda: time_command(
                     cli + ["desk", "list"], env, cwd)), DESK_LIST_TARGET),
                 Row("preflight serve: start → /healthz 200", measure(args.runs, lambda: time_serve(env, cwd)),
@@ -179,8 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"migrated; {args.runs} runs each; Python {sys.version.split()[0]}"
             )
             print()
-            print("| command | median s | min s | max s | target | |")
-            print("|---|---|---|---|---|---|")
+            print("| command | median s | median CPU s | min s | max s | target | |")
+            print("|---|---|---|---|---|---|---|")
             for row in rows:
                 print(row.line())
             if args.importtime:

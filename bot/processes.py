@@ -50,7 +50,8 @@ class Leadership:
     ``on_deposed`` when it loses it (its connection broke) or stops.
 
     PostgreSQL: a session advisory lock on a connection of its own, tried and then checked
-    every ``check_every`` seconds. Any other database: this process leads at once."""
+    every ``check_every`` seconds. Any other database: this process leads at once (SQLite
+    serves one process)."""
 
     def __init__(
         self,
@@ -77,10 +78,9 @@ class Leadership:
         return self._leading
 
     def start(self) -> None:
-        if self.engine.dialect.name != "postgresql":
-            self._elected()
-            return
-        self._thread = threading.Thread(target=self._loop, name="leadership", daemon=True)
+        """Begin in a thread of its own (starting the jobs is not on the way to serving requests)."""
+        alone = self.engine.dialect.name != "postgresql"
+        self._thread = threading.Thread(target=self._elected if alone else self._loop, name="leadership", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -84,7 +84,7 @@ def test_on_sqlite_the_one_process_leads_at_once(tmp_path: Path) -> None:
     terms = Terms()
     lead = leadership(engine, terms)
     lead.start()
-    assert lead.leading and terms.events == ["elected"]
+    assert lead.wait_leading(10) and terms.events == ["elected"]
     lead.stop()
     assert not lead.leading and terms.events == ["elected", "deposed"]
     engine.dispose()
