@@ -49,6 +49,18 @@ def test_workers_on_sqlite_are_refused_in_one_line(
     assert list(tmp_path.iterdir()) == []  # nothing created, nothing migrated
 
 
+def test_workers_with_socket_mode_are_refused_in_one_line(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-test")
+    assert main(["serve", "--workers", "2"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Socket Mode" in err
+
+
 @pytest.mark.parametrize("value", ["0", "two", "65"])
 def test_workers_must_be_a_sensible_number(
     value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
