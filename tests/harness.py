@@ -75,7 +75,15 @@ def sign(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
 class Bot:
     """The running bot (real WSGI server on loopback) and a Slack-like client for it."""
 
-    def __init__(self, engine: Any, slack_base_url: str, clock: FakeClock, *, roster_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        slack_base_url: str,
+        clock: FakeClock,
+        *,
+        roster_interval: float = 0.2,
+        roster_rate: float = 6000.0,
+    ) -> None:
         settings = Settings(
             database_url=str(engine.url),
             slack_bot_token=BOT_TOKEN,
@@ -84,6 +92,7 @@ class Bot:
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.executor = TrackingExecutor()
+        self.urgent = TrackingExecutor()  # modal opens (bot.slack.deps.Deps.urgent)
         self.clock = clock
         self.runtime: Runtime = build(
             settings,
@@ -91,7 +100,9 @@ class Bot:
             client=self.client,
             clock=clock,
             executor=self.executor,
+            urgent_executor=self.urgent,
             roster_interval=roster_interval,
+            roster_rate=roster_rate,
         )
         self.runtime.refresher.start()
         self.server = create_server(self.runtime.web, host="127.0.0.1", port=0, threads=8)
@@ -114,11 +125,14 @@ class Bot:
         self.server.close()
         self.runtime.refresher.stop()
         self.executor.shutdown(wait=True)
+        self.urgent.shutdown(wait=True)
 
     # -- waiting ---------------------------------------------------------------
     def settle(self, timeout: float = 10.0) -> None:
         """Wait for listeners to finish and the roster to be rendered."""
+        self.urgent.drain(timeout)
         self.executor.drain(timeout)
+        self.executor.drain(timeout)  # work the first wave queued
         assert self.runtime.refresher.wait_idle(timeout), "roster refresher did not settle"
 
     # -- raw requests ------------------------------------------------------------

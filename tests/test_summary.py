@@ -127,8 +127,8 @@ def test_extensible_columns(engine: Engine, history: int) -> None:
     extra = summary.Metric("api_age", "API credential age (days)")
     report.add_column(extra, {"UTRD1": 12, "UNEW": 3})
     assert report.columns[-1] is extra and report.rows["UNEW"].values == {"api_age": 3}
-    table = "\n".join(summary_views.table_chunks(report))
-    assert "API credential age" in table and "UNEW" in table
+    table = json.dumps(summary_views.table_block(report, chars=10000)[0])
+    assert "API credential age" in table and "UNEW" in table and "Alice" in table
 
 
 def test_week_to_date_marks_open_days_pending(engine: Engine) -> None:
@@ -185,7 +185,7 @@ def test_statement_count_does_not_grow_with_traders(engine: Engine) -> None:
     small = _count_statements(engine, _desk_with(engine, "small", 10))
     large = _count_statements(engine, _desk_with(engine, "large", 100))
     assert small == large
-    assert small <= 8
+    assert small <= 10  # runs and answers, escalations, recovery gaps, away days, names, members
 
 
 # --- posting ------------------------------------------------------------------------------

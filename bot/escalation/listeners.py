@@ -16,7 +16,18 @@ from slack_sdk import WebClient
 from bot.errors import ServiceError
 from bot.escalation import service as escalation
 from bot.escalation import views as escalation_views
-from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
+from bot.people.service import Names
+from bot.slack.blocks import escape
+from bot.slack.deps import (
+    Deps,
+    action_value,
+    channel_id,
+    ephemeral,
+    open_modal_now,
+    open_view,
+    parse_int,
+    user_id,
+)
 from bot.slack.ids import FIELD, Action, Block, Callback
 
 STALE = "This escalation no longer exists."
@@ -24,15 +35,16 @@ STALE = "This escalation no longer exists."
 
 def register(app: App) -> None:
     app.action(Action.ESCALATION_ACK)(on_acknowledge)
-    app.action(Action.ESCALATION_RESOLVE)(ack_then(open_resolve_modal))
+    app.action(Action.ESCALATION_ACK_ALL)(on_acknowledge_all)
+    app.action(Action.ESCALATION_RESOLVE)(open_modal_now(open_resolve_modal))
     app.view(Callback.RESOLVE_MODAL)(on_resolve_submitted)
 
 
-def _already(t: escalation.Transition) -> str:
+def _already(t: escalation.Transition, names: Names) -> str:
     esc = t.escalation
     if esc.state == "resolved":
-        return f"Already resolved by <@{esc.resolved_by}>."
-    return f"Already acknowledged by <@{esc.acknowledged_by}>."
+        return f"Already resolved by {escape(names(esc.resolved_by))}."
+    return f"Already acknowledged by {escape(names(esc.acknowledged_by))}."
 
 
 def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -51,9 +63,26 @@ def _acknowledge(body: dict[str, Any], deps: Deps, now: datetime) -> str | None:
     try:
         with deps.db() as session:
             t = escalation.acknowledge(session=session, escalation_id=esc_id, user_id=user_id(body), now=now)
+            names = escalation.names_of(session=session, escalations=[t.escalation])
     except ServiceError as exc:
         return str(exc)
-    return _already(t) if t.outcome is escalation.Outcome.UNCHANGED else None
+    return _already(t, names) if t.outcome is escalation.Outcome.UNCHANGED else None
+
+
+def on_acknowledge_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    """*Acknowledge all* on a grouped message: stored before the acknowledgement; the message
+    is updated once by the outbox."""
+    key = action_value(body)
+    try:
+        with deps.db() as session:
+            done, listed = escalation.acknowledge_many(session=session, key=key, user_id=user_id(body), now=now)
+    except ServiceError as exc:
+        reply: str | None = str(exc)
+    else:
+        reply = None if done else f"All {listed} were already acknowledged or resolved."
+    ack()
+    if reply:
+        deps.later(ephemeral, client=client, channel=channel_id(body), user=user_id(body), text=reply)
 
 
 def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -65,15 +94,16 @@ def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now:
     try:
         with deps.read() as session:  # only checks: no write lock, and no Slack call inside
             esc, desk = escalation.check_can_act(session=session, escalation_id=esc_id, user_id=user)
-            resolved_by = esc.resolved_by if esc.state == "resolved" else None
-            view = escalation_views.resolve_modal(esc, desk)
+            names = escalation.names_of(session=session, escalations=[esc])
+            resolved_by = names(esc.resolved_by) if esc.state == "resolved" else None
+            view = escalation_views.resolve_modal(esc, desk, names)
     except ServiceError as exc:
         ephemeral(client, channel=channel, user=user, text=str(exc))
         return
     if resolved_by is not None:
-        ephemeral(client, channel=channel, user=user, text=f"Already resolved by <@{resolved_by}>.")
+        ephemeral(client, channel=channel, user=user, text=f"Already resolved by {escape(resolved_by)}.")
         return
-    client.views_open(trigger_id=body["trigger_id"], view=view)
+    open_view(deps, body, view, client=client)
 
 
 def _escalation_id(view: dict[str, Any]) -> int | None:
@@ -101,9 +131,10 @@ def on_resolve_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps
     try:
         with deps.db() as session:
             t = escalation.resolve(session=session, escalation_id=esc_id, user_id=user, note=str(note), now=now)
+            names = escalation.names_of(session=session, escalations=[t.escalation])
     except ServiceError as exc:
         ack(response_action="errors", errors={Block.RESOLUTION_NOTE: str(exc)})
         return
     ack()
     if t.outcome is escalation.Outcome.UNCHANGED:
-        deps.later(ephemeral, client=client, channel=None, user=user, text=_already(t))
+        deps.later(ephemeral, client=client, channel=None, user=user, text=_already(t, names))

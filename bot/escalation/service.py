@@ -10,6 +10,7 @@ several replicas and from the CLI, and still remind, escalate and page exactly o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -27,12 +28,16 @@ from bot.checklist.models import Answer, ChecklistRun
 from bot.delivery import outbox
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind
+from bot.desks import away
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
 from bot.escalation.labels import NOTE_LIMIT, kind_title
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
+from bot.people import service as people
 from bot.text import clean
+
+DIGEST_FROM = 3  # a pass opening this many (several) sends one grouped message per manager instead of DMs
 
 
 class NotManagerError(ServiceError):
@@ -103,9 +108,13 @@ def open_escalation(
     kind: EscalationKind,
     detail: str,
     now: datetime,
+    notify: bool = True,
 ) -> Escalation | None:
-    """Open one escalation and queue a DM to every manager; None if it was already open."""
+    """Open one escalation and (``notify``) queue a DM to every manager; None if it was already
+    open or the trader is away that day (an away trader is never escalated)."""
     assert desk.id is not None and run.id is not None
+    if away.away_on(session=session, user_ids=[trader_id], day=run.trading_date):
+        return None
     existing = session.exec(
         select(Escalation.id).where(
             Escalation.run_id == run.id, Escalation.trader_id == trader_id, Escalation.kind == kind
@@ -121,6 +130,8 @@ def open_escalation(
         return None
     assert esc.id is not None
     audit(session, esc, "opened", now, kind=str(kind), trader=trader_id, run=run.id)
+    if not notify:
+        return esc
     managers = desks.members(session=session, desk_id=desk.id, role=Role.MANAGER)
     for manager in managers:
         outbox.enqueue(
@@ -158,7 +169,9 @@ def _on_answer_stored(session: Session, run: ChecklistRun, answer: Answer, now: 
     open_recovery_path(session=session, run=run, answer=answer, now=now)
 
 
-def _update_everywhere(session: Session, esc: Escalation, desk: Desk, transition: str, now: datetime) -> None:
+def _update_everywhere(
+    session: Session, esc: Escalation, desk: Desk, transition: str, now: datetime, *, digests: bool = True
+) -> None:
     """Queue an in-place update of every message this escalation has produced so far; each is
     rendered from the escalation's state when it is delivered."""
     prefix = f"{subject(esc)}:"
@@ -178,12 +191,94 @@ def _update_everywhere(session: Session, esc: Escalation, desk: Desk, transition
             desk_id=desk.id,
             now=now,
         )
+    for ref, ids in digests_of(session, esc) if digests else []:
+        _update_digest(session, ref, ids, desk, f"{esc.id}:{transition}", now)
+
+
+# --- grouped messages: one per manager when a pass opens several escalations -------------
+
+
+def _digest_prefix(run_id: int) -> str:
+    return f"digest:{run_id}:"
+
+
+def digests_of(session: Session, esc: Escalation) -> list[tuple[str, list[int]]]:
+    """(dedup key, escalation ids) of every grouped message that lists ``esc``."""
+    rows = session.exec(
+        select(OutboxMessage.dedup_key, OutboxMessage.payload).where(
+            col(OutboxMessage.dedup_key).startswith(_digest_prefix(esc.run_id)),
+            OutboxMessage.kind == Kind.SLACK_DM,
+        )
+    ).all()
+    found: list[tuple[str, list[int]]] = []
+    for key, payload in rows:
+        ids = [int(i) for i in json.loads(payload).get("render", {}).get("ids", [])]
+        if esc.id in ids:
+            found.append((key, ids))
+    return found
+
+
+def digest_ids(*, session: Session, key: str) -> list[int]:
+    """The escalations a grouped message lists (empty when there is no such message)."""
+    if not key.startswith("digest:"):
+        return []
+    payload = session.exec(select(OutboxMessage.payload).where(OutboxMessage.dedup_key == key)).first()
+    if payload is None:
+        return []
+    return [int(i) for i in json.loads(payload).get("render", {}).get("ids", [])]
+
+
+def _update_digest(session: Session, ref: str, ids: list[int], desk: Desk, why: str, now: datetime) -> None:
+    outbox.enqueue(
+        session=session,
+        dedup_key=f"{ref}:update:{why}"[:200],
+        kind=Kind.SLACK_UPDATE,
+        payload={"ref": ref, "render": {"view": "escalation.digest", "ids": ids, "key": ref}},
+        desk_id=desk.id,
+        now=now,
+    )
+
+
+def _notify(session: Session, desk: Desk, run: ChecklistRun, opened: list[Escalation], now: datetime) -> None:
+    """Tell every manager about the escalations one pass opened: one DM each when there are
+    few, else one grouped message per manager listing them all (no DM storm)."""
+    assert desk.id is not None and run.id is not None
+    if not opened:
+        return
+    managers = desks.members(session=session, desk_id=desk.id, role=Role.MANAGER)
+    if len(opened) < DIGEST_FROM:
+        for esc in opened:
+            for manager in managers:
+                outbox.enqueue(
+                    session=session,
+                    dedup_key=f"{subject(esc)}:dm:{manager}",
+                    kind=Kind.SLACK_DM,
+                    payload={"user": manager, "render": {"view": "escalation.dm", "escalation_id": esc.id}},
+                    desk_id=desk.id,
+                    now=now,
+                    audit={"subject": subject(esc), "ok": "notified", "fail": "notify_failed"},
+                )
+        return
+    ids = [e.id for e in opened if e.id is not None]
+    for manager in managers:
+        key = f"{_digest_prefix(run.id)}{ids[0]}:{manager}"
+        outbox.enqueue(
+            session=session,
+            dedup_key=key,
+            kind=Kind.SLACK_DM,
+            payload={"user": manager, "render": {"view": "escalation.digest", "ids": ids, "key": key}},
+            desk_id=desk.id,
+            now=now,
+            audit={"subject": f"digest:{run.id}:{ids[0]}", "ok": "notified", "fail": "notify_failed"},
+        )
 
 
 def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datetime) -> None:
     if desk.pager_kind == "none":
         return
-    summary = f"{kind_title(esc.kind)}: trader {esc.trader_id} on desk {desk.name}"
+    name = people.names_for(session=session, user_ids=[esc.trader_id])(esc.trader_id)
+    trader = esc.trader_id if name == esc.trader_id else f"{name} ({esc.trader_id})"
+    summary = f"{kind_title(esc.kind)}: trader {trader} on desk {desk.name}"
     outbox.enqueue(
         session=session,
         dedup_key=f"{subject(esc)}:page:{action}",
@@ -193,7 +288,12 @@ def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datet
             "escalation_id": esc.id,
             "escalation_kind": esc.kind,
             "summary": summary,
-            "details": {"trader": esc.trader_id, "detail": clean(esc.detail), "opened_at": esc.opened_at.isoformat()},
+            "details": {
+                "trader": esc.trader_id,
+                "trader_name": name,
+                "detail": clean(esc.detail),
+                "opened_at": esc.opened_at.isoformat(),
+            },
         },
         desk_id=desk.id,
         now=now,
@@ -224,15 +324,27 @@ def run_pass(*, session: Session, desk: Desk, now: datetime) -> PassReport:
 
 def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, report: PassReport) -> None:
     assert run.id is not None and desk.id is not None
-    traders = desks.members(session=session, desk_id=desk.id, role=Role.TRADER)
+    members = desks.members(session=session, desk_id=desk.id, role=Role.TRADER)
+    gone = away.away_on(session=session, user_ids=members, day=run.trading_date)
+    traders = [t for t in members if t not in gone]  # away traders: no reminder, no escalation
     latest = checklist.current_answers(session=session, run_id=run.id)
+    opened: list[Escalation] = []
     # A missing recovery path escalates at once; this catches any report stored without the hook.
     for trader in traders:
         answer = latest.get(trader)
         if answer is not None and answer.missing_recovery_path:
-            esc = open_recovery_path(session=session, run=run, answer=answer, now=now)
-            if esc is not None and esc.id is not None:
-                report.opened.append(esc.id)
+            esc = open_escalation(
+                session=session,
+                desk=desk,
+                run=run,
+                trader_id=trader,
+                kind=EscalationKind.RECOVERY_PATH,
+                detail=_report_detail(answer),
+                now=now,
+                notify=False,
+            )
+            if esc is not None:
+                opened.append(esc)
     remind_from = run.deadline_at - timedelta(minutes=desk.reminder_minutes)
     if desk.reminder_minutes > 0 and remind_from <= now < run.deadline_at:
         for trader in traders:
@@ -257,10 +369,12 @@ def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, 
             else:
                 continue
             esc = open_escalation(
-                session=session, desk=desk, run=run, trader_id=trader, kind=kind, detail=detail, now=now
+                session=session, desk=desk, run=run, trader_id=trader, kind=kind, detail=detail, now=now, notify=False
             )
-            if esc is not None and esc.id is not None:
-                report.opened.append(esc.id)
+            if esc is not None:
+                opened.append(esc)
+    _notify(session, desk, run, opened, now)
+    report.opened += [e.id for e in opened if e.id is not None]
 
 
 def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> None:
@@ -326,7 +440,33 @@ def check_can_act(*, session: Session, escalation_id: int, user_id: str) -> tupl
     return _load(session, escalation_id, user_id)
 
 
-def acknowledge(*, session: Session, escalation_id: int, user_id: str, now: datetime) -> Transition:
+def acknowledge_many(*, session: Session, key: str, user_id: str, now: datetime) -> tuple[int, int]:
+    """Acknowledge every open escalation a grouped message lists (the ones ``user_id`` may act
+    on); (acknowledged now, listed). The grouped message is updated once, not once each."""
+    ids = digest_ids(session=session, key=key)
+    if not ids:
+        raise ServiceError("This message no longer lists any escalation.")
+    done = 0
+    desk: Desk | None = None
+    for esc_id in ids:
+        try:
+            t = acknowledge(session=session, escalation_id=esc_id, user_id=user_id, now=now, digests=False)
+        except NotManagerError:
+            continue
+        except ServiceError:  # gone
+            continue
+        desk = t.desk
+        done += t.outcome is Outcome.DONE
+    if desk is None:
+        raise NotManagerError("Only the desk's managers can acknowledge these escalations.")
+    if done:
+        _update_digest(session, key, ids, desk, f"all:{user_id}:{now.isoformat()}", now)
+    return done, len(ids)
+
+
+def acknowledge(
+    *, session: Session, escalation_id: int, user_id: str, now: datetime, digests: bool = True
+) -> Transition:
     esc, desk = _load(session, escalation_id, user_id)
     done = session.execute(
         update(Escalation)
@@ -337,7 +477,7 @@ def acknowledge(*, session: Session, escalation_id: int, user_id: str, now: date
     if not done.rowcount:  # type: ignore[attr-defined]
         return Transition(Outcome.UNCHANGED, esc, desk)
     audit(session, esc, "acknowledged", now, actor=user_id)
-    _update_everywhere(session, esc, desk, "acknowledged", now)
+    _update_everywhere(session, esc, desk, "acknowledged", now, digests=digests)
     if esc.level >= 2:
         _page(session, esc, desk, "acknowledge", now)
     return Transition(Outcome.DONE, esc, desk)
@@ -400,6 +540,18 @@ def open_for_trader(*, session: Session, user_id: str) -> list[tuple[Escalation,
     return _open_where(session, Escalation.trader_id == user_id)
 
 
+def open_for_desk(*, session: Session, desk_id: int) -> list[Escalation]:
+    return [e for e, _ in _open_where(session, Escalation.desk_id == desk_id)]
+
+
+def names_of(*, session: Session, escalations: Iterable[Escalation]) -> people.Names:
+    """The names of everyone these escalations mention (traders and the managers who acted)."""
+    ids: set[str | None] = set()
+    for esc in escalations:
+        ids |= {esc.trader_id, esc.acknowledged_by, esc.resolved_by}
+    return people.names_for(session=session, user_ids=ids)
+
+
 @dataclass(frozen=True)
 class Delivery:
     delivered: int
@@ -429,11 +581,35 @@ def delivery_of(session: Session, prefix: str) -> Delivery:
 
 
 def listing(*, session: Session, open_only: bool) -> list[tuple[Escalation, Desk, Delivery]]:
+    """Escalations with the delivery of every message about them (their own and the grouped ones)."""
     query = select(Escalation, Desk).join(Desk, col(Desk.id) == col(Escalation.desk_id))
     if open_only:
         query = query.where(col(Escalation.state).in_(OPEN_STATES))
     rows = session.exec(query.order_by(col(Escalation.id))).all()
-    return [(e, d, delivery_of(session, f"{subject(e)}:")) for e, d in rows]
+    grouped: dict[int, list[OutboxMessage]] = {}
+    for message in session.exec(
+        select(OutboxMessage).where(
+            col(OutboxMessage.dedup_key).startswith("digest:"), OutboxMessage.kind == Kind.SLACK_DM
+        )
+    ).all():
+        for esc_id in json.loads(message.payload).get("render", {}).get("ids", []):
+            grouped.setdefault(int(esc_id), []).append(message)
+    out: list[tuple[Escalation, Desk, Delivery]] = []
+    for esc, desk in rows:
+        own = delivery_of(session, f"{subject(esc)}:")
+        extra = grouped.get(esc.id or 0, [])
+        out.append(
+            (
+                esc,
+                desk,
+                Delivery(
+                    delivered=own.delivered + sum(1 for r in extra if r.delivered_at is not None),
+                    waiting=own.waiting + [r for r in extra if r.delivered_at is None and r.failed_at is None],
+                    failed=own.failed + [r for r in extra if r.failed_at is not None],
+                ),
+            )
+        )
+    return out
 
 
 def waiting_messages(*, session: Session) -> list[OutboxMessage]:

@@ -12,13 +12,21 @@ from slack_sdk import WebClient
 from bot.checklist import listeners as checklist_listeners
 from bot.checklist import report_listeners
 from bot.escalation import listeners as escalation_listeners
-from bot.slack import commands, home
+from bot.slack import commands, home, settings
 from bot.slack.deps import Deps
 from bot.summary import listeners as summary_listeners
 
 log = logging.getLogger(__name__)
 
-LISTENERS = (checklist_listeners, commands, home, report_listeners, summary_listeners, escalation_listeners)
+LISTENERS = (
+    checklist_listeners,
+    commands,
+    home,
+    report_listeners,
+    summary_listeners,
+    escalation_listeners,
+    settings,
+)
 
 
 def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
@@ -49,13 +57,6 @@ def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("listener failed for %s: %r", body.get("type") or body.get("command"), error, exc_info=error)
 
-    from bot.checklist import listeners as actions
-    from bot.checklist import report_listeners as views
-    from bot.escalation import listeners as escalations
-    from bot.slack import commands
-    from bot.slack import home as events
-    from bot.summary import listeners as summary
-
-    for module in (actions, commands, events, views, summary, escalations):
+    for module in LISTENERS:
         module.register(app)
     return app

@@ -4,6 +4,7 @@ listeners: typed access to payloads and ephemeral replies."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager
@@ -33,16 +34,30 @@ class RosterNotifier(Protocol):
 @dataclass
 class Deps:
     """What listeners need besides Slack: the database, the clock, the roster refresher and
-    the background pool for work done after the acknowledgement."""
+    the background pool for work done after the acknowledgement.
+
+    Opening a modal can't wait: Slack's ``trigger_id`` expires 3 seconds after the click
+    (https://api.slack.com/interactivity/handling#modal_responses). ``urgent`` work (modal
+    opens) runs on a pool of its own, never behind other background work, and ``modal_client``
+    has no retry handlers: a ``views.open`` retried after a 429 would reuse an expired trigger.
+    """
 
     engine: Engine
     clock: Clock
     refresher: RosterNotifier
     executor: Executor
+    urgent_executor: Executor | None = None
+    modal_client: WebClient | None = None
+    names_client: WebClient | None = None  # users.info, for a user the bot has never seen
+    secret_keys: str | None = None  # PREFLIGHT_SECRET_KEY: encrypts pager secrets set from Slack
 
     def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""
         self.executor.submit(_logged, fn, kwargs)
+
+    def urgent(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
+        """Run ``fn(**kwargs)`` at once on the modal pool (never queued behind ``later`` work)."""
+        (self.urgent_executor or self.executor).submit(_logged, fn, kwargs)
 
     def db(self) -> AbstractContextManager[Session]:
         return session_scope(self.engine)
@@ -115,3 +130,45 @@ def ack_then(work: Work) -> Callable[..., None]:
 
 def parse_int(value: str) -> int | None:
     return int(value) if value.isdigit() else None
+
+
+# --- modals: opened at once, never with an expired trigger ----------------------------------
+
+TRIGGER_LIFE = 3.0  # seconds: https://api.slack.com/interactivity/handling#modal_responses
+TRIGGER_MARGIN = 2.5  # past this since the click arrived, don't try: it would fail or be late
+RECEIVED = "_received_monotonic"
+TOO_LATE = "Slack's window for opening that form passed while I was busy. Please click again."
+
+
+def open_modal_now(work: Work) -> Callable[..., None]:
+    """A listener for a click or command that opens a modal: acknowledge, then run
+    ``work(body=, client=, deps=, now=)`` on the urgent pool (``Deps.urgent``)."""
+
+    def listener(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+        body[RECEIVED] = time.monotonic()
+        ack()
+        deps.urgent(work, body=body, client=client, deps=deps, now=now)
+
+    listener.__name__ = getattr(work, "__name__", "listener")
+    return listener
+
+
+def open_view(deps: Deps, body: dict[str, Any], view: dict[str, Any], *, client: WebClient) -> bool:
+    """``views.open`` with the click's trigger, once, without retries; if the trigger is about
+    to expire (or did: ``expired_trigger_id``), the user is told to click again. True if opened."""
+    received = body.get(RECEIVED)
+    user = user_id(body)
+    channel = channel_id(body) or (str(body["channel_id"]) if body.get("channel_id") else None)
+    if isinstance(received, float) and time.monotonic() - received > TRIGGER_MARGIN:
+        log.warning("views.open for %s skipped: the trigger is %.1fs old", user, time.monotonic() - received)
+        ephemeral(client, channel=channel, user=user, text=TOO_LATE)
+        return False
+    try:
+        (deps.modal_client or client).views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        log.warning("views.open for %s failed: %s", user, error)
+        if error in ("expired_trigger_id", "ratelimited") or exc.response.status_code == 429:
+            ephemeral(client, channel=channel, user=user, text=TOO_LATE)
+        return False
+    return True

@@ -14,6 +14,8 @@ Definitions (each trader x each posted trading day of the ISO week is one *cell*
 - **missed**: no answer at all on a posted day whose checklist has closed (market close).
 - **pending**: no answer yet while the checklist is still open (week-to-date views only);
   **not posted**: a trading day without a posted checklist. Neither counts anywhere.
+- **away**: no answer on a day the trader was away (``bot.desks.away``): left out of every
+  denominator (not missed, not expected) and shown as away. An answer given while away counts.
 - **completion rate** = (on time + late + problem) / (on time + late + problem + missed).
   Its change is in percentage points against the previous ISO week.
 - **median time to confirm**: from ``run.posted_at`` to the stored time of the final,
@@ -46,10 +48,13 @@ from sqlmodel import Session, col, select
 from bot import calendar
 from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap
 from bot.db import ClaimOutcome, claim_row
+from bot.desks import away
 from bot.desks.models import Desk, Role
 from bot.desks.service import members
 from bot.errors import ServiceError
 from bot.escalation.models import Escalation
+from bot.people import service as people
+from bot.people.service import Names
 from bot.summary.models import WeeklySummary
 
 SUMMARY_LEASE = timedelta(minutes=5)
@@ -148,6 +153,7 @@ class DayOutcome(StrEnum):
     PENDING = "pending"
     NOT_POSTED = "not_posted"
     HOLIDAY = "holiday"
+    AWAY = "away"
 
 
 class MetricKind(StrEnum):
@@ -171,16 +177,17 @@ class Metric:
         return self.short or self.label
 
 
-ON_TIME = Metric("on_time", "Confirmed on time", short="on time")
-LATE = Metric("late", "Confirmed late", short="late")
-MISSED = Metric("missed", "Missed (no answer)", short="missed")
-IDENTITY = Metric("identity", "Problems: identity", short="ident")
-DEVICE_TRUST = Metric("device_trust", "Problems: device trust", short="device")
-PLATFORM = Metric("platform", "Problems: platform/session", short="platf")
-AUTHORIZATION = Metric("authorization", "Problems: authorization (permissions)", short="authz")
-RECOVERY_PATH = Metric("recovery_path", "Problems: recovery path", short="recov")
-RESTRICTED = Metric("restricted", "Days restricted", short="restr")
-MEDIAN_CONFIRM = Metric("median_confirm", "Median time from post to confirmation", MetricKind.DURATION, "median")
+ON_TIME = Metric("on_time", "Confirmed on time", short="On time")
+LATE = Metric("late", "Confirmed late", short="Late")
+MISSED = Metric("missed", "Missed (no answer)", short="Missed")
+IDENTITY = Metric("identity", "Problems: identity", short="Identity")
+DEVICE_TRUST = Metric("device_trust", "Problems: device trust", short="Device")
+PLATFORM = Metric("platform", "Problems: platform/session", short="Platform")
+AUTHORIZATION = Metric("authorization", "Problems: authorization (permissions)", short="Permissions")
+RECOVERY_PATH = Metric("recovery_path", "Problems: recovery path", short="Recovery")
+RESTRICTED = Metric("restricted", "Days restricted", short="Restricted")
+AWAY = Metric("away", "Days away", short="Away")
+MEDIAN_CONFIRM = Metric("median_confirm", "Median time from post to confirmation", MetricKind.DURATION, "Median")
 
 BASE_COLUMNS: tuple[Metric, ...] = (
     ON_TIME,
@@ -192,6 +199,7 @@ BASE_COLUMNS: tuple[Metric, ...] = (
     AUTHORIZATION,
     RECOVERY_PATH,
     RESTRICTED,
+    AWAY,
     MEDIAN_CONFIRM,
 )
 
@@ -249,6 +257,7 @@ class WeeklyReport:
     escalations: EscalationFigures
     recovery_gaps: list[RecoveryGap]
     attention: list[Attention]
+    names: Names = field(default_factory=Names)
 
     @property
     def completion_change(self) -> float | None:
@@ -283,10 +292,12 @@ def _missing_recovery(gaps: str) -> bool:
     return bool({ContingencyGap.SECOND_MFA_DEVICE.value, ContingencyGap.RECOVERY_CODE.value} & values)
 
 
-def _outcome(cell: _Cell | None, run: _Run, now: datetime) -> DayOutcome:
+def _outcome(cell: _Cell | None, run: _Run, now: datetime, away: bool = False) -> DayOutcome:
     if run.posted_at is None:
         return DayOutcome.NOT_POSTED
     if cell is None:
+        if away:
+            return DayOutcome.AWAY
         return DayOutcome.PENDING if now < run.market_close_at else DayOutcome.MISSED
     if cell.status == AnswerStatus.PROBLEM:
         return DayOutcome.PROBLEM
@@ -358,13 +369,18 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 
 def _completion(
-    runs: dict[int, _Run], cells: dict[tuple[int, str], _Cell], traders: list[str], now: datetime
+    runs: dict[int, _Run],
+    cells: dict[tuple[int, str], _Cell],
+    traders: list[str],
+    now: datetime,
+    away_days: Mapping[str, set[date]],
 ) -> float | None:
     answered = expected = 0
     users = set(traders) | {user for _, user in cells}
     for run in runs.values():
         for user in users:
-            outcome = _outcome(cells.get((run.id, user)), run, now)
+            gone = run.trading_date in away_days.get(user, ())
+            outcome = _outcome(cells.get((run.id, user)), run, now, gone)
             if outcome in (DayOutcome.ON_TIME, DayOutcome.LATE, DayOutcome.PROBLEM):
                 answered += 1
                 expected += 1
@@ -384,6 +400,8 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
 
     traders = members(session=session, desk_id=desk.id, role=Role.TRADER)
     all_runs, all_cells = _load(session, desk.id, prev_monday, friday)
+    everyone = {*traders, *(user for _, user in all_cells)}
+    away_days = away.away_days(session=session, user_ids=everyone, start=prev_monday, end=friday)
     runs = {rid: r for rid, r in all_runs.items() if r.trading_date >= monday}
     prev_runs = {rid: r for rid, r in all_runs.items() if r.trading_date < monday}
     cells = {k: c for k, c in all_cells.items() if k[0] in runs}
@@ -407,8 +425,10 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
                 row.days[day] = DayOutcome.NOT_POSTED
                 continue
             cell = cells.get((run.id, user))
-            outcome = _outcome(cell, run, now)
+            outcome = _outcome(cell, run, now, day in away_days.get(user, ()))
             row.days[day] = outcome
+            if outcome is DayOutcome.AWAY:
+                counts[AWAY.key] += 1
             if outcome in (DayOutcome.ON_TIME, DayOutcome.LATE, DayOutcome.PROBLEM, DayOutcome.MISSED):
                 expected += 1
             if outcome is DayOutcome.MISSED:
@@ -456,13 +476,14 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
         columns=list(BASE_COLUMNS),
         rows=rows,
         completion_rate=_rate(answered, expected),
-        previous_completion_rate=_completion(prev_runs, prev_cells, traders, now),
+        previous_completion_rate=_completion(prev_runs, prev_cells, traders, now, away_days),
         on_time_rate=_rate(on_time_total, expected),
         escalations=escalations,
         recovery_gaps=gaps,
         attention=[],
     )
     report.attention = _attention(report)
+    report.names = people.names_for(session=session, user_ids=report.rows)
     return report
 
 
