@@ -231,8 +231,8 @@ def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _plain(text: str) -> str:
-    """A name for a terminal: no control characters, no spaces (columns stay columns)."""
-    return "".join(c for c in text if c.isprintable()).replace(" ", "_")
+    """A name for a terminal: no control characters (a name can't move the cursor or recolour)."""
+    return "".join(c for c in text if c.isprintable())
 
 
 def _desk_remove(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,7 +25,7 @@ from bot.delivery.pager import Pager
 from bot.delivery.slack import delivery_client
 from bot.delivery.worker import OutboxWorker, Pacer, PassResult
 from bot.desks import service as desks
-from bot.slack import notifications
+from bot.slack import home, notifications
 from bot.slack.app import create_app
 from bot.slack.deps import Clock, Deps
 from bot.web import WebApp
@@ -114,6 +114,7 @@ def build(
         modal_client=bare_client(client),
         names_client=client,
         secret_keys=settings.secret_key,
+        home_publisher=home.publish,
     )
     bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps)
     web = WebApp(bolt, signing_secret=signing_secret or "socket-mode", engine=engine)

@@ -21,6 +21,7 @@ from bot.runtime import Runtime, build
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
+SECRET_KEY = "test-preflight-secret-key"  # PREFLIGHT_SECRET_KEY: pager secrets set from Slack
 
 
 class FakeClock:
@@ -89,6 +90,7 @@ class Bot:
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack_base_url,
+            secret_key=SECRET_KEY,
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.executor = TrackingExecutor()
@@ -200,6 +202,32 @@ class Bot:
                 {
                     "action_id": action_id,
                     "block_id": "checklist_actions",
+                    "text": {"type": "plain_text", "text": "x"},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        return self.post_form({"payload": json.dumps(payload)})
+
+    def home_click(
+        self, user: str, action_id: str, value: str = "", *, trigger_id: str | None = None
+    ) -> httpx.Response:
+        """A button clicked in the user's App Home (no channel: the container is the Home view)."""
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T1", "domain": "desk"},
+            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+            "api_app_id": "A1",
+            "token": "legacy",
+            "container": {"type": "view", "view_id": "VHOME"},
+            "trigger_id": trigger_id or f"trig-{user}-{time.monotonic_ns()}",
+            "view": {"id": "VHOME", "type": "home", "callback_id": "", "private_metadata": "", "blocks": []},
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "home",
                     "text": {"type": "plain_text", "text": "x"},
                     "value": value,
                     "type": "button",

@@ -60,6 +60,8 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
         deps.refresher.notify(run_id)
     if reply:
         deps.later(ephemeral, client=client, channel=channel, user=user, text=reply)
+    if stored:
+        deps.after_home_click(body, client, now)
 
 
 def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:

@@ -53,6 +53,7 @@ def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     ack()
     if reply:
         deps.later(ephemeral, client=client, channel=channel_id(body), user=user_id(body), text=reply)
+    deps.after_home_click(body, client, now)
 
 
 def _acknowledge(body: dict[str, Any], deps: Deps, now: datetime) -> str | None:

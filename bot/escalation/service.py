@@ -459,8 +459,10 @@ def acknowledge_many(*, session: Session, key: str, user_id: str, now: datetime)
         done += t.outcome is Outcome.DONE
     if desk is None:
         raise NotManagerError("Only the desk's managers can acknowledge these escalations.")
-    if done:
-        _update_digest(session, key, ids, desk, f"all:{user_id}:{now.isoformat()}", now)
+    if done:  # every grouped message listing them (each manager's), once
+        first = session.get(Escalation, ids[0])
+        for ref, listed in digests_of(session, first) if first is not None else [(key, ids)]:
+            _update_digest(session, ref, listed, desk, f"all:{user_id}:{now.isoformat()}", now)
     return done, len(ids)
 
 

@@ -64,7 +64,7 @@ def names_for(*, session: Session, user_ids: Iterable[str | None]) -> Names:
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         for person in session.exec(select(Person).where(col(Person.user_id).in_(chunk))).all():
-            if person.error is None:
+            if person.display_name or person.real_name or person.handle:  # a failed refresh keeps the name
                 known[person.user_id] = shown_name(person)
     return Names(known)
 
@@ -176,7 +176,8 @@ def remember(*, session: Session, profile: Profile, now: datetime) -> Person:
 
 
 def remember_failure(*, session: Session, user_id: str, error: str, now: datetime) -> None:
-    """Slack said the user doesn't exist (or can't be seen): don't ask again until ``MAX_AGE``."""
+    """Slack said the user doesn't exist (or can't be seen): don't ask again until ``MAX_AGE``;
+    a name seen before is kept."""
     person = _row(session, user_id, now)
     person.fetched_at = now
     person.error = error[:64]

@@ -50,10 +50,19 @@ class Deps:
     modal_client: WebClient | None = None
     names_client: WebClient | None = None  # users.info, for a user the bot has never seen
     secret_keys: str | None = None  # PREFLIGHT_SECRET_KEY: encrypts pager secrets set from Slack
+    # Draws a user's App Home (bot.slack.home.publish, set by bot.runtime: listeners of every
+    # capability can ask for it without importing App Home, which reads every capability).
+    home_publisher: Callable[..., None] | None = None
 
     def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""
         self.executor.submit(_logged, fn, kwargs)
+
+    def after_home_click(self, body: dict[str, Any], client: WebClient, now: datetime) -> None:
+        """A click in App Home changed something: draw the user's App Home again (after the
+        change is stored, on the background pool)."""
+        if (body.get("view") or {}).get("type") == "home" and self.home_publisher is not None:
+            self.later(self.home_publisher, client=client, deps=self, user=user_id(body), now=now)
 
     def urgent(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` at once on the modal pool (never queued behind ``later`` work)."""

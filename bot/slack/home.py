@@ -2,17 +2,16 @@
 
 App Home is drawn from the cache and the database only (no Slack call but ``views.publish``);
 after a click in App Home that changes something (an answer, an acknowledgement, away days),
-App Home is drawn again.
+the listener asks for it to be drawn again (``Deps.after_home_click``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App
 from slack_sdk import WebClient
 from sqlmodel import Session
 
@@ -34,19 +33,6 @@ log = logging.getLogger(__name__)
 def register(app: App) -> None:
     app.event(Event.APP_HOME_OPENED)(ack_then(publish_home))
     app.event(Event.USER_CHANGE)(ack_then(on_user_change))
-
-    @app.middleware
-    def republish_after_home_clicks(
-        body: dict[str, Any], client: WebClient, context: dict[str, Any], next: Callable[[], BoltResponse]
-    ) -> BoltResponse:
-        response = next()
-        view = body.get("view") or {}
-        if body.get("type") == "block_actions" and view.get("type") == "home" and response.status == 200:
-            deps: Deps = context["deps"]
-            user = str((body.get("user") or {}).get("id") or "")
-            if user:
-                deps.later(publish, client=client, deps=deps, user=user, now=context["now"])
-        return response
 
 
 def gather(session: Session, user: str, now: datetime) -> HomeData:

@@ -391,12 +391,7 @@ def on_away_cancel(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
         deps.refresher.notify(run_id)
     if reply:
         deps.later(ephemeral, client=client, channel=channel_id(body), user=user, text=reply)
-    else:
-        deps.later(after_home, client=client, deps=deps, user=user, now=now)
-
-
-def after_home(client: WebClient, deps: Deps, user: str, now: datetime) -> None:
-    home.publish(client, deps, user, now)
+    deps.after_home_click(body, client, now)
 
 
 def touch_rosters(session: Session, trader: str, now: datetime) -> list[int]:
