@@ -361,7 +361,18 @@ def test_away_days_silence_reminders_and_escalations_and_leave_the_figures(bot: 
 
     assert "Welcome back" in command(bot, "UTRD2", "back")
     with Session(engine) as session:
-        assert [a.user_id for a in session.exec(select(Away)).all()] == ["UTRD3"]
+        (carol,) = session.exec(select(Away)).all()
+    assert carol.user_id == "UTRD3"
+
+    # Carol sees her away days in App Home and cancels them there.
+    home = home_of(bot, fake_slack, "UTRD3")
+    assert "🌴 Wed 25 Nov – Fri 27 Nov 2026 — dentist" in home and Action.HOME_AWAY_CANCEL in home
+    assert "🌴 away today" in home
+    bot.home_click("UTRD3", Action.HOME_AWAY_CANCEL, str(carol.id))
+    bot.settle()
+    with Session(engine) as session:
+        assert session.exec(select(Away)).all() == []
+    assert "dentist" not in json.dumps(fake_slack.of("views.publish")[-1].params["view"], ensure_ascii=False)
     assert result.run_id is not None
 
 
@@ -550,3 +561,33 @@ def test_views_open_is_tried_once_and_never_with_an_expired_trigger(bot: Bot, fa
     bot.settle()
     assert any("click again" in t for t in said_to(fake_slack, "UTRD2"))
     assert fake_slack.of("views.open") == []
+
+
+def test_roster_updates_honour_retry_after_and_share_one_budget(bot: Bot, fake_slack: FakeSlack) -> None:
+    """A 429 on chat.update pauses every roster update for Retry-After (no retry inside the
+    call: the refresher's client has no retry handlers), and the roster's budget spaces its
+    calls across all desks."""
+    from bot.checklist.roster import Budget
+    from tests.fakes.slack import Fault
+
+    make_desk(bot.runtime.engine)
+    result = post_checklist(bot)
+    refresher = bot.runtime.refresher
+    fake_slack.script(
+        "chat.update", Fault(status=429, body={"ok": False, "error": "ratelimited"}, headers={"Retry-After": "30"})
+    )
+    with session_scope(bot.runtime.engine) as session:
+        from bot.checklist import service as checklist
+        from bot.checklist.models import ChecklistRun
+
+        run = session.get(ChecklistRun, result.run_id)
+        assert run is not None
+        checklist.confirm(session=session, run=run, user_id="UTRD1", now=bot.clock())
+    wait = refresher.refresh(result.run_id or 0)
+    assert wait is not None and wait >= 29  # Retry-After, not a blind retry
+    assert len(fake_slack.rejected) == 1 and fake_slack.of("chat.update") == []
+    assert refresher.refresh(result.run_id or 0) is not None  # still paused: no call made
+    assert len(fake_slack.rejected) == 1
+
+    budget = Budget(per_minute=0.01)  # one call every 100 minutes, whichever desk asks
+    assert budget.take() == 0.0 and budget.take() > 5000
