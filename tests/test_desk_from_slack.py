@@ -539,28 +539,47 @@ def test_a_refused_roster_is_not_retried_unchanged(bot: Bot, fake_slack: FakeSla
     )
 
 
-def test_views_open_is_tried_once_and_never_with_an_expired_trigger(bot: Bot, fake_slack: FakeSlack) -> None:
+def test_views_open_never_uses_an_expired_trigger(bot: Bot, fake_slack: FakeSlack) -> None:
     from tests.fakes.slack import Fault
 
     make_desk(bot.runtime.engine)
     result = post_checklist(bot)
-    fake_slack.script(
-        "views.open", Fault(status=429, body={"ok": False, "error": "ratelimited"}, headers={"Retry-After": "1"})
-    )
+
+    def limited(seconds: str) -> Fault:
+        return Fault(status=429, body={"ok": False, "error": "ratelimited"}, headers={"Retry-After": seconds})
+
+    # Retry-After longer than the trigger lives: no retry (slack_sdk's handler would wait and
+    # reuse the expired trigger); the user is asked to click again.
+    fake_slack.script("views.open", limited("30"))
     bot.click("UTRD1", Action.REPORT_PROBLEM, str(result.run_id))
     bot.settle()
-    assert len(fake_slack.rejected) == 1 and fake_slack.of("views.open") == []  # no retry with the old trigger
+    assert len(fake_slack.rejected) == 1 and fake_slack.of("views.open") == []
     assert any("click again" in t for t in said_to(fake_slack, "UTRD1"))
+
+    # A short Retry-After that still fits in the trigger's life: one more try, and it opens.
+    fake_slack.script("views.open", limited("1"))
+    bot.click("UTRD3", Action.REPORT_PROBLEM, str(result.run_id))
+    bot.settle()
+    assert len(fake_slack.rejected) == 2 and len(fake_slack.of("views.open")) == 1
+    assert not any("click again" in t for t in said_to(fake_slack, "UTRD3"))
+
     # A trigger Slack already considers expired: refused, and the user is told to click again.
-    bot.post_form({"payload": json.dumps({
-        "type": "block_actions", "user": {"id": "UTRD2"}, "api_app_id": "A1", "team": {"id": "T1"},
-        "container": {"type": "message", "channel_id": "C0123", "message_ts": "1.0"}, "channel": {"id": "C0123"},
-        "trigger_id": "trig-UTRD2-1", "actions": [{"action_id": Action.REPORT_PROBLEM, "value": str(result.run_id),
-                                                    "type": "button", "block_id": "b"}],
-    })})  # fmt: skip
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "UTRD2"},
+        "api_app_id": "A1",
+        "team": {"id": "T1"},
+        "container": {"type": "message", "channel_id": "C0123", "message_ts": "1.0"},
+        "channel": {"id": "C0123"},
+        "trigger_id": "trig-UTRD2-1",
+        "actions": [
+            {"action_id": Action.REPORT_PROBLEM, "value": str(result.run_id), "type": "button", "block_id": "b"}
+        ],
+    }
+    bot.post_form({"payload": json.dumps(payload)})
     bot.settle()
     assert any("click again" in t for t in said_to(fake_slack, "UTRD2"))
-    assert fake_slack.of("views.open") == []
+    assert len(fake_slack.of("views.open")) == 1
 
 
 def test_roster_updates_honour_retry_after_and_share_one_budget(bot: Bot, fake_slack: FakeSlack) -> None:

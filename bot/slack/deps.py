@@ -163,21 +163,43 @@ def open_modal_now(work: Work) -> Callable[..., None]:
 
 
 def open_view(deps: Deps, body: dict[str, Any], view: dict[str, Any], *, client: WebClient) -> bool:
-    """``views.open`` with the click's trigger, once, without retries; if the trigger is about
-    to expire (or did: ``expired_trigger_id``), the user is told to click again. True if opened."""
+    """``views.open`` with the click's trigger, never after the trigger expired: past
+    ``TRIGGER_MARGIN`` seconds since the click arrived nothing is tried, a 429 is retried only
+    when its Retry-After still fits in the trigger's life, and otherwise (or on
+    ``expired_trigger_id``) the user is told to click again. True if the modal opened."""
     received = body.get(RECEIVED)
     user = user_id(body)
     channel = channel_id(body) or (str(body["channel_id"]) if body.get("channel_id") else None)
-    if isinstance(received, float) and time.monotonic() - received > TRIGGER_MARGIN:
-        log.warning("views.open for %s skipped: the trigger is %.1fs old", user, time.monotonic() - received)
-        ephemeral(client, channel=channel, user=user, text=TOO_LATE)
-        return False
-    try:
-        (deps.modal_client or client).views_open(trigger_id=body["trigger_id"], view=view)
-    except SlackApiError as exc:
-        error = exc.response.get("error")
-        log.warning("views.open for %s failed: %s", user, error)
-        if error in ("expired_trigger_id", "ratelimited") or exc.response.status_code == 429:
+
+    def age() -> float:
+        return time.monotonic() - received if isinstance(received, float) else 0.0
+
+    while True:
+        if age() > TRIGGER_MARGIN:
+            log.warning("views.open for %s skipped: the trigger is %.1fs old", user, age())
             ephemeral(client, channel=channel, user=user, text=TOO_LATE)
-        return False
-    return True
+            return False
+        try:
+            (deps.modal_client or client).views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if exc.response.status_code == 429:
+                wait = _retry_after(exc)
+                if age() + wait < TRIGGER_MARGIN:
+                    time.sleep(wait)
+                    continue
+            log.warning("views.open for %s failed: %s", user, error)
+            if error in ("expired_trigger_id", "ratelimited") or exc.response.status_code == 429:
+                ephemeral(client, channel=channel, user=user, text=TOO_LATE)
+            return False
+        return True
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    raw = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
+    if isinstance(raw, list):
+        raw = raw[0]
+    try:
+        return max(float(raw), 0.1)
+    except ValueError:
+        return 1.0
