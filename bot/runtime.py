@@ -112,7 +112,7 @@ def build(
         executor=executor,
         urgent_executor=urgent_executor,
         modal_client=bare_client(client),
-        names_client=client,
+        names_client=bare_client(client),  # users.info fails fast: a stranger is looked up again later
         secret_keys=settings.secret_key,
         home_publisher=home.publish,
     )

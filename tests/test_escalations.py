@@ -118,6 +118,8 @@ def test_the_whole_ladder(bot: Bot, fake_slack: FakeSlack, fake_pager: FakePager
     assert {e["dedup_key"] for e in triggers} == {str(silent.id), str(restricted.id)}
     assert triggers[0]["routing_key"] == "routing-key-123"
     assert triggers[0]["payload"]["severity"] == "critical" and triggers[0]["payload"]["summary"]
+    summaries = {e["payload"]["summary"] for e in triggers}  # a person's name, and the ID to find them by
+    assert any("trader Carol (UTRD3) on desk equities" in s for s in summaries)
     assert fake_pager.requests[0].path == "/v2/enqueue"
     assert [e.level for e in escalations(engine)] == [2, 2]
 
