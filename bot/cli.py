@@ -54,12 +54,28 @@ def _instant(value: str) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def _workers(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError(f"{number} is not between 1 and 64")
+    return number
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="preflight", description="IB Preflight: the pre-market checklist bot.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     sub.add_parser("migrate", help="bring the database schema up to date")
-    sub.add_parser("serve", help="run the bot: HTTP (or Socket Mode) and the scheduler")
+    serve = sub.add_parser("serve", help="run the bot: HTTP (or Socket Mode) and the scheduler")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="serving processes (PostgreSQL only; more than 1 runs gunicorn gthread workers); default 1",
+    )
 
     desk = sub.add_parser("desk", help="register and list desks").add_subparsers(
         dest="desk_command", required=True, parser_class=Parser
@@ -99,8 +115,17 @@ def build_parser() -> Parser:
     dset.add_argument("--escalation-channel", help="channel ID for level 2, e.g. C0123ABCD ('' to clear)")
     dset.add_argument("--pager-kind", choices=("none", "pagerduty", "webhook"), help="where level 2 pages go")
     dset.add_argument("--pager-url", help="PagerDuty base URL (default https://events.pagerduty.com) or webhook URL")
-    dset.add_argument(
-        "--pager-secret", help="PagerDuty routing key or webhook HMAC secret (stored encrypted: PREFLIGHT_SECRET_KEY)"
+    secret = dset.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--pager-secret",
+        help="PagerDuty routing key or webhook HMAC secret (stored encrypted under PREFLIGHT_SECRET_KEYS); "
+        "visible in shell history and to 'ps': prefer --pager-secret-file",
+    )
+    secret.add_argument(
+        "--pager-secret-file",
+        metavar="PATH",
+        help="read the pager secret from this file, or from standard input with '-' (a pipe, or a prompt "
+        "that doesn't echo); surrounding whitespace is dropped",
     )
     dset.add_argument("--managers-channel", help="channel ID for the weekly summary ('' to clear: DM each manager)")
     dset.add_argument("--summary-delay-minutes", type=int, help="weekly summary this long after the week's close")
@@ -132,14 +157,39 @@ def build_parser() -> Parser:
     spost.add_argument("name")
     spost.add_argument("--week", type=_iso_week, help="ISO week, e.g. 2026-W48 (default: the latest one due)")
 
+    prof = sub.add_parser("profile", help="readiness profiles: drill windows, the readiness-gap pass").add_subparsers(
+        dest="profile_command", required=True, parser_class=Parser
+    )
+    ppolicy = prof.add_parser("policy", help="a desk's drill windows per risk tier (days)")
+    ppolicy.add_argument("name")
+    ppolicy.add_argument("--standard-drill-days", type=int, help="standard tier: verify a backup this often (30)")
+    ppolicy.add_argument("--elevated-drill-days", type=int, help="elevated tier: verify a backup this often (14)")
+    pgaps = prof.add_parser("gaps", help="run the readiness-gap pass now (idempotent) and list open gaps")
+    pgaps.add_argument("name", nargs="?", help="one desk (default: every desk)")
+
     exp = sub.add_parser("export", help="the hash-chained attestation record as CSV; 'export verify FILE' checks one")
     exp.add_argument("--desk", help="desk name")
     exp.add_argument("--from", dest="start", type=_date, help="first trading date, YYYY-MM-DD")
     exp.add_argument("--to", dest="end", type=_date, help="last trading date, YYYY-MM-DD")
     exp.add_argument("--out", help="write here instead of standard output")
     verify = exp.add_subparsers(dest="export_command", required=False, parser_class=Parser)
-    check_file = verify.add_parser("verify", help="check an export's hash chain")
+    check_file = verify.add_parser(
+        "verify",
+        help="check an export: 'intact and signed by this instance' (exit 0), 'consistent but unsigned or signed "
+        "by another key' (exit 1: origin not proven), or 'tampered at row N' (exit 1)",
+    )
     check_file.add_argument("file")
+
+    keys = sub.add_parser("keys", help="the secret keys (PREFLIGHT_SECRET_KEYS)").add_subparsers(
+        dest="keys_command", required=True, parser_class=Parser
+    )
+    keys.add_parser("new", help="print a fresh random key for PREFLIGHT_SECRET_KEYS")
+    keys.add_parser(
+        "rotate",
+        help="re-encrypt every stored secret under the first key of PREFLIGHT_SECRET_KEYS "
+        "(put the new key first, the old ones after it; drop the old ones afterwards)",
+    )
+    keys.add_parser("check", help="say whether every stored secret can be read with PREFLIGHT_SECRET_KEYS")
     return parser
 
 
@@ -164,9 +214,16 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers > 1 and not settings.database_url.startswith("postgresql"):
+        raise CliError(
+            "preflight serve: --workers > 1 needs PostgreSQL (SQLite's write lock is per process); "
+            "set DATABASE_URL=postgresql://... or serve with one process"
+        )
+    if args.workers > 1 and settings.slack_app_token:
+        raise CliError("preflight serve: --workers > 1 serves HTTP; Socket Mode (SLACK_APP_TOKEN) runs in one process")
     from bot.serve import serve
 
-    serve(settings)
+    serve(settings, workers=args.workers)
     return 0
 
 
@@ -345,6 +402,7 @@ def _summary_post(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.crypto import Keyring
     from bot.db import read_scope
     from bot.desks import service as desks
     from bot.summary import export
@@ -353,36 +411,115 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     if missing:
         raise CliError(f"preflight export: {', '.join(missing)} required (or: preflight export verify FILE)")
     export.check_range(args.start, args.end)
+    keys = Keyring(settings.secret_keys)
     # A long read: on SQLite a read-only snapshot doesn't hold the running bot's write lock.
     with read_scope(_database(settings)) as session:
         desk = desks.get_desk(session=session, name=args.desk)
         if args.out:
             with open(args.out, "w", encoding="utf-8", newline="") as out:
-                result = export.write_csv(session=session, desk=desk, start=args.start, end=args.end, out=out)
+                result = export.write_csv(
+                    session=session, desk=desk, start=args.start, end=args.end, out=out, keys=keys
+                )
         else:
-            result = export.write_csv(session=session, desk=desk, start=args.start, end=args.end, out=sys.stdout)
+            result = export.write_csv(
+                session=session, desk=desk, start=args.start, end=args.end, out=sys.stdout, keys=keys
+            )
     if args.out:
-        print(f"Wrote {result.rows} events to {args.out}; chain head {result.head}.")
+        signed = f"signed with key {result.signed_by}" if result.signed_by else "unsigned"
+        print(f"Wrote {result.rows} events to {args.out}; chain head {result.head}; {signed}.")
+    if not result.signed_by:
+        print(
+            "preflight: warning: the export is unsigned (PREFLIGHT_SECRET_KEYS is not set): "
+            "'export verify' can show it is consistent, not that this instance wrote it",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _export_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.crypto import Keyring
     from bot.summary import export
 
     try:
         with open(args.file, encoding="utf-8", newline="") as handle:
-            verdict = export.verify(handle)
+            verdict = export.verify(handle, keys=Keyring(settings.secret_keys))
     except OSError as exc:
         raise CliError(f"preflight export verify: cannot read {args.file}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise CliError(f"preflight export verify: {args.file} is not UTF-8 text") from None
     print(f"{args.file}: {verdict.message}")
-    return 0 if verdict.ok else 1
+    return 0 if verdict.proven else 1
+
+
+def _keys_new(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.crypto import new_key
+
+    print(new_key())
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import keys
+    from bot.db import session_scope
+
+    with session_scope(_database(settings)) as session:
+        done = keys.rotate_all(session=session, keys=settings.secret_keys)
+    where = ", ".join(f"{name}: {n}" for name, n in done.items())
+    print(
+        f"Re-encrypted {sum(done.values())} stored secret(s) under the first key ({where}). Keep the old keys in "
+        "PREFLIGHT_SECRET_KEYS while exports they signed must verify; otherwise they can go."
+    )
+    return 0
+
+
+def _keys_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import keys
+    from bot.crypto import Keyring
+    from bot.db import read_scope
+
+    ring = Keyring(settings.secret_keys)
+    with read_scope(_database(settings)) as session:
+        found = keys.census(session=session, keys=ring)
+    problem = found.problem(ring)
+    if problem:
+        raise CliError(f"preflight keys check: {problem}")
+    print(f"{len(ring.keys)} key(s) configured; all {found.total} stored secret(s) can be read.")
+    return 0
+
+
+PAGER_SECRET_LIMIT = 4096
+
+
+def _read_secret(path: str) -> str:
+    """The pager secret from a file or standard input ('-'), surrounding whitespace dropped."""
+    where = "standard input" if path == "-" else path
+    try:
+        if path == "-" and sys.stdin.isatty():
+            import getpass
+
+            raw = getpass.getpass("Pager secret (not echoed): ")
+        elif path == "-":
+            raw = sys.stdin.read(PAGER_SECRET_LIMIT + 1)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                raw = handle.read(PAGER_SECRET_LIMIT + 1)
+    except OSError as exc:
+        raise CliError(f"preflight desk set: cannot read the pager secret from {where}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"preflight desk set: the pager secret in {where} is not UTF-8 text") from None
+    if len(raw) > PAGER_SECRET_LIMIT:
+        raise CliError(f"preflight desk set: {where} holds more than {PAGER_SECRET_LIMIT} characters: not a secret")
+    secret = raw.strip()
+    if not secret:
+        raise CliError(f"preflight desk set: no pager secret in {where} (it is empty)")
+    return secret
 
 
 def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
 
+    if args.pager_secret_file is not None:
+        args.pager_secret = _read_secret(args.pager_secret_file)
     values = (
         args.reminder_minutes,
         args.ack_timeout_minutes,
@@ -402,7 +539,7 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
         desk = desks.configure_desk(
             session=session,
             name=args.name,
-            keys=settings.secret_key,
+            keys=settings.secret_keys,
             reminder_minutes=args.reminder_minutes,
             ack_timeout_minutes=args.ack_timeout_minutes,
             escalation_channel=args.escalation_channel,
@@ -425,8 +562,10 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.delivery.pacing import SharedPacer
     from bot.delivery.pager import Pager
     from bot.delivery.slack import delivery_client
+    from bot.delivery.worker import SLACK_RATE, Pacer
     from bot.escalation.jobs import escalation_pass
     from bot.runtime import deliver_due, make_client, utc_now
 
@@ -436,9 +575,11 @@ def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.slack_bot_token:
         print("SLACK_BOT_TOKEN is not set here: the running bot's outbox worker will deliver what was queued.")
         return 0
-    pager = Pager(keys=settings.secret_key)
+    pager = Pager(keys=settings.secret_keys)
     client = delivery_client(make_client(settings))
-    done = deliver_due(engine, client, pager, now=utc_now(), limit=1000)
+    # The same database-held budget as the running bot's outbox: together they stay within Slack's rate.
+    pacers: dict[str, Pacer] = {"slack": SharedPacer(engine, "slack", SLACK_RATE)}
+    done = deliver_due(engine, client, pager, now=utc_now(), limit=1000, pacers=pacers)
     pager.close()
     print(f"Delivered {done.delivered}, deferred {done.deferred}, failed {done.failed} (preflight escalations list).")
     return 0
@@ -492,6 +633,56 @@ def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _profile_policy(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.profile import service as profile
+    from bot.runtime import utc_now
+
+    if args.standard_drill_days is None and args.elevated_drill_days is None:
+        with session_scope(_database(settings)) as session:
+            desk = desks.get_desk(session=session, name=args.name)
+            row = profile.policy_row(session, desk.id or 0)
+            standard = row.standard_drill_days if row else 30
+            elevated = row.elevated_drill_days if row else 14
+        print(f"Desk {args.name}: standard tier verifies a backup every {standard} days, elevated every {elevated}.")
+        return 0
+    with session_scope(_database(settings)) as session:
+        desk = desks.get_desk(session=session, name=args.name)
+        row = profile.set_policy(
+            session=session,
+            desk=desk,
+            standard_days=args.standard_drill_days,
+            elevated_days=args.elevated_drill_days,
+            actor=None,
+            now=utc_now(),
+        )
+        print(
+            f"Desk {desk.name}: standard tier verifies a backup every {row.standard_drill_days} days "
+            f"(1 backup), elevated every {row.elevated_drill_days} days (2 independent backups)."
+        )
+    return 0
+
+
+def _profile_gaps(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.profile import jobs
+    from bot.profile import service as profile
+    from bot.runtime import utc_now
+
+    engine = _database(settings)
+    for line in jobs.profile_pass(engine, now=utc_now(), desk_name=args.name):
+        print(line)
+    with session_scope(engine) as session:
+        chosen = [desks.get_desk(session=session, name=args.name)] if args.name else desks.list_desks(session=session)
+        for desk in chosen:
+            for gap in profile.open_gaps(session, desk.id or 0):
+                escalated = f"escalation {gap.escalation_id}" if gap.escalation_id else "not escalated yet"
+                print(f"  {desk.name}  {gap.user_id}  {gap.kind}  {gap.detail}  ({escalated})")
+    return 0
+
+
 HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("migrate", None): _migrate,
     ("serve", None): _serve,
@@ -505,8 +696,13 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("escalations", "list"): _escalations_list,
     ("checklist", "post"): _checklist_post,
     ("summary", "post"): _summary_post,
+    ("profile", "policy"): _profile_policy,
+    ("profile", "gaps"): _profile_gaps,
     ("export", None): _export,
     ("export", "verify"): _export_verify,
+    ("keys", "new"): _keys_new,
+    ("keys", "rotate"): _keys_rotate,
+    ("keys", "check"): _keys_check,
 }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from bot.checklist.roster import RosterRefresher
 from bot.config import Settings
+from bot.crypto import Keyring
 from bot.db import make_engine
 from bot.delivery import worker
 from bot.delivery.pager import Pager
@@ -113,7 +114,7 @@ def build(
         urgent_executor=urgent_executor,
         modal_client=bare_client(client),
         names_client=bare_client(client),  # users.info fails fast: a stranger is looked up again later
-        secret_keys=settings.secret_key,
+        keys=Keyring(settings.secret_keys),
         home_publisher=home.publish,
     )
     bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps)

@@ -20,8 +20,8 @@ from bot.config import Settings
 from bot.runtime import Runtime, build
 
 SIGNING_SECRET = "test-signing-secret"
+SECRET_KEYS = ("test-preflight-secret-key",)  # the instance keys (pager secrets, signed exports)
 BOT_TOKEN = "xoxb-test-token"
-SECRET_KEY = "test-preflight-secret-key"  # PREFLIGHT_SECRET_KEY: pager secrets set from Slack
 
 
 class FakeClock:
@@ -84,13 +84,14 @@ class Bot:
         *,
         roster_interval: float = 0.2,
         roster_rate: float = 6000.0,
+        secret_keys: tuple[str, ...] | None = None,
     ) -> None:
         settings = Settings(
             database_url=str(engine.url),
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack_base_url,
-            secret_key=SECRET_KEY,
+            secret_keys=SECRET_KEYS if secret_keys is None else secret_keys,
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.executor = TrackingExecutor()
@@ -246,7 +247,7 @@ class Bot:
             "user": {"id": user, "username": user.lower(), "team_id": "T1"},
             "api_app_id": "A1",
             "token": "legacy",
-            "trigger_id": "1.2.3",
+            "trigger_id": f"trig-{user}-{time.monotonic_ns()}",  # Slack's is new for every interaction
             "view": {
                 "id": "V1",
                 "team_id": "T1",

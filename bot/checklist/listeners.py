@@ -10,8 +10,10 @@ from slack_sdk import WebClient
 
 from bot.checklist import service as checklist
 from bot.checklist import views
+from bot.checklist.facts import facts_for
 from bot.checklist.models import ChecklistRun
 from bot.errors import ServiceError
+from bot.interactions import REPLAYED_CLICK, first_time
 from bot.slack.deps import (
     Deps,
     action_value,
@@ -41,7 +43,9 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     stored, reply = False, None
     with deps.db() as session:
         run = session.get(ChecklistRun, run_id) if run_id is not None else None
-        if run is None:
+        if not first_time(session=session, body=body, now=now):
+            reply = REPLAYED_CLICK
+        elif run is None:
             reply = STALE
         else:
             try:
@@ -76,7 +80,8 @@ def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: 
             except ServiceError as exc:
                 refusal = str(exc)
             else:
-                view = views.report_modal(run, desk, channel_id=channel)
+                known = facts_for(session, run, [user]).get(user)
+                view = views.report_modal(run, desk, channel_id=channel, facts=known)
     if view is None:
         ephemeral(client, channel=channel, user=user, text=refusal)
         return

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from bot import calendar
 from bot.checklist import events
+from bot.checklist.facts import TraderFacts, facts_for
 from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
 from bot.db import ClaimOutcome, claim_row, insert_or_skip
 from bot.desks import away
@@ -313,6 +314,7 @@ class Roster:
     entries: list[RosterEntry]
     version: int
     names: Names = field(default_factory=Names)
+    facts: dict[str, TraderFacts] = field(default_factory=dict)  # from capabilities above (bot.checklist.facts)
 
     def count(self, state: TraderState) -> int:
         return sum(1 for e in self.entries if e.state == state)
@@ -348,7 +350,8 @@ def roster(*, session: Session, run: ChecklistRun) -> Roster:
     gone = away.away_on(session=session, user_ids=traders, day=run.trading_date)
     entries = [RosterEntry(u, state_of(latest.get(u), u in gone), latest.get(u)) for u in traders]
     names = people.names_for(session=session, user_ids=traders)
-    return Roster(desk=desk, run=run, entries=entries, version=run.answers_version, names=names)
+    known = facts_for(session, run, traders)
+    return Roster(desk=desk, run=run, entries=entries, version=run.answers_version, names=names, facts=known)
 
 
 def today_run(*, session: Session, desk: Desk, now: datetime) -> ChecklistRun | None:

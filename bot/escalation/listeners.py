@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from bot.errors import ServiceError
 from bot.escalation import service as escalation
 from bot.escalation import views as escalation_views
+from bot.interactions import REPLAYED_CLICK, REPLAYED_SUBMISSION, first_time
 from bot.people.service import Names
 from bot.slack.blocks import escape
 from bot.slack.deps import (
@@ -63,6 +64,8 @@ def _acknowledge(body: dict[str, Any], deps: Deps, now: datetime) -> str | None:
         return STALE
     try:
         with deps.db() as session:
+            if not first_time(session=session, body=body, now=now):
+                return REPLAYED_CLICK
             t = escalation.acknowledge(session=session, escalation_id=esc_id, user_id=user_id(body), now=now)
             names = escalation.names_of(session=session, escalations=[t.escalation])
     except ServiceError as exc:
@@ -131,6 +134,9 @@ def on_resolve_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps
         return
     try:
         with deps.db() as session:
+            if not first_time(session=session, body=body, now=now):
+                ack(response_action="errors", errors={Block.RESOLUTION_NOTE: REPLAYED_SUBMISSION})
+                return
             t = escalation.resolve(session=session, escalation_id=esc_id, user_id=user, note=str(note), now=now)
             names = escalation.names_of(session=session, escalations=[t.escalation])
     except ServiceError as exc:

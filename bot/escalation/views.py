@@ -40,8 +40,8 @@ DETAIL_CUT = 300  # a trader's report quoted in an escalation line
 def state_line(esc: Escalation, desk: Desk, names: Names) -> str:
     level = f" · level {esc.level}" if esc.level > 1 else ""
     if esc.state == EscalationState.RESOLVED and esc.resolved_at is not None:
-        by = escape(names(esc.resolved_by))
-        line = f"✅ *Resolved* by {by} at {local_datetime(esc.resolved_at, desk)}{level}"
+        by = f"by {escape(names(esc.resolved_by))}" if esc.resolved_by else "automatically"
+        line = f"✅ *Resolved* {by} at {local_datetime(esc.resolved_at, desk)}{level}"
         if esc.resolution_note:
             line += f"\n> {escape(esc.resolution_note)}"
         return line
@@ -84,7 +84,8 @@ def escalation_message(esc: Escalation, desk: Desk, names: Names) -> tuple[str, 
         f"Since {since}.",
     ]
     if esc.detail:
-        lines.append(f"Their report: {escape(cut(esc.detail, 1500))}")
+        source = "Their report" if esc.run_id is not None else "From the readiness profile"
+        lines.append(f"{source}: {escape(cut(esc.detail, 1500))}")
     blocks: Blocks = [
         {"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": md("\n".join(lines))},
         {"type": "context", "elements": [md(state_line(esc, desk, names))]},

@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot.checklist import listeners as checklist_listeners
 from bot.checklist import report_listeners
 from bot.escalation import listeners as escalation_listeners
+from bot.profile import listeners as profile_listeners
 from bot.slack import commands, home, settings
 from bot.slack.deps import Deps
 from bot.summary import listeners as summary_listeners
@@ -26,6 +27,7 @@ LISTENERS = (
     summary_listeners,
     escalation_listeners,
     settings,
+    profile_listeners,
 )
 
 

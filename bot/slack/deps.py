@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.crypto import Keyring
 from bot.db import read_scope, session_scope
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,10 @@ class Deps:
     urgent_executor: Executor | None = None
     modal_client: WebClient | None = None
     names_client: WebClient | None = None  # users.info, for a user the bot has never seen
-    secret_keys: str | None = None  # PREFLIGHT_SECRET_KEY: encrypts pager secrets set from Slack
     # Draws a user's App Home (bot.slack.home.publish, set by bot.runtime: listeners of every
     # capability can ask for it without importing App Home, which reads every capability).
     home_publisher: Callable[..., None] | None = None
+    keys: Keyring = field(default_factory=lambda: Keyring(None))  # secrets at rest, signed exports
 
     def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""

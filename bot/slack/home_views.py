@@ -159,15 +159,17 @@ def _manager_blocks(data: HomeData, room: int) -> Blocks:
     return blocks
 
 
-def home_view(data: HomeData) -> dict[str, Any]:
-    """The user's App Home."""
+def home_view(data: HomeData, extra: Blocks | None = None) -> dict[str, Any]:
+    """The user's App Home; ``extra`` (the readiness profile's section) goes before the usage
+    and the manager's desks give way to it, so the view stays within Slack's 100 blocks."""
+    extra = extra or []
     blocks: Blocks = [
         {"type": "header", "text": plain("IB Preflight")},
     ]
     if data.trading:
         blocks += _trader_blocks(data)
     if data.managed:
-        blocks += _manager_blocks(data, VIEW_BLOCKS - len(blocks) - 4)
+        blocks += _manager_blocks(data, VIEW_BLOCKS - len(blocks) - 4 - len(extra))
     if not data.trading and not data.managed:
         blocks.append(section(checklist_views.not_on_a_desk_text(data.contacts, [], data.names)))
     if data.admin:
@@ -178,5 +180,7 @@ def home_view(data: HomeData) -> dict[str, Any]:
             }
         )
         blocks.append(context_block("You're a workspace admin: you can create desks and change any desk's settings."))
+    room = VIEW_BLOCKS - len(blocks) - 2
+    blocks += extra[:room]
     blocks += [{"type": "divider"}, section(checklist_views.USAGE)]
     return {"type": "home", "blocks": blocks[:VIEW_BLOCKS]}

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.checklist import service as checklist
+from bot.crypto import Keyring
 from bot.desks import away, views
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
@@ -215,7 +216,7 @@ def save_settings(
     desk_id: int | None,
     large: bool,
     values: dict[str, Any],
-    keys: str | None,
+    keys: Keyring | None,
     now: datetime,
 ) -> tuple[Desk, bool]:
     """Create or change a desk through the CLI's service functions, in one transaction:
@@ -300,7 +301,7 @@ def on_settings_submitted(ack: Ack, body: dict[str, Any], client: WebClient, dep
     try:
         with deps.db() as session:
             desk, created = save_settings(
-                session, user=user, desk_id=desk_id, large=large, values=values, keys=deps.secret_keys, now=now
+                session, user=user, desk_id=desk_id, large=large, values=values, keys=deps.keys, now=now
             )
             name = desk.name
             everyone = desks.all_member_ids(session=session)

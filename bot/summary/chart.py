@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import io
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-
 from bot.summary.report import DayOutcome, WeeklyReport
 
 DPI = 100
@@ -78,6 +73,13 @@ def render_heatmap(report: WeeklyReport) -> bytes:
     """PNG bytes; rows labelled with people's names (IDs only for users the cache doesn't know)."""
     names = report.names
     users = chart_rows(report)
+    # matplotlib is imported here, not at module import: it costs ~1 s of every process's
+    # start-up (serve, every CLI command) and only the weekly summary needs it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     days = report.weekdays
     index = {o: i for i, o in enumerate(ORDER)}
     grid = [[index[report.rows[u].days.get(d, DayOutcome.NOT_POSTED)] for d in days] for u in users] or [
