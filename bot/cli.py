@@ -88,7 +88,26 @@ def build_parser() -> Parser:
     add.add_argument("--timezone", required=True, help="IANA zone, e.g. America/New_York")
     add.add_argument("--post-at", required=True, help="desk-local HH:MM")
     add.add_argument("--deadline", required=True, help="desk-local HH:MM")
-    desk.add_parser("list", help="list desks")
+    desk.add_parser("list", help="list desks (people by name and Slack ID)")
+    remove = desk.add_parser("remove", help="delete a desk with its history (asks for --yes)")
+    remove.add_argument("name")
+    remove.add_argument("--yes", action="store_true", help="really delete it")
+    rename = desk.add_parser("rename", help="rename a desk")
+    rename.add_argument("name")
+    rename.add_argument("new_name", metavar="NEW")
+    rename.set_defaults(field_hints={"desk_name": "NEW"})
+    mem = desk.add_parser("members", help="add or remove a desk's traders and managers")
+    mem.add_argument("name")
+    for flag, what in (
+        ("--add-traders", "traders to add"),
+        ("--remove-traders", "traders to remove"),
+        ("--add-managers", "managers to add"),
+        ("--remove-managers", "managers to remove"),
+    ):
+        mem.add_argument(flag, default="", help=f"comma-separated user IDs: {what}")
+    mem.set_defaults(
+        field_hints={"traders": "--add-traders/--remove-traders", "managers": "--add-managers/--remove-managers"}
+    )
     dset = desk.add_parser("set", help="change a desk's escalation policy, pager and weekly summary")
     dset.add_argument("name")
     dset.add_argument("--reminder-minutes", type=int, help="reminder DM this long before the deadline (0: none)")
@@ -253,9 +272,15 @@ def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
 def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
     from bot.desks import service as desks
+    from bot.people import service as people
 
     with session_scope(_database(settings)) as session:
         rows = [desks.describe(session=session, desk=d) for d in desks.list_desks(session=session)]
+        names = people.names_for(session=session, user_ids=[u for r in rows for u in (*r.managers, *r.traders)])
+
+    def who(users: list[str]) -> str:
+        return ",".join(f"{_plain(names(u))} ({u})" if u in names else u for u in users)
+
     if not rows:
         print("No desks yet. Add one with: preflight desk add NAME --channel ... (see --help)")
         return 0
@@ -267,14 +292,92 @@ def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
             r.desk.timezone,
             r.desk.post_at,
             r.desk.deadline,
-            ",".join(r.managers),
-            ",".join(r.traders),
+            who(r.managers),
+            who(r.traders),
         )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _plain(text: str) -> str:
+    """A name for a terminal: no control characters (a name can't move the cursor or recolour)."""
+    return "".join(c for c in text if c.isprintable())
+
+
+def _desk_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.runtime import utc_now
+
+    engine = _database(settings)
+    with session_scope(engine) as session:
+        desks.get_desk(session=session, name=args.name)  # a missing desk is the error, with or without --yes
+    if not args.yes:
+        raise CliError(
+            f"preflight desk remove: this deletes {args.name} and its whole history; run again with --yes to do it"
+        )
+    with session_scope(engine) as session:
+        desks.remove_desk(session=session, name=args.name, now=utc_now(), actor="cli")
+    print(f"Removed desk {args.name}.")
+    return 0
+
+
+def _desk_rename(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.runtime import utc_now
+
+    with session_scope(_database(settings)) as session:
+        desk = desks.get_desk(session=session, name=args.name)
+        assert desk.id is not None
+        desks.update_desk(session=session, desk_id=desk.id, now=utc_now(), actor="cli", name=args.new_name)
+    print(f"Renamed desk {args.name} to {args.new_name}.")
+    return 0
+
+
+def _desk_members(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.desks.models import Role
+    from bot.runtime import utc_now
+
+    lists = {
+        key: desks.parse_user_list(value) if value else []
+        for key, value in (
+            ("add_traders", args.add_traders),
+            ("remove_traders", args.remove_traders),
+            ("add_managers", args.add_managers),
+            ("remove_managers", args.remove_managers),
+        )
+    }
+    if not any(lists.values()):
+        raise CliError("preflight desk members: nothing to change (see preflight desk members --help)")
+    with session_scope(_database(settings)) as session:
+        desk = desks.get_desk(session=session, name=args.name)
+        assert desk.id is not None
+        changed = desks.update_desk(
+            session=session,
+            desk_id=desk.id,
+            now=utc_now(),
+            actor="cli",
+            add_traders=lists["add_traders"],
+            remove_traders=lists["remove_traders"],
+            add_managers=lists["add_managers"],
+            remove_managers=lists["remove_managers"],
+        )
+        traders = len(desks.members(session=session, desk_id=desk.id, role=Role.TRADER))
+        managers = len(desks.members(session=session, desk_id=desk.id, role=Role.MANAGER))
+    what = ", ".join(
+        f"{label} {len(change[kind])} {role}"
+        for role, change in changed.items()
+        for kind, label in (("added", "added"), ("removed", "removed"))
+        if change[kind]
+    )
+    print(f"Desk {args.name}: {what or 'nothing changed'}; now {managers} manager(s), {traders} trader(s).")
     return 0
 
 
@@ -480,6 +583,7 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
     if all(v is None for v in values):
         raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
     from bot.desks import service as desks
+    from bot.runtime import utc_now
 
     with session_scope(_database(settings)) as session:
         desk = desks.configure_desk(
@@ -495,6 +599,8 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
             managers_channel=args.managers_channel,
             summary_delay_minutes=args.summary_delay_minutes,
             grace_minutes=args.grace_minutes,
+            actor="cli",
+            now=utc_now(),
         )
         print(
             f"Desk {desk.name}: reminder {desk.reminder_minutes} min before the deadline, level 2 after "
@@ -547,6 +653,13 @@ def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
         rows = escalation.listing(session=session, open_only=args.open)
         waiting = escalation.waiting_messages(session=session)
         counts = escalation.outbox_counts(session=session)
+        names = escalation.names_of(session=session, escalations=[e for e, _, _ in rows])
+
+    def who(user: str | None) -> str:
+        if not user:
+            return "-"
+        return f"{_plain(names(user))} ({user})" if user in names else user
+
     if not rows:
         print("No open escalations." if args.open else "No escalations.")
     else:
@@ -555,12 +668,12 @@ def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
             (
                 str(e.id),
                 d.name,
-                e.trader_id or "-",
+                who(e.trader_id) if e.trader_id else "-",
                 e.kind,
                 e.state,
                 str(e.level),
                 when_utc(e.opened_at),
-                e.resolved_by or e.acknowledged_by or "-",
+                who(e.resolved_by or e.acknowledged_by),
                 delivery.describe(),
             )
             for e, d, delivery in rows
@@ -635,6 +748,9 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("desk", "add"): _desk_add,
     ("desk", "list"): _desk_list,
     ("desk", "set"): _desk_set,
+    ("desk", "remove"): _desk_remove,
+    ("desk", "rename"): _desk_rename,
+    ("desk", "members"): _desk_members,
     ("escalations", "run"): _escalations_run,
     ("escalations", "list"): _escalations_list,
     ("checklist", "post"): _checklist_post,
@@ -649,16 +765,19 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
 }
 
 
-FIELD_HINTS = {"name": "see 'preflight desk list'"}
+FIELD_HINTS = {"name": "see 'preflight desk list'", "desk_name": ""}
 
 
-def flag_of(field: str) -> str:
-    """The command-line hint for a setting named by a ServiceError's ``field``: its flag."""
-    return FIELD_HINTS.get(field) or "--" + field.replace("_", "-")
+def flag_of(field: str, hints: dict[str, str] | None = None) -> str:
+    """The command-line hint for a setting named by a ServiceError's ``field``: its flag
+    (empty when the error already says what to change)."""
+    hints = {**FIELD_HINTS, **(hints or {})}
+    return hints[field] if field in hints else "--" + field.replace("_", "-")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings()
@@ -666,8 +785,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return HANDLERS[(args.command, sub)](args, settings)
     except (CliError, ConfigError, ServiceError) as exc:
         message = str(exc)
-        if isinstance(exc, ServiceError) and exc.field:
-            message += f" ({flag_of(exc.field)})"  # the domain names the setting; the CLI adds its flag
+        hint = (
+            flag_of(exc.field, getattr(args, "field_hints", None))
+            if isinstance(exc, ServiceError) and exc.field
+            else ""
+        )
+        if hint:
+            message += f" ({hint})"  # the domain names the setting; the CLI adds its flag
         print(f"preflight: error: {message}" if not message.startswith("preflight") else message, file=sys.stderr)
         return EXIT_USAGE
 

@@ -23,9 +23,10 @@ from bot.crypto import Keyring
 from bot.db import make_engine
 from bot.delivery import worker
 from bot.delivery.pager import Pager
+from bot.delivery.slack import delivery_client
 from bot.delivery.worker import OutboxWorker, Pacer, PassResult
 from bot.desks import service as desks
-from bot.slack import notifications
+from bot.slack import home, notifications
 from bot.slack.app import create_app
 from bot.slack.deps import Clock, Deps
 from bot.web import WebApp
@@ -80,6 +81,15 @@ def make_client(settings: Settings) -> WebClient:
     )
 
 
+ROSTER_RATE = 20.0  # roster chat.update calls a minute, all desks: chat.update is Tier 3 (~50/min)
+
+
+def bare_client(client: WebClient) -> WebClient:
+    """The same workspace and timeout, without slack_sdk's retry handlers: the caller decides
+    what a 429 means (a modal trigger expires; the roster waits for its budget)."""
+    return delivery_client(client)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -98,16 +108,32 @@ def build(
     client: WebClient | None = None,
     clock: Clock | None = None,
     executor: Executor | None = None,
+    urgent_executor: Executor | None = None,
     roster_interval: float = 1.0,
+    roster_rate: float = ROSTER_RATE,
 ) -> Runtime:
     _, signing_secret = settings.require_slack()
     engine = engine or make_engine(settings.database_url)
     client = client or make_client(settings)
     clock = clock or clock_of(settings)
-    refresher = RosterRefresher(engine, client, interval=roster_interval)
+    # The roster is cosmetic: its chat.update calls share a budget below Slack's Tier 3
+    # allowance, leaving the rest to escalations (bot.checklist.roster).
+    refresher = RosterRefresher(engine, bare_client(client), interval=roster_interval, rate_per_minute=roster_rate)
     # Work after the acknowledgement (answers, Slack replies) runs on this pool.
     executor = executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack")
-    deps = Deps(engine=engine, clock=clock, refresher=refresher, executor=executor, keys=Keyring(settings.secret_keys))
+    # Modal opens run on a pool of their own, with a client that never retries (bot.slack.deps).
+    urgent_executor = urgent_executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="modal")
+    deps = Deps(
+        engine=engine,
+        clock=clock,
+        refresher=refresher,
+        executor=executor,
+        urgent_executor=urgent_executor,
+        modal_client=bare_client(client),
+        names_client=bare_client(client),  # users.info fails fast: a stranger is looked up again later
+        keys=Keyring(settings.secret_keys),
+        home_publisher=home.publish,
+    )
     bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps)
     web = WebApp(
         bolt, signing_secret=signing_secret or "socket-mode", engine=engine, clock_offset=settings.clock_offset

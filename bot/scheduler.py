@@ -23,9 +23,11 @@ from bot.checklist import jobs
 from bot.checklist import service as checklist
 from bot.checklist.roster import RosterRefresher
 from bot.db import session_scope
+from bot.delivery.slack import delivery_client
 from bot.desks import service as desks
 from bot.desks.models import Desk
 from bot.escalation.jobs import escalation_pass
+from bot.people import jobs as people_jobs
 from bot.profile import jobs as profile_jobs
 from bot.summary import jobs as weekly
 
@@ -59,6 +61,8 @@ class Scheduler:
         self.client = client
         self.refresher = refresher
         self.clock = clock
+        # users.info without in-call retries: a rate limit ends this refresh, the next continues.
+        self.names_client = delivery_client(client)
         self.aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         self._signatures: dict[str, tuple[str, str]] = {}
 
@@ -121,3 +125,11 @@ class Scheduler:
         for result in jobs.catch_up(self.engine, self.client, now=self.clock()):
             log.info("catch-up: %s", result.message)
         self.refresher.sweep()
+        self.refresh_names()
+
+    def refresh_names(self) -> int:
+        """Names of every desk member: unknown ones first, then those older than a day
+        (bot.people.jobs); a ``user_change`` event refreshes one at once."""
+        with session_scope(self.engine) as session:
+            members = desks.all_member_ids(session=session)
+        return people_jobs.refresh(self.engine, self.names_client, members, now=self.clock())

@@ -10,9 +10,18 @@ from sqlalchemy.engine import Engine
 from bot.db import session_scope
 from bot.desks import service as desks
 from bot.desks.models import Desk
+from bot.people import service as people
 
 MANAGERS = ("UMGR1", "UMGR2")
 TRADERS = ("UTRD1", "UTRD2", "UTRD3")
+# The names cache as users.info would fill it (bot.people): display names of the usual people.
+NAMES = {
+    "UMGR1": "Mia Manager",
+    "UMGR2": "Max Manager",
+    "UTRD1": "Alice",
+    "UTRD2": "Bob",
+    "UTRD3": "Carol",
+}
 # Desks in tests exist from well before the weeks they are tested on (never the wall clock).
 CREATED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -28,7 +37,10 @@ def make_desk(
     post_at: str = "08:00",
     deadline: str = "09:00",
     created_at: datetime = CREATED,
+    named: bool = True,
 ) -> Desk:
+    if named:
+        name_people(engine, {u: NAMES[u] for u in (*managers, *traders) if u in NAMES})
     with session_scope(engine) as session:
         return desks.add_desk(
             session=session,
@@ -41,3 +53,11 @@ def make_desk(
             deadline=deadline,
             now=created_at,
         )
+
+
+def name_people(engine: Engine, names: dict[str, str], *, admins: Sequence[str] = ()) -> None:
+    """Put people in the names cache as ``users.info`` would (display name; admin flag)."""
+    with session_scope(engine) as session:
+        for user, name in names.items():
+            profile = people.Profile(user_id=user, display_name=name, real_name=name, is_admin=user in admins)
+            people.remember(session=session, profile=profile, now=CREATED)

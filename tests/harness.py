@@ -83,6 +83,7 @@ class Bot:
         clock: FakeClock | None,
         *,
         roster_interval: float = 0.2,
+        roster_rate: float = 6000.0,
         secret_keys: tuple[str, ...] | None = None,
         clock_offset: int = 0,
     ) -> None:
@@ -97,6 +98,7 @@ class Bot:
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.executor = TrackingExecutor()
+        self.urgent = TrackingExecutor()  # modal opens (bot.slack.deps.Deps.urgent)
         self.clock = clock or FakeClock(datetime.now(UTC))  # unused by the app when clock is None
         self.runtime: Runtime = build(
             settings,
@@ -104,7 +106,9 @@ class Bot:
             client=self.client,
             clock=clock,
             executor=self.executor,
+            urgent_executor=self.urgent,
             roster_interval=roster_interval,
+            roster_rate=roster_rate,
         )
         self.runtime.refresher.start()
         self.server = create_server(self.runtime.web, host="127.0.0.1", port=0, threads=8)
@@ -127,11 +131,14 @@ class Bot:
         self.server.close()
         self.runtime.refresher.stop()
         self.executor.shutdown(wait=True)
+        self.urgent.shutdown(wait=True)
 
     # -- waiting ---------------------------------------------------------------
     def settle(self, timeout: float = 10.0) -> None:
         """Wait for listeners to finish and the roster to be rendered."""
+        self.urgent.drain(timeout)
         self.executor.drain(timeout)
+        self.executor.drain(timeout)  # work the first wave queued
         assert self.runtime.refresher.wait_idle(timeout), "roster refresher did not settle"
 
     # -- raw requests ------------------------------------------------------------
@@ -199,6 +206,32 @@ class Bot:
                 {
                     "action_id": action_id,
                     "block_id": "checklist_actions",
+                    "text": {"type": "plain_text", "text": "x"},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        return self.post_form({"payload": json.dumps(payload)})
+
+    def home_click(
+        self, user: str, action_id: str, value: str = "", *, trigger_id: str | None = None
+    ) -> httpx.Response:
+        """A button clicked in the user's App Home (no channel: the container is the Home view)."""
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T1", "domain": "desk"},
+            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+            "api_app_id": "A1",
+            "token": "legacy",
+            "container": {"type": "view", "view_id": "VHOME"},
+            "trigger_id": trigger_id or f"trig-{user}-{time.monotonic_ns()}",
+            "view": {"id": "VHOME", "type": "home", "callback_id": "", "private_metadata": "", "blocks": []},
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "home",
                     "text": {"type": "plain_text", "text": "x"},
                     "value": value,
                     "type": "button",

@@ -85,6 +85,7 @@ def test_real_report_renders(engine: Engine) -> None:
         loaded = session.get(Desk, desk.id)
         assert loaded is not None
         report = summary.build_summary(session=session, desk=loaded, iso_week="2026-W48", now=utc(2026, 11, 28))
-    png = chart.render_heatmap(report, names={"UTRD1": "Ada"})
+    png = chart.render_heatmap(report)  # rows labelled from the names cache
     assert size(png)[1] == round(chart.figure_size(3)[1] * chart.DPI)
+    assert [report.names(u) for u in chart.chart_rows(report)] == ["Alice", "Bob", "Carol"]
     assert date(2026, 11, 26) in dict(report.holidays)

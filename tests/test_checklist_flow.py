@@ -107,8 +107,8 @@ def test_one_click_confirmation_updates_the_roster_in_place(bot: Bot, fake_slack
     update = fake_slack.of("chat.update")[-1]
     assert (update.params["channel"], update.params["ts"]) == ("C0123", result.ts)
     roster = last_roster(fake_slack)
-    assert "✅ <@UTRD1> — ready (08:05 EST)" in roster
-    assert "⏳ <@UTRD2> — pending" in roster
+    assert "✅ Alice — ready (08:05 EST)" in roster
+    assert "⏳ Bob — pending" in roster
     assert "✅ 1 ready · 🚫 0 restricted · ⏳ 2 pending" in roster
 
 
@@ -149,7 +149,7 @@ def test_report_marks_restricted_gives_matched_guidance_and_keeps_history(bot: B
     guidance = ephemerals(fake_slack, "UTRD2")[-1]
     assert "restricted today" in guidance and "*Device trust*" in guidance and "temporary passcode" in guidance
     assert "*Identity*" not in guidance
-    assert "🚫 <@UTRD2> — restricted today · ⚠️ Authentication (device trust, TWS)" in last_roster(fake_slack)
+    assert "🚫 Bob — restricted today · ⚠️ Authentication (device trust, TWS)" in last_roster(fake_slack)
 
     # A permissions problem gets authorization guidance.
     values = report_values(["permissions"], platform="client_portal", missing="ES futures")
@@ -165,8 +165,8 @@ def test_report_marks_restricted_gives_matched_guidance_and_keeps_history(bot: B
     assert [(a.version, a.status) for a in history] == [(1, "problem"), (2, "confirmed")]
     assert "restriction is cleared" in ephemerals(fake_slack, "UTRD2")[-1]
     roster = last_roster(fake_slack)
-    assert "✅ <@UTRD2> — ready (08:15 EST)" in roster
-    assert "🚫 <@UTRD3> — restricted today · ⚠️ Permissions on Client Portal (trading permission): ES futures" in roster
+    assert "✅ Bob — ready (08:15 EST)" in roster
+    assert "🚫 Carol — restricted today · ⚠️ Permissions on Client Portal (trading permission): ES futures" in roster
 
 
 def test_click_by_someone_not_on_the_desk_is_refused(bot: Bot, fake_slack: FakeSlack) -> None:
@@ -306,7 +306,7 @@ def test_ibstatus_own_status_and_next_checklist(bot: Bot, fake_slack: FakeSlack)
     text = status(bot, "UTRD1")
     # Thanksgiving (Thu 26) is skipped: the next checklist is Fri 27 Nov 08:00 EST.
     assert "*equities*: ✅ ready" in text and "next checklist Fri 27 Nov 08:00 EST" in text
-    assert "not a trader on any desk" in status(bot, "UNOBODY")
+    assert "You're not on any desk yet" in status(bot, "UNOBODY")
 
 
 def test_ibstatus_desk_roster_for_members_only(bot: Bot, fake_slack: FakeSlack) -> None:
@@ -316,7 +316,7 @@ def test_ibstatus_desk_roster_for_members_only(bot: Bot, fake_slack: FakeSlack) 
     bot.click("UTRD2", Action.CONFIRM_ALL, str(result.run_id))
     bot.settle()
     text = status(bot, "UTRD1", "desk")
-    assert "✅ 1 ready · 🚫 0 restricted · ⏳ 2 pending" in text and "✅ <@UTRD2> — ready" in text
+    assert "✅ 1 ready · 🚫 0 restricted · ⏳ 2 pending" in text and "✅ Bob — ready" in text
     assert status(bot, "UTRD1", "desk equities") == text
     assert "not on a desk named `rates`" in status(bot, "UTRD1", "desk rates")
     assert "several desks" in status(bot, "UMGR1", "desk")
@@ -329,7 +329,7 @@ def test_ibstatus_user_for_managers_of_that_desk(bot: Bot, fake_slack: FakeSlack
     bot.click("UTRD3", Action.CONFIRM_ALL, str(result.run_id))
     bot.settle()
     text = status(bot, "UMGR1", "<@UTRD3|carol>")
-    assert "<@UTRD3>" in text and "✅ ready" in text
+    assert "Carol" in text and "<@UTRD3>" not in text and "✅ ready" in text
     refused = status(bot, "UTRD1", "<@UTRD3>")
     assert "Only managers" in refused and "ready" not in refused
 

@@ -370,3 +370,46 @@ def test_a_deadline_after_the_close_and_the_grace_period(
     assert code == 0 and "a late checklist gets at least 20 min" in out
     code, out, err = run(capsys, ["desk", "set", "equities", "--grace-minutes", "-1"])
     assert code == 2 and "grace period" in err and "(--grace-minutes)" in err
+
+
+def test_desk_remove_members_rename_and_names_in_the_listing(
+    env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.factories import name_people
+
+    assert run(capsys, ADD)[0] == 0
+    name_people(engine, {"U03": "Ada Lovelace", "U01": "Mia"})
+    code, out, _ = run(capsys, ["desk", "list"])
+    assert out.strip().splitlines()[1].endswith("Mia (U01),U02  Ada Lovelace (U03),U04,U05")  # names and IDs
+
+    before = snapshot(engine)
+    for argv, needle in (
+        (["desk", "remove", "equities"], "--yes"),
+        (["desk", "remove", "nosuch", "--yes"], "no desk named 'nosuch'"),
+        (["desk", "members", "equities"], "nothing to change"),
+        (["desk", "members", "equities", "--add-traders", "bob"], "not a Slack user ID"),
+        (["desk", "members", "equities", "--remove-managers", "U01,U02"], "at least one manager"),
+        (["desk", "rename", "equities", "Equities Desk"], "desk name"),
+    ):
+        code, out, err = run(capsys, argv)
+        assert (code, out) == (2, ""), argv
+        assert err.count("\n") == 1 and needle in err, (argv, err)
+    assert snapshot(engine) == before
+
+    code, out, err = run(capsys, ["desk", "members", "equities", "--add-traders", "U06", "--remove-traders", "U03"])
+    assert code == 0 and "added 1 traders, removed 1 traders" in out and "now 2 manager(s), 3 trader(s)" in out
+    assert run(capsys, ["desk", "rename", "equities", "global-equities"])[0] == 0
+    code, out, _ = run(capsys, ["desk", "list"])
+    assert "global-equities" in out and "U06" in out and "U03" not in out
+    with engine.connect() as conn:
+        actions = [r[0] for r in conn.execute(text("SELECT action FROM audit_event ORDER BY id"))]
+        actors = {r[0] for r in conn.execute(text("SELECT actor FROM audit_event"))}
+    assert actions == ["desk_created", "desk_changed", "desk_changed"] and actors == {"cli"}
+
+    code, out, err = run(capsys, ["desk", "remove", "global-equities", "--yes"])
+    assert code == 0 and "Removed desk global-equities" in out
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM desk")).scalar_one() == 0
+        assert conn.execute(text("SELECT COUNT(*) FROM desk_member")).scalar_one() == 0
+        removed = conn.execute(text("SELECT action, subject, desk_id FROM audit_event")).all()
+    assert [tuple(r) for r in removed] == [("desk_removed", "desk:global-equities", None)]

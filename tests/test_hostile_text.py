@@ -21,6 +21,7 @@ from bot.checklist.views import checklist_message
 from bot.desks.models import Desk
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
+from bot.people.service import Names
 from bot.runtime import deliver_due
 from bot.slack.blocks import escape
 from bot.slack.ids import Action, Callback
@@ -88,8 +89,12 @@ def test_every_builder_escapes_user_text() -> None:
         missing_permissions=HOSTILE, contingency_gaps="secondary_interface", note=HOSTILE, restricted=True,
         created_at=at,
     )  # fmt: skip
-    roster = Roster(desk=desk, run=run, entries=[RosterEntry("UTRD1", TraderState.RESTRICTED, answer)], version=1)
+    names = Names({"UTRD1": HOSTILE[:40], "UMGR1": HOSTILE[-40:]})  # display names are user text too
+    roster = Roster(
+        desk=desk, run=run, entries=[RosterEntry("UTRD1", TraderState.RESTRICTED, answer)], version=1, names=names
+    )
     _assert_inert(checklist_message(roster))
+    _assert_inert(escalation_views.reminder_message(desk, run, "UTRD1"))
     detail = problem_summary(answer) + f" — “{answer.note}”"
     for state in EscalationState:
         esc = Escalation(
@@ -97,10 +102,12 @@ def test_every_builder_escapes_user_text() -> None:
             detail=detail, opened_at=at, acknowledged_at=at, acknowledged_by="UMGR1", resolved_at=at,
             resolved_by="UMGR1", resolution_note=HOSTILE,
         )  # fmt: skip
-        _assert_inert(escalation_views.escalation_message(esc, desk))
-        _assert_inert(escalation_views.level2_message(esc, desk, ["UMGR1"], 15))
-        _assert_inert(escalation_views.manager_escalations_text([(esc, desk)], 1))
-        _assert_inert(escalation_views.own_escalations_text([(esc, desk)]))
+        _assert_inert(escalation_views.escalation_message(esc, desk, names))
+        _assert_inert(escalation_views.level2_message(esc, desk, ["UMGR1"], 15, names))
+        _assert_inert(escalation_views.manager_escalations_text([(esc, desk)], 1, names))
+        _assert_inert(escalation_views.own_escalations_text([(esc, desk)], names))
+        _assert_inert(escalation_views.digest_message([esc, esc], desk, names, "digest:7:3:UMGR1"))
+        _assert_inert(escalation_views.resolve_modal(esc, desk, names))
 
 
 @pytest.mark.usefixtures("fake_pager")

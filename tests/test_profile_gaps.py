@@ -247,7 +247,7 @@ def test_the_weekly_summary_shows_profile_gaps(bot: Bot, fake_slack: FakeSlack) 
     reasons = {a.user_id: a.reasons for a in report.attention}
     assert "profile: no recovery path" in reasons["UTRD1"] and "1 flagged automation" in reasons["UTRD3"]
     assert all(row.values["profile_gap"] is None for row in previous.rows.values())  # not before it opened
-    table = "".join(summary_views.table_chunks(report))
+    table = json.dumps(summary_views.table_block(report, chars=11000)[0])
     assert "profile" in table and "no recovery path" in table
     with Session(engine) as session:
         assert (

@@ -14,7 +14,16 @@ from bot.checklist.facts import facts_for
 from bot.checklist.models import ChecklistRun
 from bot.errors import ServiceError
 from bot.interactions import REPLAYED_CLICK, first_time
-from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
+from bot.slack.deps import (
+    Deps,
+    action_value,
+    channel_id,
+    ephemeral,
+    open_modal_now,
+    open_view,
+    parse_int,
+    user_id,
+)
 from bot.slack.ids import Action
 
 ALREADY_READY = "✅ Already recorded — you're marked *ready* for today."
@@ -23,7 +32,7 @@ STALE = "This checklist is no longer available. Use today's checklist in the des
 
 def register(app: App) -> None:
     app.action(Action.CONFIRM_ALL)(on_confirm_all)
-    app.action(Action.REPORT_PROBLEM)(ack_then(open_report_modal))
+    app.action(Action.REPORT_PROBLEM)(open_modal_now(open_report_modal))
 
 
 def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -55,6 +64,8 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
         deps.refresher.notify(run_id)
     if reply:
         deps.later(ephemeral, client=client, channel=channel, user=user, text=reply)
+    if stored:
+        deps.after_home_click(body, client, now)
 
 
 def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -74,4 +85,4 @@ def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: 
     if view is None:
         ephemeral(client, channel=channel, user=user, text=refusal)
         return
-    client.views_open(trigger_id=body["trigger_id"], view=view)
+    open_view(deps, body, view, client=client)

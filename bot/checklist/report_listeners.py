@@ -149,3 +149,5 @@ def on_report_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps:
     if result.outcome is checklist.AnswerOutcome.STORED and run_id is not None:
         deps.refresher.notify(run_id)
     deps.later(ephemeral, client=client, channel=channel, user=user, text=text)
+    if channel is None and deps.home_publisher is not None:  # reported from App Home: draw it again
+        deps.later(deps.home_publisher, client=client, deps=deps, user=user, now=now)

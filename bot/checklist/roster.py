@@ -5,6 +5,15 @@ Answers bump ``checklist_run.answers_version``. The refresher renders a run when
 message; the claim is a conditional UPDATE, so several threads or replicas
 coalesce through the database and the final state always appears. The lease is
 operational wall-clock time, not the domain clock.
+
+The roster is cosmetic, escalations are not: ``chat.update`` is a Tier 3 method (about 50
+calls a minute per workspace, https://api.slack.com/methods/chat.update), shared with the
+outbox's in-place updates of escalation messages. Roster updates of *all* desks therefore
+share one budget (``rate_per_minute``, below the tier) and honour ``Retry-After`` by pausing
+every roster update; the client has no retry handlers, so a 429 never hides inside a call.
+A refused update (``msg_blocks_too_long``, ``invalid_blocks``…) is retried once in compact
+form; if that is refused too, that version is given up (logged once) instead of being retried
+unchanged forever: the next answer renders again.
 """
 
 from __future__ import annotations
@@ -34,6 +43,48 @@ def _wallclock() -> datetime:
     return datetime.now(UTC)
 
 
+class Budget:
+    """Calls a minute, spaced evenly (monotonic clock); ``pause`` honours a Retry-After."""
+
+    def __init__(self, per_minute: float | None) -> None:
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait_needed(self) -> float:
+        with self._lock:
+            return max(0.0, self._next - time.monotonic())
+
+    def take(self) -> float:
+        """0.0 and the slot is taken, or the seconds to wait for the next one."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                return self._next - now
+            self._next = now + self.interval
+            return 0.0
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+RETRYABLE = 5.0  # seconds before retrying after an outage (5xx, timeout)
+PERMANENT = frozenset(
+    {"msg_blocks_too_long", "invalid_blocks", "invalid_blocks_format", "too_many_attachments", "msg_too_long"}
+)
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    raw = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
+    if isinstance(raw, list):
+        raw = raw[0]
+    try:
+        return max(float(raw), 0.5)
+    except ValueError:
+        return 1.0
+
+
 class RosterRefresher:
     def __init__(
         self,
@@ -42,10 +93,14 @@ class RosterRefresher:
         *,
         interval: float = 1.0,
         wallclock: Callable[[], datetime] = _wallclock,
+        rate_per_minute: float | None = None,
     ) -> None:
         self._engine = engine
         self._client = client
         self._interval = interval
+        self.budget = Budget(rate_per_minute)
+        self.refused: dict[int, str] = {}  # run id -> Slack's error for its last refused version
+        self.compact: set[int] = set()  # runs whose full roster Slack refused: compact from now on
         self._wallclock = wallclock
         self._due: list[tuple[float, int]] = []
         self._cond = threading.Condition()
@@ -113,6 +168,9 @@ class RosterRefresher:
     def refresh(self, run_id: int) -> float | None:
         """Render one run if it is stale and its lease is free. Returns seconds until the
         next attempt is needed, or None when the message is up to date."""
+        wait = self.budget.wait_needed()
+        if wait > 0:
+            return wait
         now = self._wallclock()
         lease = timedelta(seconds=self._interval)
         with session_scope(self._engine) as session:
@@ -132,13 +190,37 @@ class RosterRefresher:
                 return self._wait_needed(session, run_id, now)
             run = session.get(ChecklistRun, run_id)
             assert run is not None and run.message_ts is not None
-            text, blocks = checklist_message(roster(session=session, run=run))
+            current = roster(session=session, run=run)
             version, channel, ts = run.answers_version, run.channel_id, run.message_ts
-        try:
-            self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
-        except SlackApiError as exc:
-            log.warning("chat.update for run %s failed: %s", run_id, exc.response.get("error"))
-            return 5.0
+        for compact in (False, True) if run_id not in self.compact else (True,):
+            text, blocks = checklist_message(current, compact=compact)
+            if self.budget.take() > 0:  # a compact retry waits for its turn
+                return self.budget.wait_needed() or 1.0
+            try:
+                self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "")
+                if exc.response.status_code == 429:
+                    pause = _retry_after(exc)
+                    self.budget.pause(pause)
+                    log.info("chat.update rate limited: roster updates pause %.1fs", pause)
+                    return pause
+                if error in PERMANENT or (exc.response.status_code < 500 and error):
+                    if not compact:
+                        self.compact.add(run_id)
+                        continue  # try the compact roster
+                    if self.refused.get(run_id) != error:
+                        log.warning("Slack refused run %s's roster (%s); version %s given up", run_id, error, version)
+                    self.refused[run_id] = error
+                    break
+                log.warning("chat.update for run %s failed: %s", run_id, error or exc.response.status_code)
+                return RETRYABLE
+            except Exception as exc:  # Slack unreachable
+                log.warning("chat.update for run %s failed: %r", run_id, exc)
+                return RETRYABLE
+            else:
+                self.refused.pop(run_id, None)
+                break
         done = self._wallclock()
         greatest = func.max if self._engine.dialect.name == "sqlite" else func.greatest
         with session_scope(self._engine) as session:

@@ -25,9 +25,12 @@ from bot.checklist.models import (
     Platform,
 )
 from bot.db import ClaimOutcome, claim_row, insert_or_skip
+from bot.desks import away
 from bot.desks.models import Desk, Role
-from bot.desks.service import is_member, members
+from bot.desks.service import desks_of_user, is_member, members
 from bot.errors import ServiceError
+from bot.people import service as people
+from bot.people.service import Names
 from bot.secret_text import REFUSAL as SECRET_REFUSAL
 from bot.secret_text import looks_like_secret
 
@@ -404,6 +407,7 @@ class TraderState(StrEnum):
     READY = "ready"
     RESTRICTED = "restricted"
     PENDING = "pending"
+    AWAY = "away"  # no answer, and away today: not expected to answer
 
 
 @dataclass(frozen=True)
@@ -419,10 +423,14 @@ class Roster:
     run: ChecklistRun
     entries: list[RosterEntry]
     version: int
+    names: Names = field(default_factory=Names)
     facts: dict[str, TraderFacts] = field(default_factory=dict)  # from capabilities above (bot.checklist.facts)
 
     def count(self, state: TraderState) -> int:
         return sum(1 for e in self.entries if e.state == state)
+
+    def of(self, state: TraderState) -> list[RosterEntry]:
+        return [e for e in self.entries if e.state == state]
 
     def entry(self, user_id: str) -> RosterEntry | None:
         return next((e for e in self.entries if e.user_id == user_id), None)
@@ -436,21 +444,24 @@ def current_answers(*, session: Session, run_id: int) -> dict[str, Answer]:
     return {a.user_id: a for a in answers}  # later versions overwrite earlier ones
 
 
-def state_of(answer: Answer | None) -> TraderState:
+def state_of(answer: Answer | None, is_away: bool = False) -> TraderState:
     if answer is None:
-        return TraderState.PENDING
+        return TraderState.AWAY if is_away else TraderState.PENDING
     return TraderState.RESTRICTED if answer.restricted else TraderState.READY
 
 
 def roster(*, session: Session, run: ChecklistRun) -> Roster:
+    """Every trader's state for a run, with their names (from the cache: no Slack call)."""
     assert run.id is not None
     desk = session.get(Desk, run.desk_id)
     assert desk is not None
     traders = members(session=session, desk_id=run.desk_id, role=Role.TRADER)
     latest = current_answers(session=session, run_id=run.id)
-    entries = [RosterEntry(u, state_of(latest.get(u)), latest.get(u)) for u in traders]
+    gone = away.away_on(session=session, user_ids=traders, day=run.trading_date)
+    entries = [RosterEntry(u, state_of(latest.get(u), u in gone), latest.get(u)) for u in traders]
+    names = people.names_for(session=session, user_ids=traders)
     known = facts_for(session, run, traders)
-    return Roster(desk=desk, run=run, entries=entries, version=run.answers_version, facts=known)
+    return Roster(desk=desk, run=run, entries=entries, version=run.answers_version, names=names, facts=known)
 
 
 def today_run(*, session: Session, desk: Desk, now: datetime) -> ChecklistRun | None:
@@ -467,3 +478,19 @@ def next_post_time(desk: Desk, now: datetime) -> datetime:
             return plan.post_at
         day = calendar.next_trading_day(day)
     raise ServiceError("no trading day in the next two weeks")
+
+
+def mark_changed(*, session: Session, user_id: str, now: datetime) -> list[int]:
+    """Today's posted runs of the desks ``user_id`` trades on must be drawn again (they went
+    away or came back): their ``answers_version`` is bumped; the run ids to refresh."""
+    touched: list[int] = []
+    for desk in desks_of_user(session=session, user_id=user_id, role=Role.TRADER):
+        run = today_run(session=session, desk=desk, now=now)
+        if run is not None and run.id is not None and run.message_ts is not None:
+            session.execute(
+                update(ChecklistRun)
+                .where(col(ChecklistRun.id) == run.id)
+                .values(answers_version=ChecklistRun.answers_version + 1)
+            )
+            touched.append(run.id)
+    return touched

@@ -24,13 +24,35 @@ from bot.checklist.models import (
     ContingencyGap,
     PermissionGap,
 )
-from bot.checklist.service import Roster, TraderState
+from bot.checklist.service import Roster, RosterEntry, TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
 from bot.desks.models import Desk
-from bot.slack.blocks import Blocks, context_block, escape, local_datetime, local_time, plain, section
+from bot.people.service import Names
+from bot.slack.blocks import (
+    HEADER_TEXT,
+    MESSAGE_BLOCKS,
+    MESSAGE_CHARS,
+    Blocks,
+    Group,
+    Packed,
+    context_block,
+    cut,
+    escape,
+    local_datetime,
+    local_time,
+    pack,
+    plain,
+    section,
+    text_size,
+)
 from bot.slack.ids import FIELD, Action, Block, Callback
 
-STATE_ICON = {TraderState.READY: "✅", TraderState.RESTRICTED: "🚫", TraderState.PENDING: "⏳"}
+STATE_ICON = {
+    TraderState.READY: "✅",
+    TraderState.RESTRICTED: "🚫",
+    TraderState.PENDING: "⏳",
+    TraderState.AWAY: "🌴",
+}
 CHECK_QUESTION = {
     Check.AUTHENTICATION: "Can you complete login *and* the second factor from your primary device?",
     Check.PERMISSIONS: "Are the trading permissions and market-data subscriptions for everything you'll trade "
@@ -39,6 +61,11 @@ CHECK_QUESTION = {
     "one (an authenticator app, a Digital Security Card+, or IB Key if your primary is something else) — *and* a "
     "secondary interface?",
 }
+PROBLEM_CUT = 160  # a problem summary in a roster line (the full one is in the export)
+
+
+def _problem(answer: Answer) -> str:
+    return escape(cut(problem_summary(answer), PROBLEM_CUT))
 
 
 def weekly_login_done(answer: Answer | None) -> bool:
@@ -58,31 +85,34 @@ def _facts_suffix(answer: Answer | None, facts: TraderFacts | None) -> str:
     return "".join(f" · {b}" for b in bits)
 
 
-def _roster_line(
-    user_id: str, state: TraderState, answer: Answer | None, desk: Desk, facts: TraderFacts | None = None
-) -> str:
-    line = f"{STATE_ICON[state]} <@{user_id}>"
+def _roster_line(entry: RosterEntry, names: Names, desk: Desk, facts: TraderFacts | None = None) -> str:
+    """One trader's line: the name is plain text (escaped), never a mention: the roster pings nobody."""
+    line = f"{STATE_ICON[entry.state]} {escape(names(entry.user_id))}"
+    answer = entry.answer
+    if entry.state is TraderState.AWAY:
+        return line + " — away"
     extra = _facts_suffix(answer, facts)
     if answer is None:
         return line + " — pending" + extra
     when = local_time(answer.created_at, desk)
-    if state is TraderState.READY:
+    if entry.state is TraderState.READY:
         return line + f" — ready ({when})" + extra
-    return line + f" — restricted today · ⚠️ {escape(problem_summary(answer))} ({when})" + extra
+    return line + f" — restricted today · ⚠️ {_problem(answer)} ({when})" + extra
 
 
 def roster_summary(roster: Roster) -> str:
     deadline = local_time(roster.run.deadline_at, roster.desk)
+    away = roster.count(TraderState.AWAY)
     return (
         f"*Roster* — ✅ {roster.count(TraderState.READY)} ready · 🚫 {roster.count(TraderState.RESTRICTED)} "
-        f"restricted · ⏳ {roster.count(TraderState.PENDING)} pending · deadline {deadline}"
+        f"restricted · ⏳ {roster.count(TraderState.PENDING)} pending"
+        + (f" · 🌴 {away} away" if away else "")
+        + f" · deadline {deadline}"
     )
 
 
 def roster_lines(roster: Roster) -> list[str]:
-    return [
-        _roster_line(e.user_id, e.state, e.answer, roster.desk, roster.facts.get(e.user_id)) for e in roster.entries
-    ]
+    return [_roster_line(e, roster.names, roster.desk, roster.facts.get(e.user_id)) for e in roster.entries]
 
 
 WEEKLY_LOGIN_NAMES = 30
@@ -96,7 +126,7 @@ def weekly_login_text(roster: Roster) -> str | None:
     due = [e.user_id for e in roster.entries if (f := roster.facts.get(e.user_id)) is not None and f.weekly_login]
     if not due:
         return None
-    names = ", ".join(f"<@{u}>" for u in due[:WEEKLY_LOGIN_NAMES])
+    names = ", ".join(escape(roster.names(u)) for u in due[:WEEKLY_LOGIN_NAMES])
     if len(due) > WEEKLY_LOGIN_NAMES:
         names += f" and {len(due) - WEEKLY_LOGIN_NAMES} more (see the roster)"
     return (
@@ -106,8 +136,47 @@ def weekly_login_text(roster: Roster) -> str | None:
     )
 
 
-def checklist_message(roster: Roster) -> tuple[str, Blocks]:
-    """The channel message: the three checks, the two buttons and the live roster."""
+def roster_groups(roster: Roster) -> list[Group]:
+    """The roster for a large desk: problems first (one line each), then who is pending, ready
+    and away as lists of names; what doesn't fit is counted."""
+    names, desk = roster.names, roster.desk
+    by_name = sorted(roster.entries, key=lambda e: names.sort_key(e.user_id))
+
+    def of(state: TraderState) -> list[RosterEntry]:
+        return [e for e in by_name if e.state is state]
+
+    restricted = [
+        f"🚫 {escape(names(e.user_id))} — ⚠️ {_problem(e.answer)}" for e in of(TraderState.RESTRICTED) if e.answer
+    ]
+    pending = [escape(names(e.user_id)) for e in of(TraderState.PENDING)]
+    ready = [
+        f"{escape(names(e.user_id))} ({local_time(e.answer.created_at, desk).split()[0]})"
+        for e in of(TraderState.READY)
+        if e.answer
+    ]
+    away = [escape(names(e.user_id)) for e in of(TraderState.AWAY)]
+    return [
+        Group(f"🚫 *Restricted today* ({len(restricted)})", restricted, "{n} more restricted"),
+        Group(f"⏳ *Pending* ({len(pending)})", pending, "{n} more pending", inline=True),
+        Group(f"✅ *Ready* ({len(ready)})", ready, "{n} more ready", inline=True),
+        Group(f"🌴 *Away* ({len(away)})", away, "{n} more away", inline=True),
+    ]
+
+
+def roster_sections(roster: Roster, *, chars: int, sections: int) -> Packed:
+    """The roster as section texts within ``chars`` characters and ``sections`` sections: a
+    line per trader when the whole desk fits, else grouped (problems first, then counted)."""
+    lines = roster_lines(roster)
+    full = pack([Group("", lines, "{n} more")], chars=chars, sections=sections)
+    if not full.hidden:
+        return full
+    return pack(roster_groups(roster), chars=chars, sections=sections)
+
+
+def checklist_message(roster: Roster, *, compact: bool = False) -> tuple[str, Blocks]:
+    """The channel message: the three checks, the two buttons and the live roster, within
+    Slack's limits at any desk size (``compact``: counts and the first problems only, for
+    when Slack refused the full one)."""
     desk, run = roster.desk, roster.run
     day = f"{run.trading_date:%a %d %b %Y}"
     close = local_time(run.market_close_at, desk)
@@ -125,7 +194,7 @@ def checklist_message(roster: Roster) -> tuple[str, Blocks]:
     weekly = weekly_login_text(roster)
     backed = any(f.verified_backup for f in roster.facts.values())
     blocks: Blocks = [
-        {"type": "header", "text": plain(f"Pre-market checklist · {desk.name} · {day}")},
+        {"type": "header", "text": plain(cut(f"Pre-market checklist · {desk.name} · {day}", HEADER_TEXT))},
         section(checks),
         *([section(weekly)] if weekly else []),
         *(
@@ -133,39 +202,43 @@ def checklist_message(roster: Roster) -> tuple[str, Blocks]:
             if backed
             else []
         ),
-        context_block(f"Answer by {deadline}{early}. Never type IBKR passwords or one-time codes in Slack."),
-        {
-            "type": "actions",
-            "block_id": Block.ACTIONS,
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": Action.CONFIRM_ALL,
-                    "text": plain("✅ All three confirmed"),
-                    "style": "primary",
-                    "value": str(run.id),
-                },
-                {
-                    "type": "button",
-                    "action_id": Action.REPORT_PROBLEM,
-                    "text": plain("⚠️ Report a problem"),
-                    "value": str(run.id),
-                },
-            ],
-        },
+        context_block(f"Answer by *{deadline}*{early}. Never type IBKR passwords or one-time codes in Slack."),
+        answer_buttons(run),
         {"type": "divider"},
         section(roster_summary(roster), block_id=Block.ROSTER),
     ]
-    # A section's text is limited to 3,000 characters: split long rosters into chunks.
-    chunk: list[str] = []
-    for line in roster_lines(roster):
-        if sum(len(x) + 1 for x in chunk) + len(line) > 2900:
-            blocks.append(section("\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        blocks.append(section("\n".join(chunk)))
+    if compact:
+        budget, room = 2500, 2
+    else:
+        budget, room = MESSAGE_CHARS - text_size(blocks) - 200, MESSAGE_BLOCKS - len(blocks) - 1
+    texts = roster_sections(roster, chars=budget, sections=room)
+    blocks += [section(t) for t in texts]
+    if texts.hidden:
+        blocks.append(context_block(f"The whole roster: `/ibstatus desk {desk.name}` or the desk's App Home."))
     return text, blocks
+
+
+def answer_buttons(run: ChecklistRun, block_id: str = Block.ACTIONS) -> dict[str, Any]:
+    """The two answer buttons (the checklist message, the reminder DM and App Home)."""
+    return {
+        "type": "actions",
+        "block_id": block_id,
+        "elements": [
+            {
+                "type": "button",
+                "action_id": Action.CONFIRM_ALL,
+                "text": plain("✅ All three confirmed"),
+                "style": "primary",
+                "value": str(run.id),
+            },
+            {
+                "type": "button",
+                "action_id": Action.REPORT_PROBLEM,
+                "text": plain("⚠️ Report a problem"),
+                "value": str(run.id),
+            },
+        ],
+    }
 
 
 # --- report modal ----------------------------------------------------------------------
@@ -367,26 +440,39 @@ def guidance(answer: Answer) -> str:
 # --- /ibstatus --------------------------------------------------------------------------
 
 USAGE = (
-    "*`/ibstatus`* — your status today and the next checklist time\n"
+    "*`/ibstatus`* — your status today (traders) or your desks' state (managers)\n"
     "*`/ibstatus desk [NAME]`* — today's roster of a desk you belong to\n"
     "*`/ibstatus @user`* — one trader's status (managers of that trader's desk)\n"
     "*`/ibstatus escalations`* — open escalations on the desks you manage\n"
     "*`/ibstatus week [2026-W48] [DESK]`* — the weekly readiness summary (managers; default: this week)\n"
+    "*`/ibstatus away 2026-12-01 2026-12-05 [note]`* — you're away (managers: `/ibstatus away @user …`)\n"
+    "*`/ibstatus back`* — you're back (ends today's away period)\n"
+    "*`/ibstatus setup [DESK]`* — desk settings (the desk's managers, workspace admins)\n"
     "*`/ibstatus help`* — this help"
 )
+ABOUT = (
+    "*IB Preflight* runs the Interactive Brokers pre-market checklist for trading desks: every "
+    "trading morning it asks each trader to confirm login and second factor, permissions and a "
+    "recovery path, shows the desk a live roster, and tells managers who isn't ready."
+)
+# An answer to a slash command is a message: keep it well inside what Slack shows.
+STATUS_CHARS = MESSAGE_CHARS
 
 
 def status_word(state: TraderState, answer: Answer | None) -> str:
+    if state is TraderState.AWAY:
+        return f"{STATE_ICON[state]} away today"
     if answer is None:
         return f"{STATE_ICON[state]} pending"
     if state is TraderState.READY:
         return f"{STATE_ICON[state]} ready"
-    return f"{STATE_ICON[state]} restricted today — ⚠️ {escape(problem_summary(answer))}"
+    return f"{STATE_ICON[state]} restricted today — ⚠️ {_problem(answer)}"
 
 
-def roster_text(roster: Roster) -> str:
-    head = f"*{roster.desk.name}* · {roster.run.trading_date:%a %d %b %Y}"
-    return "\n".join([head, roster_summary(roster), *roster_lines(roster)])
+def roster_text(roster: Roster, *, chars: int = STATUS_CHARS) -> str:
+    head = f"*{escape(roster.desk.name)}* · {roster.run.trading_date:%a %d %b %Y}\n{roster_summary(roster)}"
+    body = roster_sections(roster, chars=chars - len(head) - 10, sections=100)
+    return "\n".join([head, *body])
 
 
 def _status_line(item: TraderStatus) -> str:
@@ -398,8 +484,7 @@ def _status_line(item: TraderStatus) -> str:
 
 
 def own_status_text(items: list[TraderStatus]) -> str:
-    if not items:
-        return "You're not a trader on any desk, so there's no checklist for you.\n\n" + USAGE
+    """A trader's /ibstatus (empty for someone who trades on no desk: the caller says more)."""
     return "\n".join(_status_line(item) for item in items)
 
 
@@ -410,16 +495,41 @@ def desk_status_text(item: DeskStatus) -> str:
     return roster_text(item.roster)
 
 
+def desk_counts_line(item: DeskStatus) -> str:
+    """One line per managed desk: today's counts (or when the next checklist is)."""
+    if item.roster is None:
+        nxt = local_datetime(item.next_post, item.desk)
+        return f"*{item.desk.name}*: today's checklist isn't posted yet · next checklist {nxt}"
+    summary = roster_summary(item.roster).replace("*Roster* — ", "")
+    return f"*{item.desk.name}*: {summary}"
+
+
+def managed_status_text(items: list[DeskStatus], *, chars: int = STATUS_CHARS) -> str:
+    """A manager's /ibstatus: every desk's counts, then its restricted and pending traders."""
+    lines = ["*Your desks today*", *(desk_counts_line(i) for i in items)]
+    groups: list[Group] = []
+    for item in items:
+        if item.roster is None:
+            continue
+        restricted, pending = roster_groups(item.roster)[:2]
+        restricted.heading = f"*{item.desk.name}* · " + restricted.heading
+        pending.heading = f"*{item.desk.name}* · " + pending.heading
+        groups += [restricted, pending]
+    head = "\n".join(lines)
+    return "\n".join([head, *pack(groups, chars=chars - len(head), sections=100)])
+
+
 def trader_status_text(items: list[TraderStatus], trader_id: str) -> str:
-    return "\n".join(f"<@{trader_id}> — " + _status_line(item) for item in items)
+    name = escape(items[0].names(trader_id)) if items else trader_id
+    return "\n".join(f"{name} — " + _status_line(item) for item in items)
 
 
-def home_view(items: list[TraderStatus]) -> dict[str, Any]:
-    """App Home: the user's desks and today's status, and how to use /ibstatus."""
-    blocks: Blocks = [{"type": "header", "text": plain("IB Preflight")}]
-    if items:
-        blocks.append(section("\n".join(_status_line(item) for item in items)))
-    else:
-        blocks.append(section("You're not a trader on any desk. Ask your desk head to add you."))
-    blocks += [{"type": "divider"}, section(USAGE)]
-    return {"type": "home", "blocks": blocks}
+def not_on_a_desk_text(managers: list[str], admins: list[str], names: Names) -> str:
+    """For someone on no desk: what the bot is and who can add them."""
+    who = [escape(names(u)) for u in [*managers, *admins][:10]]
+    ask = (
+        f"Ask {', '.join(who)} (desk managers and workspace admins) to add you."
+        if who
+        else ("Ask your desk's manager or a workspace admin to add you.")
+    )
+    return f"{ABOUT}\n\nYou're not on any desk yet. {ask}"

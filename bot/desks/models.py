@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from bot.dbtypes import UTCDateTime, utcnow
@@ -48,3 +48,19 @@ class DeskMember(SQLModel, table=True):
     desk_id: int = Field(foreign_key="desk.id", index=True, ondelete="CASCADE")
     user_id: str = Field(max_length=32, index=True)
     role: str = Field(max_length=16)
+
+
+class Away(SQLModel, table=True):
+    """A trader away from ``start`` to ``end`` (inclusive, desk-local trading dates): no reminder,
+    no escalation, not counted in the weekly figures. Applies on every desk they trade on."""
+
+    __tablename__ = "away"
+    __table_args__ = (Index("ix_away_user_end", "user_id", "end"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=32)
+    start: date
+    end: date
+    note: str | None = Field(default=None, max_length=200)
+    set_by: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
+from urllib.parse import urlsplit
 
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from bot.calendar import EXCHANGE_TZ, REGULAR_CLOSE, deadline_after_close, parse_hhmm, zone
+from bot.audit import AuditEvent
+from bot.calendar import EXCHANGE_TZ, REGULAR_CLOSE, CalendarError, deadline_after_close, parse_hhmm, zone
 from bot.crypto import CryptoError, Keyring, keyring
 from bot.delivery import pager as pager_mod
 from bot.delivery.pager import PagerTarget
@@ -22,22 +26,58 @@ _USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 _CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,31}$")
 
 
+def valid_name(name: str) -> bool:
+    """Could ``name`` be a desk's name? (Typed text is echoed only when it could be one.)"""
+    return bool(_NAME.match(name))
+
+
 def check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise ServiceError(f"desk name {name!r} is invalid: use lowercase letters, digits, '-' or '_' (at most 64)")
+        shown = f" {name!r}" if len(name) <= 80 else ""
+        raise ServiceError(
+            f"desk name{shown} is invalid: use lowercase letters, digits, '-' or '_' (at most 64)", field="desk_name"
+        )
     return name
 
 
-def check_user_id(value: str) -> str:
+def check_user_id(value: str, field: str | None = None) -> str:
     if not _USER.match(value):
-        raise ServiceError(f"{value!r} is not a Slack user ID (like U0123ABCD)")
+        raise ServiceError(f"{value[:40]!r} is not a Slack user ID (like U0123ABCD)", field=field)
     return value
 
 
-def check_channel_id(value: str) -> str:
+def check_channel_id(value: str, field: str | None = "channel") -> str:
     if not _CHANNEL.match(value):
-        raise ServiceError(f"{value!r} is not a Slack channel ID (like C0123ABCD)")
+        raise ServiceError(f"{value[:40]!r} is not a Slack channel ID (like C0123ABCD)", field=field)
     return value
+
+
+def _check_zone(name: str) -> str:
+    try:
+        zone(name)
+    except CalendarError as exc:
+        raise ServiceError(str(exc), field="timezone") from None
+    return name
+
+
+def _check_times(post_at: str, deadline: str) -> tuple[str, str]:
+    try:
+        post = parse_hhmm(post_at)
+    except CalendarError as exc:
+        raise ServiceError(str(exc), field="post_at") from None
+    try:
+        due = parse_hhmm(deadline)
+    except CalendarError as exc:
+        raise ServiceError(str(exc), field="deadline") from None
+    if due <= post:
+        raise ServiceError(f"the deadline {deadline} must be after the post time {post_at}", field="deadline")
+    return post.strftime("%H:%M"), due.strftime("%H:%M")
+
+
+def _check_unique_name(session: Session, name: str, desk_id: int | None = None) -> None:
+    found = session.exec(select(Desk.id).where(Desk.name == name)).first()
+    if found is not None and found != desk_id:
+        raise ServiceError(f"a desk named {name!r} already exists", field="desk_name")
 
 
 def parse_user_list(value: str) -> list[str]:
@@ -68,36 +108,45 @@ def add_desk(
     post_at: str,
     deadline: str,
     now: datetime,
+    actor: str | None = None,
 ) -> Desk:
+    """Register a desk. Every rule is checked before anything is written; errors carry the
+    setting's ``field`` (the CLI names its flag, the Slack modal shows a field error)."""
     check_name(name)
     check_channel_id(channel_id)
-    for user in (*managers, *traders):
-        check_user_id(user)
-    if not traders:
-        raise ServiceError("a desk needs at least one trader", field="traders")
+    for user in managers:
+        check_user_id(user, "managers")
+    for user in traders:
+        check_user_id(user, "traders")
     if not managers:
         raise ServiceError("a desk needs at least one manager", field="managers")
-    zone(timezone)
-    post, due = parse_hhmm(post_at), parse_hhmm(deadline)
-    if due <= post:
-        raise ServiceError(f"the deadline {deadline} must be after the post time {post_at}", field="deadline")
-    check_deadline_before_close(due, timezone, now)
-    if session.exec(select(Desk).where(Desk.name == name)).first() is not None:
-        raise ServiceError(f"a desk named {name!r} already exists")
-    desk = Desk(
-        name=name,
-        channel_id=channel_id,
-        timezone=timezone,
-        post_at=post.strftime("%H:%M"),
-        deadline=due.strftime("%H:%M"),
-        created_at=now,
-    )
+    if not traders:
+        raise ServiceError("a desk needs at least one trader", field="traders")
+    _check_zone(timezone)
+    post, due = _check_times(post_at, deadline)
+    check_deadline_before_close(parse_hhmm(due), timezone, now)
+    _check_unique_name(session, name)
+    desk = Desk(name=name, channel_id=channel_id, timezone=timezone, post_at=post, deadline=due, created_at=now)
     session.add(desk)
     session.flush()
     assert desk.id is not None
     _add_members(session, desk.id, managers, Role.MANAGER)
     _add_members(session, desk.id, traders, Role.TRADER)
     session.flush()
+    record(
+        session,
+        desk.id,
+        actor,
+        "desk_created",
+        now,
+        desk=name,
+        channel=channel_id,
+        timezone=timezone,
+        post_at=post,
+        deadline=due,
+        managers=list(dict.fromkeys(managers)),
+        traders=len(dict.fromkeys(traders)),
+    )
     return desk
 
 
@@ -114,9 +163,47 @@ def check_deadline_before_close(deadline: time, timezone: str, now: datetime) ->
         )
 
 
+# --- the audit trail of settings ------------------------------------------------------------
+
+SECRET_SETTINGS = frozenset({"pager_secret"})
+
+
+def record(session: Session, desk_id: int | None, actor: str | None, action: str, now: datetime, **detail: Any) -> None:
+    """One audit event about a desk (who, what, before -> after). Secrets never reach it:
+    callers pass ``shown(...)`` values."""
+    session.add(
+        AuditEvent(
+            desk_id=desk_id,
+            at=now,
+            actor=(actor or "cli")[:32],
+            subject=f"desk:{desk_id}" if desk_id is not None else f"desk:{detail.get('desk', '?')}"[:64],
+            action=action,
+            detail=json.dumps(detail, default=str, sort_keys=True),
+        )
+    )
+
+
+def shown(attr: str, value: Any) -> Any:
+    """A setting's value as the audit trail may show it: secrets as (set)/(none), URLs without
+    their path or query (a webhook URL may carry a token)."""
+    if attr in SECRET_SETTINGS:
+        return "(set)" if value else "(none)"
+    if attr == "pager_url" and isinstance(value, str) and value:
+        parts = urlsplit(value)
+        return f"{parts.scheme}://{parts.hostname or ''}/…" if parts.path.strip("/") or parts.query else value
+    return value
+
+
 def _add_members(session: Session, desk_id: int, users: Iterable[str], role: Role) -> None:
     for user in dict.fromkeys(users):
         session.add(DeskMember(desk_id=desk_id, user_id=user, role=role))
+
+
+def get_desk_by_id(*, session: Session, desk_id: int) -> Desk:
+    desk = session.get(Desk, desk_id)
+    if desk is None:
+        raise ServiceError("this desk no longer exists", field="desk_name")
+    return desk
 
 
 def get_desk(*, session: Session, name: str) -> Desk:
@@ -194,11 +281,14 @@ def configure_desk(
     managers_channel: str | None = None,
     summary_delay_minutes: int | None = None,
     grace_minutes: int | None = None,
+    actor: str | None = None,
+    now: datetime | None = None,
 ) -> Desk:
     """Change a desk's escalation policy (reminder, acknowledgement timeout, the grace period
     of a checklist posted late), pager and weekly summary settings; every value is
     checked before anything changes. Errors name the setting in words and carry ``field``
-    (the CLI turns it into a flag, the Slack modal into a field error)."""
+    (the CLI turns it into a flag, the Slack modal into a field error). A change is an audit
+    event (before -> after, secrets masked) when ``now`` is given."""
     desk = get_desk(session=session, name=name)
     _in_range(reminder_minutes, 0, 600, "The reminder lead time", "reminder_minutes")
     _in_range(ack_timeout_minutes, 1, 1440, "The acknowledgement timeout", "ack_timeout_minutes")
@@ -206,10 +296,7 @@ def configure_desk(
     _in_range(grace_minutes, 0, 240, "The grace period of a late checklist", "grace_minutes")
     for value, field in ((escalation_channel, "escalation_channel"), (managers_channel, "managers_channel")):
         if value:
-            try:
-                check_channel_id(value)
-            except ServiceError as exc:
-                raise ServiceError(str(exc), field=field) from None
+            check_channel_id(value, field)
     if pager_kind is not None and pager_kind not in pager_mod.PAGER_KINDS:
         raise ServiceError(
             f"the pager kind must be one of {', '.join(pager_mod.PAGER_KINDS)}, got {pager_kind!r}", field="pager_kind"
@@ -241,12 +328,116 @@ def configure_desk(
         "pager_url": pager_url,
         "managers_channel_id": managers_channel,
     }
+    diff: dict[str, list[Any]] = {}
     for attr, value in changes.items():
         if value is not None or clear.get(attr) == "":
+            before = getattr(desk, attr)
+            if before != value:
+                diff[attr] = [shown(attr, before), "(changed)" if attr in SECRET_SETTINGS else shown(attr, value)]
             setattr(desk, attr, value)
     session.add(desk)
     session.flush()
+    if diff and now is not None:
+        assert desk.id is not None
+        record(session, desk.id, actor, "settings_changed", now, desk=desk.name, changes=diff)
     return desk
+
+
+# --- the desk itself: name, channel, schedule, members, removal ----------------------------
+
+
+def update_desk(
+    *,
+    session: Session,
+    desk_id: int,
+    now: datetime,
+    actor: str | None = None,
+    name: str | None = None,
+    channel_id: str | None = None,
+    timezone: str | None = None,
+    post_at: str | None = None,
+    deadline: str | None = None,
+    managers: Sequence[str] | None = None,
+    traders: Sequence[str] | None = None,
+    add_managers: Sequence[str] = (),
+    remove_managers: Sequence[str] = (),
+    add_traders: Sequence[str] = (),
+    remove_traders: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Change a desk's name, channel, time zone, times or members (a full list, or additions
+    and removals). Everything is checked before anything changes; the change is one audit
+    event. Returns what changed (empty when nothing did)."""
+    desk = get_desk_by_id(session=session, desk_id=desk_id)
+    if name is not None and name != desk.name:
+        check_name(name)
+        _check_unique_name(session, name, desk_id)
+    if channel_id is not None:
+        check_channel_id(channel_id)
+    if timezone is not None:
+        _check_zone(timezone)
+    post, due = _check_times(post_at or desk.post_at, deadline or desk.deadline)
+    if deadline is not None or timezone is not None:
+        check_deadline_before_close(parse_hhmm(due), timezone or desk.timezone, now)
+    current = {role: members(session=session, desk_id=desk_id, role=role) for role in Role}
+    wanted: dict[Role, list[str]] = {}
+    for role, full, add, remove, field in (
+        (Role.MANAGER, managers, add_managers, remove_managers, "managers"),
+        (Role.TRADER, traders, add_traders, remove_traders, "traders"),
+    ):
+        for user in (*(full or ()), *add, *remove):
+            check_user_id(user, field)
+        base = list(full) if full is not None else list(current[role])
+        after = [u for u in dict.fromkeys([*base, *add]) if u not in set(remove)]
+        if not after:
+            raise ServiceError(f"a desk needs at least one {role.value}", field=field)
+        wanted[role] = after
+    diff: dict[str, Any] = {}
+    for attr, value in (
+        ("name", name),
+        ("channel_id", channel_id),
+        ("timezone", timezone),
+        ("post_at", post),
+        ("deadline", due),
+    ):
+        if value is not None and getattr(desk, attr) != value:
+            diff[attr] = [getattr(desk, attr), value]
+            setattr(desk, attr, value)
+    for role, label in ((Role.MANAGER, "managers"), (Role.TRADER, "traders")):
+        before, after = current[role], wanted[role]
+        added = [u for u in after if u not in set(before)]
+        removed = [u for u in before if u not in set(after)]
+        if added or removed:
+            diff[label] = {"added": added, "removed": removed}
+            if removed:
+                session.execute(
+                    delete(DeskMember).where(
+                        col(DeskMember.desk_id) == desk_id,
+                        col(DeskMember.role) == role,
+                        col(DeskMember.user_id).in_(removed),
+                    )
+                )
+            _add_members(session, desk_id, added, role)
+    if diff:
+        session.add(desk)
+        session.flush()
+        record(session, desk_id, actor, "desk_changed", now, desk=desk.name, changes=diff)
+    return diff
+
+
+def remove_desk(*, session: Session, name: str, now: datetime, actor: str | None = None) -> None:
+    """Delete a desk with its runs, answers, escalations and queued notifications. The audit
+    event that says so is kept (it names the desk; it no longer belongs to one)."""
+    desk = get_desk(session=session, name=name)
+    assert desk.id is not None
+    counts = {role.value + "s": len(members(session=session, desk_id=desk.id, role=role)) for role in Role}
+    session.delete(desk)
+    session.flush()
+    record(session, None, actor, "desk_removed", now, desk=name, former_id=desk.id, **counts)
+
+
+def all_member_ids(*, session: Session) -> list[str]:
+    """Every user on any desk (for the names cache)."""
+    return sorted(set(session.exec(select(DeskMember.user_id)).all()))
 
 
 def pager_target(session: Session, desk_id: int) -> PagerTarget | None:

@@ -17,7 +17,17 @@ from bot.errors import ServiceError
 from bot.escalation import service as escalation
 from bot.escalation import views as escalation_views
 from bot.interactions import REPLAYED_CLICK, REPLAYED_SUBMISSION, first_time
-from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
+from bot.people.service import Names
+from bot.slack.deps import (
+    Deps,
+    action_value,
+    channel_id,
+    ephemeral,
+    open_modal_now,
+    open_view,
+    parse_int,
+    user_id,
+)
 from bot.slack.ids import FIELD, Action, Block, Callback
 
 STALE = "This escalation no longer exists."
@@ -25,12 +35,13 @@ STALE = "This escalation no longer exists."
 
 def register(app: App) -> None:
     app.action(Action.ESCALATION_ACK)(on_acknowledge)
-    app.action(Action.ESCALATION_RESOLVE)(ack_then(open_resolve_modal))
+    app.action(Action.ESCALATION_ACK_ALL)(on_acknowledge_all)
+    app.action(Action.ESCALATION_RESOLVE)(open_modal_now(open_resolve_modal))
     app.view(Callback.RESOLVE_MODAL)(on_resolve_submitted)
 
 
-def _already(t: escalation.Transition) -> str:
-    return escalation_views.already_text(t.escalation, t.desk)
+def _already(t: escalation.Transition, names: Names) -> str:
+    return escalation_views.already_text(t.escalation, t.desk, names)
 
 
 def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -39,6 +50,7 @@ def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     ack()
     if reply:
         deps.later(ephemeral, client=client, channel=channel_id(body), user=user_id(body), text=reply)
+    deps.after_home_click(body, client, now)
 
 
 def _acknowledge(body: dict[str, Any], deps: Deps, now: datetime) -> str | None:
@@ -51,9 +63,26 @@ def _acknowledge(body: dict[str, Any], deps: Deps, now: datetime) -> str | None:
             if not first_time(session=session, body=body, now=now):
                 return REPLAYED_CLICK
             t = escalation.acknowledge(session=session, escalation_id=esc_id, user_id=user_id(body), now=now)
+            names = escalation.names_of(session=session, escalations=[t.escalation])
     except ServiceError as exc:
         return str(exc)
-    return _already(t) if t.outcome is escalation.Outcome.UNCHANGED else None
+    return _already(t, names) if t.outcome is escalation.Outcome.UNCHANGED else None
+
+
+def on_acknowledge_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    """*Acknowledge all* on a grouped message: stored before the acknowledgement; the message
+    is updated once by the outbox."""
+    key = action_value(body)
+    try:
+        with deps.db() as session:
+            done, listed = escalation.acknowledge_many(session=session, key=key, user_id=user_id(body), now=now)
+    except ServiceError as exc:
+        reply: str | None = str(exc)
+    else:
+        reply = None if done else f"All {listed} were already acknowledged or resolved."
+    ack()
+    if reply:
+        deps.later(ephemeral, client=client, channel=channel_id(body), user=user_id(body), text=reply)
 
 
 def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -65,15 +94,16 @@ def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now:
     try:
         with deps.read() as session:  # only checks: no write lock, and no Slack call inside
             esc, desk = escalation.check_can_act(session=session, escalation_id=esc_id, user_id=user)
-            already = escalation_views.already_text(esc, desk) if esc.state == "resolved" else None
-            view = escalation_views.resolve_modal(esc, desk)
+            names = escalation.names_of(session=session, escalations=[esc])
+            already = escalation_views.already_text(esc, desk, names) if esc.state == "resolved" else None
+            view = escalation_views.resolve_modal(esc, desk, names)
     except ServiceError as exc:
         ephemeral(client, channel=channel, user=user, text=str(exc))
         return
     if already is not None:
         ephemeral(client, channel=channel, user=user, text=already)
         return
-    client.views_open(trigger_id=body["trigger_id"], view=view)
+    open_view(deps, body, view, client=client)
 
 
 def _escalation_id(view: dict[str, Any]) -> int | None:
@@ -104,9 +134,10 @@ def on_resolve_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps
                 ack(response_action="errors", errors={Block.RESOLUTION_NOTE: REPLAYED_SUBMISSION})
                 return
             t = escalation.resolve(session=session, escalation_id=esc_id, user_id=user, note=str(note), now=now)
+            names = escalation.names_of(session=session, escalations=[t.escalation])
     except ServiceError as exc:
         ack(response_action="errors", errors={Block.RESOLUTION_NOTE: str(exc)})
         return
     ack()
     if t.outcome is escalation.Outcome.UNCHANGED:
-        deps.later(ephemeral, client=client, channel=None, user=user, text=_already(t))
+        deps.later(ephemeral, client=client, channel=None, user=user, text=_already(t, names))

@@ -37,11 +37,13 @@ from bot.checklist.models import Answer, AnswerStatus, Check, ChecklistRun, Cont
 from bot.delivery import outbox
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind
+from bot.desks import away
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
 from bot.escalation.labels import AUTO_REASON, NOTE_LIMIT, kind_title
 from bot.escalation.models import DESK_WIDE, HIGH_KINDS, Escalation, EscalationKind, EscalationState
+from bot.people import service as people
 from bot.secret_text import REFUSAL as SECRET_REFUSAL
 from bot.secret_text import looks_like_secret
 from bot.text import clean
@@ -50,6 +52,7 @@ SYSTEM = "system"  # the audit actor of automatic transitions
 OPEN_STATES = (EscalationState.OPEN, EscalationState.ACKNOWLEDGED)
 # Opened as soon as the report is stored; every other trader kind waits for the deadline.
 AT_ONCE = frozenset({EscalationKind.RECOVERY_PATH})
+DIGEST_FROM = 3  # a pass opening this many (several) sends one grouped message per manager instead of DMs
 
 
 class NotManagerError(ServiceError):
@@ -166,10 +169,14 @@ def open_escalation(
     kind: EscalationKind,
     detail: str,
     now: datetime,
+    notify: bool = True,
 ) -> Escalation | None:
-    """Open one escalation and queue a DM to every manager; None if it was already opened
-    (today's escalation of that kind for that trader is one, whatever its state)."""
+    """Open one escalation and (``notify``) queue a DM to every manager; None if it was already
+    opened (today's escalation of that kind for that trader is one, whatever its state) or the
+    trader is away that day (an away trader is never escalated)."""
     assert desk.id is not None and run.id is not None
+    if away.away_on(session=session, user_ids=[trader_id], day=run.trading_date):
+        return None
     existing = session.exec(
         select(Escalation.id).where(
             Escalation.run_id == run.id, Escalation.trader_id == trader_id, Escalation.kind == kind
@@ -185,6 +192,8 @@ def open_escalation(
         return None
     assert esc.id is not None
     audit(session, esc, "opened", now, kind=str(kind), trader=trader_id or None, run=run.id)
+    if not notify:
+        return esc
     managers = desks.members(session=session, desk_id=desk.id, role=Role.MANAGER)
     for manager in managers:
         outbox.enqueue(
@@ -225,19 +234,34 @@ def _resolve_gone(
 
 
 def _open_due(
-    session: Session, desk: Desk, run: ChecklistRun, trader: str, answer: Answer | None, now: datetime
-) -> list[int]:
+    session: Session,
+    desk: Desk,
+    run: ChecklistRun,
+    trader: str,
+    answer: Answer | None,
+    now: datetime,
+    *,
+    notify: bool = True,
+) -> list[Escalation]:
     """Open what the trader's current answer calls for and is due: a missing recovery path at
-    once, the rest from the (effective) deadline. Ids of those opened now."""
+    once, the rest from the (effective) deadline. The escalations opened now; with
+    ``notify=False`` the caller tells the managers (``_notify``)."""
     wanted = kinds_called_for(answer)
     due = wanted if _past_deadline(run, now) else wanted & AT_ONCE
-    opened: list[int] = []
+    opened: list[Escalation] = []
     for kind in sorted(due):
         esc = open_escalation(
-            session=session, desk=desk, run=run, trader_id=trader, kind=kind, detail=_detail(kind, answer), now=now
+            session=session,
+            desk=desk,
+            run=run,
+            trader_id=trader,
+            kind=kind,
+            detail=_detail(kind, answer),
+            now=now,
+            notify=notify,
         )
         if esc is not None and esc.id is not None:
-            opened.append(esc.id)
+            opened.append(esc)
     return opened
 
 
@@ -330,7 +354,9 @@ def follow_live_state(*, session: Session, desk: Desk, now: datetime) -> list[in
     return resolved
 
 
-def _update_everywhere(session: Session, esc: Escalation, desk: Desk, transition: str, now: datetime) -> None:
+def _update_everywhere(
+    session: Session, esc: Escalation, desk: Desk, transition: str, now: datetime, *, digests: bool = True
+) -> None:
     """Queue an in-place update of every message this escalation has produced so far; each is
     rendered from the escalation's state when it is delivered."""
     prefix = f"{subject(esc)}:"
@@ -350,12 +376,96 @@ def _update_everywhere(session: Session, esc: Escalation, desk: Desk, transition
             desk_id=desk.id,
             now=now,
         )
+    for ref, ids in digests_of(session, esc) if digests else []:
+        _update_digest(session, ref, ids, desk, f"{esc.id}:{transition}", now)
+
+
+# --- grouped messages: one per manager when a pass opens several escalations -------------
+
+
+def _digest_prefix(run_id: int) -> str:
+    return f"digest:{run_id}:"
+
+
+def digests_of(session: Session, esc: Escalation) -> list[tuple[str, list[int]]]:
+    """(dedup key, escalation ids) of every grouped message that lists ``esc``."""
+    if esc.run_id is None:  # the readiness profile's escalations are never grouped
+        return []
+    rows = session.exec(
+        select(OutboxMessage.dedup_key, OutboxMessage.payload).where(
+            col(OutboxMessage.dedup_key).startswith(_digest_prefix(esc.run_id)),
+            OutboxMessage.kind == Kind.SLACK_DM,
+        )
+    ).all()
+    found: list[tuple[str, list[int]]] = []
+    for key, payload in rows:
+        ids = [int(i) for i in json.loads(payload).get("render", {}).get("ids", [])]
+        if esc.id in ids:
+            found.append((key, ids))
+    return found
+
+
+def digest_ids(*, session: Session, key: str) -> list[int]:
+    """The escalations a grouped message lists (empty when there is no such message)."""
+    if not key.startswith("digest:"):
+        return []
+    payload = session.exec(select(OutboxMessage.payload).where(OutboxMessage.dedup_key == key)).first()
+    if payload is None:
+        return []
+    return [int(i) for i in json.loads(payload).get("render", {}).get("ids", [])]
+
+
+def _update_digest(session: Session, ref: str, ids: list[int], desk: Desk, why: str, now: datetime) -> None:
+    outbox.enqueue(
+        session=session,
+        dedup_key=f"{ref}:update:{why}"[:200],
+        kind=Kind.SLACK_UPDATE,
+        payload={"ref": ref, "render": {"view": "escalation.digest", "ids": ids, "key": ref}},
+        desk_id=desk.id,
+        now=now,
+    )
+
+
+def _notify(session: Session, desk: Desk, run: ChecklistRun, opened: list[Escalation], now: datetime) -> None:
+    """Tell every manager about the escalations one pass opened: one DM each when there are
+    few, else one grouped message per manager listing them all (no DM storm)."""
+    assert desk.id is not None and run.id is not None
+    if not opened:
+        return
+    managers = desks.members(session=session, desk_id=desk.id, role=Role.MANAGER)
+    if len(opened) < DIGEST_FROM:
+        for esc in opened:
+            for manager in managers:
+                outbox.enqueue(
+                    session=session,
+                    dedup_key=f"{subject(esc)}:dm:{manager}",
+                    kind=Kind.SLACK_DM,
+                    payload={"user": manager, "render": {"view": "escalation.dm", "escalation_id": esc.id}},
+                    desk_id=desk.id,
+                    now=now,
+                    audit={"subject": subject(esc), "ok": "notified", "fail": "notify_failed"},
+                )
+        return
+    ids = [e.id for e in opened if e.id is not None]
+    for manager in managers:
+        key = f"{_digest_prefix(run.id)}{ids[0]}:{manager}"
+        outbox.enqueue(
+            session=session,
+            dedup_key=key,
+            kind=Kind.SLACK_DM,
+            payload={"user": manager, "render": {"view": "escalation.digest", "ids": ids, "key": key}},
+            desk_id=desk.id,
+            now=now,
+            audit={"subject": f"digest:{run.id}:{ids[0]}", "ok": "notified", "fail": "notify_failed"},
+        )
 
 
 def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datetime) -> None:
     if desk.pager_kind == "none":
         return
-    about = f"trader {esc.trader_id} on desk {desk.name}" if not esc.desk_wide else f"desk {desk.name}"
+    name = people.names_for(session=session, user_ids=[esc.trader_id])(esc.trader_id) if not esc.desk_wide else ""
+    trader = esc.trader_id if name == esc.trader_id else f"{name} ({esc.trader_id})"
+    about = f"trader {trader} on desk {desk.name}" if not esc.desk_wide else f"desk {desk.name}"
     outbox.enqueue(
         session=session,
         dedup_key=f"{subject(esc)}:page:{action}",
@@ -365,7 +475,12 @@ def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datet
             "escalation_id": esc.id,
             "escalation_kind": esc.kind,
             "summary": f"{kind_title(esc.kind)}: {about}",
-            "details": {"trader": esc.trader_id, "detail": clean(esc.detail), "opened_at": esc.opened_at.isoformat()},
+            "details": {
+                "trader": esc.trader_id,
+                "trader_name": name,
+                "detail": clean(esc.detail),
+                "opened_at": esc.opened_at.isoformat(),
+            },
         },
         desk_id=desk.id,
         now=now,
@@ -451,8 +566,11 @@ def reminder_from(run: ChecklistRun, reminder_minutes: int) -> datetime:
 
 def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, report: PassReport) -> None:
     assert run.id is not None and desk.id is not None
-    traders = desks.members(session=session, desk_id=desk.id, role=Role.TRADER)
+    members = desks.members(session=session, desk_id=desk.id, role=Role.TRADER)
+    gone = away.away_on(session=session, user_ids=members, day=run.trading_date)
+    traders = [t for t in members if t not in gone]  # away traders: no reminder, no escalation
     latest = checklist.current_answers(session=session, run_id=run.id)
+    opened: list[Escalation] = []
     if desk.reminder_minutes > 0 and reminder_from(run, desk.reminder_minutes) <= now < run.deadline_at:
         for trader in traders:
             if trader in latest:
@@ -467,9 +585,12 @@ def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, 
             )
             report.reminders += queued is not None
     # What the deadline makes due (and anything a stored answer's hook did not open);
-    # follow_live_state has already resolved what no longer holds.
+    # follow_live_state has already resolved what no longer holds. Managers hear of them
+    # together: one DM each when few, one grouped message when several (no DM storm).
     for trader in traders:
-        report.opened += _open_due(session, desk, run, trader, latest.get(trader), now)
+        opened += _open_due(session, desk, run, trader, latest.get(trader), now, notify=False)
+    _notify(session, desk, run, opened, now)
+    report.opened += [e.id for e in opened if e.id is not None]
 
 
 def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> None:
@@ -538,7 +659,35 @@ def check_can_act(*, session: Session, escalation_id: int, user_id: str) -> tupl
     return _load(session, escalation_id, user_id)
 
 
-def acknowledge(*, session: Session, escalation_id: int, user_id: str, now: datetime) -> Transition:
+def acknowledge_many(*, session: Session, key: str, user_id: str, now: datetime) -> tuple[int, int]:
+    """Acknowledge every open escalation a grouped message lists (the ones ``user_id`` may act
+    on); (acknowledged now, listed). The grouped message is updated once, not once each."""
+    ids = digest_ids(session=session, key=key)
+    if not ids:
+        raise ServiceError("This message no longer lists any escalation.")
+    done = 0
+    desk: Desk | None = None
+    for esc_id in ids:
+        try:
+            t = acknowledge(session=session, escalation_id=esc_id, user_id=user_id, now=now, digests=False)
+        except NotManagerError:
+            continue
+        except ServiceError:  # gone
+            continue
+        desk = t.desk
+        done += t.outcome is Outcome.DONE
+    if desk is None:
+        raise NotManagerError("Only the desk's managers can acknowledge these escalations.")
+    if done:  # every grouped message listing them (each manager's), once
+        first = session.get(Escalation, ids[0])
+        for ref, listed in digests_of(session, first) if first is not None else [(key, ids)]:
+            _update_digest(session, ref, listed, desk, f"all:{user_id}:{now.isoformat()}", now)
+    return done, len(ids)
+
+
+def acknowledge(
+    *, session: Session, escalation_id: int, user_id: str, now: datetime, digests: bool = True
+) -> Transition:
     esc, desk = _load(session, escalation_id, user_id)
     done = session.execute(
         update(Escalation)
@@ -549,7 +698,7 @@ def acknowledge(*, session: Session, escalation_id: int, user_id: str, now: date
     if not done.rowcount:  # type: ignore[attr-defined]
         return Transition(Outcome.UNCHANGED, esc, desk)
     audit(session, esc, "acknowledged", now, actor=user_id)
-    _update_everywhere(session, esc, desk, "acknowledged", now)
+    _update_everywhere(session, esc, desk, "acknowledged", now, digests=digests)
     if esc.level >= 2:
         _page(session, esc, desk, "acknowledge", now)
     return Transition(Outcome.DONE, esc, desk)
@@ -629,6 +778,18 @@ def open_desk_wide(*, session: Session, desk_ids: Iterable[int]) -> list[tuple[E
     return _open_where(session, Escalation.trader_id == DESK_WIDE, col(Escalation.desk_id).in_(list(desk_ids)))
 
 
+def open_for_desk(*, session: Session, desk_id: int) -> list[Escalation]:
+    return [e for e, _ in _open_where(session, Escalation.desk_id == desk_id)]
+
+
+def names_of(*, session: Session, escalations: Iterable[Escalation]) -> people.Names:
+    """The names of everyone these escalations mention (traders and the managers who acted)."""
+    ids: set[str | None] = set()
+    for esc in escalations:
+        ids |= {esc.trader_id, esc.acknowledged_by, esc.resolved_by}
+    return people.names_for(session=session, user_ids=ids)
+
+
 @dataclass(frozen=True)
 class Delivery:
     delivered: int
@@ -658,11 +819,35 @@ def delivery_of(session: Session, prefix: str) -> Delivery:
 
 
 def listing(*, session: Session, open_only: bool) -> list[tuple[Escalation, Desk, Delivery]]:
+    """Escalations with the delivery of every message about them (their own and the grouped ones)."""
     query = select(Escalation, Desk).join(Desk, col(Desk.id) == col(Escalation.desk_id))
     if open_only:
         query = query.where(col(Escalation.state).in_(OPEN_STATES))
     rows = session.exec(query.order_by(col(Escalation.id))).all()
-    return [(e, d, delivery_of(session, f"{subject(e)}:")) for e, d in rows]
+    grouped: dict[int, list[OutboxMessage]] = {}
+    for message in session.exec(
+        select(OutboxMessage).where(
+            col(OutboxMessage.dedup_key).startswith("digest:"), OutboxMessage.kind == Kind.SLACK_DM
+        )
+    ).all():
+        for esc_id in json.loads(message.payload).get("render", {}).get("ids", []):
+            grouped.setdefault(int(esc_id), []).append(message)
+    out: list[tuple[Escalation, Desk, Delivery]] = []
+    for esc, desk in rows:
+        own = delivery_of(session, f"{subject(esc)}:")
+        extra = grouped.get(esc.id or 0, [])
+        out.append(
+            (
+                esc,
+                desk,
+                Delivery(
+                    delivered=own.delivered + sum(1 for r in extra if r.delivered_at is not None),
+                    waiting=own.waiting + [r for r in extra if r.delivered_at is None and r.failed_at is None],
+                    failed=own.failed + [r for r in extra if r.failed_at is not None],
+                ),
+            )
+        )
+    return out
 
 
 def waiting_messages(*, session: Session) -> list[OutboxMessage]:

@@ -30,7 +30,6 @@ from bot.profile import service as profile
 from bot.profile.automation import AutomationInput
 from bot.profile.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
 from bot.profile.models import SecondFactor
-from bot.slack import home
 from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
 from bot.slack.ids import FIELD
 
@@ -81,7 +80,8 @@ def _open(body: dict[str, Any], client: WebClient, view: dict[str, Any]) -> None
 
 
 def _republish(client: WebClient, deps: Deps, user: str, now: datetime) -> None:
-    home.publish_for(user=user, client=client, deps=deps, now=now)
+    if deps.home_publisher is not None:  # App Home reads every capability: reached through Deps
+        deps.home_publisher(client=client, deps=deps, user=user, now=now)
 
 
 # --- opening modals -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from bot.checklist import listeners as checklist_listeners
 from bot.checklist import report_listeners
 from bot.escalation import listeners as escalation_listeners
 from bot.profile import listeners as profile_listeners
-from bot.slack import commands, home
+from bot.slack import commands, home, settings
 from bot.slack.deps import Deps
 from bot.summary import listeners as summary_listeners
 
@@ -26,6 +26,7 @@ LISTENERS = (
     report_listeners,
     summary_listeners,
     escalation_listeners,
+    settings,
     profile_listeners,
 )
 
@@ -58,13 +59,6 @@ def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("listener failed for %s: %r", body.get("type") or body.get("command"), error, exc_info=error)
 
-    from bot.checklist import listeners as actions
-    from bot.checklist import report_listeners as views
-    from bot.escalation import listeners as escalations
-    from bot.slack import commands
-    from bot.slack import home as events
-    from bot.summary import listeners as summary
-
-    for module in (actions, commands, events, views, summary, escalations, profile_listeners):
+    for module in LISTENERS:
         module.register(app)
     return app

@@ -4,6 +4,7 @@ listeners: typed access to payloads and ephemeral replies."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager
@@ -34,17 +35,39 @@ class RosterNotifier(Protocol):
 @dataclass
 class Deps:
     """What listeners need besides Slack: the database, the clock, the roster refresher and
-    the background pool for work done after the acknowledgement."""
+    the background pool for work done after the acknowledgement.
+
+    Opening a modal can't wait: Slack's ``trigger_id`` expires 3 seconds after the click
+    (https://api.slack.com/interactivity/handling#modal_responses). ``urgent`` work (modal
+    opens) runs on a pool of its own, never behind other background work, and ``modal_client``
+    has no retry handlers: a ``views.open`` retried after a 429 would reuse an expired trigger.
+    """
 
     engine: Engine
     clock: Clock
     refresher: RosterNotifier
     executor: Executor
+    urgent_executor: Executor | None = None
+    modal_client: WebClient | None = None
+    names_client: WebClient | None = None  # users.info, for a user the bot has never seen
+    # Draws a user's App Home (bot.slack.home.publish, set by bot.runtime: listeners of every
+    # capability can ask for it without importing App Home, which reads every capability).
+    home_publisher: Callable[..., None] | None = None
     keys: Keyring = field(default_factory=lambda: Keyring(None))  # secrets at rest, signed exports
 
     def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""
         self.executor.submit(_logged, fn, kwargs)
+
+    def after_home_click(self, body: dict[str, Any], client: WebClient, now: datetime) -> None:
+        """A click in App Home changed something: draw the user's App Home again (after the
+        change is stored, on the background pool)."""
+        if (body.get("view") or {}).get("type") == "home" and self.home_publisher is not None:
+            self.later(self.home_publisher, client=client, deps=self, user=user_id(body), now=now)
+
+    def urgent(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
+        """Run ``fn(**kwargs)`` at once on the modal pool (never queued behind ``later`` work)."""
+        (self.urgent_executor or self.executor).submit(_logged, fn, kwargs)
 
     def db(self) -> AbstractContextManager[Session]:
         return session_scope(self.engine)
@@ -117,3 +140,67 @@ def ack_then(work: Work) -> Callable[..., None]:
 
 def parse_int(value: str) -> int | None:
     return int(value) if value.isdigit() else None
+
+
+# --- modals: opened at once, never with an expired trigger ----------------------------------
+
+TRIGGER_LIFE = 3.0  # seconds: https://api.slack.com/interactivity/handling#modal_responses
+TRIGGER_MARGIN = 2.5  # past this since the click arrived, don't try: it would fail or be late
+RECEIVED = "_received_monotonic"
+TOO_LATE = "Slack's window for opening that form passed while I was busy. Please click again."
+
+
+def open_modal_now(work: Work) -> Callable[..., None]:
+    """A listener for a click or command that opens a modal: acknowledge, then run
+    ``work(body=, client=, deps=, now=)`` on the urgent pool (``Deps.urgent``)."""
+
+    def listener(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+        body[RECEIVED] = time.monotonic()
+        ack()
+        deps.urgent(work, body=body, client=client, deps=deps, now=now)
+
+    listener.__name__ = getattr(work, "__name__", "listener")
+    return listener
+
+
+def open_view(deps: Deps, body: dict[str, Any], view: dict[str, Any], *, client: WebClient) -> bool:
+    """``views.open`` with the click's trigger, never after the trigger expired: past
+    ``TRIGGER_MARGIN`` seconds since the click arrived nothing is tried, a 429 is retried only
+    when its Retry-After still fits in the trigger's life, and otherwise (or on
+    ``expired_trigger_id``) the user is told to click again. True if the modal opened."""
+    received = body.get(RECEIVED)
+    user = user_id(body)
+    channel = channel_id(body) or (str(body["channel_id"]) if body.get("channel_id") else None)
+
+    def age() -> float:
+        return time.monotonic() - received if isinstance(received, float) else 0.0
+
+    while True:
+        if age() > TRIGGER_MARGIN:
+            log.warning("views.open for %s skipped: the trigger is %.1fs old", user, age())
+            ephemeral(client, channel=channel, user=user, text=TOO_LATE)
+            return False
+        try:
+            (deps.modal_client or client).views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if exc.response.status_code == 429:
+                wait = _retry_after(exc)
+                if age() + wait < TRIGGER_MARGIN:
+                    time.sleep(wait)
+                    continue
+            log.warning("views.open for %s failed: %s", user, error)
+            if error in ("expired_trigger_id", "ratelimited") or exc.response.status_code == 429:
+                ephemeral(client, channel=channel, user=user, text=TOO_LATE)
+            return False
+        return True
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    raw = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
+    if isinstance(raw, list):
+        raw = raw[0]
+    try:
+        return max(float(raw), 0.1)
+    except ValueError:
+        return 1.0

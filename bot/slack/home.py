@@ -1,36 +1,94 @@
-"""Events API: App Home."""
+"""Events API: App Home (per role) and ``user_change`` (the names cache).
+
+App Home is drawn from the cache and the database only (no Slack call but ``views.publish``);
+after a click in App Home that changes something (an answer, an acknowledgement, away days),
+the listener asks for it to be drawn again (``Deps.after_home_click``).
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from sqlmodel import Session
 
-from bot.checklist import status, views
+from bot.checklist import status
+from bot.desks import away
+from bot.desks import service as desks
+from bot.desks.models import Role
+from bot.escalation import service as escalation
+from bot.people import jobs as people_jobs
+from bot.people import service as people
 from bot.profile import service as profile
 from bot.profile import views as profile_views
 from bot.slack.deps import Deps, ack_then
+from bot.slack.home_views import HomeData, ManagedDesk, home_view
 from bot.slack.ids import Event
+from bot.summary import report as summary
+
+log = logging.getLogger(__name__)
 
 
 def register(app: App) -> None:
     app.event(Event.APP_HOME_OPENED)(ack_then(publish_home))
+    app.event(Event.USER_CHANGE)(ack_then(on_user_change))
+
+
+def gather(session: Session, user: str, now: datetime) -> HomeData:
+    """Everything App Home shows ``user``, from the database and the names cache."""
+    data = HomeData(user=user, admin=people.is_workspace_admin(session=session, user_id=user))
+    data.trading = status.own_status(session=session, user_id=user, now=now)
+    if data.trading:
+        data.about_me = escalation.open_for_trader(session=session, user_id=user)
+        data.away = away.upcoming(session=session, user_id=user, now=now)
+    mentioned: list[Any] = [e for e, _ in data.about_me]
+    for desk_status in status.managed_status(session=session, user_id=user, now=now):
+        desk = desk_status.desk
+        assert desk.id is not None
+        open_ = escalation.open_for_desk(session=session, desk_id=desk.id)
+        mentioned += open_
+        week = summary.build_summary(session=session, desk=desk, iso_week=summary.current_week(desk, now), now=now)
+        traders = len(desks.members(session=session, desk_id=desk.id, role=Role.TRADER))
+        data.managed.append(ManagedDesk(status=desk_status, escalations=open_, week=week, traders=traders))
+    names = escalation.names_of(session=session, escalations=mentioned)
+    for item in data.managed:
+        if item.status.roster is not None:
+            names = names.merged(item.status.roster.names)
+    if not data.trading and not data.managed:
+        data.contacts = people.workspace_admins(session=session)[:10]
+        names = names.merged(people.names_for(session=session, user_ids=data.contacts))
+    data.names = names
+    return data
+
+
+def publish(client: WebClient, deps: Deps, user: str, now: datetime) -> None:
+    """Today's checklist status and the desks they manage, then their readiness profile
+    (``bot.profile.views.profile_home_blocks``)."""
+    with deps.read() as session:
+        card, overviews = profile.home_data(session=session, user_id=user, now=now)
+        extra = profile_views.profile_home_blocks(card, overviews, keys_configured=deps.keys.configured)
+        view = home_view(gather(session, user, now), extra)
+    client.views_publish(user_id=user, view=view)
 
 
 def publish_home(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     event = body.get("event") or {}
     if event.get("tab", "home") != "home":
         return
-    publish_for(user=str(event["user"]), client=client, deps=deps, now=now)
+    user = str(event["user"])
+    if deps.names_client is not None:  # a first visit: learn who they are (role, name) first
+        with deps.read() as session:
+            known = people.get(session=session, user_id=user) is not None
+        if not known:
+            people_jobs.ensure(deps.engine, deps.names_client, user, now=now)
+    publish(client, deps, user, now)
 
 
-def publish_for(*, user: str, client: WebClient, deps: Deps, now: datetime) -> None:
-    """Publish ``user``'s Home: today's checklist status, then their readiness profile and the
-    desks they manage (``bot.profile.views.profile_home_blocks``)."""
-    with deps.read() as session:
-        view = views.home_view(status.own_status(session=session, user_id=user, now=now))
-        card, overviews = profile.home_data(session=session, user_id=user, now=now)
-        view["blocks"] += profile_views.profile_home_blocks(card, overviews, keys_configured=deps.keys.configured)
-    client.views_publish(user_id=user, view=view)
+def on_user_change(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    """https://api.slack.com/events/user_change carries the whole user: no users.info needed."""
+    user = (body.get("event") or {}).get("user")
+    if isinstance(user, dict):
+        people_jobs.remember_event_user(deps.engine, user, now=now)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.checklist.models import ChecklistRun
 from bot.delivery.errors import DeliveryError
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
+from bot.escalation import service as escalation
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation
 from bot.profile import drill
@@ -44,13 +45,29 @@ def _escalation(session: Session, spec: Spec) -> tuple[Escalation, Desk]:
 
 def escalation_dm(session: Session, spec: Spec) -> tuple[str, Blocks]:
     esc, desk = _escalation(session, spec)
-    return escalation_views.escalation_message(esc, desk)
+    names = escalation.names_of(session=session, escalations=[esc])
+    return escalation_views.escalation_message(esc, desk, names)
 
 
 def escalation_level2(session: Session, spec: Spec) -> tuple[str, Blocks]:
     esc, desk = _escalation(session, spec)
     managers = desks.members(session=session, desk_id=esc.desk_id, role=Role.MANAGER)
-    return escalation_views.level2_message(esc, desk, managers, desk.ack_timeout_minutes)
+    names = escalation.names_of(session=session, escalations=[esc])
+    return escalation_views.level2_message(esc, desk, managers, desk.ack_timeout_minutes, names)
+
+
+def escalation_digest(session: Session, spec: Spec) -> tuple[str, Blocks]:
+    """One manager's grouped message for the escalations a pass opened, drawn from their
+    current states (so each update shows every acknowledgement and resolution so far)."""
+    ids = [int(i) for i in spec.get("ids") or []]
+    items = list(session.exec(select(Escalation).where(col(Escalation.id).in_(ids))).all()) if ids else []
+    if not items:
+        raise _gone("the escalations of this message")
+    desk = session.get(Desk, items[0].desk_id)
+    if desk is None:
+        raise _gone("the desk of these escalations")
+    names = escalation.names_of(session=session, escalations=items)
+    return escalation_views.digest_message(items, desk, names, str(spec.get("key") or ""))
 
 
 def checklist_reminder(session: Session, spec: Spec) -> tuple[str, Blocks]:
@@ -78,6 +95,7 @@ def profile_notice(session: Session, spec: Spec) -> tuple[str, Blocks]:
 
 VIEWS: dict[str, View] = {
     "escalation.dm": escalation_dm,
+    "escalation.digest": escalation_digest,
     "escalation.level2": escalation_level2,
     "checklist.reminder": checklist_reminder,
     "profile.notice": profile_notice,

@@ -16,6 +16,7 @@ ORDER: tuple[DayOutcome, ...] = (
     DayOutcome.PENDING,
     DayOutcome.NOT_POSTED,
     DayOutcome.HOLIDAY,
+    DayOutcome.AWAY,
 )
 # Colour-blind-safe choices (Okabe-Ito) and greys for "no data".
 COLOURS = {
@@ -26,6 +27,7 @@ COLOURS = {
     DayOutcome.PENDING: "#FFFFFF",
     DayOutcome.NOT_POSTED: "#DDDDDD",
     DayOutcome.HOLIDAY: "#B8C7D9",
+    DayOutcome.AWAY: "#56B4E9",
 }
 LABELS = {
     DayOutcome.ON_TIME: "ready on time",
@@ -35,7 +37,9 @@ LABELS = {
     DayOutcome.PENDING: "still open",
     DayOutcome.NOT_POSTED: "not posted",
     DayOutcome.HOLIDAY: "holiday",
+    DayOutcome.AWAY: "away",
 }
+MAX_ROWS = 60  # a readable image: beyond this, the traders needing attention first
 
 
 def figure_size(traders: int) -> tuple[float, float]:
@@ -56,8 +60,19 @@ def alt_text(report: WeeklyReport) -> str:
     )
 
 
-def render_heatmap(report: WeeklyReport, names: dict[str, str] | None = None) -> bytes:
-    """PNG bytes. ``names`` maps user IDs to display names when known."""
+def chart_rows(report: WeeklyReport) -> list[str]:
+    """The traders drawn: all of them up to ``MAX_ROWS``, else who needs attention first."""
+    first = [a.user_id for a in report.attention]
+    seen = set(first)
+    rest = sorted((u for u in report.rows if u not in seen), key=report.names.sort_key)
+    order = [*first, *rest]
+    return order[:MAX_ROWS] if len(order) > MAX_ROWS else sorted(order, key=report.names.sort_key)
+
+
+def render_heatmap(report: WeeklyReport) -> bytes:
+    """PNG bytes; rows labelled with people's names (IDs only for users the cache doesn't know)."""
+    names = report.names
+    users = chart_rows(report)
     # matplotlib is imported here, not at module import: it costs ~1 s of every process's
     # start-up (serve, every CLI command) and only the weekly summary needs it.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -65,8 +80,6 @@ def render_heatmap(report: WeeklyReport, names: dict[str, str] | None = None) ->
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    names = names or {}
-    users = list(report.rows)
     days = report.weekdays
     index = {o: i for i, o in enumerate(ORDER)}
     grid = [[index[report.rows[u].days.get(d, DayOutcome.NOT_POSTED)] for d in days] for u in users] or [
@@ -97,7 +110,7 @@ def render_heatmap(report: WeeklyReport, names: dict[str, str] | None = None) ->
         xlabels.append(label)
     ax.set_xticks(range(len(days)), labels=xlabels, fontsize=9)
     ax.xaxis.tick_top()
-    ax.set_yticks(range(len(users)), labels=[names.get(u, u) for u in users], fontsize=label_size)
+    ax.set_yticks(range(len(users)), labels=[names(u) for u in users], fontsize=label_size)
     ax.set_xticks([x - 0.5 for x in range(1, len(days))], minor=True)
     ax.set_yticks([y - 0.5 for y in range(1, n)], minor=True)
     ax.grid(which="minor", color="white", linewidth=1.5)
@@ -107,15 +120,16 @@ def render_heatmap(report: WeeklyReport, names: dict[str, str] | None = None) ->
             ax.text(x, (n - 1) / 2, "market closed", ha="center", va="center", rotation=90, fontsize=9, color="#334")
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.suptitle(f"{report.desk_name} — readiness, week {report.iso_week}", fontsize=12, y=0.995)
+    shown = "" if len(users) == len(report.rows) else f" ({len(users)} of {len(report.rows)}, needing attention first)"
+    fig.suptitle(f"{report.desk_name} — readiness, week {report.iso_week}{shown}", fontsize=12, y=0.995)
     fig.legend(
         handles=[Patch(facecolor=COLOURS[o], edgecolor="#999", label=LABELS[o]) for o in ORDER],
         loc="lower center",
-        ncol=len(ORDER),
+        ncol=4,
         fontsize=8,
         frameon=False,
     )
-    fig.tight_layout(rect=(0, 0.06 * 8 / figure_size(len(users))[1], 1, 0.97))
+    fig.tight_layout(rect=(0, 0.8 / figure_size(len(users))[1], 1, 0.97))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()

@@ -11,6 +11,10 @@ Events, in order of their UTC timestamp (ties: answers before escalation steps, 
   note written then). An escalation without a trail (rows older than the trail) falls back
   to its own timestamps, its level at each moment read from ``level2_at``. Escalations of
   the readiness profile have no run: they count on the desk-local day they were opened;
+- ``desk.*``: the desk's settings changes from the audit trail (``desk.desk_created``,
+  ``desk.desk_changed``, ``desk.settings_changed``, ``desk.away_set``…) whose UTC time falls in
+  the desk-local days [from, to]: who (``actor``), and before -> after in ``detail`` (JSON;
+  secrets never appear, see ``bot.desks.service.shown``);
 - a final ``end`` row holding the number of event rows, so a file cut short is evident, and
   the signature of the chain (below).
 
@@ -20,6 +24,9 @@ feed, NUL, their full-width forms, or a single quote gets one single quote (``'`
 so no spreadsheet runs it as a formula. The quote is part of the cell as written and hashed,
 so ``verify`` recomputes the chain from the file alone; the original text is the cell with
 that one leading quote removed (the rule also quotes a leading quote, so it is reversible).
+
+People are kept by Slack ID (``trader``, ``actor``) and named (``trader_name``,
+``actor_name``) as the names cache knows them at export time.
 
 Timestamps are UTC, ISO 8601 with microseconds and ``+00:00``. Empty values are empty strings.
 Answers keep their recorded values (a contingency gap recorded as ``recovery_code`` exports
@@ -74,9 +81,12 @@ from bot import calendar
 from bot.audit import AuditEvent
 from bot.checklist.models import Answer, ChecklistRun
 from bot.crypto import Keyring, SignatureCheck
-from bot.desks.models import Desk
+from bot.desks import service as desks
+from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
 from bot.escalation.models import Escalation
+from bot.people import service as people
+from bot.people.service import Names
 
 HASH_HEADER = 'hash=sha256(prev_hash+"\\n"+json(cells before hash)); first prev_hash=sha256(json(header))'
 COLUMNS: tuple[str, ...] = (
@@ -86,6 +96,7 @@ COLUMNS: tuple[str, ...] = (
     "desk",
     "trading_date",
     "trader",
+    "trader_name",
     "answer_version",
     "status",
     "failed_checks",
@@ -100,6 +111,7 @@ COLUMNS: tuple[str, ...] = (
     "escalation_kind",
     "escalation_level",
     "actor",
+    "actor_name",
     "detail",
 )
 HEADER: tuple[str, ...] = (*COLUMNS, HASH_HEADER)
@@ -342,6 +354,63 @@ def _escalations(session: Session, desk: Desk, start: date, end: date) -> list[E
     return events
 
 
+def _settings(session: Session, desk: Desk, start: date, end: date) -> list[Event]:
+    """The desk's settings changes (audit events ``desk:{id}``) in the desk-local days."""
+    tz = calendar.zone(desk.timezone)
+    since = calendar.local_to_utc(start, time(0, 0), tz)
+    until = calendar.local_to_utc(end + timedelta(days=1), time(0, 0), tz)
+    rows = session.execute(
+        sa_select(
+            col(AuditEvent.id),
+            col(AuditEvent.at),
+            col(AuditEvent.actor),
+            col(AuditEvent.action),
+            col(AuditEvent.detail),
+        )
+        .where(
+            col(AuditEvent.desk_id) == desk.id,
+            col(AuditEvent.subject) == f"desk:{desk.id}",
+            col(AuditEvent.at) >= since,
+            col(AuditEvent.at) < until,
+        )
+        .order_by(col(AuditEvent.at), col(AuditEvent.id))
+    ).all()
+    events: list[Event] = []
+    for event_id, at, actor, action, detail in rows:
+        try:
+            data = json.loads(detail)
+        except ValueError:
+            data = {}
+        trader = data.get("trader") if isinstance(data, dict) else None
+        events.append(
+            (
+                (at, 2, event_id, 0),
+                {
+                    "at_utc": _ts(at),
+                    "event": f"desk.{action}",
+                    "trader": str(trader or ""),
+                    "actor": actor or "",
+                    "detail": json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+                },
+            )
+        )
+    return events
+
+
+def _named(session: Session, values: dict[str, str], names: dict[str, Names]) -> dict[str, str]:
+    """Add the names of the row's trader and actor (members preloaded; others looked up once)."""
+    for key, name_key in (("trader", "trader_name"), ("actor", "actor_name")):
+        user = values.get(key) or ""
+        if not user:
+            continue
+        if user not in names:
+            names[user] = people.names_for(session=session, user_ids=[user])
+        known = names[user]
+        if user in known:
+            values[name_key] = known(user)  # neutralised with every other cell
+    return values
+
+
 def _signed_message(prev: str, unsigned_end: Iterable[str]) -> bytes:
     return SIGNED_PREFIX + prev.encode() + b"\n" + canonical(unsigned_end)
 
@@ -355,10 +424,21 @@ def iter_rows(
     yield list(HEADER)
     prev = genesis()
     seq = 0
+    assert desk.id is not None
+    members = [
+        *desks.members(session=session, desk_id=desk.id, role=Role.TRADER),
+        *desks.members(session=session, desk_id=desk.id, role=Role.MANAGER),
+    ]
+    preloaded = people.names_for(session=session, user_ids=members)
+    names: dict[str, Names] = dict.fromkeys(members, preloaded)
     events = heapq.merge(
-        _answers(session, desk, start, end), _escalations(session, desk, start, end), key=lambda e: e[0]
+        _answers(session, desk, start, end),
+        _escalations(session, desk, start, end),
+        _settings(session, desk, start, end),
+        key=lambda e: e[0],
     )
     for _, values in events:
+        values = _named(session, values, names)
         seq += 1
         cells = [
             neutralize(str(seq) if c == "seq" else desk.name if c == "desk" else values.get(c, "")) for c in COLUMNS

@@ -16,6 +16,8 @@ Definitions (each trader x each posted trading day of the ISO week is one *cell*
 - **missed**: no answer at all on a posted day whose checklist has closed (market close).
 - **pending**: no answer yet while the checklist is still open (week-to-date views only);
   **not posted**: a trading day without a posted checklist. Neither counts anywhere.
+- **away**: no answer on a day the trader was away (``bot.desks.away``): left out of every
+  denominator (not missed, not expected) and shown as away. An answer given while away counts.
 - **completion rate** = (on time + late + problem) / (on time + late + problem + missed).
   Its change is in percentage points against the previous ISO week.
 - **median time to confirm**: from ``run.posted_at`` to the stored time of the final,
@@ -48,10 +50,13 @@ from sqlmodel import Session, col, select
 from bot import calendar
 from bot.checklist.models import NO_BACKUP_GAPS, Answer, AnswerStatus, AuthLayer, Check, ChecklistRun
 from bot.db import ClaimOutcome, claim_row
+from bot.desks import away
 from bot.desks.models import Desk, Role
 from bot.desks.service import members
 from bot.errors import ServiceError
 from bot.escalation.models import Escalation
+from bot.people import service as people
+from bot.people.service import Names
 from bot.profile import service as profile
 from bot.summary.models import WeeklySummary
 
@@ -151,6 +156,7 @@ class DayOutcome(StrEnum):
     PENDING = "pending"
     NOT_POSTED = "not_posted"
     HOLIDAY = "holiday"
+    AWAY = "away"
 
 
 class MetricKind(StrEnum):
@@ -174,19 +180,20 @@ class Metric:
         return self.short or self.label
 
 
-ON_TIME = Metric("on_time", "Confirmed on time", short="on time")
-LATE = Metric("late", "Confirmed late", short="late")
-MISSED = Metric("missed", "Missed (no answer)", short="missed")
-IDENTITY = Metric("identity", "Problems: identity", short="ident")
-DEVICE_TRUST = Metric("device_trust", "Problems: device trust", short="device")
-PLATFORM = Metric("platform", "Problems: platform/session", short="platf")
-AUTHORIZATION = Metric("authorization", "Problems: authorization (permissions)", short="authz")
-RECOVERY_PATH = Metric("recovery_path", "Problems: recovery path", short="recov")
-RESTRICTED = Metric("restricted", "Days restricted", short="restr")
-MEDIAN_CONFIRM = Metric("median_confirm", "Median time from post to confirmation", MetricKind.DURATION, "median")
+ON_TIME = Metric("on_time", "Confirmed on time", short="On time")
+LATE = Metric("late", "Confirmed late", short="Late")
+MISSED = Metric("missed", "Missed (no answer)", short="Missed")
+IDENTITY = Metric("identity", "Problems: identity", short="Identity")
+DEVICE_TRUST = Metric("device_trust", "Problems: device trust", short="Device")
+PLATFORM = Metric("platform", "Problems: platform/session", short="Platform")
+AUTHORIZATION = Metric("authorization", "Problems: authorization (permissions)", short="Permissions")
+RECOVERY_PATH = Metric("recovery_path", "Problems: recovery path", short="Recovery")
+RESTRICTED = Metric("restricted", "Days restricted", short="Restricted")
+AWAY = Metric("away", "Days away", short="Away")
+MEDIAN_CONFIRM = Metric("median_confirm", "Median time from post to confirmation", MetricKind.DURATION, "Median")
 # From the readiness profile (bot.profile): gaps open at any time during the week.
-PROFILE_GAP = Metric("profile_gap", "Readiness profile: recovery-path gap", MetricKind.TEXT, "profile")
-AUTOMATION_FLAGS = Metric("automation_flags", "Flagged automations (API hygiene)", short="api")
+PROFILE_GAP = Metric("profile_gap", "Readiness profile: recovery-path gap", MetricKind.TEXT, "Profile")
+AUTOMATION_FLAGS = Metric("automation_flags", "Flagged automations (API hygiene)", short="API")
 
 BASE_COLUMNS: tuple[Metric, ...] = (
     ON_TIME,
@@ -198,6 +205,7 @@ BASE_COLUMNS: tuple[Metric, ...] = (
     AUTHORIZATION,
     RECOVERY_PATH,
     RESTRICTED,
+    AWAY,
     MEDIAN_CONFIRM,
 )
 
@@ -255,6 +263,7 @@ class WeeklyReport:
     escalations: EscalationFigures
     recovery_gaps: list[RecoveryGap]
     attention: list[Attention]
+    names: Names = field(default_factory=Names)
 
     @property
     def completion_change(self) -> float | None:
@@ -289,10 +298,12 @@ def _missing_recovery(gaps: str) -> bool:
     return bool({g.value for g in NO_BACKUP_GAPS} & values)
 
 
-def _outcome(cell: _Cell | None, run: _Run, now: datetime) -> DayOutcome:
+def _outcome(cell: _Cell | None, run: _Run, now: datetime, away: bool = False) -> DayOutcome:
     if run.posted_at is None:
         return DayOutcome.NOT_POSTED
     if cell is None:
+        if away:
+            return DayOutcome.AWAY
         return DayOutcome.PENDING if now < run.market_close_at else DayOutcome.MISSED
     if cell.status == AnswerStatus.PROBLEM:
         return DayOutcome.PROBLEM
@@ -364,13 +375,18 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 
 def _completion(
-    runs: dict[int, _Run], cells: dict[tuple[int, str], _Cell], traders: list[str], now: datetime
+    runs: dict[int, _Run],
+    cells: dict[tuple[int, str], _Cell],
+    traders: list[str],
+    now: datetime,
+    away_days: Mapping[str, set[date]],
 ) -> float | None:
     answered = expected = 0
     users = set(traders) | {user for _, user in cells}
     for run in runs.values():
         for user in users:
-            outcome = _outcome(cells.get((run.id, user)), run, now)
+            gone = run.trading_date in away_days.get(user, ())
+            outcome = _outcome(cells.get((run.id, user)), run, now, gone)
             if outcome in (DayOutcome.ON_TIME, DayOutcome.LATE, DayOutcome.PROBLEM):
                 answered += 1
                 expected += 1
@@ -390,6 +406,8 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
 
     traders = members(session=session, desk_id=desk.id, role=Role.TRADER)
     all_runs, all_cells = _load(session, desk.id, prev_monday, friday)
+    everyone = {*traders, *(user for _, user in all_cells)}
+    away_days = away.away_days(session=session, user_ids=everyone, start=prev_monday, end=friday)
     runs = {rid: r for rid, r in all_runs.items() if r.trading_date >= monday}
     prev_runs = {rid: r for rid, r in all_runs.items() if r.trading_date < monday}
     cells = {k: c for k, c in all_cells.items() if k[0] in runs}
@@ -413,8 +431,10 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
                 row.days[day] = DayOutcome.NOT_POSTED
                 continue
             cell = cells.get((run.id, user))
-            outcome = _outcome(cell, run, now)
+            outcome = _outcome(cell, run, now, day in away_days.get(user, ()))
             row.days[day] = outcome
+            if outcome is DayOutcome.AWAY:
+                counts[AWAY.key] += 1
             if outcome in (DayOutcome.ON_TIME, DayOutcome.LATE, DayOutcome.PROBLEM, DayOutcome.MISSED):
                 expected += 1
             if outcome is DayOutcome.MISSED:
@@ -462,7 +482,7 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
         columns=list(BASE_COLUMNS),
         rows=rows,
         completion_rate=_rate(answered, expected),
-        previous_completion_rate=_completion(prev_runs, prev_cells, traders, now),
+        previous_completion_rate=_completion(prev_runs, prev_cells, traders, now, away_days),
         on_time_rate=_rate(on_time_total, expected),
         escalations=escalations,
         recovery_gaps=gaps,
@@ -470,6 +490,7 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
     )
     _add_profile(session, report, desk, iso_week)
     report.attention = _attention(report)
+    report.names = people.names_for(session=session, user_ids=report.rows)
     return report
 
 

@@ -1,18 +1,25 @@
 """Block Kit for the weekly summary: headline figures first, then who needs attention, then
-the per-trader table. Pure functions: a WeeklyReport in, blocks out."""
+the per-trader table. Pure functions: a WeeklyReport in, blocks out.
+
+Within Slack's limits at any desk size: the table is a Block Kit ``table`` block with plain
+column headers (https://docs.slack.dev/reference/block-kit/blocks/table-block : at most 100
+rows of at most 20 cells), people who need attention first; what doesn't fit (rows, or the
+message's text budget) is counted, and the CSV (*Download CSV*) has every trader."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from bot.slack.blocks import context_block, section
+from bot.slack.blocks import HEADER_TEXT, MESSAGE_CHARS, context_block, cut, escape, section, text_size
 from bot.slack.ids import Action, Block
 from bot.summary.report import Metric, MetricKind, MetricValue, WeeklyReport
 
 Blocks = list[dict[str, Any]]
 SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section's text
 ATTENTION_LIMIT = 20
+TABLE_ROWS = 100  # https://docs.slack.dev/reference/block-kit/blocks/table-block : at most 100 rows
+TABLE_CELLS = 20  # ... of at most 20 cells
 
 
 def percent(value: float | None) -> str:
@@ -70,32 +77,44 @@ def calendar_note(report: WeeklyReport) -> str:
 
 
 def attention_lines(report: WeeklyReport) -> list[str]:
-    lines = [f"• <@{a.user_id}> — {', '.join(a.reasons)}" for a in report.attention[:ATTENTION_LIMIT]]
+    names = report.names
+    lines = [f"• {escape(names(a.user_id))} — {', '.join(a.reasons)}" for a in report.attention[:ATTENTION_LIMIT]]
     if len(report.attention) > ATTENTION_LIMIT:
-        lines.append(f"…and {len(report.attention) - ATTENTION_LIMIT} more (see the table below)")
+        lines.append(f"…and {len(report.attention) - ATTENTION_LIMIT} more (see the table below and the CSV)")
     return lines
 
 
-def table_chunks(report: WeeklyReport) -> list[str]:
-    """The per-trader table as monospace chunks that each fit one section."""
-    headers = ["trader", *(m.header for m in report.columns)]
-    body = [[user, *(cell(m, row.values.get(m.key)) for m in report.columns)] for user, row in report.rows.items()]
-    widths = [max(len(r[i]) for r in [headers, *body]) for i in range(len(headers))]
+def table_order(report: WeeklyReport) -> list[str]:
+    """Traders for the table: who needs attention first (in the report's order), then by name."""
+    first = [a.user_id for a in report.attention]
+    seen = set(first)
+    rest = sorted((u for u in report.rows if u not in seen), key=report.names.sort_key)
+    return [*first, *rest]
 
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
-    head = line(headers)
-    chunks: list[str] = []
-    current = [head]
-    for r in body:
-        candidate = line(r)
-        if sum(len(x) + 1 for x in current) + len(candidate) + 8 > SECTION_LIMIT:
-            chunks.append("```" + "\n".join(current) + "```")
-            current = [head]
-        current.append(candidate)
-    chunks.append("```" + "\n".join(current) + "```")
-    return chunks
+def _raw(text: str) -> dict[str, Any]:
+    return {"type": "raw_text", "text": text or "—"}
+
+
+def table_block(report: WeeklyReport, *, chars: int) -> tuple[dict[str, Any], int]:
+    """The per-trader table (a ``table`` block, plain headers) within ``chars`` characters and
+    Slack's row limit; (block, traders left out)."""
+    columns = report.columns[: TABLE_CELLS - 1]
+    rows: list[list[dict[str, Any]]] = [[_raw("Trader"), *(_raw(m.header) for m in columns)]]
+    used = text_size(rows)
+    order = table_order(report)
+    for user in order:
+        if len(rows) >= TABLE_ROWS:
+            break
+        row = report.rows[user]
+        cells = [_raw(cut(report.names(user), 40)), *(_raw(cell(m, row.values.get(m.key))) for m in columns)]
+        size = text_size(cells)
+        if used + size > chars:
+            break
+        rows.append(cells)
+        used += size
+    settings = [{"is_wrapped": True}, *({"align": "right"} for _ in columns)]
+    return {"type": "table", "rows": rows, "column_settings": settings}, len(order) - (len(rows) - 1)
 
 
 def summary_text(report: WeeklyReport) -> str:
@@ -108,11 +127,10 @@ def summary_text(report: WeeklyReport) -> str:
 
 
 def summary_blocks(report: WeeklyReport, *, with_download: bool = True) -> Blocks:
+    """The summary within Slack's limits at any desk size (see the module doc)."""
+    title = cut(f"Weekly readiness — {report.desk_name}, {report.iso_week}", HEADER_TEXT)
     blocks: Blocks = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": f"Weekly readiness — {report.desk_name}, {report.iso_week}"[:150]},
-        },
+        {"type": "header", "text": {"type": "plain_text", "text": title}},
         section(headline(report)),
         context_block(f"{week_span(report)} · {calendar_note(report)}"),
     ]
@@ -123,14 +141,21 @@ def summary_blocks(report: WeeklyReport, *, with_download: bool = True) -> Block
     else:
         blocks.append(section("*Needs attention:* nobody — every trader answered, unrestricted, with a recovery path."))
     if report.recovery_gaps:
+        names = report.names
         gaps = [
-            f"• <@{g.user_id}> since {g.since:%a %d %b} ({g.days} trading day{'s' if g.days != 1 else ''})"
+            f"• {escape(names(g.user_id))} since {g.since:%a %d %b} ({g.days} trading day{'s' if g.days != 1 else ''})"
             for g in report.recovery_gaps[:ATTENTION_LIMIT]
         ]
-        blocks.append(section("*Missing recovery path* (no backup second factor)\n" + "\n".join(gaps)))
+        if len(report.recovery_gaps) > ATTENTION_LIMIT:
+            gaps.append(f"…and {len(report.recovery_gaps) - ATTENTION_LIMIT} more")
+        text = "*Missing recovery path* (no backup second factor)\n" + "\n".join(gaps)
+        blocks.append(section(cut(text, SECTION_LIMIT)))
     blocks.append({"type": "divider"})
-    blocks.append(context_block("Per trader this week (final answer of each day):"))
-    blocks += [section(chunk) for chunk in table_chunks(report)[:30]]
+    blocks.append(context_block("Per trader this week (final answer of each day; people needing attention first):"))
+    table, left_out = table_block(report, chars=MESSAGE_CHARS - text_size(blocks) - 400)
+    blocks.append(table)
+    if left_out:
+        blocks.append(context_block(f"…and {left_out} more traders: *Download CSV* has every trader's every answer."))
     if with_download:
         blocks.append(
             {

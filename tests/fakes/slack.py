@@ -4,6 +4,18 @@ A real ``WebClient(base_url=fake.base_url)`` talks to it. It records every call
 (method, decoded params, token), answers in the Web API's wire format, and can
 inject faults: scripted responses (429 with Retry-After, 5xx, ``ok: false``,
 slow answers that time the client out) and a per-method rate limit.
+
+As real Slack does, a message sent with a user ID as ``channel`` comes back with a ``D…``
+channel id, and ``chat.update`` / ``chat.postEphemeral`` refuse a user ID as channel
+(``channel_not_found``); ``views.open`` refuses a trigger older than 3 seconds
+(``expired_trigger_id``, for triggers made by ``tests.harness``). ``users.info`` answers for
+users added with ``add_user`` (``user_not_found`` otherwise).
+
+``strict = True`` also refuses what real Slack refuses for size (each check cites Slack's
+docs): more than 50 blocks in a message or 100 in a view, a block that slack_sdk's models
+reject (text longer than its limit, too many elements…) -> ``invalid_blocks``; more than
+``MESSAGE_CHARS`` characters of block text in one message -> ``msg_blocks_too_long``;
+``private_metadata`` over 3,000 characters.
 """
 
 from __future__ import annotations
@@ -19,6 +31,47 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 JSON_FIELDS = {"blocks", "view", "attachments", "files", "metadata", "channels", "users"}
+# https://api.slack.com/reference/block-kit/blocks : 50 blocks per message, 100 per modal / Home.
+MESSAGE_BLOCKS = 50
+VIEW_BLOCKS = 100
+# Not documented; users report refusals (msg_blocks_too_long) above about 12,000-13,000
+# characters of text across a message's blocks.
+MESSAGE_CHARS = 12000
+# https://api.slack.com/reference/surfaces/views : private_metadata at most 3,000 characters.
+PRIVATE_METADATA = 3000
+# https://api.slack.com/interactivity/handling#modal_responses : a trigger_id expires in 3 s.
+TRIGGER_LIFE_NS = 3_000_000_000
+MESSAGE_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
+VIEW_METHODS = {"views.open", "views.update", "views.push", "views.publish"}
+
+
+def text_size(node: Any) -> int:
+    """Characters of text in blocks (text objects, raw_text cells, rich-text runs)."""
+    if isinstance(node, dict):
+        own = (
+            len(node["text"])
+            if node.get("type") in ("plain_text", "mrkdwn", "raw_text", "text") and isinstance(node.get("text"), str)
+            else 0
+        )
+        return own + sum(text_size(v) for v in node.values() if isinstance(v, dict | list))
+    if isinstance(node, list):
+        return sum(text_size(v) for v in node)
+    return 0
+
+
+def block_problem(block: dict[str, Any]) -> str | None:
+    """What slack_sdk's models (which encode many of Slack's documented limits) reject."""
+    from slack_sdk.errors import SlackObjectFormationError
+    from slack_sdk.models.blocks import Block
+
+    try:
+        parsed = Block.parse(block)
+        if parsed is None:
+            return f"unknown block type {block.get('type')!r}"
+        parsed.validate_json()
+    except (SlackObjectFormationError, TypeError, ValueError, KeyError) as exc:
+        return str(exc)[:200]
+    return None
 
 
 @dataclass
@@ -48,6 +101,8 @@ class FakeSlack:
         self._last_allowed: dict[str, float] = {}
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
+        self.strict = False
+        self.users: dict[str, dict[str, Any]] = {}
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -121,6 +176,33 @@ class FakeSlack:
         with self._lock:
             self._limits[method] = (1.0 / per_second, retry_after)
 
+    def add_user(
+        self,
+        user_id: str,
+        display_name: str = "",
+        real_name: str = "",
+        *,
+        is_admin: bool = False,
+        is_owner: bool = False,
+        deleted: bool = False,
+        tz: str = "America/New_York",
+    ) -> dict[str, Any]:
+        """A user ``users.info`` knows (https://api.slack.com/types/user)."""
+        user = {
+            "id": user_id,
+            "name": (real_name or user_id).lower().replace(" ", "."),
+            "real_name": real_name,
+            "tz": tz,
+            "deleted": deleted,
+            "is_admin": is_admin,
+            "is_owner": is_owner,
+            "is_bot": False,
+            "profile": {"display_name": display_name, "real_name": real_name},
+        }
+        with self._lock:
+            self.users[user_id] = user
+        return user
+
     # -- inspection ------------------------------------------------------------
     def of(self, method: str) -> list[Call]:
         with self._lock:
@@ -169,16 +251,69 @@ class FakeSlack:
                 self._last_allowed[method] = call.at
             if not token:
                 return 200, {"ok": False, "error": "not_authed"}, {}, 0.0
+            refusal = self._refusal(method, params)
+            if refusal is not None:
+                self.rejected.append(call)
+                return 200, {"ok": False, "error": refusal[0], "errors": [refusal[1]]}, {}, 0.0
             self.calls.append(call)
             return 200, self._ok(method, params), {}, 0.0
+
+    def _refusal(self, method: str, params: dict[str, Any]) -> tuple[str, str] | None:
+        """(error, detail) for a call real Slack would refuse."""
+        channel = str(params.get("channel") or "")
+        if method in ("chat.update", "chat.postEphemeral", "chat.delete") and channel[:1] in ("U", "W"):
+            return "channel_not_found", "a user ID is not a conversation: use the D… id Slack returned"
+        if method == "views.open":
+            trigger = str(params.get("trigger_id") or "")
+            issued = trigger.rsplit("-", 1)[-1]
+            if trigger.startswith("trig-") and issued.isdigit():
+                if time.monotonic_ns() - int(issued) > TRIGGER_LIFE_NS:
+                    return "expired_trigger_id", "the trigger is more than 3 seconds old"
+        if method == "users.info":
+            if str(params.get("user") or "") not in self.users:
+                return "user_not_found", "no such user"
+        if not self.strict:
+            return None
+        if method in MESSAGE_METHODS:
+            blocks = params.get("blocks") or []
+            return self._blocks_problem(blocks if isinstance(blocks, list) else [], MESSAGE_BLOCKS, message=True)
+        if method in VIEW_METHODS:
+            view = params.get("view") or {}
+            if not isinstance(view, dict):
+                return "invalid_arguments", "view is not an object"
+            if len(str(view.get("private_metadata") or "")) > PRIVATE_METADATA:
+                return "invalid_arguments", "private_metadata must be no longer than 3000 characters"
+            try:
+                from slack_sdk.models.views import View
+
+                View(**view).validate_json()
+            except Exception as exc:
+                return "invalid_arguments", str(exc)[:200]
+            return self._blocks_problem(view.get("blocks") or [], VIEW_BLOCKS, message=False)
+        return None
+
+    @staticmethod
+    def _blocks_problem(blocks: list[Any], limit: int, *, message: bool) -> tuple[str, str] | None:
+        if len(blocks) > limit:
+            return "invalid_blocks", f"must provide no more than {limit} items [json-pointer:/blocks]"
+        for index, block in enumerate(blocks):
+            problem = block_problem(block) if isinstance(block, dict) else "not an object"
+            if problem:
+                return "invalid_blocks", f"{problem} [json-pointer:/blocks/{index}]"
+        if message and text_size(blocks) > MESSAGE_CHARS:
+            return "msg_blocks_too_long", f"{text_size(blocks)} characters of block text"
+        return None
 
     def _ok(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         n = next(self._ts)
         if method == "chat.postMessage":
             ts = f"{1_700_000_000 + n}.{n:06d}"
+            channel = str(params.get("channel") or "")
+            if channel[:1] in ("U", "W"):  # a DM by user ID: Slack answers with the DM's own id
+                channel = "D" + channel[1:]
             return {
                 "ok": True,
-                "channel": params.get("channel"),
+                "channel": channel,
                 "ts": ts,
                 "message": {"text": params.get("text")},
             }
@@ -197,6 +332,14 @@ class FakeSlack:
         if method == "conversations.open":
             users = str(params.get("users") or "")
             return {"ok": True, "channel": {"id": "D" + users.replace(",", "")[1:]}}
+        if method == "users.info":
+            return {"ok": True, "user": self.users[str(params.get("user"))]}
+        if method == "chat.getPermalink":
+            ts = str(params.get("message_ts") or "")
+            return {
+                "ok": True,
+                "permalink": f"https://fake.slack.com/archives/{params.get('channel')}/p{ts.replace('.', '')}",
+            }
         if method == "auth.test":
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "url": "https://fake/"}
         if method == "files.getUploadURLExternal":

@@ -1,0 +1,1 @@
+"""People: Slack users' names and workspace roles, cached from ``users.info``."""

@@ -1,0 +1,184 @@
+"""Names and workspace roles from the cached ``slack_user`` table: queries only, no Slack.
+
+A name is user-controlled text (a display name can be ``<!channel>``): ``Names`` hands out
+plain text, cleaned of invisible characters and cut to ``NAME_LIMIT``; every builder that puts
+it in ``mrkdwn`` escapes it (``bot.slack.blocks.escape``). An unknown user shows as their ID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.people.models import Person
+from bot.text import clean
+
+NAME_LIMIT = 40
+MAX_AGE = timedelta(hours=24)
+
+
+def _cut(text: str) -> str:
+    text = " ".join(clean(text).split())
+    return text if len(text) <= NAME_LIMIT else text[: NAME_LIMIT - 1] + "…"
+
+
+def shown_name(person: Person) -> str:
+    """What people see: display name, else real name, else the @handle, else the ID."""
+    name = _cut(person.display_name or person.real_name or person.handle or person.user_id)
+    return f"{name} (deactivated)" if person.deleted else name
+
+
+class Names:
+    """User ID -> shown name (plain text). ``names(uid)`` never fails: unknown IDs show as-is."""
+
+    def __init__(self, known: Mapping[str, str] | None = None) -> None:
+        self._known = dict(known or {})
+
+    def __call__(self, user_id: str | None) -> str:
+        if not user_id:
+            return ""
+        return self._known.get(user_id) or user_id
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._known
+
+    def merged(self, other: Names) -> Names:
+        return Names({**self._known, **other._known})
+
+    def sort_key(self, user_id: str) -> tuple[str, str]:
+        return (self(user_id).casefold(), user_id)
+
+
+NO_NAMES = Names()
+
+
+def names_for(*, session: Session, user_ids: Iterable[str | None]) -> Names:
+    """Shown names of these users in one query (chunked for very long lists)."""
+    wanted = sorted({u for u in user_ids if u})
+    known: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        for person in session.exec(select(Person).where(col(Person.user_id).in_(chunk))).all():
+            if person.display_name or person.real_name or person.handle:  # a failed refresh keeps the name
+                known[person.user_id] = shown_name(person)
+    return Names(known)
+
+
+def get(*, session: Session, user_id: str) -> Person | None:
+    return session.get(Person, user_id)
+
+
+def is_workspace_admin(*, session: Session, user_id: str) -> bool:
+    """A workspace admin or owner, as last seen (``users.info`` flags)."""
+    person = session.get(Person, user_id)
+    return person is not None and not person.deleted and (person.is_admin or person.is_owner)
+
+
+def workspace_admins(*, session: Session) -> list[str]:
+    rows = session.exec(
+        select(Person.user_id).where(
+            col(Person.deleted).is_(False), (col(Person.is_admin).is_(True)) | (col(Person.is_owner).is_(True))
+        )
+    ).all()
+    return sorted(rows)
+
+
+def stale(*, session: Session, user_ids: Iterable[str], now: datetime, max_age: timedelta = MAX_AGE) -> list[str]:
+    """Which of ``user_ids`` have no cached profile, or one older than ``max_age``: unknown first."""
+    wanted = sorted(set(user_ids))
+    seen: dict[str, datetime] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        for uid, at in session.exec(
+            select(Person.user_id, Person.fetched_at).where(col(Person.user_id).in_(chunk))
+        ).all():
+            seen[uid] = at
+    missing = [u for u in wanted if u not in seen]
+    old = sorted((u for u in wanted if u in seen and seen[u] < now - max_age), key=lambda u: seen[u])
+    return missing + old
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the cache keeps of a Slack user object (``users.info`` / ``user_change``)."""
+
+    user_id: str
+    display_name: str = ""
+    real_name: str = ""
+    handle: str = ""
+    tz: str | None = None
+    deleted: bool = False
+    is_admin: bool = False
+    is_owner: bool = False
+    is_bot: bool = False
+
+
+def profile_from_slack(user: Mapping[str, Any]) -> Profile | None:
+    """The Slack user object (https://api.slack.com/types/user) as a Profile; None if it has no id."""
+    uid = user.get("id")
+    if not isinstance(uid, str) or not uid:
+        return None
+    profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
+    assert isinstance(profile, dict)
+
+    def text(value: Any) -> str:
+        return str(value)[:255] if isinstance(value, str) else ""
+
+    return Profile(
+        user_id=uid[:32],
+        display_name=text(profile.get("display_name")),
+        real_name=text(profile.get("real_name") or user.get("real_name")),
+        handle=text(user.get("name")),
+        tz=text(user.get("tz"))[:64] or None,
+        deleted=bool(user.get("deleted")),
+        is_admin=bool(user.get("is_admin")),
+        is_owner=bool(user.get("is_owner") or user.get("is_primary_owner")),
+        is_bot=bool(user.get("is_bot")),
+    )
+
+
+def _row(session: Session, user_id: str, now: datetime) -> Person:
+    """The user's row, inserted first if missing (a concurrent writer may insert it first)."""
+    person = session.get(Person, user_id)
+    if person is not None:
+        return person
+    try:
+        with session.begin_nested():
+            person = Person(user_id=user_id, fetched_at=now)
+            session.add(person)
+        return person
+    except IntegrityError:
+        found = session.get(Person, user_id)
+        assert found is not None
+        return found
+
+
+def remember(*, session: Session, profile: Profile, now: datetime) -> Person:
+    """Insert or replace a user's cached profile."""
+    person = _row(session, profile.user_id, now)
+    person.display_name = profile.display_name
+    person.real_name = profile.real_name
+    person.handle = profile.handle
+    person.tz = profile.tz
+    person.deleted = profile.deleted
+    person.is_admin = profile.is_admin
+    person.is_owner = profile.is_owner
+    person.is_bot = profile.is_bot
+    person.fetched_at = now
+    person.error = None
+    session.add(person)
+    return person
+
+
+def remember_failure(*, session: Session, user_id: str, error: str, now: datetime) -> None:
+    """Slack said the user doesn't exist (or can't be seen): don't ask again until ``MAX_AGE``;
+    a name seen before is kept."""
+    person = _row(session, user_id, now)
+    person.fetched_at = now
+    person.error = error[:64]
+    session.add(person)
