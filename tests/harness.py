@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 
 import httpx
 from slack_sdk import WebClient
-from waitress.server import create_server
 
 from bot.config import Settings
 from bot.runtime import Runtime, build
+from bot.web import make_server
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
@@ -94,7 +94,7 @@ class Bot:
             roster_interval=roster_interval,
         )
         self.runtime.refresher.start()
-        self.server = create_server(self.runtime.web, host="127.0.0.1", port=0, threads=8)
+        self.server = make_server(self.runtime.web, host="127.0.0.1", port=0, threads=8)
         self._closing = False
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
         self._thread = threading.Thread(target=self._serve, daemon=True)
