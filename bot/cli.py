@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, NoReturn
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, prepare_database
 from bot.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -132,6 +132,7 @@ def _database(settings: Settings) -> Engine:
     from bot.db import make_engine
     from bot.migrate import upgrade
 
+    prepare_database(settings)
     upgrade(settings.database_url)
     return make_engine(settings.database_url)
 
@@ -139,15 +140,19 @@ def _database(settings: Settings) -> Engine:
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.migrate import upgrade
 
+    prepare_database(settings)
     upgrade(settings.database_url)
-    print("Database is up to date.")
+    print(f"Database {settings.database_label} is up to date.")
     return 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.serve import serve
+    from bot.serve import ServeError, serve
 
-    serve(settings)
+    try:
+        serve(settings)
+    except ServeError as exc:
+        raise CliError(f"preflight serve: {exc}") from None
     return 0
 
 
@@ -182,7 +187,8 @@ def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
     with session_scope(_database(settings)) as session:
         rows = [desks.describe(session=session, desk=d) for d in desks.list_desks(session=session)]
     if not rows:
-        print("No desks yet. Add one with: preflight desk add NAME --channel ... (see --help)")
+        print(f"No desks yet in {settings.database_label}.")
+        print("Add one with: preflight desk add NAME --channel ... (see --help)")
         return 0
     header = ("NAME", "CHANNEL", "TIMEZONE", "POST", "DEADLINE", "MANAGERS", "TRADERS")
     table = [header] + [
@@ -217,6 +223,8 @@ def _checklist_post(args: argparse.Namespace, settings: Settings) -> int:
         desk = desks.get_desk(session=session, name=args.name)
         day = args.date or checklist.desk_today(desk, now)
     result = jobs.post_checklist(engine, client, desk_name=args.name, day=day, now=now)
+    if result.outcome == jobs.UNREACHABLE:
+        raise CliError(f"preflight checklist post: {result.message}; nothing posted, try again")
     print(result.message)
     return 1 if result.outcome == "failed" else 0
 
@@ -345,7 +353,7 @@ def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
         waiting = escalation.waiting_messages(session=session)
         counts = escalation.outbox_counts(session=session)
     if not rows:
-        print("No open escalations." if args.open else "No escalations.")
+        print(f"No {'open ' if args.open else ''}escalations in {settings.database_label}.")
     else:
         header = ("ID", "DESK", "TRADER", "KIND", "STATE", "LEVEL", "OPENED (UTC)", "BY", "DELIVERY")
         table = [header] + [
@@ -391,15 +399,49 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
 }
 
 
+def _outside_error(exc: Exception, settings: Settings | None) -> str | None:
+    """One line for a failure of what the CLI depends on (the database, Slack, a file), or
+    None for anything else (a bug: let its traceback show)."""
+    from slack_sdk.errors import SlackApiError, SlackClientError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    def first_line(problem: object) -> str:
+        lines = str(problem).strip().splitlines()
+        return lines[0] if lines else type(problem).__name__
+
+    if isinstance(exc, ServiceError) and str(exc).startswith("no desk named") and settings is not None:
+        return f"{exc}; looked in the database {settings.database_label}"
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        where = settings.database_label if settings is not None else "the database"
+        return f"cannot use the database {where}: {first_line(exc.orig or exc)}"
+    if isinstance(exc, SlackApiError):
+        return f"Slack refused the call: {exc.response.get('error') or exc.response.status_code}"
+    if isinstance(exc, SlackClientError) or (isinstance(exc, OSError) and hasattr(exc, "reason")):
+        reason = getattr(exc, "reason", None) or exc  # urllib's URLError wraps the socket error
+        where = settings.slack_api_url if settings is not None else "Slack"
+        return f"cannot reach Slack at {where}: {getattr(reason, 'strerror', None) or first_line(reason)}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or first_line(exc)}{f': {exc.filename}' if exc.filename else ''}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # ERROR: the CLI reports what its jobs warn about (a failed post...) itself, in one line;
+    # and slack_sdk logs an ERROR before raising a connection error that the CLI reports too.
+    logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)
+    settings: Settings | None = None
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings()
         sub = getattr(args, f"{args.command}_command", None)
         return HANDLERS[(args.command, sub)](args, settings)
-    except (CliError, ConfigError, ServiceError) as exc:
-        print(f"preflight: error: {exc}" if not str(exc).startswith("preflight") else str(exc), file=sys.stderr)
+    except Exception as exc:
+        message = _outside_error(exc, settings)
+        if message is None and not isinstance(exc, (CliError, ConfigError, ServiceError)):
+            raise
+        text = message or str(exc)
+        print(text if text.startswith("preflight") else f"preflight: error: {text}", file=sys.stderr)
         return EXIT_USAGE
 
 
