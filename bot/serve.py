@@ -9,13 +9,14 @@ from contextlib import ExitStack
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 
 from bot.config import ConfigError, Settings, prepare_database
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.pager import Pager
 from bot.migrate import upgrade
-from bot.runtime import Runtime, build
+from bot.runtime import Runtime, build, make_client
 from bot.scheduler import Scheduler
 from bot.web import INVALID_TOKEN_ERRORS, SlackHealth, failure_reason, make_server
 
@@ -24,8 +25,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Libraries that log whole request and response bodies (trader notes) at DEBUG.
-PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt")
+# Loggers that get whole request and response bodies (trader notes) at DEBUG: the Slack
+# libraries, the Bolt app's own logger (named in bot/slack/app.py) and Socket Mode's.
+BOLT_APP_LOGGER = "bot.slack.bolt"
+SOCKET_MODE_LOGGER = "bot.socket_mode"
+PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt", BOLT_APP_LOGGER, SOCKET_MODE_LOGGER)
 _WEB_API_LOGGER = "slack_sdk.web.base_client"
 _SEND_FAILED = "Failed to send a request to Slack API server"
 
@@ -59,6 +63,17 @@ class _WebApiSummary(logging.Filter):
 _SUMMARY = _WebApiSummary()
 
 
+class _NoTokenNotice(logging.Filter):
+    """Bolt warns at every start that the client's token wins over SLACK_BOT_TOKEN from the
+    environment: they are the same token (bot.runtime builds the client from it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_NO_TOKEN_NOTICE = _NoTokenNotice()
+
+
 def configure_logging(level: str) -> None:
     """The root logger at ``level``; the Slack libraries never below INFO (at DEBUG they log
     payloads), except slack_sdk's Web API calls, reduced to method URL and HTTP status."""
@@ -70,6 +85,9 @@ def configure_logging(level: str) -> None:
     web_api.setLevel(logging.getLevelName(level))
     if _SUMMARY not in web_api.filters:
         web_api.addFilter(_SUMMARY)
+    bolt = logging.getLogger(BOLT_APP_LOGGER)
+    if _NO_TOKEN_NOTICE not in bolt.filters:
+        bolt.addFilter(_NO_TOKEN_NOTICE)
 
 
 def check_slack(settings: Settings) -> SlackHealth:
@@ -90,28 +108,42 @@ def check_slack(settings: Settings) -> SlackHealth:
     return health
 
 
-def open_socket_mode(runtime: Runtime, app_token: str) -> SocketModeHandler:
-    """A connected Socket Mode handler, or a one-line ServeError (a refused app token, or
-    Slack not reachable) with nothing left running."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
+def socket_mode_url(settings: Settings, app_token: str) -> str:
+    """A WebSocket URL for Socket Mode from ``apps.connections.open``, or one line: the app
+    token refused (ConfigError) or Slack not answering (ServeError). Asked before anything
+    starts, rather than inside SocketModeHandler.connect(), which logs a multi-line error."""
     try:
-        # Asked here rather than inside connect(), which logs a multi-line error and raises.
-        url = runtime.client.apps_connections_open(app_token=app_token)["url"]
+        return str(make_client(settings).apps_connections_open(app_token=app_token)["url"])
     except Exception as exc:
         reason = failure_reason(exc)
         if reason in INVALID_TOKEN_ERRORS:
             raise ConfigError(f"SLACK_APP_TOKEN was refused by Slack ({reason}): check the app-level token") from None
-        raise ServeError(
-            f"Socket Mode could not connect to Slack at {runtime.settings.slack_api_url}: {reason}"
-        ) from None
-    handler = SocketModeHandler(runtime.bolt, app_token)
-    handler.client.wss_uri = url
+        raise ServeError(f"Socket Mode could not connect to Slack at {settings.slack_api_url}: {reason}") from None
+
+
+def open_socket_mode(runtime: Runtime, app_token: str, url: str) -> SocketModeHandler:
+    """A connected Socket Mode handler, or a one-line ServeError with nothing left running."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    socket_log = logging.getLogger(SOCKET_MODE_LOGGER)
+    handler = SocketModeHandler(runtime.bolt, app_token, logger=socket_log)
+    handler.client.wss_uri = url  # the URL socket_mode_url() was given: connect() asks for none
+    errors: list[Exception] = []
+    handler.client.on_error_listeners.append(errors.append)
+    # connect() logs a failure to connect and swallows it (then retries forever in the
+    # background): at start it is reported below, once, and the start stops.
+    level = socket_log.level
+    socket_log.setLevel(logging.CRITICAL)
     try:
         handler.connect()  # type: ignore[no-untyped-call]
     except Exception as exc:
-        handler.close()  # type: ignore[no-untyped-call]
-        raise ServeError(f"Socket Mode could not connect to Slack's WebSocket: {failure_reason(exc)}") from None
+        errors.append(exc)
+    handler.client.on_error_listeners.remove(errors.append)
+    if errors or not handler.client.is_connected():
+        handler.close()  # type: ignore[no-untyped-call]  # its background retries stay quiet until gone
+        reason = failure_reason(errors[0]) if errors else "no connection"
+        raise ServeError(f"Socket Mode could not connect to Slack's WebSocket: {reason}")
+    socket_log.setLevel(level)
     return handler
 
 
@@ -121,11 +153,12 @@ def serve(settings: Settings) -> None:
     upgrade(settings.database_url)  # before the log level is lowered: `preflight migrate` is as quiet
     configure_logging(settings.log_level)
     health = check_slack(settings)
+    wss_url = socket_mode_url(settings, settings.slack_app_token) if settings.slack_app_token else None
     runtime = build(settings)
     runtime.web.slack = health
     with ExitStack() as cleanup:  # stops, in reverse order, whatever was started
-        if settings.slack_app_token:
-            socket_mode = open_socket_mode(runtime, settings.slack_app_token)
+        if settings.slack_app_token and wss_url is not None:
+            socket_mode = open_socket_mode(runtime, settings.slack_app_token, wss_url)
             cleanup.callback(socket_mode.close)
             log.info("Socket Mode connected; HTTP serves /healthz only")
         try:
