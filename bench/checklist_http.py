@@ -52,7 +52,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -395,6 +395,7 @@ def make_cell(engine: Engine, client: WebClient, tag: str, n_traders: int, desk_
                 timezone="America/New_York",
                 post_at="08:00",
                 deadline="09:00",
+                now=DOMAIN_NOW - timedelta(days=30),
             )
         result = post_checklist(engine, client, desk_name=name, day=DOMAIN_NOW.date(), now=DOMAIN_NOW)
         assert result.run_id is not None and result.ts is not None, result.message

@@ -38,10 +38,10 @@ from sqlmodel import Session, col, func, select
 from bot.checklist import service as checklist
 from bot.db import make_engine, session_scope
 from bot.delivery.models import OutboxMessage
-from bot.delivery.outbox import OutboxWorker
 from bot.desks import service as desks
 from bot.escalation import service as escalation
 from bot.migrate import upgrade
+from bot.runtime import outbox_worker
 from tests.fakes.slack import FakeSlack
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -106,6 +106,7 @@ def queue_reminders(engine: Engine, traders: int) -> int:
             timezone="America/New_York",
             post_at="08:00",
             deadline="09:00",
+            now=datetime(2026, 1, 5, tzinfo=UTC),
         )
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name="fanout")
@@ -136,7 +137,7 @@ def run(backend: str, traders: int, rate: float, retry_after: int, pacer_rate: f
             def clock() -> datetime:  # the morning of the bench, advancing in real time
                 return REMIND_AT + timedelta(seconds=time.monotonic() - start)
 
-            worker = OutboxWorker(engine, client, None, clock=clock, slack_rate=pacer_rate, poll=0.05, batch=25)
+            worker = outbox_worker(engine, client, None, clock=clock, slack_rate=pacer_rate, poll=0.05, batch=25)
             worker.start()
             while len(fake.of("chat.postMessage")) < traders:
                 time.sleep(0.01)

@@ -80,8 +80,17 @@ def build_parser() -> Parser:
     dset.add_argument("--escalation-channel", help="channel ID for level 2, e.g. C0123ABCD ('' to clear)")
     dset.add_argument("--pager-kind", choices=("none", "pagerduty", "webhook"), help="where level 2 pages go")
     dset.add_argument("--pager-url", help="PagerDuty base URL (default https://events.pagerduty.com) or webhook URL")
-    dset.add_argument(
-        "--pager-secret", help="PagerDuty routing key or webhook HMAC secret (stored encrypted: PREFLIGHT_SECRET_KEY)"
+    secret = dset.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--pager-secret",
+        help="PagerDuty routing key or webhook HMAC secret (stored encrypted under PREFLIGHT_SECRET_KEYS); "
+        "visible in shell history and to 'ps': prefer --pager-secret-file",
+    )
+    secret.add_argument(
+        "--pager-secret-file",
+        metavar="PATH",
+        help="read the pager secret from this file, or from standard input with '-' (a pipe, or a prompt "
+        "that doesn't echo); surrounding whitespace is dropped",
     )
     dset.add_argument("--managers-channel", help="channel ID for the weekly summary ('' to clear: DM each manager)")
     dset.add_argument("--summary-delay-minutes", type=int, help="weekly summary this long after the week's close")
@@ -119,8 +128,23 @@ def build_parser() -> Parser:
     exp.add_argument("--to", dest="end", type=_date, help="last trading date, YYYY-MM-DD")
     exp.add_argument("--out", help="write here instead of standard output")
     verify = exp.add_subparsers(dest="export_command", required=False, parser_class=Parser)
-    check_file = verify.add_parser("verify", help="check an export's hash chain")
+    check_file = verify.add_parser(
+        "verify",
+        help="check an export: 'intact and signed by this instance' (exit 0), 'consistent but unsigned or signed "
+        "by another key' (exit 1: origin not proven), or 'tampered at row N' (exit 1)",
+    )
     check_file.add_argument("file")
+
+    keys = sub.add_parser("keys", help="the secret keys (PREFLIGHT_SECRET_KEYS)").add_subparsers(
+        dest="keys_command", required=True, parser_class=Parser
+    )
+    keys.add_parser("new", help="print a fresh random key for PREFLIGHT_SECRET_KEYS")
+    keys.add_parser(
+        "rotate",
+        help="re-encrypt every stored secret under the first key of PREFLIGHT_SECRET_KEYS "
+        "(put the new key first, the old ones after it; drop the old ones afterwards)",
+    )
+    keys.add_parser("check", help="say whether every stored secret can be read with PREFLIGHT_SECRET_KEYS")
     return parser
 
 
@@ -159,6 +183,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
     from bot.desks import service as desks
+    from bot.runtime import utc_now
 
     managers = desks.parse_user_list(args.managers)
     traders = desks.parse_user_list(args.traders)
@@ -172,6 +197,7 @@ def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
             timezone=args.timezone,
             post_at=args.post_at,
             deadline=args.deadline,
+            now=utc_now(),
         )
         print(
             f"Added desk {desk.name}: channel {desk.channel_id}, {len(managers)} manager(s), "
@@ -248,6 +274,7 @@ def _summary_post(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.crypto import Keyring
     from bot.db import read_scope
     from bot.desks import service as desks
     from bot.summary import export
@@ -256,37 +283,115 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     if missing:
         raise CliError(f"preflight export: {', '.join(missing)} required (or: preflight export verify FILE)")
     export.check_range(args.start, args.end)
+    keys = Keyring(settings.secret_keys)
     # A long read: on SQLite a read-only snapshot doesn't hold the running bot's write lock.
     with read_scope(_database(settings)) as session:
         desk = desks.get_desk(session=session, name=args.desk)
         if args.out:
             with open(args.out, "w", encoding="utf-8", newline="") as out:
-                result = export.write_csv(session=session, desk=desk, start=args.start, end=args.end, out=out)
+                result = export.write_csv(
+                    session=session, desk=desk, start=args.start, end=args.end, out=out, keys=keys
+                )
         else:
-            result = export.write_csv(session=session, desk=desk, start=args.start, end=args.end, out=sys.stdout)
+            result = export.write_csv(
+                session=session, desk=desk, start=args.start, end=args.end, out=sys.stdout, keys=keys
+            )
     if args.out:
-        print(f"Wrote {result.rows} events to {args.out}; chain head {result.head}.")
+        signed = f"signed with key {result.signed_by}" if result.signed_by else "unsigned"
+        print(f"Wrote {result.rows} events to {args.out}; chain head {result.head}; {signed}.")
+    if not result.signed_by:
+        print(
+            "preflight: warning: the export is unsigned (PREFLIGHT_SECRET_KEYS is not set): "
+            "'export verify' can show it is consistent, not that this instance wrote it",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _export_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.crypto import Keyring
     from bot.summary import export
 
     try:
         with open(args.file, encoding="utf-8", newline="") as handle:
-            verdict = export.verify(handle)
+            verdict = export.verify(handle, keys=Keyring(settings.secret_keys))
     except OSError as exc:
         raise CliError(f"preflight export verify: cannot read {args.file}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise CliError(f"preflight export verify: {args.file} is not UTF-8 text") from None
     print(f"{args.file}: {verdict.message}")
-    return 0 if verdict.ok else 1
+    return 0 if verdict.proven else 1
+
+
+def _keys_new(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.crypto import new_key
+
+    print(new_key())
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import keys
+    from bot.db import session_scope
+
+    with session_scope(_database(settings)) as session:
+        done = keys.rotate_all(session=session, keys=settings.secret_keys)
+    where = ", ".join(f"{name}: {n}" for name, n in done.items())
+    print(
+        f"Re-encrypted {sum(done.values())} stored secret(s) under the first key ({where}). Keep the old keys in "
+        "PREFLIGHT_SECRET_KEYS while exports they signed must verify; otherwise they can go."
+    )
+    return 0
+
+
+def _keys_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import keys
+    from bot.crypto import Keyring
+    from bot.db import read_scope
+
+    ring = Keyring(settings.secret_keys)
+    with read_scope(_database(settings)) as session:
+        found = keys.census(session=session, keys=ring)
+    problem = found.problem(ring)
+    if problem:
+        raise CliError(f"preflight keys check: {problem}")
+    print(f"{len(ring.keys)} key(s) configured; all {found.total} stored secret(s) can be read.")
+    return 0
+
+
+PAGER_SECRET_LIMIT = 4096
+
+
+def _read_secret(path: str) -> str:
+    """The pager secret from a file or standard input ('-'), surrounding whitespace dropped."""
+    where = "standard input" if path == "-" else path
+    try:
+        if path == "-" and sys.stdin.isatty():
+            import getpass
+
+            raw = getpass.getpass("Pager secret (not echoed): ")
+        elif path == "-":
+            raw = sys.stdin.read(PAGER_SECRET_LIMIT + 1)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                raw = handle.read(PAGER_SECRET_LIMIT + 1)
+    except OSError as exc:
+        raise CliError(f"preflight desk set: cannot read the pager secret from {where}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"preflight desk set: the pager secret in {where} is not UTF-8 text") from None
+    if len(raw) > PAGER_SECRET_LIMIT:
+        raise CliError(f"preflight desk set: {where} holds more than {PAGER_SECRET_LIMIT} characters: not a secret")
+    secret = raw.strip()
+    if not secret:
+        raise CliError(f"preflight desk set: no pager secret in {where} (it is empty)")
+    return secret
 
 
 def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
-    from bot.escalation import service as escalation
 
+    if args.pager_secret_file is not None:
+        args.pager_secret = _read_secret(args.pager_secret_file)
     values = (
         args.reminder_minutes,
         args.ack_timeout_minutes,
@@ -299,11 +404,13 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
     )
     if all(v is None for v in values):
         raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
+    from bot.desks import service as desks
+
     with session_scope(_database(settings)) as session:
-        desk = escalation.configure_desk(
+        desk = desks.configure_desk(
             session=session,
             name=args.name,
-            secret_key=settings.secret_key,
+            keys=settings.secret_keys,
             reminder_minutes=args.reminder_minutes,
             ack_timeout_minutes=args.ack_timeout_minutes,
             escalation_channel=args.escalation_channel,
@@ -324,10 +431,10 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.delivery import outbox
     from bot.delivery.pager import Pager
+    from bot.delivery.slack import delivery_client
     from bot.escalation.jobs import escalation_pass
-    from bot.runtime import make_client, utc_now
+    from bot.runtime import deliver_due, make_client, utc_now
 
     engine = _database(settings)
     for line in escalation_pass(engine, now=args.at or utc_now(), desk_name=args.name):
@@ -335,9 +442,9 @@ def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.slack_bot_token:
         print("SLACK_BOT_TOKEN is not set here: the running bot's outbox worker will deliver what was queued.")
         return 0
-    pager = Pager(secret_key=settings.secret_key)
-    client = outbox.delivery_client(make_client(settings))
-    done = outbox.deliver_due(engine, client, pager, now=utc_now(), limit=1000)
+    pager = Pager(keys=settings.secret_keys)
+    client = delivery_client(make_client(settings))
+    done = deliver_due(engine, client, pager, now=utc_now(), limit=1000)
     pager.close()
     print(f"Delivered {done.delivered}, deferred {done.deferred}, failed {done.failed} (preflight escalations list).")
     return 0
@@ -396,7 +503,18 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("summary", "post"): _summary_post,
     ("export", None): _export,
     ("export", "verify"): _export_verify,
+    ("keys", "new"): _keys_new,
+    ("keys", "rotate"): _keys_rotate,
+    ("keys", "check"): _keys_check,
 }
+
+
+FIELD_HINTS = {"name": "see 'preflight desk list'"}
+
+
+def flag_of(field: str) -> str:
+    """The command-line hint for a setting named by a ServiceError's ``field``: its flag."""
+    return FIELD_HINTS.get(field) or "--" + field.replace("_", "-")
 
 
 def _outside_error(exc: Exception, settings: Settings | None) -> str | None:
@@ -409,8 +527,6 @@ def _outside_error(exc: Exception, settings: Settings | None) -> str | None:
         lines = str(problem).strip().splitlines()
         return lines[0] if lines else type(problem).__name__
 
-    if isinstance(exc, ServiceError) and str(exc).startswith("no desk named") and settings is not None:
-        return f"{exc}; looked in the database {settings.database_label}"
     if isinstance(exc, (OperationalError, InterfaceError)):
         where = settings.database_label if settings is not None else "the database"
         return f"cannot use the database {where}: {first_line(exc.orig or exc)}"
@@ -438,10 +554,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return HANDLERS[(args.command, sub)](args, settings)
     except Exception as exc:
         message = _outside_error(exc, settings)
-        if message is None and not isinstance(exc, (CliError, ConfigError, ServiceError)):
-            raise
-        text = message or str(exc)
-        print(text if text.startswith("preflight") else f"preflight: error: {text}", file=sys.stderr)
+        if message is None:
+            if not isinstance(exc, (CliError, ConfigError, ServiceError)):
+                raise
+            message = str(exc)
+            if isinstance(exc, ServiceError) and message.startswith("there is no desk") and settings is not None:
+                message += f" in the database {settings.database_label}"  # the wrong database looks empty
+            if isinstance(exc, ServiceError) and exc.field:
+                message += f" ({flag_of(exc.field)})"  # the domain names the setting; the CLI adds its flag
+        print(f"preflight: error: {message}" if not message.startswith("preflight") else message, file=sys.stderr)
         return EXIT_USAGE
 
 

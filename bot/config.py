@@ -43,7 +43,8 @@ class Settings:
     slack_app_token: str | None = None
     slack_api_url: str = DEFAULT_SLACK_API_URL
     port: int = 3000
-    secret_key: str | None = None
+    # PREFLIGHT_SECRET_KEYS: the first encrypts and signs, every one decrypts (bot.crypto.Keyring).
+    secret_keys: tuple[str, ...] = ()
     threads: int = 8
     log_level: str = "INFO"
 
@@ -54,6 +55,11 @@ class Settings:
         if not self.slack_signing_secret and not self.slack_app_token:
             raise ConfigError("SLACK_SIGNING_SECRET is not set (Basic Information > App Credentials)")
         return self.slack_bot_token, self.slack_signing_secret or ""
+
+    @property
+    def secret_key(self) -> str | None:
+        """The current key (the first of ``secret_keys``), or None when none is set."""
+        return self.secret_keys[0] if self.secret_keys else None
 
     @property
     def database_label(self) -> str:
@@ -117,6 +123,21 @@ def _int(name: str, value: str, low: int, high: int) -> int:
     return number
 
 
+def _secret_keys(keys: str | None, single: str | None) -> tuple[str, ...]:
+    """PREFLIGHT_SECRET_KEYS (comma-separated, current first) or the older PREFLIGHT_SECRET_KEY
+    (one key, taken whole). A single key set beside a list that lacks it would leave the
+    secrets it encrypted unreadable without a word: that is refused."""
+    if keys is None:
+        return (single,) if single else ()
+    listed = tuple(dict.fromkeys(k.strip() for k in keys.split(",") if k.strip()))
+    if single and single not in listed:
+        raise ConfigError(
+            "PREFLIGHT_SECRET_KEY is set but is not in PREFLIGHT_SECRET_KEYS: "
+            "add it to the list (after the current key) and unset PREFLIGHT_SECRET_KEY"
+        )
+    return listed
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
     """Build Settings from ``environ`` (default: the process environment) and a ``.env`` file."""
     values: dict[str, str] = {}
@@ -144,7 +165,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         slack_app_token=app_token,
         slack_api_url=_api_url(get("SLACK_API_URL") or DEFAULT_SLACK_API_URL),
         port=_int("PORT", get("PORT") or "3000", 1, 65535),
-        secret_key=get("PREFLIGHT_SECRET_KEY"),
+        secret_keys=_secret_keys(get("PREFLIGHT_SECRET_KEYS"), get("PREFLIGHT_SECRET_KEY")),
         threads=_int("WEB_THREADS", get("WEB_THREADS") or "8", 1, 64),
         log_level=level,
     )

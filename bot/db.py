@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, event, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, create_engine
+
+T = TypeVar("T", bound=SQLModel)
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -115,3 +120,78 @@ def ping(engine: Engine) -> bool:
         return True
     except Exception:
         return False
+
+
+# --- leases -----------------------------------------------------------------------------
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # the caller holds the lease and does the work
+    DONE = "done"  # the work is already done
+    BUSY = "busy"  # someone else holds an unexpired lease
+
+
+def claim_lease(
+    session: Session,
+    table: type[SQLModel],
+    row_id: int,
+    *,
+    column: str,
+    now: datetime,
+    lease: timedelta,
+    where: Sequence[ColumnElement[bool]] = (),
+    values: dict[str, Any] | None = None,
+) -> bool:
+    """Take the lease on one row: a conditional UPDATE sets ``column = now`` (and ``values``)
+    when the row is unclaimed or its lease has expired and ``where`` holds. True when this
+    caller holds it. One statement, so concurrent threads, processes and replicas agree on
+    SQLite and PostgreSQL alike. Used by the checklist post, the weekly summary, the outbox
+    and the roster refresher."""
+    claimed = getattr(table, column)
+    stmt = (
+        update(table)
+        .where(
+            getattr(table, "id") == row_id,  # noqa: B009 - every leased table has an id
+            claimed.is_(None) | (claimed <= now - lease),
+            *where,
+        )
+        .values({column: now, **(values or {})})
+    )
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def claim_row(
+    session: Session,
+    *,
+    find: Callable[[], T | None],
+    make: Callable[[], T],
+    done: Callable[[T], bool],
+    column: str,
+    now: datetime,
+    lease: timedelta,
+    values: dict[str, Any] | None = None,
+) -> tuple[ClaimOutcome, T | None]:
+    """Decide who does a once-only piece of work keyed by a unique row (a day's checklist, a
+    week's summary): insert the row already claimed, or — when it exists, isn't ``done`` and its
+    lease expired — take its lease. The unique key decides between concurrent inserters. The
+    caller's ``session_scope`` commits the claim (services never commit)."""
+    row = find()
+    if row is None:
+        row = make()
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            row = find()
+            assert row is not None
+            return (ClaimOutcome.DONE if done(row) else ClaimOutcome.BUSY), row
+        return ClaimOutcome.CLAIMED, row
+    if done(row):
+        return ClaimOutcome.DONE, row
+    row_id = getattr(row, "id")  # noqa: B009
+    if not claim_lease(session, type(row), row_id, column=column, now=now, lease=lease, values=values):
+        return ClaimOutcome.BUSY, row
+    session.refresh(row)
+    if done(row):  # finished between our read and our claim
+        return ClaimOutcome.DONE, row
+    return ClaimOutcome.CLAIMED, row

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -18,7 +19,13 @@ from sqlalchemy.engine import Engine
 
 from bot.checklist.roster import RosterRefresher
 from bot.config import Settings
+from bot.crypto import Keyring
 from bot.db import make_engine
+from bot.delivery import worker
+from bot.delivery.pager import Pager
+from bot.delivery.worker import OutboxWorker, Pacer, PassResult
+from bot.desks import service as desks
+from bot.slack import notifications
 from bot.slack.app import create_app
 from bot.slack.deps import Clock, Deps
 from bot.web import WebApp
@@ -83,9 +90,36 @@ def build(
     refresher = RosterRefresher(engine, client, interval=roster_interval)
     # Work after the acknowledgement (answers, Slack replies) runs on this pool.
     executor = executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack")
-    deps = Deps(engine=engine, clock=clock, refresher=refresher, executor=executor)
+    deps = Deps(engine=engine, clock=clock, refresher=refresher, executor=executor, keys=Keyring(settings.secret_keys))
     bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps)
     web = WebApp(bolt, signing_secret=signing_secret or "socket-mode", engine=engine)
-    return Runtime(
-        settings=settings, engine=engine, client=client, deps=deps, refresher=refresher, bolt=bolt, web=web
+    return Runtime(settings=settings, engine=engine, client=client, deps=deps, refresher=refresher, bolt=bolt, web=web)
+
+
+# --- the outbox, wired to the Slack renderers and the desks' pager settings -------------
+
+
+def deliver_due(
+    engine: Engine,
+    client: WebClient,
+    pager: Pager | None,
+    *,
+    now: datetime,
+    limit: int = 100,
+    pacers: dict[str, Pacer] | None = None,
+) -> PassResult:
+    """``bot.delivery.worker.deliver_due`` with this app's renderer and pager lookup."""
+    return worker.deliver_due(
+        engine,
+        client,
+        pager,
+        now=now,
+        limit=limit,
+        pacers=pacers,
+        render=notifications.render,
+        pager_target=desks.pager_target,
     )
+
+
+def outbox_worker(engine: Engine, client: WebClient, pager: Pager | None, **options: Any) -> OutboxWorker:
+    return OutboxWorker(engine, client, pager, render=notifications.render, pager_target=desks.pager_target, **options)

@@ -5,10 +5,11 @@ lives in its capability's ``models`` module.
 """
 
 from bot import audit as audit
+from bot import interactions as interactions
 from bot.checklist import models as checklist
 from bot.delivery import models as delivery
 from bot.desks import models as desks
 from bot.escalation import models as escalation
 from bot.summary import models as summary
 
-__all__ = ["audit", "checklist", "delivery", "desks", "escalation", "summary"]
+__all__ = ["audit", "checklist", "delivery", "desks", "escalation", "interactions", "summary"]

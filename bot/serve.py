@@ -13,10 +13,10 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk import WebClient
 
 from bot.config import ConfigError, Settings, prepare_database
-from bot.delivery.outbox import OutboxWorker
 from bot.delivery.pager import Pager
+from bot.keys import check_at_start as check_keys
 from bot.migrate import upgrade
-from bot.runtime import Runtime, build, make_client
+from bot.runtime import Runtime, build, make_client, outbox_worker
 from bot.scheduler import Scheduler
 from bot.web import INVALID_TOKEN_ERRORS, SlackHealth, failure_reason, make_server
 
@@ -153,9 +153,10 @@ def serve(settings: Settings) -> None:
     upgrade(settings.database_url)  # before the log level is lowered: `preflight migrate` is as quiet
     configure_logging(settings.log_level)
     health = check_slack(settings)
-    wss_url = socket_mode_url(settings, settings.slack_app_token) if settings.slack_app_token else None
     runtime = build(settings)
     runtime.web.slack = health
+    check_keys(runtime.engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
+    wss_url = socket_mode_url(settings, settings.slack_app_token) if settings.slack_app_token else None
     with ExitStack() as cleanup:  # stops, in reverse order, whatever was started
         if settings.slack_app_token and wss_url is not None:
             socket_mode = open_socket_mode(runtime, settings.slack_app_token, wss_url)
@@ -168,9 +169,9 @@ def serve(settings: Settings) -> None:
             raise ServeError(f"cannot listen on PORT {settings.port}: {exc.strerror or exc}") from None
         runtime.refresher.start()
         cleanup.callback(runtime.refresher.stop)
-        outbox_worker = OutboxWorker(runtime.engine, runtime.client, Pager(secret_key=settings.secret_key))
-        outbox_worker.start()
-        cleanup.callback(outbox_worker.stop)
+        worker = outbox_worker(runtime.engine, runtime.client, Pager(keys=settings.secret_keys))
+        worker.start()
+        cleanup.callback(worker.stop)
         scheduler = Scheduler(runtime.engine, runtime.client, runtime.refresher, runtime.deps.clock)
         scheduler.start()
         cleanup.callback(scheduler.shutdown)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import bot.schema  # noqa: F401  (registers every table on SQLModel.metadata)
 from alembic import context
 from sqlmodel import SQLModel
 
+import bot.schema  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot.config import load_settings
 from bot.db import make_engine
 

@@ -15,9 +15,9 @@ from sqlmodel import Session, col, select
 from bot.audit import AuditEvent
 from bot.checklist import jobs
 from bot.db import session_scope
-from bot.delivery import outbox
 from bot.delivery.models import OutboxMessage
 from bot.delivery.pager import Pager
+from bot.delivery.slack import delivery_client as slack_delivery_client
 from bot.desks import service as desks
 from bot.escalation import service as escalation
 from bot.escalation.models import Escalation
@@ -37,11 +37,11 @@ def fake_pager() -> Iterator[FakePager]:
 
 
 def make_pager(timeout: float = 2.0) -> Pager:
-    return Pager(secret_key=SECRET_KEY, timeout=timeout, retries=1, backoff=0.01)
+    return Pager(keys=SECRET_KEY, timeout=timeout, retries=1, backoff=0.01)
 
 
 def delivery_client(base_url: str, timeout: int = 5) -> WebClient:
-    return outbox.delivery_client(WebClient(token=BOT_TOKEN, base_url=base_url, timeout=timeout))
+    return slack_delivery_client(WebClient(token=BOT_TOKEN, base_url=base_url, timeout=timeout))
 
 
 def post_checklist(bot: Bot, name: str = "equities") -> jobs.PostResult:
@@ -52,7 +52,7 @@ def post_checklist(bot: Bot, name: str = "equities") -> jobs.PostResult:
 
 def configure(engine: Engine, name: str = "equities", **options: Any) -> None:
     with session_scope(engine) as session:
-        escalation.configure_desk(session=session, name=name, secret_key=SECRET_KEY, **options)
+        desks.configure_desk(session=session, name=name, keys=SECRET_KEY, **options)
 
 
 def run_pass(engine: Engine, now: Any, name: str = "equities") -> escalation.PassReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
@@ -12,6 +13,8 @@ from bot.desks.models import Desk
 
 MANAGERS = ("UMGR1", "UMGR2")
 TRADERS = ("UTRD1", "UTRD2", "UTRD3")
+# Desks in tests exist from well before the weeks they are tested on (never the wall clock).
+CREATED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
 def make_desk(
@@ -24,6 +27,7 @@ def make_desk(
     timezone: str = "America/New_York",
     post_at: str = "08:00",
     deadline: str = "09:00",
+    created_at: datetime = CREATED,
 ) -> Desk:
     with session_scope(engine) as session:
         return desks.add_desk(
@@ -35,4 +39,5 @@ def make_desk(
             timezone=timezone,
             post_at=post_at,
             deadline=deadline,
+            now=created_at,
         )

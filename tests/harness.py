@@ -20,6 +20,7 @@ from bot.runtime import Runtime, build
 from bot.web import make_server
 
 SIGNING_SECRET = "test-signing-secret"
+SECRET_KEYS = ("test-preflight-secret-key",)  # the instance keys (pager secrets, signed exports)
 BOT_TOKEN = "xoxb-test-token"
 
 
@@ -81,6 +82,7 @@ class Bot:
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack_base_url,
+            secret_keys=SECRET_KEYS,
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.executor = TrackingExecutor()
@@ -204,7 +206,7 @@ class Bot:
             "user": {"id": user, "username": user.lower(), "team_id": "T1"},
             "api_app_id": "A1",
             "token": "legacy",
-            "trigger_id": "1.2.3",
+            "trigger_id": f"trig-{user}-{time.monotonic_ns()}",  # Slack's is new for every interaction
             "view": {
                 "id": "V1",
                 "team_id": "T1",

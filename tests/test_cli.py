@@ -246,7 +246,7 @@ def test_python_m_bot_runs_as_a_subprocess(
     assert bad.stdout == ""
     where = describe_database(env["DATABASE_URL"])
     assert bad.stderr.strip().splitlines() == [
-        f"preflight: error: no desk named 'nosuch' (see 'preflight desk list'); looked in the database {where}"
+        f"preflight: error: there is no desk named 'nosuch' in the database {where} (see 'preflight desk list')"
     ]
 
 
@@ -376,8 +376,10 @@ def test_a_desk_that_is_not_found_names_the_database_looked_in(
     code, out, err = run(capsys, argv)
     assert code == 2 and out == ""
     line = one_line(err)
-    assert "no desk named 'nosuch'" in line
-    assert line.endswith(f"looked in the database {describe_database(env['DATABASE_URL'])}")
+    where = describe_database(env["DATABASE_URL"])
+    assert (
+        line == f"preflight: error: there is no desk named 'nosuch' in the database {where} (see 'preflight desk list')"
+    )
     assert "s3cret" not in line
 
 
@@ -426,7 +428,7 @@ def test_the_default_database_is_the_same_from_every_folder_and_is_named_when_em
     missing = cli(there, other, "checklist", "post", "equities")
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.strip().splitlines() == [
-        f"preflight: error: no desk named 'equities' (see 'preflight desk list'); looked in the database {empty}"
+        f"preflight: error: there is no desk named 'equities' in the database {empty} (see 'preflight desk list')"
     ]
 
 

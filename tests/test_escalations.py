@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from bot.delivery.outbox import PassResult, deliver_due
+from bot.delivery.worker import PassResult
 from bot.escalation.models import EscalationKind, EscalationState
+from bot.runtime import deliver_due
 from bot.slack.ids import Action, Block, Callback
 from tests.escalation_fixtures import (
     SECRET_KEY,
@@ -289,14 +290,14 @@ def test_secret_key_is_used_for_the_routing_key(bot: Bot, fake_pager: FakePager)
     engine = bot.runtime.engine
     make_desk(engine)
     configure(engine, pager_kind="pagerduty", pager_url=fake_pager.url, pager_secret="rk-1")
+    from bot.crypto import Keyring
     from bot.db import session_scope
-    from bot.delivery.pager import decrypt_secret
     from bot.desks import service as desks
 
     with session_scope(engine) as session:
         stored = desks.get_desk(session=session, name="equities").pager_secret
     assert stored and "rk-1" not in stored
-    assert decrypt_secret(stored, secret_key=SECRET_KEY) == "rk-1"
+    assert Keyring(SECRET_KEY).decrypt(stored) == "rk-1"
 
 
 def test_concurrent_passes_escalate_once(bot: Bot) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import bot.schema  # noqa: F401  (registers every table)
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -15,6 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
+import bot.schema  # noqa: F401  (registers every table)
 from bot.db import make_engine
 from bot.migrate import alembic_config, upgrade
 from tests.conftest import PG_ADMIN_URL

@@ -13,9 +13,10 @@ from sqlmodel import col
 
 from bot.cli import main
 from bot.db import session_scope
-from bot.delivery import outbox
 from bot.delivery.models import OutboxMessage
-from bot.delivery.outbox import Kind, deliver_due, enqueue
+from bot.delivery.outbox import Kind, enqueue
+from bot.delivery.worker import backoff
+from bot.runtime import deliver_due
 from tests.escalation_fixtures import (
     SECRET_KEY,
     audit_actions,
@@ -86,7 +87,7 @@ def test_slack_429_then_500_then_timeout_delivers_each_once_in_order(engine: Eng
     second = deliver_due(engine, client, None, now=T0 + timedelta(seconds=7))
     assert second.deferred == 1 and "500" in (outbox_rows(engine)[0].last_error or "")
     backoff_2 = outbox_rows(engine)[0].next_attempt_at - (T0 + timedelta(seconds=7))
-    assert backoff_2 == timedelta(seconds=outbox.backoff(2))
+    assert backoff_2 == timedelta(seconds=backoff(2))
 
     t = T0 + timedelta(seconds=7) + backoff_2
     third = deliver_due(engine, client, None, now=t)
@@ -249,10 +250,10 @@ def test_pager_down_then_up_pages_exactly_once(
 def test_worker_thread_delivers_and_stops(engine: Engine, fake_slack: FakeSlack) -> None:
     from slack_sdk import WebClient
 
-    from bot.delivery.outbox import OutboxWorker
+    from bot.runtime import outbox_worker
 
     queue_dms(engine, ["U1", "U2", "U3"])
-    worker = OutboxWorker(
+    worker = outbox_worker(
         engine,
         WebClient(token="xoxb-test-token", base_url=fake_slack.base_url, timeout=5),
         None,

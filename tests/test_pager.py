@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from bot.cli import main
+from bot.crypto import Keyring
 from bot.db import session_scope
-from bot.delivery.outbox import DeliveryError
-from bot.delivery.pager import SIGNATURE_HEADER, Pager, encrypt_secret
+from bot.delivery.errors import DeliveryError
+from bot.delivery.pager import SIGNATURE_HEADER, Pager, PagerTarget
 from bot.desks import service as desks
 from bot.desks.models import Desk
 from tests.escalation_fixtures import SECRET_KEY, fake_pager, make_pager  # noqa: F401 - a fixture
@@ -22,17 +23,12 @@ from tests.fakes.pager import FakePager, PagerFault
 EVENT = {"action": "trigger", "escalation_id": 42, "escalation_kind": "recovery_path", "summary": "UTRD1 lost MFA"}
 
 
-def desk(kind: str, url: str, secret: str | None) -> Desk:
-    return Desk(
-        id=1,
-        name="equities",
-        channel_id="C0123",
-        timezone="America/New_York",
-        post_at="08:00",
-        deadline="09:00",
-        pager_kind=kind,
-        pager_url=url,
-        pager_secret=encrypt_secret(secret, secret_key=SECRET_KEY) if secret else None,
+def desk(kind: str, url: str, secret: str | None) -> PagerTarget:
+    return PagerTarget(
+        desk_name="equities",
+        kind=kind,
+        url=url,
+        secret_token=Keyring(SECRET_KEY).encrypt(secret) if secret else None,
     )
 
 
@@ -40,7 +36,7 @@ def test_pagerduty_events_v2(fake_pager: FakePager) -> None:  # noqa: F811
     pager = make_pager()
     d = desk("pagerduty", fake_pager.url, "routing-key")
     for action in ("trigger", "acknowledge", "resolve"):
-        result = pager.send(desk=d, event={**EVENT, "action": action})
+        result = pager.send(target=d, event={**EVENT, "action": action})
         assert result["status"] == 202
     trigger, ack, resolve = fake_pager.requests
     assert {r.path for r in fake_pager.requests} == {"/v2/enqueue"}
@@ -56,7 +52,7 @@ def test_pagerduty_events_v2(fake_pager: FakePager) -> None:  # noqa: F811
 
 def test_webhook_is_signed_over_the_body(fake_pager: FakePager) -> None:  # noqa: F811
     pager = make_pager()
-    pager.send(desk=desk("webhook", f"{fake_pager.url}/hooks/preflight", "hook-secret"), event=EVENT)
+    pager.send(target=desk("webhook", f"{fake_pager.url}/hooks/preflight", "hook-secret"), event=EVENT)
     (request,) = fake_pager.requests
     assert request.path == "/hooks/preflight"
     expected = "sha256=" + hmac.new(b"hook-secret", request.raw, hashlib.sha256).hexdigest()
@@ -67,27 +63,37 @@ def test_webhook_is_signed_over_the_body(fake_pager: FakePager) -> None:  # noqa
 
 
 def test_faults_are_transient_or_permanent(fake_pager: FakePager) -> None:  # noqa: F811
-    pager = Pager(secret_key=SECRET_KEY, timeout=1, retries=2, backoff=0.01)
+    pager = Pager(keys=SECRET_KEY, timeout=1, retries=2, backoff=0.01)
     d = desk("pagerduty", fake_pager.url, "rk")
     # 500, then slow (times out), then fine: retried inside one send.
     fake_pager.script(PagerFault(status=500), PagerFault(status=200, delay=2.0))
-    assert pager.send(desk=d, event=EVENT)["status"] == 202
+    assert pager.send(target=d, event=EVENT)["status"] == 202
     assert len(fake_pager.rejected) == 2 and len(fake_pager.requests) == 1
     # A 400 (bad routing key) is permanent.
     fake_pager.script(PagerFault(status=400))
     with pytest.raises(DeliveryError) as permanent:
-        pager.send(desk=d, event=EVENT)
+        pager.send(target=d, event=EVENT)
     assert permanent.value.retry_after is None and "400" in str(permanent.value)
     # Down: transient, handed back to the outbox for a longer backoff.
     fake_pager.down()
     with pytest.raises(DeliveryError) as down:
-        pager.send(desk=d, event=EVENT)
+        pager.send(target=d, event=EVENT)
     assert down.value.retry_after == 0.0 and "unreachable" in str(down.value)
     pager.close()
 
 
+def test_a_secret_the_keys_cannot_read_is_a_permanent_failure(fake_pager: FakePager) -> None:  # noqa: F811
+    target = PagerTarget(
+        desk_name="equities", kind="pagerduty", url=fake_pager.url, secret_token=Keyring("other").encrypt("rk")
+    )
+    with pytest.raises(DeliveryError) as unreadable:
+        make_pager().send(target=target, event=EVENT)
+    assert unreadable.value.retry_after is None and "can't be decrypted" in str(unreadable.value)
+    assert fake_pager.requests == []
+
+
 def test_no_pager_configured_is_skipped() -> None:
-    assert make_pager().send(desk=desk("none", "", None), event=EVENT) == {
+    assert make_pager().send(target=desk("none", "", None), event=EVENT) == {
         "skipped": "no pager configured for the desk"
     }
 

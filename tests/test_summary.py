@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot.cli import main
+from bot.crypto import Keyring
 from bot.db import session_scope
 from bot.desks.models import Desk
 from bot.errors import ServiceError
@@ -25,7 +26,7 @@ from bot.summary.models import WeeklySummary
 from bot.summary.report import DayOutcome
 from tests.factories import make_desk
 from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, Bot, FakeClock, utc
+from tests.harness import BOT_TOKEN, SECRET_KEYS, Bot, FakeClock, utc
 from tests.weekly_history import (
     FRI,
     MON,
@@ -54,7 +55,8 @@ def _report(engine: Engine, desk_id: int, now: Any = AFTER_WEEK) -> summary.Week
 
 @pytest.fixture
 def history(engine: Engine) -> int:
-    desk = make_desk(engine)
+    # The desk starts on the Monday of the tested week, so earlier weeks are never due.
+    desk = make_desk(engine, created_at=utc(2026, 11, 23, 12, 0))
     assert desk.id is not None
     runs = thanksgiving_week(engine, desk.id)
     escalations(engine, desk.id, runs)
@@ -309,8 +311,8 @@ def test_download_csv_button(bot: Bot, fake_slack: FakeSlack) -> None:
     completed = fake_slack.of("files.completeUploadExternal")[0]
     assert completed.params["channel_id"] == "DMGR2"
     content = fake_slack.uploads[completed.params["files"][0]["id"]].decode()
-    verdict = export.verify(content.splitlines(keepends=True))
-    assert verdict.ok, verdict.message
+    verdict = export.verify(content.splitlines(keepends=True), Keyring(SECRET_KEYS))
+    assert verdict.ok and verdict.proven, verdict.message  # signed by this instance, not merely consistent
     # The week only: W47's answers are not in it; W48's 13 answer versions (4 + 5 + 4) and 5
     # escalation steps (E1 opened/acknowledged/resolved, E2 opened/acknowledged) are.
     assert "2026-11-16" not in content

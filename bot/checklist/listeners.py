@@ -12,6 +12,7 @@ from bot.checklist import service as checklist
 from bot.checklist import views
 from bot.checklist.models import ChecklistRun
 from bot.errors import ServiceError
+from bot.interactions import REPLAYED_CLICK, first_time
 from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
 from bot.slack.ids import Action
 
@@ -32,7 +33,9 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     stored, reply = False, None
     with deps.db() as session:
         run = session.get(ChecklistRun, run_id) if run_id is not None else None
-        if run is None:
+        if not first_time(session=session, body=body, now=now):
+            reply = REPLAYED_CLICK
+        elif run is None:
             reply = STALE
         else:
             try:

@@ -15,6 +15,7 @@ from bot.checklist import views
 from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
 from bot.checklist.service import ProblemReport
 from bot.errors import ServiceError
+from bot.interactions import REPLAYED_SUBMISSION, first_time
 from bot.slack.deps import Deps, ephemeral, user_id
 from bot.slack.ids import FIELD, Block, Callback
 
@@ -100,6 +101,9 @@ def on_report_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps:
         ack(response_action="errors", errors=exc.errors)
         return
     with deps.db() as session:
+        if not first_time(session=session, body=body, now=now):
+            ack(response_action="errors", errors={Block.FAILED: REPLAYED_SUBMISSION})
+            return
         run = session.get(ChecklistRun, run_id) if run_id is not None else None
         if run is None:
             ack(response_action="errors", errors={Block.FAILED: "This checklist is no longer available."})

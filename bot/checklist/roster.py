@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from bot.checklist.models import ChecklistRun
 from bot.checklist.service import roster
 from bot.checklist.views import checklist_message
-from bot.db import session_scope
+from bot.db import claim_lease, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +116,19 @@ class RosterRefresher:
         now = self._wallclock()
         lease = timedelta(seconds=self._interval)
         with session_scope(self._engine) as session:
-            claimed = session.execute(
-                update(ChecklistRun)
-                .where(
-                    col(ChecklistRun.id) == run_id,
+            claimed = claim_lease(
+                session,
+                ChecklistRun,
+                run_id,
+                column="roster_claimed_at",
+                now=now,
+                lease=lease,
+                where=(
                     col(ChecklistRun.message_ts).is_not(None),
                     col(ChecklistRun.answers_version) > col(ChecklistRun.rendered_version),
-                    col(ChecklistRun.roster_claimed_at).is_(None)
-                    | (col(ChecklistRun.roster_claimed_at) <= now - lease),
-                )
-                .values(roster_claimed_at=now)
+                ),
             )
-            if claimed.rowcount == 0:  # type: ignore[attr-defined]
+            if not claimed:
                 return self._wait_needed(session, run_id, now)
             run = session.get(ChecklistRun, run_id)
             assert run is not None and run.message_ts is not None

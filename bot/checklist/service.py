@@ -7,12 +7,12 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import calendar
+from bot.checklist import events
 from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
-from bot.db import insert_or_skip
+from bot.db import ClaimOutcome, claim_row, insert_or_skip
 from bot.desks.models import Desk, Role
 from bot.desks.service import is_member, members
 from bot.errors import ServiceError
@@ -61,7 +61,8 @@ def claim_post(
     """Decide whether the caller posts ``day``'s checklist for ``desk``.
 
     The unique (desk, trading_date) row and a short post lease decide, so concurrent
-    schedulers, replicas and the CLI post at most once. Commits its claim.
+    schedulers, replicas and the CLI post at most once (``bot.db.claim_row``). The caller's
+    ``session_scope`` commits the claim before it calls Slack.
     """
     assert desk.id is not None
     plan = schedule(desk, day)
@@ -71,10 +72,12 @@ def claim_post(
         return PostClaim(PostOutcome.NOT_TRADING_DAY, reason=why)
     if before_deadline_only and now >= plan.deadline:
         return PostClaim(PostOutcome.TOO_LATE, reason="the deadline has passed")
-    run = get_run(session=session, desk_id=desk.id, day=day)
-    if run is None:
-        run = ChecklistRun(
-            desk_id=desk.id,
+    desk_id = desk.id
+    outcome, run = claim_row(
+        session,
+        find=lambda: get_run(session=session, desk_id=desk_id, day=day),
+        make=lambda: ChecklistRun(
+            desk_id=desk_id,
             trading_date=day,
             early_close=plan.early_close,
             channel_id=desk.channel_id,
@@ -83,32 +86,22 @@ def claim_post(
             market_close_at=plan.market_close,
             post_claimed_at=now,
             post_attempts=1,
-        )
-        try:
-            with session.begin_nested():
-                session.add(run)
-        except IntegrityError:
-            run = get_run(session=session, desk_id=desk.id, day=day)
-            assert run is not None
-            return PostClaim(PostOutcome.ALREADY_POSTED if run.message_ts else PostOutcome.IN_PROGRESS, run)
-        session.commit()
-        return PostClaim(PostOutcome.CLAIMED, run)
-    if run.message_ts is not None:
-        return PostClaim(PostOutcome.ALREADY_POSTED, run)
-    claimed = session.execute(
-        update(ChecklistRun)
-        .where(
-            col(ChecklistRun.id) == run.id,
-            col(ChecklistRun.message_ts).is_(None),
-            (col(ChecklistRun.post_claimed_at).is_(None)) | (col(ChecklistRun.post_claimed_at) < now - POST_LEASE),
-        )
-        .values(post_claimed_at=now, post_attempts=ChecklistRun.post_attempts + 1)
+            created_at=now,
+        ),
+        done=lambda r: r.message_ts is not None,
+        column="post_claimed_at",
+        now=now,
+        lease=POST_LEASE,
+        values={"post_attempts": ChecklistRun.post_attempts + 1},
     )
-    session.commit()
-    if claimed.rowcount == 0:  # type: ignore[attr-defined]
-        return PostClaim(PostOutcome.IN_PROGRESS, run)
-    session.refresh(run)
-    return PostClaim(PostOutcome.CLAIMED, run)
+    return PostClaim(_POST_OUTCOME[outcome], run)
+
+
+_POST_OUTCOME = {
+    ClaimOutcome.CLAIMED: PostOutcome.CLAIMED,
+    ClaimOutcome.DONE: PostOutcome.ALREADY_POSTED,
+    ClaimOutcome.BUSY: PostOutcome.IN_PROGRESS,
+}
 
 
 def mark_posted(*, session: Session, run_id: int, ts: str, now: datetime) -> None:
@@ -238,7 +231,9 @@ def _same(answer: Answer, candidate: Answer) -> bool:
     return all(getattr(answer, k) == getattr(candidate, k) for k in keys)
 
 
-def _store(session: Session, run: ChecklistRun, candidate: Answer) -> AnswerResult:
+def _store(session: Session, run: ChecklistRun, candidate: Answer, now: datetime) -> AnswerResult:
+    """Store ``candidate`` as the trader's next version unless it changes nothing; subscribers
+    of ``bot.checklist.events`` (escalations) react in the same transaction."""
     assert run.id is not None
     latest = latest_answer(session=session, run_id=run.id, user_id=candidate.user_id)
     if latest is not None and _same(latest, candidate):
@@ -255,6 +250,7 @@ def _store(session: Session, run: ChecklistRun, candidate: Answer) -> AnswerResu
         .where(col(ChecklistRun.id) == run.id)
         .values(answers_version=ChecklistRun.answers_version + 1)
     )
+    events.answer_stored(session, run, candidate, now)
     return AnswerResult(AnswerOutcome.STORED, candidate, run)
 
 
@@ -262,7 +258,7 @@ def confirm(*, session: Session, run: ChecklistRun, user_id: str, now: datetime)
     check_can_answer(session=session, run=run, user_id=user_id, now=now)
     assert run.id is not None
     candidate = Answer(run_id=run.id, user_id=user_id, version=0, status=AnswerStatus.CONFIRMED, created_at=now)
-    return _store(session, run, candidate)
+    return _store(session, run, candidate, now)
 
 
 def report_problem(
@@ -287,12 +283,7 @@ def report_problem(
         restricted=bool(report.failed),
         created_at=now,
     )
-    result = _store(session, run, candidate)
-    if result.outcome is AnswerOutcome.STORED and result.answer.missing_recovery_path:
-        from bot.escalation import service as escalation
-
-        escalation.open_recovery_path(session=session, run=run, answer=result.answer, now=now)  # same transaction
-    return result
+    return _store(session, run, candidate, now)
 
 
 # --- roster --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, Checkli
 from bot.checklist.service import Roster, TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
 from bot.desks.models import Desk
-from bot.slack.blocks import Blocks, context_block, local_datetime, local_time, plain, section
+from bot.slack.blocks import Blocks, context_block, escape, local_datetime, local_time, plain, section
 from bot.slack.ids import FIELD, Action, Block, Callback
 
 STATE_ICON = {TraderState.READY: "✅", TraderState.RESTRICTED: "🚫", TraderState.PENDING: "⏳"}
@@ -28,7 +28,7 @@ def _roster_line(user_id: str, state: TraderState, answer: Answer | None, desk: 
     when = local_time(answer.created_at, desk)
     if state is TraderState.READY:
         return line + f" — ready ({when})"
-    return line + f" — restricted today · ⚠️ {problem_summary(answer)} ({when})"
+    return line + f" — restricted today · ⚠️ {escape(problem_summary(answer))} ({when})"
 
 
 def roster_summary(roster: Roster) -> str:
@@ -238,7 +238,7 @@ def status_word(state: TraderState, answer: Answer | None) -> str:
         return f"{STATE_ICON[state]} pending"
     if state is TraderState.READY:
         return f"{STATE_ICON[state]} ready"
-    return f"{STATE_ICON[state]} restricted today — ⚠️ {problem_summary(answer)}"
+    return f"{STATE_ICON[state]} restricted today — ⚠️ {escape(problem_summary(answer))}"
 
 
 def roster_text(roster: Roster) -> str:

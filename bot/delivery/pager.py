@@ -2,7 +2,7 @@
 
 Desk configuration decides: ``pager_kind`` (none | pagerduty | webhook), ``pager_url``
 and ``pager_secret`` (PagerDuty routing key, or the webhook's HMAC secret), encrypted at
-rest with Fernet under ``PREFLIGHT_SECRET_KEY``. The outbox calls ``Pager.send``; a
+rest with ``bot.crypto`` (MultiFernet under ``PREFLIGHT_SECRET_KEYS``). The outbox calls ``Pager.send``; a
 transient failure (connection error, timeout, 429, 5xx) is retried here a couple of
 times with a short backoff and then handed back to the outbox, which backs off for
 longer. A 4xx is permanent (a wrong routing key does not get better by retrying).
@@ -10,20 +10,19 @@ longer. A 4xx is permanent (a wrong routing key does not get better by retrying)
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from cryptography.fernet import Fernet, InvalidToken
 
-from bot.delivery.outbox import DeliveryError
-from bot.desks.models import Desk
-from bot.errors import ServiceError
+from bot.crypto import CryptoError, Keyring, keyring
+from bot.delivery.errors import DeliveryError
 
 PAGERDUTY_URL = "https://events.pagerduty.com"
 SIGNATURE_HEADER = "X-Preflight-Signature"
@@ -31,38 +30,28 @@ PAGER_KINDS = ("none", "pagerduty", "webhook")
 ACTIONS = ("trigger", "acknowledge", "resolve")
 
 
-# --- secrets at rest --------------------------------------------------------------------
+@dataclass(frozen=True)
+class PagerTarget:
+    """A desk's pager settings as delivery needs them (read at delivery time)."""
+
+    desk_name: str
+    kind: str  # none | pagerduty | webhook
+    url: str | None
+    secret_token: str | None  # encrypted (bot.crypto)
 
 
-def _fernet(secret_key: str | None) -> Fernet:
-    if not secret_key:
-        raise ServiceError("PREFLIGHT_SECRET_KEY is not set: it is needed to store pager secrets encrypted")
-    # Any passphrase works: derive the 32-byte Fernet key from it.
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret_key.encode()).digest()))
-
-
-def encrypt_secret(secret: str, *, secret_key: str | None) -> str:
-    return _fernet(secret_key).encrypt(secret.encode()).decode()
-
-
-def decrypt_secret(token: str, *, secret_key: str | None) -> str:
-    try:
-        return _fernet(secret_key).decrypt(token.encode()).decode()
-    except InvalidToken:
-        raise ServiceError("the stored pager secret can't be decrypted with PREFLIGHT_SECRET_KEY") from None
-
-
-def check_url(url: str) -> str:
+def url_problem(url: str) -> str | None:
+    """Why ``url`` can't be a pager URL, or None."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ServiceError(f"pager URL {url!r} is malformed: expected http(s)://host[/path]")
+        return f"the pager URL {url!r} is malformed: expected http(s)://host[/path]"
     if any(ch.isspace() for ch in url):
-        raise ServiceError(f"pager URL {url!r} is malformed: it contains whitespace")
+        return f"the pager URL {url!r} is malformed: it contains whitespace"
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise ServiceError(f"pager URL {url!r} is malformed: bad port") from None
-    return url
+        return f"the pager URL {url!r} is malformed: bad port"
+    return None
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -76,13 +65,13 @@ class Pager:
     def __init__(
         self,
         *,
-        secret_key: str | None,
+        keys: Keyring | Sequence[str] | str | None,
         timeout: float = 5.0,
         retries: int = 2,
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.secret_key = secret_key
+        self.keys = keyring(keys)
         self.retries = retries
         self.backoff = backoff
         self.http = httpx.Client(timeout=timeout, transport=transport, headers={"User-Agent": "ib-preflight"})
@@ -90,30 +79,36 @@ class Pager:
     def close(self) -> None:
         self.http.close()
 
-    def send(self, *, desk: Desk, event: dict[str, Any]) -> dict[str, Any]:
-        """Deliver one pager event (payload of an outbox ``pager.event``); DeliveryError on failure."""
+    def send(self, *, target: PagerTarget, event: dict[str, Any]) -> dict[str, Any]:
+        """Deliver one pager event (payload of an outbox ``pager.event``); DeliveryError on failure.
+
+        A stored secret that the configured keys can't read is a permanent, recorded failure
+        (never a silent stall)."""
         action = str(event.get("action"))
         if action not in ACTIONS:
             raise DeliveryError(f"unknown pager action {action!r}", retry_after=None)
-        if desk.pager_kind == "none":
+        if target.kind == "none":
             return {"skipped": "no pager configured for the desk"}
-        secret = decrypt_secret(desk.pager_secret, secret_key=self.secret_key) if desk.pager_secret else None
-        if desk.pager_kind == "pagerduty":
+        try:
+            secret = self.keys.decrypt(target.secret_token) if target.secret_token else None
+        except CryptoError as exc:
+            raise DeliveryError(f"pager secret unreadable: {exc}", retry_after=None) from None
+        if target.kind == "pagerduty":
             if not secret:
                 raise DeliveryError("no PagerDuty routing key configured for the desk", retry_after=None)
-            url = (desk.pager_url or PAGERDUTY_URL).rstrip("/") + "/v2/enqueue"
-            body = pagerduty_body(event, routing_key=secret, desk_name=desk.name)
+            url = (target.url or PAGERDUTY_URL).rstrip("/") + "/v2/enqueue"
+            body = pagerduty_body(event, routing_key=secret, desk_name=target.desk_name)
             headers = {"Content-Type": "application/json"}
-        elif desk.pager_kind == "webhook":
-            if not desk.pager_url:
+        elif target.kind == "webhook":
+            if not target.url:
                 raise DeliveryError("no webhook URL configured for the desk", retry_after=None)
-            url = desk.pager_url
-            body = webhook_body(event, desk_name=desk.name)
+            url = target.url
+            body = webhook_body(event, desk_name=target.desk_name)
             headers = {"Content-Type": "application/json"}
         else:
-            raise DeliveryError(f"unknown pager kind {desk.pager_kind!r}", retry_after=None)
+            raise DeliveryError(f"unknown pager kind {target.kind!r}", retry_after=None)
         raw = json.dumps(body, separators=(",", ":")).encode()
-        if desk.pager_kind == "webhook" and secret:
+        if target.kind == "webhook" and secret:
             headers[SIGNATURE_HEADER] = sign(raw, secret)
         return self._post(url, raw, headers)
 

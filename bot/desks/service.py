@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from bot.calendar import parse_hhmm, zone
+from bot.crypto import CryptoError, Keyring, keyring
+from bot.delivery import pager as pager_mod
+from bot.delivery.pager import PagerTarget
 from bot.desks.models import Desk, DeskMember, Role
 from bot.errors import ServiceError
 
@@ -62,19 +67,20 @@ def add_desk(
     timezone: str,
     post_at: str,
     deadline: str,
+    now: datetime,
 ) -> Desk:
     check_name(name)
     check_channel_id(channel_id)
     for user in (*managers, *traders):
         check_user_id(user)
     if not traders:
-        raise ServiceError("a desk needs at least one trader (--traders U01,U02)")
+        raise ServiceError("a desk needs at least one trader", field="traders")
     if not managers:
-        raise ServiceError("a desk needs at least one manager (--managers U01)")
+        raise ServiceError("a desk needs at least one manager", field="managers")
     zone(timezone)
     post, due = parse_hhmm(post_at), parse_hhmm(deadline)
     if due <= post:
-        raise ServiceError(f"the deadline {deadline} must be after the post time {post_at}")
+        raise ServiceError(f"the deadline {deadline} must be after the post time {post_at}", field="deadline")
     if session.exec(select(Desk).where(Desk.name == name)).first() is not None:
         raise ServiceError(f"a desk named {name!r} already exists")
     desk = Desk(
@@ -83,6 +89,7 @@ def add_desk(
         timezone=timezone,
         post_at=post.strftime("%H:%M"),
         deadline=due.strftime("%H:%M"),
+        created_at=now,
     )
     session.add(desk)
     session.flush()
@@ -101,7 +108,9 @@ def _add_members(session: Session, desk_id: int, users: Iterable[str], role: Rol
 def get_desk(*, session: Session, name: str) -> Desk:
     desk = session.exec(select(Desk).where(Desk.name == name)).first()
     if desk is None:
-        raise ServiceError(f"no desk named {name!r} (see 'preflight desk list')")
+        # Echo the name only when it could be one: typed text never comes back unfiltered.
+        shown = f" named {name!r}" if _NAME.match(name) else " with that name"
+        raise ServiceError(f"there is no desk{shown}", field="name")
     return desk
 
 
@@ -147,3 +156,84 @@ def is_member(*, session: Session, desk_id: int, user_id: str, role: Role) -> bo
         )
     ).first()
     return row is not None
+
+
+# --- settings: escalation policy, pager, weekly summary ---------------------------------
+
+
+def _in_range(value: int | None, low: int, high: int, what: str, field: str) -> None:
+    if value is not None and not low <= value <= high:
+        raise ServiceError(f"{what} must be between {low} and {high} minutes, got {value}", field=field)
+
+
+def configure_desk(
+    *,
+    session: Session,
+    name: str,
+    keys: Keyring | Sequence[str] | str | None,
+    reminder_minutes: int | None = None,
+    ack_timeout_minutes: int | None = None,
+    escalation_channel: str | None = None,
+    pager_kind: str | None = None,
+    pager_url: str | None = None,
+    pager_secret: str | None = None,
+    managers_channel: str | None = None,
+    summary_delay_minutes: int | None = None,
+) -> Desk:
+    """Change a desk's escalation policy, pager and weekly summary settings; every value is
+    checked before anything changes. Errors name the setting in words and carry ``field``
+    (the CLI turns it into a flag, the Slack modal into a field error)."""
+    desk = get_desk(session=session, name=name)
+    _in_range(reminder_minutes, 0, 600, "The reminder lead time", "reminder_minutes")
+    _in_range(ack_timeout_minutes, 1, 1440, "The acknowledgement timeout", "ack_timeout_minutes")
+    _in_range(summary_delay_minutes, 0, 1440, "The weekly summary delay", "summary_delay_minutes")
+    for value, field in ((escalation_channel, "escalation_channel"), (managers_channel, "managers_channel")):
+        if value:
+            try:
+                check_channel_id(value)
+            except ServiceError as exc:
+                raise ServiceError(str(exc), field=field) from None
+    if pager_kind is not None and pager_kind not in pager_mod.PAGER_KINDS:
+        raise ServiceError(
+            f"the pager kind must be one of {', '.join(pager_mod.PAGER_KINDS)}, got {pager_kind!r}", field="pager_kind"
+        )
+    if pager_url and (problem := pager_mod.url_problem(pager_url)):
+        raise ServiceError(problem, field="pager_url")
+    try:
+        encrypted = keyring(keys).encrypt(pager_secret) if pager_secret else None
+    except CryptoError as exc:
+        raise ServiceError(str(exc), field="pager_secret") from None
+    kind = pager_kind or desk.pager_kind
+    if kind == "pagerduty" and not (encrypted or desk.pager_secret):
+        raise ServiceError("a PagerDuty desk needs its routing key", field="pager_secret")
+    if kind == "webhook" and not (pager_url or desk.pager_url):
+        raise ServiceError("a webhook desk needs the webhook's URL (https://...)", field="pager_url")
+    changes: dict[str, Any] = {
+        "reminder_minutes": reminder_minutes,
+        "ack_timeout_minutes": ack_timeout_minutes,
+        "escalation_channel_id": None if escalation_channel is None else (escalation_channel or None),
+        "pager_kind": pager_kind,
+        "pager_url": None if pager_url is None else (pager_url or None),
+        "pager_secret": encrypted,
+        "managers_channel_id": None if managers_channel is None else (managers_channel or None),
+        "summary_delay_minutes": summary_delay_minutes,
+    }
+    clear = {
+        "escalation_channel_id": escalation_channel,
+        "pager_url": pager_url,
+        "managers_channel_id": managers_channel,
+    }
+    for attr, value in changes.items():
+        if value is not None or clear.get(attr) == "":
+            setattr(desk, attr, value)
+    session.add(desk)
+    session.flush()
+    return desk
+
+
+def pager_target(session: Session, desk_id: int) -> PagerTarget | None:
+    """The desk's pager settings as delivery reads them (``bot.delivery.worker.PagerLookup``)."""
+    desk = session.get(Desk, desk_id)
+    if desk is None:
+        return None
+    return PagerTarget(desk_name=desk.name, kind=desk.pager_kind, url=desk.pager_url, secret_token=desk.pager_secret)

@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from bot.errors import ServiceError
 from bot.escalation import service as escalation
 from bot.escalation import views as escalation_views
+from bot.interactions import REPLAYED_CLICK, REPLAYED_SUBMISSION, first_time
 from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
 from bot.slack.ids import FIELD, Action, Block, Callback
 
@@ -50,6 +51,8 @@ def _acknowledge(body: dict[str, Any], deps: Deps, now: datetime) -> str | None:
         return STALE
     try:
         with deps.db() as session:
+            if not first_time(session=session, body=body, now=now):
+                return REPLAYED_CLICK
             t = escalation.acknowledge(session=session, escalation_id=esc_id, user_id=user_id(body), now=now)
     except ServiceError as exc:
         return str(exc)
@@ -100,6 +103,9 @@ def on_resolve_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps
         return
     try:
         with deps.db() as session:
+            if not first_time(session=session, body=body, now=now):
+                ack(response_action="errors", errors={Block.RESOLUTION_NOTE: REPLAYED_SUBMISSION})
+                return
             t = escalation.resolve(session=session, escalation_id=esc_id, user_id=user, note=str(note), now=now)
     except ServiceError as exc:
         ack(response_action="errors", errors={Block.RESOLUTION_NOTE: str(exc)})

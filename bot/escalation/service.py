@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from bot.audit import AuditEvent
+from bot.checklist import events as checklist_events
 from bot.checklist import service as checklist
 from bot.checklist.labels import problem_summary
 from bot.checklist.models import Answer, ChecklistRun
@@ -29,10 +30,9 @@ from bot.delivery.outbox import Kind
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
-from bot.escalation import views as ev
+from bot.escalation.labels import NOTE_LIMIT, kind_title
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
-
-NOTE_LIMIT = ev.NOTE_LIMIT
+from bot.text import clean
 
 
 class NotManagerError(ServiceError):
@@ -121,14 +121,13 @@ def open_escalation(
         return None
     assert esc.id is not None
     audit(session, esc, "opened", now, kind=str(kind), trader=trader_id, run=run.id)
-    text, blocks = ev.escalation_message(esc, desk)
     managers = desks.members(session=session, desk_id=desk.id, role=Role.MANAGER)
     for manager in managers:
         outbox.enqueue(
             session=session,
             dedup_key=f"{subject(esc)}:dm:{manager}",
             kind=Kind.SLACK_DM,
-            payload={"user": manager, "text": text, "blocks": blocks},
+            payload={"user": manager, "render": {"view": "escalation.dm", "escalation_id": esc.id}},
             desk_id=desk.id,
             now=now,
             audit={"subject": subject(esc), "ok": "notified", "fail": "notify_failed"},
@@ -153,9 +152,15 @@ def open_recovery_path(*, session: Session, run: ChecklistRun, answer: Answer, n
     )
 
 
+@checklist_events.subscribe
+def _on_answer_stored(session: Session, run: ChecklistRun, answer: Answer, now: datetime) -> None:
+    """A stored report with a missing recovery path escalates at once, in its transaction."""
+    open_recovery_path(session=session, run=run, answer=answer, now=now)
+
+
 def _update_everywhere(session: Session, esc: Escalation, desk: Desk, transition: str, now: datetime) -> None:
-    """Queue an in-place update of every message this escalation has produced so far."""
-    text, blocks = ev.escalation_message(esc, desk)
+    """Queue an in-place update of every message this escalation has produced so far; each is
+    rendered from the escalation's state when it is delivered."""
     prefix = f"{subject(esc)}:"
     originals = session.exec(
         select(OutboxMessage.dedup_key).where(
@@ -164,16 +169,12 @@ def _update_everywhere(session: Session, esc: Escalation, desk: Desk, transition
         )
     ).all()
     for ref in originals:
-        if ref.endswith(":level2:channel"):
-            managers = desks.members(session=session, desk_id=desk.id or 0, role=Role.MANAGER)
-            body_text, body_blocks = ev.level2_message(esc, desk, managers, desk.ack_timeout_minutes)
-        else:
-            body_text, body_blocks = text, blocks
+        view = "escalation.level2" if ref.endswith(":level2:channel") else "escalation.dm"
         outbox.enqueue(
             session=session,
             dedup_key=f"{ref}:update:{transition}",
             kind=Kind.SLACK_UPDATE,
-            payload={"ref": ref, "text": body_text, "blocks": body_blocks},
+            payload={"ref": ref, "render": {"view": view, "escalation_id": esc.id}},
             desk_id=desk.id,
             now=now,
         )
@@ -182,7 +183,7 @@ def _update_everywhere(session: Session, esc: Escalation, desk: Desk, transition
 def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datetime) -> None:
     if desk.pager_kind == "none":
         return
-    summary = f"{ev.kind_title(esc.kind)}: trader {esc.trader_id} on desk {desk.name}"
+    summary = f"{kind_title(esc.kind)}: trader {esc.trader_id} on desk {desk.name}"
     outbox.enqueue(
         session=session,
         dedup_key=f"{subject(esc)}:page:{action}",
@@ -192,7 +193,7 @@ def _page(session: Session, esc: Escalation, desk: Desk, action: str, now: datet
             "escalation_id": esc.id,
             "escalation_kind": esc.kind,
             "summary": summary,
-            "details": {"trader": esc.trader_id, "detail": esc.detail, "opened_at": esc.opened_at.isoformat()},
+            "details": {"trader": esc.trader_id, "detail": clean(esc.detail), "opened_at": esc.opened_at.isoformat()},
         },
         desk_id=desk.id,
         now=now,
@@ -237,12 +238,11 @@ def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, 
         for trader in traders:
             if trader in latest:
                 continue
-            text, blocks = ev.reminder_message(desk, run, trader)
             queued = outbox.enqueue(
                 session=session,
                 dedup_key=f"reminder:{run.id}:{trader}",
                 kind=Kind.SLACK_DM,
-                payload={"user": trader, "text": text, "blocks": blocks},
+                payload={"user": trader, "render": {"view": "checklist.reminder", "run_id": run.id, "trader": trader}},
                 desk_id=desk.id,
                 now=now,
             )
@@ -292,13 +292,14 @@ def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> 
         report.level2.append(esc.id)
         audit(session, esc, "re_escalated", now, level=2, timeout_minutes=desk.ack_timeout_minutes)
         if desk.escalation_channel_id:
-            managers = desks.members(session=session, desk_id=desk.id or 0, role=Role.MANAGER)
-            text, blocks = ev.level2_message(esc, desk, managers, desk.ack_timeout_minutes)
             outbox.enqueue(
                 session=session,
                 dedup_key=f"{subject(esc)}:level2:channel",
                 kind=Kind.SLACK_POST,
-                payload={"channel": desk.escalation_channel_id, "text": text, "blocks": blocks},
+                payload={
+                    "channel": desk.escalation_channel_id,
+                    "render": {"view": "escalation.level2", "escalation_id": esc.id},
+                },
                 desk_id=desk.id,
                 now=now,
             )
@@ -456,67 +457,3 @@ def outbox_counts(*, session: Session) -> dict[str, int]:
     ).one()
     total, delivered, failed = (int(x) for x in rows)
     return {"total": total, "delivered": delivered, "failed": failed, "waiting": total - delivered - failed}
-
-
-# --- desk configuration -----------------------------------------------------------------
-
-
-def configure_desk(
-    *,
-    session: Session,
-    name: str,
-    secret_key: str | None,
-    reminder_minutes: int | None = None,
-    ack_timeout_minutes: int | None = None,
-    escalation_channel: str | None = None,
-    pager_kind: str | None = None,
-    pager_url: str | None = None,
-    pager_secret: str | None = None,
-    managers_channel: str | None = None,
-    summary_delay_minutes: int | None = None,
-) -> Desk:
-    """Change a desk's escalation policy, pager and weekly summary settings; every value is
-    checked before anything changes."""
-    from bot.delivery import pager as pager_mod
-
-    desk = desks.get_desk(session=session, name=name)
-    if reminder_minutes is not None and not 0 <= reminder_minutes <= 600:
-        raise ServiceError(f"--reminder-minutes must be between 0 and 600, got {reminder_minutes}")
-    if ack_timeout_minutes is not None and not 1 <= ack_timeout_minutes <= 1440:
-        raise ServiceError(f"--ack-timeout-minutes must be between 1 and 1440, got {ack_timeout_minutes}")
-    if escalation_channel is not None and escalation_channel != "":
-        desks.check_channel_id(escalation_channel)
-    if managers_channel is not None and managers_channel != "":
-        desks.check_channel_id(managers_channel)
-    if summary_delay_minutes is not None and not 0 <= summary_delay_minutes <= 24 * 60:
-        raise ServiceError(f"--summary-delay-minutes must be between 0 and 1440, got {summary_delay_minutes}")
-    if pager_kind is not None and pager_kind not in pager_mod.PAGER_KINDS:
-        raise ServiceError(f"--pager-kind must be one of {', '.join(pager_mod.PAGER_KINDS)}, got {pager_kind!r}")
-    if pager_url:
-        pager_mod.check_url(pager_url)
-    encrypted = pager_mod.encrypt_secret(pager_secret, secret_key=secret_key) if pager_secret else None
-    kind = pager_kind or desk.pager_kind
-    has_secret = bool(encrypted or desk.pager_secret)
-    if kind == "pagerduty" and not has_secret:
-        raise ServiceError("a PagerDuty desk needs its routing key: add --pager-secret ROUTING_KEY")
-    if kind == "webhook" and not (pager_url or desk.pager_url):
-        raise ServiceError("a webhook desk needs --pager-url https://...")
-    if reminder_minutes is not None:
-        desk.reminder_minutes = reminder_minutes
-    if ack_timeout_minutes is not None:
-        desk.ack_timeout_minutes = ack_timeout_minutes
-    if escalation_channel is not None:
-        desk.escalation_channel_id = escalation_channel or None
-    if pager_kind is not None:
-        desk.pager_kind = pager_kind
-    if pager_url is not None:
-        desk.pager_url = pager_url or None
-    if encrypted is not None:
-        desk.pager_secret = encrypted
-    if managers_channel is not None:
-        desk.managers_channel_id = managers_channel or None
-    if summary_delay_minutes is not None:
-        desk.summary_delay_minutes = summary_delay_minutes
-    session.add(desk)
-    session.flush()
-    return desk

@@ -9,29 +9,12 @@ from typing import Any
 
 from bot.checklist.models import ChecklistRun
 from bot.desks.models import Desk
+from bot.escalation.labels import KIND_WHY, NOTE_LIMIT, kind_title
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
-from bot.slack.blocks import local_datetime, local_time, md, plain
+from bot.slack.blocks import escape, local_datetime, local_time, md, plain
 from bot.slack.ids import FIELD, Action, Block, Callback
 
 Blocks = list[dict[str, Any]]
-
-NOTE_LIMIT = 300
-
-KIND_TITLE = {
-    EscalationKind.RECOVERY_PATH: "🆘 Missing recovery path",
-    EscalationKind.SILENT: "🔕 No answer by the deadline",
-    EscalationKind.RESTRICTED: "🚫 Restricted today",
-}
-KIND_WHY = {
-    EscalationKind.RECOVERY_PATH: "No second MFA device or recovery code: losing the only MFA device can lock "
-    "them out for days during a market event.",
-    EscalationKind.SILENT: "They haven't answered the morning checklist.",
-    EscalationKind.RESTRICTED: "They reported a failed check and trade with lower ambition today.",
-}
-
-
-def kind_title(kind: str) -> str:
-    return KIND_TITLE.get(EscalationKind(kind), kind)
 
 
 def state_line(esc: Escalation, desk: Desk) -> str:
@@ -39,7 +22,7 @@ def state_line(esc: Escalation, desk: Desk) -> str:
     if esc.state == EscalationState.RESOLVED and esc.resolved_at is not None:
         line = f"✅ *Resolved* by <@{esc.resolved_by}> at {local_datetime(esc.resolved_at, desk)}{level}"
         if esc.resolution_note:
-            line += f"\n> {esc.resolution_note}"
+            line += f"\n> {escape(esc.resolution_note)}"
         return line
     if esc.state == EscalationState.ACKNOWLEDGED and esc.acknowledged_at is not None:
         return f"👀 *Acknowledged* by <@{esc.acknowledged_by}> at {local_datetime(esc.acknowledged_at, desk)}{level}"
@@ -59,7 +42,7 @@ def escalation_message(esc: Escalation, desk: Desk) -> tuple[str, Blocks]:
         f"Since {since}.",
     ]
     if esc.detail:
-        lines.append(f"Their report: {esc.detail}")
+        lines.append(f"Their report: {escape(esc.detail)}")
     blocks: Blocks = [
         {"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": md("\n".join(lines))},
         {"type": "context", "elements": [md(state_line(esc, desk))]},
@@ -91,7 +74,7 @@ def level2_message(esc: Escalation, desk: Desk, managers: Sequence[str], timeout
         f"🚨 *Level 2* · {kind_title(esc.kind)} · <@{esc.trader_id}> · desk *{desk.name}* — "
         f"not acknowledged within {timeout_minutes} min. Managers: {who}"
     )
-    detail = f"\nTheir report: {esc.detail}" if esc.detail else ""
+    detail = f"\nTheir report: {escape(esc.detail)}" if esc.detail else ""
     blocks: Blocks = [
         {"type": "section", "text": md(head + detail)},
         {"type": "context", "elements": [md(state_line(esc, desk))]},

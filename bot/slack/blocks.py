@@ -7,8 +7,20 @@ from typing import Any
 
 from bot import calendar
 from bot.desks.models import Desk
+from bot.text import clean
 
 Blocks = list[dict[str, Any]]
+
+
+def escape(text: str | None) -> str:
+    """User text made inert for ``mrkdwn``: Slack's three control characters escaped as Slack
+    documents (``&`` ``<`` ``>`` -> ``&amp;`` ``&lt;`` ``&gt;``), so ``<!channel>``, ``<@U…>``,
+    ``<!subteam^…>`` and ``<url|label>`` show as text and notify nobody; invisible characters
+    removed. https://api.slack.com/reference/surfaces/formatting#escaping
+    Every piece of user-written text placed in mrkdwn goes through this helper."""
+    if not text:
+        return ""
+    return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def md(text: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.crypto import Keyring
 from bot.db import read_scope, session_scope
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Deps:
     clock: Clock
     refresher: RosterNotifier
     executor: Executor
+    keys: Keyring = field(default_factory=lambda: Keyring(None))  # signs exports sent from Slack
 
     def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import io
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-
 from bot.summary.report import DayOutcome, WeeklyReport
 
 DPI = 100
@@ -63,6 +58,13 @@ def alt_text(report: WeeklyReport) -> str:
 
 def render_heatmap(report: WeeklyReport, names: dict[str, str] | None = None) -> bytes:
     """PNG bytes. ``names`` maps user IDs to display names when known."""
+    # matplotlib is imported here, not at module import: it costs ~1 s of every process's
+    # start-up (serve, every CLI command) and only the weekly summary needs it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     names = names or {}
     users = list(report.rows)
     days = report.weekdays

@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 
+from bot.crypto import Keyring
 from bot.db import read_scope, session_scope
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
@@ -102,14 +103,18 @@ def managed_desk(engine: Engine, *, desk_id: int, user_id: str) -> Desk:
         return desk
 
 
-def send_week_csv(engine: Engine, client: WebClient, *, desk_id: int, iso_week: str, user_id: str) -> str:
+def send_week_csv(
+    engine: Engine, client: WebClient, *, desk_id: int, iso_week: str, user_id: str, keys: Keyring | None = None
+) -> str:
     """Upload the week's hash-chained CSV to a manager's DM. ServiceError for non-managers."""
     iso_week = summary.parse_iso_week(iso_week)
     desk = managed_desk(engine, desk_id=desk_id, user_id=user_id)
     weekdays = summary.week_weekdays(iso_week)
     buffer = io.StringIO()
     with read_scope(engine) as session:  # a long read: don't hold SQLite's write lock for it
-        result = export.write_csv(session=session, desk=desk, start=weekdays[0], end=weekdays[-1], out=buffer)
+        result = export.write_csv(
+            session=session, desk=desk, start=weekdays[0], end=weekdays[-1], out=buffer, keys=keys
+        )
     channel = str(client.conversations_open(users=user_id)["channel"]["id"])
     client.files_upload_v2(
         channel=channel,

@@ -64,7 +64,7 @@ def download_csv(body: dict[str, Any], client: WebClient, deps: Deps, now: datet
         return
     desk_id, iso_week = parsed
     try:
-        weekly.send_week_csv(deps.engine, client, desk_id=desk_id, iso_week=iso_week, user_id=user)
+        weekly.send_week_csv(deps.engine, client, desk_id=desk_id, iso_week=iso_week, user_id=user, keys=deps.keys)
     except ServiceError as exc:
         ephemeral(client, channel=channel, user=user, text=str(exc))
     except SlackApiError as exc:

@@ -41,11 +41,11 @@ from enum import StrEnum
 
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot import calendar
 from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap
+from bot.db import ClaimOutcome, claim_row
 from bot.desks.models import Desk, Role
 from bot.desks.service import members
 from bot.errors import ServiceError
@@ -605,36 +605,27 @@ def _get(session: Session, desk_id: int, iso_week: str) -> WeeklySummary | None:
 
 def claim_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime) -> SummaryClaim:
     """Decide whether the caller posts the week's summary: the unique (desk, iso_week) row
-    plus a lease, as ``checklist.claim_post``. Commits its claim."""
+    plus a lease (``bot.db.claim_row``). The caller's ``session_scope`` commits the claim."""
     assert desk.id is not None
-    row = _get(session, desk.id, iso_week)
-    if row is None:
-        row = WeeklySummary(desk_id=desk.id, iso_week=iso_week, claimed_at=now, created_at=now)
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            row = _get(session, desk.id, iso_week)
-            assert row is not None
-            return SummaryClaim(SummaryOutcome.ALREADY_POSTED if row.posted_at else SummaryOutcome.IN_PROGRESS, row)
-        session.commit()
-        return SummaryClaim(SummaryOutcome.CLAIMED, row)
-    if row.posted_at is not None:
-        return SummaryClaim(SummaryOutcome.ALREADY_POSTED, row)
-    claimed = session.execute(
-        update(WeeklySummary)
-        .where(
-            col(WeeklySummary.id) == row.id,
-            col(WeeklySummary.posted_at).is_(None),
-            col(WeeklySummary.claimed_at).is_(None) | (col(WeeklySummary.claimed_at) < now - SUMMARY_LEASE),
-        )
-        .values(claimed_at=now)
+    desk_id = desk.id
+    outcome, row = claim_row(
+        session,
+        find=lambda: _get(session, desk_id, iso_week),
+        make=lambda: WeeklySummary(desk_id=desk_id, iso_week=iso_week, claimed_at=now, created_at=now),
+        done=lambda r: r.posted_at is not None,
+        column="claimed_at",
+        now=now,
+        lease=SUMMARY_LEASE,
     )
-    session.commit()
-    if claimed.rowcount == 0:  # type: ignore[attr-defined]
-        return SummaryClaim(SummaryOutcome.IN_PROGRESS, row)
-    session.refresh(row)
-    return SummaryClaim(SummaryOutcome.CLAIMED, row)
+    assert row is not None
+    return SummaryClaim(_SUMMARY_OUTCOME[outcome], row)
+
+
+_SUMMARY_OUTCOME = {
+    ClaimOutcome.CLAIMED: SummaryOutcome.CLAIMED,
+    ClaimOutcome.DONE: SummaryOutcome.ALREADY_POSTED,
+    ClaimOutcome.BUSY: SummaryOutcome.IN_PROGRESS,
+}
 
 
 def mark_summary_posted(*, session: Session, summary_id: int, ts: str | None, now: datetime) -> None:

@@ -1,0 +1,75 @@
+"""Rendering of outbox notifications at delivery: render spec (a view kind and plain data)
+in, (text, blocks) out, from the state at the moment the message is sent.
+
+Domain services enqueue ``{"render": {"view": KIND, ...ids}}`` and never build blocks; the
+outbox worker calls ``render`` (injected by ``bot.serve``) just before it talks to Slack.
+Each capability's pure view builder does the drawing; this module only loads what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.checklist.models import ChecklistRun
+from bot.delivery.errors import DeliveryError
+from bot.desks import service as desks
+from bot.desks.models import Desk, Role
+from bot.escalation import views as escalation_views
+from bot.escalation.models import Escalation
+from bot.slack.blocks import Blocks
+
+Spec = dict[str, Any]
+View = Callable[[Session, Spec], tuple[str, Blocks]]
+
+
+def _gone(what: str) -> DeliveryError:
+    return DeliveryError(f"{what} no longer exists", retry_after=None)
+
+
+def _escalation(session: Session, spec: Spec) -> tuple[Escalation, Desk]:
+    esc = session.get(Escalation, int(spec["escalation_id"]))
+    if esc is None:
+        raise _gone(f"escalation {spec['escalation_id']}")
+    desk = session.get(Desk, esc.desk_id)
+    if desk is None:
+        raise _gone(f"the desk of escalation {esc.id}")
+    return esc, desk
+
+
+def escalation_dm(session: Session, spec: Spec) -> tuple[str, Blocks]:
+    esc, desk = _escalation(session, spec)
+    return escalation_views.escalation_message(esc, desk)
+
+
+def escalation_level2(session: Session, spec: Spec) -> tuple[str, Blocks]:
+    esc, desk = _escalation(session, spec)
+    managers = desks.members(session=session, desk_id=esc.desk_id, role=Role.MANAGER)
+    return escalation_views.level2_message(esc, desk, managers, desk.ack_timeout_minutes)
+
+
+def checklist_reminder(session: Session, spec: Spec) -> tuple[str, Blocks]:
+    run = session.get(ChecklistRun, int(spec["run_id"]))
+    if run is None:
+        raise _gone(f"checklist run {spec['run_id']}")
+    desk = session.get(Desk, run.desk_id)
+    if desk is None:
+        raise _gone(f"the desk of run {run.id}")
+    return escalation_views.reminder_message(desk, run, str(spec["trader"]))
+
+
+VIEWS: dict[str, View] = {
+    "escalation.dm": escalation_dm,
+    "escalation.level2": escalation_level2,
+    "checklist.reminder": checklist_reminder,
+}
+
+
+def render(session: Session, spec: Spec) -> tuple[str, Blocks]:
+    """``bot.delivery.worker.Renderer``: an unknown view is a permanent delivery failure."""
+    view = VIEWS.get(str(spec.get("view")))
+    if view is None:
+        raise DeliveryError(f"no view for notification {spec.get('view')!r}", retry_after=None)
+    return view(session, spec)
