@@ -122,6 +122,16 @@ def build_parser() -> Parser:
     spost.add_argument("name")
     spost.add_argument("--week", type=_iso_week, help="ISO week, e.g. 2026-W48 (default: the latest one due)")
 
+    prof = sub.add_parser("profile", help="readiness profiles: drill windows, the readiness-gap pass").add_subparsers(
+        dest="profile_command", required=True, parser_class=Parser
+    )
+    ppolicy = prof.add_parser("policy", help="a desk's drill windows per risk tier (days)")
+    ppolicy.add_argument("name")
+    ppolicy.add_argument("--standard-drill-days", type=int, help="standard tier: verify a backup this often (30)")
+    ppolicy.add_argument("--elevated-drill-days", type=int, help="elevated tier: verify a backup this often (14)")
+    pgaps = prof.add_parser("gaps", help="run the readiness-gap pass now (idempotent) and list open gaps")
+    pgaps.add_argument("name", nargs="?", help="one desk (default: every desk)")
+
     exp = sub.add_parser("export", help="the hash-chained attestation record as CSV; 'export verify FILE' checks one")
     exp.add_argument("--desk", help="desk name")
     exp.add_argument("--from", dest="start", type=_date, help="first trading date, YYYY-MM-DD")
@@ -491,6 +501,56 @@ def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _profile_policy(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.profile import service as profile
+    from bot.runtime import utc_now
+
+    if args.standard_drill_days is None and args.elevated_drill_days is None:
+        with session_scope(_database(settings)) as session:
+            desk = desks.get_desk(session=session, name=args.name)
+            row = profile.policy_row(session, desk.id or 0)
+            standard = row.standard_drill_days if row else 30
+            elevated = row.elevated_drill_days if row else 14
+        print(f"Desk {args.name}: standard tier verifies a backup every {standard} days, elevated every {elevated}.")
+        return 0
+    with session_scope(_database(settings)) as session:
+        desk = desks.get_desk(session=session, name=args.name)
+        row = profile.set_policy(
+            session=session,
+            desk=desk,
+            standard_days=args.standard_drill_days,
+            elevated_days=args.elevated_drill_days,
+            actor=None,
+            now=utc_now(),
+        )
+        print(
+            f"Desk {desk.name}: standard tier verifies a backup every {row.standard_drill_days} days "
+            f"(1 backup), elevated every {row.elevated_drill_days} days (2 independent backups)."
+        )
+    return 0
+
+
+def _profile_gaps(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.profile import jobs
+    from bot.profile import service as profile
+    from bot.runtime import utc_now
+
+    engine = _database(settings)
+    for line in jobs.profile_pass(engine, now=utc_now(), desk_name=args.name):
+        print(line)
+    with session_scope(engine) as session:
+        chosen = [desks.get_desk(session=session, name=args.name)] if args.name else desks.list_desks(session=session)
+        for desk in chosen:
+            for gap in profile.open_gaps(session, desk.id or 0):
+                escalated = f"escalation {gap.escalation_id}" if gap.escalation_id else "not escalated yet"
+                print(f"  {desk.name}  {gap.user_id}  {gap.kind}  {gap.detail}  ({escalated})")
+    return 0
+
+
 HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("migrate", None): _migrate,
     ("serve", None): _serve,
@@ -501,6 +561,8 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("escalations", "list"): _escalations_list,
     ("checklist", "post"): _checklist_post,
     ("summary", "post"): _summary_post,
+    ("profile", "policy"): _profile_policy,
+    ("profile", "gaps"): _profile_gaps,
     ("export", None): _export,
     ("export", "verify"): _export_verify,
     ("keys", "new"): _keys_new,

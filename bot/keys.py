@@ -20,6 +20,8 @@ from bot.config import ConfigError
 from bot.crypto import Keyring, keyring
 from bot.db import read_scope
 from bot.desks.models import Desk
+from bot.profile import service as profile
+from bot.profile.models import TotpEnrollment
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,16 @@ def rotate_desk_secrets(*, session: Session, keys: Keyring) -> int:
     return done
 
 
-# The one list of stored secrets. bot/profile's TOTP enrolment secrets join it as
-# SecretStore("TOTP secrets", <its ciphertexts>, profile.rotate_secrets).
-STORES: list[SecretStore] = [SecretStore("desk pager secrets", _desk_tokens, rotate_desk_secrets)]
+def _totp_tokens(session: Session) -> Sequence[str]:
+    rows = session.exec(select(TotpEnrollment.secret, TotpEnrollment.pending_secret)).all()
+    return [token for row in rows for token in row if token]
+
+
+# The one list of stored secrets.
+STORES: list[SecretStore] = [
+    SecretStore("desk pager secrets", _desk_tokens, rotate_desk_secrets),
+    SecretStore("backup-authenticator (TOTP) secrets", _totp_tokens, profile.rotate_secrets),
+]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from bot.db import session_scope
 from bot.desks import service as desks
 from bot.desks.models import Desk
 from bot.escalation.jobs import escalation_pass
+from bot.profile import jobs as profile_jobs
 from bot.summary import jobs as weekly
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 SYNC_SECONDS = 60
 ESCALATION_SECONDS = 30
 SUMMARY_SECONDS = 300
+PROFILE_SECONDS = 60
 
 
 def desk_trigger(desk: Desk) -> CronTrigger:
@@ -60,7 +62,14 @@ class Scheduler:
         self.aps.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=self.clock())
         self.aps.add_job(self.escalate, "interval", seconds=ESCALATION_SECONDS, id="escalations")
         self.aps.add_job(self.weekly_summaries, "interval", seconds=SUMMARY_SECONDS, id="weekly_summaries")
+        self.aps.add_job(self.readiness_gaps, "interval", seconds=PROFILE_SECONDS, id="readiness_gaps")
         self.aps.start()
+
+    def readiness_gaps(self) -> None:
+        """Readiness-profile gaps for every desk: opened, escalated before the morning, closed
+        when fixed (bot.profile.jobs; the outbox delivers)."""
+        for line in profile_jobs.profile_pass(self.engine, now=self.clock()):
+            log.debug("readiness gaps: %s", line)
 
     def weekly_summaries(self) -> None:
         """Post every desk's weekly summary that is due and not yet posted (bot.summary.jobs)."""

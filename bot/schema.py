@@ -10,6 +10,7 @@ from bot.checklist import models as checklist
 from bot.delivery import models as delivery
 from bot.desks import models as desks
 from bot.escalation import models as escalation
+from bot.profile import models as profile
 from bot.summary import models as summary
 
-__all__ = ["audit", "checklist", "delivery", "desks", "escalation", "interactions", "summary"]
+__all__ = ["audit", "checklist", "delivery", "desks", "escalation", "interactions", "profile", "summary"]

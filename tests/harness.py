@@ -76,13 +76,21 @@ def sign(body: bytes, timestamp: str, secret: str = SIGNING_SECRET) -> str:
 class Bot:
     """The running bot (real WSGI server on loopback) and a Slack-like client for it."""
 
-    def __init__(self, engine: Any, slack_base_url: str, clock: FakeClock, *, roster_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        slack_base_url: str,
+        clock: FakeClock,
+        *,
+        roster_interval: float = 0.2,
+        secret_keys: tuple[str, ...] | None = None,
+    ) -> None:
         settings = Settings(
             database_url=str(engine.url),
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack_base_url,
-            secret_keys=SECRET_KEYS,
+            secret_keys=SECRET_KEYS if secret_keys is None else secret_keys,
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.executor = TrackingExecutor()

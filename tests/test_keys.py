@@ -22,6 +22,7 @@ from bot.db import session_scope
 from bot.delivery.outbox import Kind
 from bot.delivery.pager import Pager
 from bot.desks import service as desks
+from bot.profile import drill
 from bot.runtime import deliver_due
 from tests.escalation_fixtures import (
     SECRET_KEY,
@@ -98,7 +99,7 @@ def test_rotate_re_encrypts_every_secret_under_the_first_key(
 
     monkeypatch.setenv("PREFLIGHT_SECRET_KEYS", f"{NEW_KEY},{SECRET_KEY}")
     assert main(["keys", "rotate"]) == 0
-    assert "Re-encrypted 1 stored secret(s) under the first key (desk pager secrets: 1)" in capsys.readouterr().out
+    assert "Re-encrypted 1 stored secret(s) under the first key (desk pager secrets: 1, " in capsys.readouterr().out
     after = stored_secret(cli)
     assert after is not None and after != before
     assert Keyring([NEW_KEY]).decrypt(after) == "routing-key-1"  # the old key can go now
@@ -107,6 +108,27 @@ def test_rotate_re_encrypts_every_secret_under_the_first_key(
     monkeypatch.setenv("PREFLIGHT_SECRET_KEYS", NEW_KEY)
     assert main(["keys", "check"]) == 0
     assert "all 1 stored secret(s) can be read" in capsys.readouterr().out
+
+
+def test_rotate_covers_the_backup_authenticator_secrets(
+    cli: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The drill's TOTP secrets are in the one list of stores: rotated and checked with the rest."""
+    with session_scope(cli) as session:
+        new = drill.start_enrollment(
+            session=session, user_id="UTRD1", account_name="Alice", keys=Keyring([SECRET_KEY]), now=T0
+        )
+    monkeypatch.setenv("PREFLIGHT_SECRET_KEYS", f"{NEW_KEY},{SECRET_KEY}")
+    assert main(["keys", "rotate"]) == 0
+    assert "backup-authenticator (TOTP) secrets: 1" in capsys.readouterr().out
+    with session_scope(cli) as session:
+        row = drill.enrollment(session, "UTRD1")
+        assert row is not None and row.pending_secret is not None
+        assert Keyring([NEW_KEY]).decrypt(row.pending_secret) == new.secret
+        assert not Keyring([SECRET_KEY]).readable(row.pending_secret)
+    monkeypatch.setenv("PREFLIGHT_SECRET_KEYS", "a-key-that-never-stored-it")
+    assert main(["keys", "check"]) == 2
+    assert "backup-authenticator (TOTP) secrets: 1" in capsys.readouterr().err
 
 
 def test_rotate_changes_nothing_when_a_secret_is_unreadable(

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.checklist import service as checklist
 from bot.checklist import views
+from bot.checklist.facts import facts_for
 from bot.checklist.models import ChecklistRun
 from bot.errors import ServiceError
 from bot.interactions import REPLAYED_CLICK, first_time
@@ -68,7 +69,8 @@ def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: 
             except ServiceError as exc:
                 refusal = str(exc)
             else:
-                view = views.report_modal(run, desk, channel_id=channel)
+                known = facts_for(session, run, [user]).get(user)
+                view = views.report_modal(run, desk, channel_id=channel, facts=known)
     if view is None:
         ephemeral(client, channel=channel, user=user, text=refusal)
         return

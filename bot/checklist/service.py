@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from bot import calendar
 from bot.checklist import events
+from bot.checklist.facts import TraderFacts, facts_for
 from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap, Platform
 from bot.db import ClaimOutcome, claim_row, insert_or_skip
 from bot.desks.models import Desk, Role
@@ -308,6 +309,7 @@ class Roster:
     run: ChecklistRun
     entries: list[RosterEntry]
     version: int
+    facts: dict[str, TraderFacts] = field(default_factory=dict)  # from capabilities above (bot.checklist.facts)
 
     def count(self, state: TraderState) -> int:
         return sum(1 for e in self.entries if e.state == state)
@@ -337,7 +339,8 @@ def roster(*, session: Session, run: ChecklistRun) -> Roster:
     traders = members(session=session, desk_id=run.desk_id, role=Role.TRADER)
     latest = current_answers(session=session, run_id=run.id)
     entries = [RosterEntry(u, state_of(latest.get(u)), latest.get(u)) for u in traders]
-    return Roster(desk=desk, run=run, entries=entries, version=run.answers_version)
+    known = facts_for(session, run, traders)
+    return Roster(desk=desk, run=run, entries=entries, version=run.answers_version, facts=known)
 
 
 def today_run(*, session: Session, desk: Desk, now: datetime) -> ChecklistRun | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.checklist.facts import TraderFacts
 from bot.checklist.labels import CHECK_LABEL, GAP_LABEL, LAYER_LABEL, PLATFORM_LABEL, problem_summary
 from bot.checklist.models import Answer, AnswerStatus, AuthLayer, Check, ChecklistRun, ContingencyGap
 from bot.checklist.service import Roster, TraderState
@@ -21,14 +22,34 @@ CHECK_QUESTION = {
 }
 
 
-def _roster_line(user_id: str, state: TraderState, answer: Answer | None, desk: Desk) -> str:
+def weekly_login_done(answer: Answer | None) -> bool:
+    """On the week's first trading day, a stored answer whose authentication check passed
+    confirms the weekly full login (see ``weekly_login_text``)."""
+    return answer is not None and Check.AUTHENTICATION not in answer.checks
+
+
+def _facts_suffix(answer: Answer | None, facts: TraderFacts | None) -> str:
+    if facts is None:
+        return ""
+    bits = []
+    if facts.weekly_login:
+        bits.append("🔁 weekly login done" if weekly_login_done(answer) else "🔁 weekly login due")
+    if facts.recovery_gap:
+        bits.append(facts.recovery_gap)
+    return "".join(f" · {b}" for b in bits)
+
+
+def _roster_line(
+    user_id: str, state: TraderState, answer: Answer | None, desk: Desk, facts: TraderFacts | None = None
+) -> str:
     line = f"{STATE_ICON[state]} <@{user_id}>"
+    extra = _facts_suffix(answer, facts)
     if answer is None:
-        return line + " — pending"
+        return line + " — pending" + extra
     when = local_time(answer.created_at, desk)
     if state is TraderState.READY:
-        return line + f" — ready ({when})"
-    return line + f" — restricted today · ⚠️ {escape(problem_summary(answer))} ({when})"
+        return line + f" — ready ({when})" + extra
+    return line + f" — restricted today · ⚠️ {escape(problem_summary(answer))} ({when})" + extra
 
 
 def roster_summary(roster: Roster) -> str:
@@ -40,7 +61,30 @@ def roster_summary(roster: Roster) -> str:
 
 
 def roster_lines(roster: Roster) -> list[str]:
-    return [_roster_line(e.user_id, e.state, e.answer, roster.desk) for e in roster.entries]
+    return [
+        _roster_line(e.user_id, e.state, e.answer, roster.desk, roster.facts.get(e.user_id)) for e in roster.entries
+    ]
+
+
+WEEKLY_LOGIN_NAMES = 30
+
+
+def weekly_login_text(roster: Roster) -> str | None:
+    """The Monday re-login guard (the week's first trading day: Tuesday after a Monday holiday).
+    IBKR invalidates the auto-restart tokens "each Sunday at 1:00 am ET", after which TWS and IBKR
+    Desktop "require manual authentication" (https://ibkrguides.com/traderworkstation/
+    auto-restart-considerations.htm; docs/broker-facts.md §3)."""
+    due = [e.user_id for e in roster.entries if (f := roster.facts.get(e.user_id)) is not None and f.weekly_login]
+    if not due:
+        return None
+    names = ", ".join(f"<@{u}>" for u in due[:WEEKLY_LOGIN_NAMES])
+    if len(due) > WEEKLY_LOGIN_NAMES:
+        names += f" and {len(due) - WEEKLY_LOGIN_NAMES} more (see the roster)"
+    return (
+        "🔁 *Weekly login* — first trading day of the week: IBKR invalidated the auto-restart tokens of TWS, "
+        "IB Gateway and IBKR Desktop on Sunday at 01:00 ET, so a full manual login with your second factor is "
+        f"due. {names}: confirming *Authentication* today means you have done it."
+    )
 
 
 def checklist_message(roster: Roster) -> tuple[str, Blocks]:
@@ -57,9 +101,17 @@ def checklist_message(roster: Roster) -> tuple[str, Blocks]:
     text = f"Pre-market checklist for {desk.name}, {day}: {ready} ready, {restricted} restricted, {pending} pending"
     checks = "\n".join(f"*{i}. {CHECK_LABEL[c]}* — {CHECK_QUESTION[c]}" for i, c in enumerate(Check, start=1))
     deadline = local_time(run.deadline_at, desk)
+    weekly = weekly_login_text(roster)
+    backed = any(f.verified_backup for f in roster.facts.values())
     blocks: Blocks = [
         {"type": "header", "text": plain(f"Pre-market checklist · {desk.name} · {day}")},
         section(checks),
+        *([section(weekly)] if weekly else []),
+        *(
+            [context_block("Traders whose readiness profile shows a verified backup aren't asked about it again.")]
+            if backed
+            else []
+        ),
         context_block(f"Answer by *{deadline}*{early}. Never type IBKR passwords or one-time codes in Slack."),
         {
             "type": "actions",
@@ -115,7 +167,19 @@ def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool
     return block
 
 
-def report_modal(run: ChecklistRun, desk: Desk, *, channel_id: str | None) -> dict[str, Any]:
+RECOVERY_GAPS = frozenset({ContingencyGap.SECOND_MFA_DEVICE, ContingencyGap.RECOVERY_CODE})
+
+
+def report_modal(
+    run: ChecklistRun, desk: Desk, *, channel_id: str | None, facts: TraderFacts | None = None
+) -> dict[str, Any]:
+    """The problem report. A trader whose readiness profile shows a verified backup is not asked
+    to re-declare their recovery path: only the other contingency choices are offered."""
+    backup = facts.verified_backup if facts is not None else None
+    gaps = {g: label for g, label in GAP_LABEL.items() if not (backup and g in RECOVERY_GAPS)}
+    intro = f"*{desk.name}* · {run.trading_date:%a %d %b}. Never enter IBKR passwords or one-time codes here."
+    if backup:
+        intro += f"\nYour readiness profile shows a verified backup ({backup}): you're not asked about it again."
     return {
         "type": "modal",
         "callback_id": Callback.REPORT_MODAL,
@@ -124,9 +188,7 @@ def report_modal(run: ChecklistRun, desk: Desk, *, channel_id: str | None) -> di
         "submit": plain("Submit"),
         "close": plain("Cancel"),
         "blocks": [
-            context_block(
-                f"*{desk.name}* · {run.trading_date:%a %d %b}. Never enter IBKR passwords or one-time codes here."
-            ),
+            context_block(intro),
             _input(
                 Block.FAILED,
                 "Which checks failed?",
@@ -164,7 +226,7 @@ def report_modal(run: ChecklistRun, desk: Desk, *, channel_id: str | None) -> di
             _input(
                 Block.GAPS,
                 "Contingency: what is missing?",
-                {"type": "checkboxes", "options": _options(GAP_LABEL)},
+                {"type": "checkboxes", "options": _options(gaps)},
                 optional=True,
             ),
             _input(

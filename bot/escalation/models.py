@@ -15,6 +15,14 @@ class EscalationKind(StrEnum):
     RECOVERY_PATH = "recovery_path"
     SILENT = "silent"
     RESTRICTED = "restricted"
+    # Opened by the readiness profile before the morning, not tied to a checklist run (bot.profile).
+    PROFILE_RECOVERY = "profile_recovery"
+    PROFILE_SMS_ONLY = "profile_sms_only"
+    API_HYGIENE = "api_hygiene"
+
+
+# Lower severity: told to the managers, never raised to level 2 (no channel post, no page).
+LOW_SEVERITY = frozenset({EscalationKind.PROFILE_SMS_ONLY, EscalationKind.API_HYGIENE})
 
 
 class EscalationState(StrEnum):
@@ -25,13 +33,14 @@ class EscalationState(StrEnum):
 
 class Escalation(SQLModel, table=True):
     """A trader's risk brought to the desk's managers. (run, trader, kind) is unique, so a
-    repeated or concurrent pass opens it once."""
+    repeated or concurrent pass opens it once. Escalations of the readiness profile have no run
+    (``run_id`` NULL): their ``readiness_gap`` row decides that each gap is escalated once."""
 
     __table_args__ = (UniqueConstraint("run_id", "trader_id", "kind"),)
 
     id: int | None = Field(default=None, primary_key=True)
     desk_id: int = Field(foreign_key="desk.id", index=True, ondelete="CASCADE")
-    run_id: int = Field(foreign_key="checklist_run.id", index=True, ondelete="CASCADE")
+    run_id: int | None = Field(default=None, foreign_key="checklist_run.id", index=True, ondelete="CASCADE")
     trader_id: str = Field(max_length=32, index=True)
     kind: str = Field(max_length=16)
     level: int = 1

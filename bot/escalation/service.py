@@ -31,7 +31,7 @@ from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
 from bot.escalation.labels import NOTE_LIMIT, kind_title
-from bot.escalation.models import Escalation, EscalationKind, EscalationState
+from bot.escalation.models import LOW_SEVERITY, Escalation, EscalationKind, EscalationState
 from bot.text import clean
 
 
@@ -123,6 +123,32 @@ def open_escalation(
     audit(session, esc, "opened", now, kind=str(kind), trader=trader_id, run=run.id)
     managers = desks.members(session=session, desk_id=desk.id, role=Role.MANAGER)
     for manager in managers:
+        outbox.enqueue(
+            session=session,
+            dedup_key=f"{subject(esc)}:dm:{manager}",
+            kind=Kind.SLACK_DM,
+            payload={"user": manager, "render": {"view": "escalation.dm", "escalation_id": esc.id}},
+            desk_id=desk.id,
+            now=now,
+            audit={"subject": subject(esc), "ok": "notified", "fail": "notify_failed"},
+        )
+    return esc
+
+
+def open_standing(
+    *, session: Session, desk: Desk, trader_id: str, kind: EscalationKind, detail: str, now: datetime
+) -> Escalation:
+    """Open an escalation that belongs to no checklist run (the readiness profile's gaps, found
+    before the morning) and queue a DM to every manager. The caller decides that it is opened
+    once (``bot.profile`` claims its gap row first); the (run, trader, kind) key doesn't, as
+    ``run_id`` is NULL."""
+    assert desk.id is not None
+    esc = Escalation(desk_id=desk.id, run_id=None, trader_id=trader_id, kind=kind, detail=detail, opened_at=now)
+    session.add(esc)
+    session.flush()
+    assert esc.id is not None
+    audit(session, esc, "opened", now, kind=str(kind), trader=trader_id)
+    for manager in desks.members(session=session, desk_id=desk.id, role=Role.MANAGER):
         outbox.enqueue(
             session=session,
             dedup_key=f"{subject(esc)}:dm:{manager}",
@@ -272,6 +298,7 @@ def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> 
             Escalation.state == EscalationState.OPEN,
             Escalation.level == 1,
             col(Escalation.opened_at) <= cutoff,
+            col(Escalation.kind).not_in([k.value for k in LOW_SEVERITY]),
         )
         .order_by(col(Escalation.id))
     ).all()
@@ -376,6 +403,30 @@ def resolve(*, session: Session, escalation_id: int, user_id: str, note: str, no
 # --- queries ----------------------------------------------------------------------------
 
 OPEN_STATES = (EscalationState.OPEN, EscalationState.ACKNOWLEDGED)
+
+
+def resolve_automatically(*, session: Session, escalation_id: int, note: str, now: datetime) -> Transition | None:
+    """The condition behind the escalation has gone (a readiness gap was fixed): resolved with
+    the system as actor; every message it produced is updated in place and a level-2 page is
+    resolved. None when it no longer exists; UNCHANGED when it was already resolved."""
+    esc = session.get(Escalation, escalation_id)
+    if esc is None:
+        return None
+    desk = session.get(Desk, esc.desk_id)
+    assert desk is not None
+    done = session.execute(
+        update(Escalation)
+        .where(col(Escalation.id) == escalation_id, col(Escalation.state).in_(OPEN_STATES))
+        .values(state=EscalationState.RESOLVED, resolved_at=now, resolved_by=None, resolution_note=note[:NOTE_LIMIT])
+    )
+    session.refresh(esc)
+    if not done.rowcount:  # type: ignore[attr-defined]
+        return Transition(Outcome.UNCHANGED, esc, desk)
+    audit(session, esc, "resolved", now, actor=None, note=note, automatic=True)
+    _update_everywhere(session, esc, desk, "resolved", now)
+    if esc.level >= 2:
+        _page(session, esc, desk, "resolve", now)
+    return Transition(Outcome.DONE, esc, desk)
 
 
 def _open_where(session: Session, *conditions: Any) -> list[tuple[Escalation, Desk]]:

@@ -20,7 +20,8 @@ Blocks = list[dict[str, Any]]
 def state_line(esc: Escalation, desk: Desk) -> str:
     level = f" · level {esc.level}" if esc.level > 1 else ""
     if esc.state == EscalationState.RESOLVED and esc.resolved_at is not None:
-        line = f"✅ *Resolved* by <@{esc.resolved_by}> at {local_datetime(esc.resolved_at, desk)}{level}"
+        by = f"by <@{esc.resolved_by}>" if esc.resolved_by else "automatically"
+        line = f"✅ *Resolved* {by} at {local_datetime(esc.resolved_at, desk)}{level}"
         if esc.resolution_note:
             line += f"\n> {escape(esc.resolution_note)}"
         return line
@@ -42,7 +43,9 @@ def escalation_message(esc: Escalation, desk: Desk) -> tuple[str, Blocks]:
         f"Since {since}.",
     ]
     if esc.detail:
-        lines.append(f"Their report: {escape(esc.detail)}")
+        lines.append(
+            f"{'Their report' if esc.run_id is not None else 'From the readiness profile'}: {escape(esc.detail)}"
+        )
     blocks: Blocks = [
         {"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": md("\n".join(lines))},
         {"type": "context", "elements": [md(state_line(esc, desk))]},

@@ -12,13 +12,22 @@ from slack_sdk import WebClient
 from bot.checklist import listeners as checklist_listeners
 from bot.checklist import report_listeners
 from bot.escalation import listeners as escalation_listeners
+from bot.profile import listeners as profile_listeners
 from bot.slack import commands, home
 from bot.slack.deps import Deps
 from bot.summary import listeners as summary_listeners
 
 log = logging.getLogger(__name__)
 
-LISTENERS = (checklist_listeners, commands, home, report_listeners, summary_listeners, escalation_listeners)
+LISTENERS = (
+    checklist_listeners,
+    commands,
+    home,
+    report_listeners,
+    summary_listeners,
+    escalation_listeners,
+    profile_listeners,
+)
 
 
 def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
@@ -56,6 +65,6 @@ def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
     from bot.slack import home as events
     from bot.summary import listeners as summary
 
-    for module in (actions, commands, events, views, summary, escalations):
+    for module in (actions, commands, events, views, summary, escalations, profile_listeners):
         module.register(app)
     return app

@@ -40,7 +40,7 @@ class Deps:
     clock: Clock
     refresher: RosterNotifier
     executor: Executor
-    keys: Keyring = field(default_factory=lambda: Keyring(None))  # signs exports sent from Slack
+    keys: Keyring = field(default_factory=lambda: Keyring(None))  # secrets at rest, signed exports
 
     def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""

@@ -19,6 +19,9 @@ from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation
+from bot.profile import drill
+from bot.profile import service as profile
+from bot.profile import views as profile_views
 from bot.slack.blocks import Blocks
 
 Spec = dict[str, Any]
@@ -60,10 +63,24 @@ def checklist_reminder(session: Session, spec: Spec) -> tuple[str, Blocks]:
     return escalation_views.reminder_message(desk, run, str(spec["trader"]))
 
 
+def profile_notice(session: Session, spec: Spec) -> tuple[str, Blocks]:
+    """The trader's pre-morning notice of a readiness gap, with the drill's buttons."""
+    gap = profile.gap_by_id(session, int(spec["gap_id"]))
+    if gap is None:
+        raise _gone(f"readiness gap {spec['gap_id']}")
+    desk = session.get(Desk, gap.desk_id)
+    if desk is None:
+        raise _gone(f"the desk of readiness gap {gap.id}")
+    enrollment = drill.enrollment(session, gap.user_id)
+    enrolled = enrollment is not None and enrollment.enrolled_at is not None
+    return profile_views.gap_notice(gap, desk, enrolled=enrolled)
+
+
 VIEWS: dict[str, View] = {
     "escalation.dm": escalation_dm,
     "escalation.level2": escalation_level2,
     "checklist.reminder": checklist_reminder,
+    "profile.notice": profile_notice,
 }
 
 

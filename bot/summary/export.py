@@ -9,7 +9,8 @@ Events, in order of their UTC timestamp (ties: answers before escalation steps, 
   (``bot.audit.AuditEvent`` rows ``escalation:{id}``: opened, re_escalated, acknowledged,
   resolved), each with the state *at its own moment* (the level it had then, who acted, the
   note written then). An escalation without a trail (rows older than the trail) falls back
-  to its own timestamps, its level at each moment read from ``level2_at``;
+  to its own timestamps, its level at each moment read from ``level2_at``. Escalations of
+  the readiness profile have no run: they count on the desk-local day they were opened;
 - a final ``end`` row holding the number of event rows, so a file cut short is evident, and
   the signature of the chain (below).
 
@@ -57,12 +58,14 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import TextIO
 
+from sqlalchemy import and_, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from bot import calendar
 from bot.audit import AuditEvent
 from bot.checklist.models import Answer, ChecklistRun
 from bot.crypto import Keyring, SignatureCheck
@@ -271,18 +274,29 @@ def _steps_from_timestamps(esc: Escalation) -> list[Step]:
 def _escalations(session: Session, desk: Desk, start: date, end: date) -> list[Event]:
     """Escalation transitions (few next to answers): loaded, then sorted."""
     events: list[Event] = []
+    tz = calendar.zone(desk.timezone)
+    first, after = (calendar.local_to_utc(d, time(0, 0), tz) for d in (start, end + timedelta(days=1)))
     rows = session.execute(
         sa_select(Escalation, col(ChecklistRun.trading_date))
-        .join(ChecklistRun, col(ChecklistRun.id) == col(Escalation.run_id))
+        .outerjoin(ChecklistRun, col(ChecklistRun.id) == col(Escalation.run_id))
         .where(
             col(Escalation.desk_id) == desk.id,
-            col(ChecklistRun.trading_date) >= start,
-            col(ChecklistRun.trading_date) <= end,
+            or_(
+                and_(col(ChecklistRun.trading_date) >= start, col(ChecklistRun.trading_date) <= end),
+                and_(
+                    col(Escalation.run_id).is_(None),
+                    col(Escalation.opened_at) >= first,
+                    col(Escalation.opened_at) < after,
+                ),
+            ),
         )
     ).all()
     trails = _trails(session, desk, [esc for esc, _ in rows])
-    for esc, day in rows:
+    for esc, run_day in rows:
         assert esc.id is not None
+        # Escalations of the readiness profile have no run: they count on the desk-local day
+        # they were opened.
+        day = run_day if run_day is not None else calendar.local_date(esc.opened_at, tz)
         steps = _steps_from_trail(esc, trails.get(f"escalation:{esc.id}", [])) or _steps_from_timestamps(esc)
         for order, (name, at, level, actor, detail) in enumerate(steps):
             events.append(

@@ -50,6 +50,7 @@ from bot.desks.models import Desk, Role
 from bot.desks.service import members
 from bot.errors import ServiceError
 from bot.escalation.models import Escalation
+from bot.profile import service as profile
 from bot.summary.models import WeeklySummary
 
 SUMMARY_LEASE = timedelta(minutes=5)
@@ -181,6 +182,9 @@ AUTHORIZATION = Metric("authorization", "Problems: authorization (permissions)",
 RECOVERY_PATH = Metric("recovery_path", "Problems: recovery path", short="recov")
 RESTRICTED = Metric("restricted", "Days restricted", short="restr")
 MEDIAN_CONFIRM = Metric("median_confirm", "Median time from post to confirmation", MetricKind.DURATION, "median")
+# From the readiness profile (bot.profile): gaps open at any time during the week.
+PROFILE_GAP = Metric("profile_gap", "Readiness profile: recovery-path gap", MetricKind.TEXT, "profile")
+AUTOMATION_FLAGS = Metric("automation_flags", "Flagged automations (API hygiene)", short="api")
 
 BASE_COLUMNS: tuple[Metric, ...] = (
     ON_TIME,
@@ -462,8 +466,19 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
         recovery_gaps=gaps,
         attention=[],
     )
+    _add_profile(session, report, desk, iso_week)
     report.attention = _attention(report)
     return report
+
+
+def _add_profile(session: Session, report: WeeklyReport, desk: Desk, iso_week: str) -> None:
+    """The readiness profile's gaps that were open at some point of the week: one statement."""
+    assert desk.id is not None
+    start, end = week_bounds(desk, iso_week)
+    figures = profile.week_figures(session=session, desk_id=desk.id, start=start, end=end)
+    users = list(report.rows)
+    report.add_column(PROFILE_GAP, {u: figures[u].recovery if u in figures else None for u in users})
+    report.add_column(AUTOMATION_FLAGS, {u: figures[u].automation_flags if u in figures else 0 for u in users})
 
 
 def _median(values: list[timedelta]) -> timedelta | None:
@@ -575,6 +590,10 @@ def _attention(report: WeeklyReport) -> list[Attention]:
             reasons.append(f"restricted {row.count(RESTRICTED)}")
         if row.count(LATE) >= 2:
             reasons.append(f"late {row.count(LATE)}")
+        if isinstance(gap := row.values.get(PROFILE_GAP.key), str):
+            reasons.append(f"profile: {gap}")
+        if flagged := row.count(AUTOMATION_FLAGS):
+            reasons.append(f"{flagged} flagged automation{'s' if flagged != 1 else ''}")
         if user in report.escalations.still_open_traders:
             reasons.append("open escalation")
         if reasons:

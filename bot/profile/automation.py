@@ -1,0 +1,230 @@
+"""The API automation register: what runs against IBKR on a desk, who owns it, and its fences.
+
+An automation belongs to a desk and has an owner (a member of that desk). Its owner and the
+desk's managers may add, change or remove it; every change is an audit event. Hygiene flags
+(``bot.profile.policy.automation_flags``) show in App Home and the weekly summary and open a
+lower-severity escalation (``bot.profile.service.sync_gaps``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlmodel import Session, col, func, select
+
+from bot.audit import AuditEvent
+from bot.desks import service as desks
+from bot.desks.models import Desk, Role
+from bot.errors import ServiceError
+from bot.profile.models import Automation, Interface
+from bot.profile.policy import AutomationFlag, automation_flags, normalized_username
+
+NAME_LIMIT = 64
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Automations connect through the TWS API (to TWS or IB Gateway) or the Client Portal Web API.
+AUTOMATION_INTERFACES = (Interface.TWS_API, Interface.CP_WEB_API)
+
+
+@dataclass(frozen=True)
+class AutomationInput:
+    desk_id: int | None
+    owner_id: str | None
+    name: str
+    interface: str | None
+    broker_username: str
+    read_only_api: bool
+    trusted_ips: bool
+    order_size_limit: bool
+    kill_switch_tested_on: date | None
+    credentials_rotated_on: date | None
+
+
+def validate(data: AutomationInput, *, today: date) -> dict[str, str]:
+    """Field errors keyed by field name; empty when valid."""
+    errors: dict[str, str] = {}
+    name = data.name.strip()
+    if not name:
+        errors["name"] = "Give the automation a name."
+    elif len(name) > NAME_LIMIT:
+        errors["name"] = f"Keep the name to {NAME_LIMIT} characters (it has {len(name)})."
+    if data.interface not in {i.value for i in AUTOMATION_INTERFACES}:
+        errors["interface"] = (
+            "Pick the interface it uses: the TWS API (through TWS or IB Gateway) or the Client Portal Web API."
+        )
+    if not USERNAME.match(data.broker_username.strip()):
+        errors["broker_username"] = (
+            "Enter the IBKR username it logs in with (letters, digits, '.', '_' or '-'; never a password)."
+        )
+    for field, value in (
+        ("kill_switch_tested_on", data.kill_switch_tested_on),
+        ("credentials_rotated_on", data.credentials_rotated_on),
+    ):
+        if value is not None and value > today:
+            errors[field] = "That date is in the future."
+    if data.desk_id is None:
+        errors["desk"] = "Pick the desk it trades for."
+    return errors
+
+
+def _can_manage(session: Session, desk_id: int, user_id: str) -> bool:
+    return desks.is_member(session=session, desk_id=desk_id, user_id=user_id, role=Role.MANAGER)
+
+
+def _is_member(session: Session, desk_id: int, user_id: str) -> bool:
+    return any(
+        desks.is_member(session=session, desk_id=desk_id, user_id=user_id, role=role)
+        for role in (Role.TRADER, Role.MANAGER)
+    )
+
+
+def check_can_edit(*, session: Session, automation_id: int, user_id: str) -> Automation:
+    row = session.get(Automation, automation_id)
+    if row is None:
+        raise ServiceError("This automation no longer exists.")
+    if row.owner_id != user_id and not _can_manage(session, row.desk_id, user_id):
+        raise ServiceError("Only the automation's owner or the desk's managers can change it.")
+    return row
+
+
+def save(
+    *, session: Session, actor: str, automation_id: int | None, data: AutomationInput, today: date, now: datetime
+) -> Automation:
+    """Add (``automation_id`` None) or change an automation. ServiceError(field=...) on bad input
+    or when ``actor`` may not; nothing changes then."""
+    errors = validate(data, today=today)
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise ServiceError(message, field=field)
+    assert data.desk_id is not None
+    desk = session.get(Desk, data.desk_id)
+    if desk is None:
+        raise ServiceError("That desk no longer exists.", field="desk")
+    owner = data.owner_id or actor
+    if not _is_member(session, data.desk_id, owner):
+        raise ServiceError(f"<@{owner}> isn't on the {desk.name} desk.", field="owner")
+    manager = _can_manage(session, data.desk_id, actor)
+    if owner != actor and not manager:
+        raise ServiceError("Only the desk's managers can register an automation for someone else.", field="owner")
+    if not manager and not desks.is_member(session=session, desk_id=data.desk_id, user_id=actor, role=Role.TRADER):
+        raise ServiceError(f"You're not on the {desk.name} desk.", field="desk")
+    if automation_id is not None:
+        row = check_can_edit(session=session, automation_id=automation_id, user_id=actor)
+    else:
+        row = Automation(
+            desk_id=data.desk_id, owner_id=owner, name="", interface="", broker_username="", created_by=actor
+        )
+        row.created_at = now
+    clash = session.exec(
+        select(Automation.id).where(
+            Automation.desk_id == data.desk_id,
+            func.lower(Automation.name) == data.name.strip().lower(),
+            col(Automation.id) != (automation_id or 0),
+        )
+    ).first()
+    if clash is not None:
+        raise ServiceError(f"The {desk.name} desk already has an automation named {data.name.strip()!r}.", field="name")
+    before = _describe(row) if automation_id is not None else None
+    row.desk_id = data.desk_id
+    row.owner_id = owner
+    row.name = data.name.strip()
+    row.interface = str(data.interface)
+    row.broker_username = data.broker_username.strip()
+    row.read_only_api = data.read_only_api
+    row.trusted_ips = data.trusted_ips
+    row.order_size_limit = data.order_size_limit
+    row.kill_switch_tested_on = data.kill_switch_tested_on
+    row.credentials_rotated_on = data.credentials_rotated_on
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    session.add(
+        AuditEvent(
+            desk_id=row.desk_id,
+            at=now,
+            actor=actor,
+            subject=f"automation:{row.id}",
+            action="automation_added" if before is None else "automation_changed",
+            detail=json.dumps({"before": before, "after": _describe(row)}, default=str),
+        )
+    )
+    return row
+
+
+def remove(*, session: Session, actor: str, automation_id: int, now: datetime) -> Automation:
+    row = check_can_edit(session=session, automation_id=automation_id, user_id=actor)
+    session.add(
+        AuditEvent(
+            desk_id=row.desk_id,
+            at=now,
+            actor=actor,
+            subject=f"automation:{row.id}",
+            action="automation_removed",
+            detail=json.dumps({"before": _describe(row)}, default=str),
+        )
+    )
+    session.delete(row)
+    session.flush()
+    return row
+
+
+def _describe(row: Automation) -> dict[str, object]:
+    return {
+        "name": row.name,
+        "owner": row.owner_id,
+        "interface": row.interface,
+        "broker_username": row.broker_username,
+        "read_only_api": row.read_only_api,
+        "trusted_ips": row.trusted_ips,
+        "order_size_limit": row.order_size_limit,
+        "kill_switch_tested_on": row.kill_switch_tested_on,
+        "credentials_rotated_on": row.credentials_rotated_on,
+    }
+
+
+def on_desks(*, session: Session, desk_ids: Sequence[int]) -> list[Automation]:
+    if not desk_ids:
+        return []
+    return list(
+        session.exec(
+            select(Automation)
+            .where(col(Automation.desk_id).in_(list(desk_ids)))
+            .order_by(col(Automation.desk_id), col(Automation.name))
+        ).all()
+    )
+
+
+def owned_by(*, session: Session, user_id: str) -> list[Automation]:
+    return list(
+        session.exec(select(Automation).where(Automation.owner_id == user_id).order_by(col(Automation.name))).all()
+    )
+
+
+def flags(*, session: Session, automations: Sequence[Automation], today: date) -> dict[int, list[AutomationFlag]]:
+    """Each automation's flags; a shared username is looked for across the whole register
+    (one brokerage session per username, whatever the desk): one statement."""
+    if not automations:
+        return {}
+    names = sorted({normalized_username(a.broker_username) for a in automations})
+    counts = dict(
+        session.exec(
+            select(func.lower(Automation.broker_username), func.count(col(Automation.id)))
+            .where(func.lower(Automation.broker_username).in_(names))
+            .group_by(func.lower(Automation.broker_username))
+        ).all()
+    )
+    out: dict[int, list[AutomationFlag]] = {}
+    for a in automations:
+        assert a.id is not None
+        out[a.id] = automation_flags(
+            order_size_limit=a.order_size_limit,
+            kill_switch_tested_on=a.kill_switch_tested_on,
+            credentials_rotated_on=a.credentials_rotated_on,
+            shared_username=counts.get(normalized_username(a.broker_username), 0) > 1,
+            today=today,
+        )
+    return out
