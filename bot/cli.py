@@ -607,7 +607,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ERROR: the CLI reports what its jobs warn about (a failed post...) itself, in one line;
     # and slack_sdk logs an ERROR before raising a connection error that the CLI reports too.
     logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)
+    web_api_log = logging.getLogger("slack_sdk.web.base_client")
+    web_api_level = web_api_log.level  # put back on the way out (main() also runs in-process, in tests)
+    web_api_log.setLevel(logging.CRITICAL)
     settings: Settings | None = None
     try:
         args = build_parser().parse_args(argv)
@@ -626,6 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 message += f" ({flag_of(exc.field)})"  # the domain names the setting; the CLI adds its flag
         print(f"preflight: error: {message}" if not message.startswith("preflight") else message, file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        web_api_log.setLevel(web_api_level)
 
 
 if __name__ == "__main__":
