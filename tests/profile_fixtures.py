@@ -26,7 +26,15 @@ KEY = "test-profile-key-one"
 @pytest.fixture
 def keyed_bot(engine: Engine, fake_slack: FakeSlack, clock: FakeClock) -> Iterator[Bot]:
     """The bot with a secret key configured (enrolment needs one)."""
-    running = Bot(engine, fake_slack.base_url, clock, secret_keys=(KEY,) if KEY else ())
+    running = Bot(engine, fake_slack.base_url, clock, secret_keys=(KEY,))
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def keyless_bot(engine: Engine, fake_slack: FakeSlack, clock: FakeClock) -> Iterator[Bot]:
+    """The bot with no secret key at all (enrolment is refused, the rest works)."""
+    running = Bot(engine, fake_slack.base_url, clock, secret_keys=())
     yield running
     running.close()
 

@@ -39,6 +39,7 @@ from tests.profile_fixtures import (
     finish_enrollment,
     home_text,
     keyed_bot,  # noqa: F401 - a fixture
+    keyless_bot,  # noqa: F401 - a fixture
     open_home,
     opened_views,
     submit,
@@ -162,7 +163,8 @@ def test_lockout_after_five_wrong_codes_and_its_expiry(keyed_bot: Bot, fake_slac
     assert enrollment_row(engine).last_success_at == bot.clock()
 
 
-def test_enrollment_without_a_key_is_refused_and_the_rest_works(bot: Bot, fake_slack: FakeSlack) -> None:
+def test_enrollment_without_a_key_is_refused_and_the_rest_works(keyless_bot: Bot, fake_slack: FakeSlack) -> None:  # noqa: F811
+    bot = keyless_bot
     engine = bot.runtime.engine
     make_desk(engine)
     assert bot.click("UTRD1", ProfileAction.ENROLL, "").status_code == 200

@@ -34,6 +34,7 @@ from tests.profile_fixtures import (
     home_of,
     home_text,
     interfaces_values,
+    keyless_bot,  # noqa: F401 - a fixture
     open_home,
     opened_views,
     permissions_values,
@@ -50,7 +51,8 @@ def profiles(bot: Bot) -> dict[str, TraderProfile]:
         return {p.user_id: p for p in session.exec(select(TraderProfile)).all()}
 
 
-def test_trader_and_manager_home_views(bot: Bot, fake_slack: FakeSlack) -> None:
+def test_trader_and_manager_home_views(keyless_bot: Bot, fake_slack: FakeSlack) -> None:  # noqa: F811
+    bot = keyless_bot
     make_desk(bot.runtime.engine)
     open_home(bot, "UTRD1")
     trader = home_text(fake_slack, "UTRD1")
