@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import signal
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -74,20 +75,28 @@ class _NoTokenNotice(logging.Filter):
 _NO_TOKEN_NOTICE = _NoTokenNotice()
 
 
-def configure_logging(level: str) -> None:
+@contextmanager
+def logging_configured(level: str) -> Iterator[None]:
     """The root logger at ``level``; the Slack libraries never below INFO (at DEBUG they log
-    payloads), except slack_sdk's Web API calls, reduced to method URL and HTTP status."""
+    payloads), except slack_sdk's Web API calls, reduced to method URL and HTTP status.
+    Everything is put back on the way out (serve also runs in-process, in tests)."""
+    names = ["", *PAYLOAD_LOGGERS, _WEB_API_LOGGER]
+    saved = {name: logging.getLogger(name).level for name in names}
+    web_api, bolt = logging.getLogger(_WEB_API_LOGGER), logging.getLogger(BOLT_APP_LOGGER)
     logging.getLogger().setLevel(level)
     floor = max(logging.INFO, logging.getLevelName(level))
     for name in PAYLOAD_LOGGERS:
         logging.getLogger(name).setLevel(floor)
-    web_api = logging.getLogger(_WEB_API_LOGGER)
     web_api.setLevel(logging.getLevelName(level))
-    if _SUMMARY not in web_api.filters:
-        web_api.addFilter(_SUMMARY)
-    bolt = logging.getLogger(BOLT_APP_LOGGER)
-    if _NO_TOKEN_NOTICE not in bolt.filters:
-        bolt.addFilter(_NO_TOKEN_NOTICE)
+    web_api.addFilter(_SUMMARY)
+    bolt.addFilter(_NO_TOKEN_NOTICE)
+    try:
+        yield
+    finally:
+        web_api.removeFilter(_SUMMARY)
+        bolt.removeFilter(_NO_TOKEN_NOTICE)
+        for name, was in saved.items():
+            logging.getLogger(name).setLevel(was)
 
 
 def check_slack(settings: Settings) -> SlackHealth:
@@ -151,13 +160,13 @@ def serve(settings: Settings) -> None:
     settings.require_slack()
     prepare_database(settings)
     upgrade(settings.database_url)  # before the log level is lowered: `preflight migrate` is as quiet
-    configure_logging(settings.log_level)
-    health = check_slack(settings)
-    runtime = build(settings)
-    runtime.web.slack = health
-    check_keys(runtime.engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
-    wss_url = socket_mode_url(settings, settings.slack_app_token) if settings.slack_app_token else None
     with ExitStack() as cleanup:  # stops, in reverse order, whatever was started
+        cleanup.enter_context(logging_configured(settings.log_level))
+        health = check_slack(settings)
+        runtime = build(settings)
+        runtime.web.slack = health
+        check_keys(runtime.engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
+        wss_url = socket_mode_url(settings, settings.slack_app_token) if settings.slack_app_token else None
         if settings.slack_app_token and wss_url is not None:
             socket_mode = open_socket_mode(runtime, settings.slack_app_token, wss_url)
             cleanup.callback(socket_mode.close)

@@ -21,7 +21,7 @@ import pytest
 
 from bot import calendar
 from bot.checklist import jobs
-from bot.serve import PAYLOAD_LOGGERS, configure_logging
+from bot.serve import PAYLOAD_LOGGERS, logging_configured
 from bot.slack.ids import Action, Callback
 from tests.factories import make_desk
 from tests.fakes.slack import FakeSlack, Fault
@@ -202,14 +202,10 @@ MARKER = "ZQX-trader-note-7731"
 
 @pytest.fixture
 def debug_logging(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """LOG_LEVEL=DEBUG as `preflight serve` sets it; the loggers' levels put back afterwards."""
-    names = ["", *PAYLOAD_LOGGERS, "slack_sdk.web.base_client"]
-    saved = {name: logging.getLogger(name).level for name in names}
+    """LOG_LEVEL=DEBUG as `preflight serve` sets it (and puts back afterwards)."""
     caplog.set_level(logging.DEBUG)
-    configure_logging("DEBUG")
-    yield caplog
-    for name, level in saved.items():
-        logging.getLogger(name).setLevel(level)
+    with logging_configured("DEBUG"):
+        yield caplog
 
 
 def test_debug_logs_name_methods_statuses_and_ids_never_a_trader_note(
@@ -238,3 +234,13 @@ def test_debug_logs_name_methods_statuses_and_ids_never_a_trader_note(
     assert any(m == "Slack Web API answered HTTP 200" for m in messages)
     submitted = "slack request view_submission checklist_report_modal user=UTRD2 team=T1 -> 200"
     assert submitted in messages, [m for m in messages if m.startswith("slack request")]
+
+
+def test_serve_puts_the_log_levels_back_when_it_returns(caplog: pytest.LogCaptureFixture) -> None:
+    names = ["", *PAYLOAD_LOGGERS, "slack_sdk.web.base_client"]
+    before = {name: logging.getLogger(name).level for name in names}
+    with logging_configured("DEBUG"):
+        assert logging.getLogger("slack_sdk").level == logging.INFO
+        assert logging.getLogger().level == logging.DEBUG
+    assert {name: logging.getLogger(name).level for name in names} == before
+    assert logging.getLogger("slack_sdk.web.base_client").filters == []
