@@ -1,34 +1,44 @@
-"""Benchmark (issue 2): checklist clicks and /ibstatus over the real HTTP endpoint.
+"""Benchmark (issues 2 and 11): checklist clicks and /ibstatus over the real HTTP endpoint.
 
-The bot (``bot.runtime.build(...).web``) and two bare Bolt apps (request verification on,
-one listener per request kind that only calls ``ack()``) are each served by waitress
-exactly as ``bot/serve.py`` does (``create_server(..., threads=8)``) and driven with
+The bot (``bot.runtime.build(...).web``) and three other Bolt apps are each served by
+waitress exactly as ``bot/serve.py`` does (``create_server(..., threads=8)``) and driven with
 signed, real-shaped requests: ``block_actions`` clicks on "All three confirmed" from
-distinct traders of a posted checklist, mixed with ``/ibstatus`` slash commands.
+distinct traders of a posted checklist on a 2,000-trader desk, with every 5th request an
+``/ibstatus`` (the sender's own status).
 
-The two baselines, measured in the same run next to the bot:
-- "bare Bolt (default)": ``slack_bolt.App`` as shipped (``process_before_response=False``:
-  the listener runs on Bolt's 5-thread listener executor while the request thread polls for
-  ``ack()`` every 10 ms) -- the configuration the issue's reference numbers describe;
-- "bare Bolt (ack in request thread)": ``process_before_response=True``, the bot's mode
-  (bot/slack/app.py), so the comparison isolates what the bot itself does per request.
+Measured in the same run, behind the same kind of server, through the same WSGI path
+(``bot.web.WebApp``: signature check, then Bolt), on the same database:
+- **floor** -- "Bolt + one durable INSERT and COMMIT per click": a Bolt app
+  (``process_before_response=True``, as the bot) whose click listener INSERTs one row into a
+  table of its own (``bench_floor_click``, created by this benchmark; ``ON CONFLICT DO
+  NOTHING`` on (run, user), as the bot's answer) and COMMITs before ``ack()``, and whose
+  ``/ibstatus`` reads that trader's row (one indexed SELECT) and answers. The least work an
+  acknowledged-and-stored click needs: the bot is measured against it.
+- **bare Bolt (ack in request thread)** and **bare Bolt (default)** -- listeners that only
+  ``ack()`` (``process_before_response`` True / False): context, not targets.
 
-Processes (the machine has 2 cores; each process has its own GIL):
-- this process: the two WSGI apps under waitress, the roster refresher, the database;
-- a fake Slack Web API process (tests/fakes/slack.py): real Slack would not use our CPU,
-  so its request handling must not compete for the server's GIL;
-- one load-generator process per measurement: N threads, each on its own keep-alive
-  ``http.client`` connection, requests built and signed before the clock starts.
+Processes (the machine's cores are shared; each process has its own GIL):
+- this process: the WSGI apps under waitress, the bot's roster refresher, SQLite;
+- a fake Slack Web API process (tests/fakes/slack.py): real Slack does not use our CPU;
+- a load-generator process (started once): per measurement N threads, each on its own
+  keep-alive ``http.client`` connection, requests built and signed before the clock starts.
 
-Printed: p50 / p99 latency to the HTTP response and throughput for each backend,
-concurrency and app, the bot's ratios against each baseline next to the targets (p99 <= 1.5x,
-throughput >= 0.5x), the drain (the bot defers a click's work: time from the last HTTP
-response until every click is stored), the resulting stored-clicks rate, and the checks
-(every trader exactly one Answer; the final chat.update shows all N ready).
+``--processes N`` (PostgreSQL): the floor and the bot are also served as separate server
+processes by gunicorn gthread workers (``bot.processes.serve_workers``, what ``preflight serve
+--workers N`` runs, with the scheduler and outbox in the leader), with 1 and with N worker
+processes, in the same run: throughput and p99 of N processes against 1.
 
-    .venv/bin/python -m bench.checklist_http                 # both backends, 3 runs
-    .venv/bin/python -m bench.checklist_http --quick         # smoke run
-    .venv/bin/python -m bench.checklist_http --backend sqlite --runs 5
+Printed: p50 / p99 latency to the HTTP response, throughput, server CPU per request (the
+serving process(es), and on PostgreSQL the database's backends serving them, from /proc), the
+bot's ratios against the floor (targets: throughput >= 0.5x at both concurrencies, p99 <= 2x
+at 10 clients) and against bare Bolt, and the checks: every click stored exactly once (the
+bot's answers and the floor's rows), every roster right afterwards (the last chat.update of
+the desk's message shows the right counts; the time it took after the last response).
+
+    .venv/bin/python -m bench.checklist_http                  # SQLite + PostgreSQL, 3 runs, 1 vs 2 processes
+    .venv/bin/python -m bench.checklist_http --quick          # smoke run, about a minute (no processes mode)
+    .venv/bin/python -m bench.checklist_http --quick --backend postgresql --processes 2   # smoke of that mode
+    .venv/bin/python -m bench.checklist_http --backend postgresql --processes 4
 """
 
 from __future__ import annotations
@@ -40,17 +50,21 @@ import http.client
 import itertools
 import json
 import logging
+import math
 import multiprocessing as mp
 import os
 import platform
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -60,7 +74,22 @@ from urllib.parse import urlencode
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from sqlalchemy import create_engine, func, text
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    create_engine,
+    func,
+    text,
+)
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from waitress.server import create_server
@@ -81,7 +110,9 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgr
 # Wed 25 Nov 2026, 08:05 in New York: inside the trading day (as tests/conftest.py's clock).
 DOMAIN_NOW = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
 STATUS_EVERY = 5  # every 5th request is an /ibstatus command, the others are clicks
-THREADS = Settings.threads  # waitress worker threads, as bot/serve.py (default 8)
+DESK_TRADERS = 2000  # traders on each bench desk (the issue's desk)
+THREADS = Settings.threads  # waitress / gunicorn threads per process, as bot/serve.py (default 8)
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # --- requests ------------------------------------------------------------------------
@@ -165,7 +196,14 @@ class LoadResult:
     timed_out: bool = False
 
 
-def _load_main(port: int, specs: list[Spec], clients: int, time_limit: float, out: Connection) -> None:
+def _load_main(conn: Connection) -> None:
+    """The load generator's loop: for each (port, specs, clients, time limit) it receives, send
+    the requests and answer with a LoadResult; stop on None."""
+    while (task := conn.recv()) is not None:
+        conn.send(_load(*task))
+
+
+def _load(port: int, specs: list[Spec], clients: int, time_limit: float) -> LoadResult:
     """Send ``specs`` with ``clients`` keep-alive connections; report per-request latency."""
     ts = str(int(time.time()))
     prepared = []
@@ -220,19 +258,36 @@ def _load_main(port: int, specs: list[Spec], clients: int, time_limit: float, ou
             result.sent += 1
             result.non_200 += status != 200
     result.timed_out = result.sent + result.errors < len(prepared)
-    out.send(result)
-    out.close()
+    return result
+
+
+class LoadProcess:
+    """The load generator: a process of its own (its CPU must not compete for the server's GIL),
+    started once and reused for every measurement."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_load_main, args=(child,), daemon=True)
+        self._proc.start()
+
+    def drive(self, port: int, specs: list[Spec], clients: int, time_limit: float) -> LoadResult:
+        self._conn.send((port, specs, clients, time_limit))
+        result: LoadResult = self._conn.recv()
+        return result
+
+    def stop(self) -> None:
+        self._conn.send(None)
+        self._proc.join(timeout=10)
+
+
+_LOAD: list[LoadProcess] = []
 
 
 def drive(port: int, specs: list[Spec], clients: int, time_limit: float) -> LoadResult:
-    ctx = mp.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_load_main, args=(port, specs, clients, time_limit, send), daemon=True)
-    proc.start()
-    send.close()
-    result: LoadResult = recv.recv()
-    proc.join()
-    return result
+    if not _LOAD:
+        _LOAD.append(LoadProcess())
+    return _LOAD[0].drive(port, specs, clients, time_limit)
 
 
 # --- fake Slack (its own process) ------------------------------------------------------
@@ -284,17 +339,109 @@ class SlackProcess:
         self._proc.join(timeout=5)
 
 
-# --- servers ---------------------------------------------------------------------------
+# --- CPU (from /proc: this process, a server's process tree, the database's backends) -------
 
 
-# (key, label) of every app measured per cell, in the order they are driven.
-BARE_DEFAULT, BARE_ACK, BOT = "bare-default", "bare-ack", "bot"
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of one process, all its threads, ended ones too (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
+
+
+def cpu_precise(pid: int) -> float:
+    """CPU seconds of a single-threaded process (a PostgreSQL backend) in nanoseconds'
+    precision (``/proc/PID/schedstat``; ``stat`` counts 10 ms ticks, and a measurement sums
+    tens of backends); falls back to ``stat``."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return cpu_of(pid)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (gunicorn's master and workers)."""
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                queue += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return pids
+
+
+def pg_backends(engine: Engine) -> list[int]:
+    """The PostgreSQL backends connected to this engine's database (every process's pools)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        return [
+            int(pid)
+            for pid in conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+        ]
+
+
+@dataclass
+class CpuSnapshot:
+    app: dict[int, float]
+    db: dict[int, float]
+
+
+class CpuMeter:
+    """CPU seconds spent between two snapshots by the serving process(es) and, on PostgreSQL,
+    the database backends (processes that start in between count from zero; backends that
+    end in between are missed: the bench's pools keep theirs)."""
+
+    def __init__(self, app_pids: Callable[[], list[int]], engine: Engine) -> None:
+        self.app_pids = app_pids
+        self.engine = engine
+
+    def snapshot(self) -> CpuSnapshot:
+        return CpuSnapshot(
+            app={pid: cpu_of(pid) for pid in self.app_pids()},
+            db={pid: cpu_precise(pid) for pid in pg_backends(self.engine)},
+        )
+
+    @staticmethod
+    def spent(before: CpuSnapshot, after: CpuSnapshot) -> tuple[float, float | None]:
+        app = sum(cpu - before.app.get(pid, 0.0) for pid, cpu in after.app.items())
+        if not after.db:
+            return app, None
+        return app, sum(cpu - before.db.get(pid, 0.0) for pid, cpu in after.db.items())
+
+
+# --- the apps -----------------------------------------------------------------------------
+
+BARE_DEFAULT, BARE_ACK, FLOOR, BOT = "bare-default", "bare-ack", "floor", "bot"
 APPS = {
     BARE_DEFAULT: "bare Bolt (default)",
-    BARE_ACK: "bare Bolt (ack in request thread)",
+    BARE_ACK: "bare Bolt (ack in thread)",
+    FLOOR: "floor: Bolt + 1 INSERT",
     BOT: "IB Preflight",
 }
-BASELINES = (BARE_DEFAULT, BARE_ACK)
+STORING = (FLOOR, BOT)
+
+FLOOR_TABLE = Table(
+    "bench_floor_click",
+    MetaData(),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("user_id", String(32), nullable=False),
+    Column("action_ts", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    UniqueConstraint("user_id", "run_id"),  # the click's key; serves the /ibstatus lookup by user too
+)
 
 
 def bare_app(client: WebClient, *, process_before_response: bool) -> App:
@@ -319,8 +466,61 @@ def bare_app(client: WebClient, *, process_before_response: bool) -> App:
     return app
 
 
+def floor_app(engine: Engine, client: WebClient) -> App:
+    """Bolt + one durable INSERT and COMMIT per click (see the module docstring).
+
+    On SQLite the writers of this process queue on a lock (as ``bot.db.session_scope`` does),
+    so they don't sleep in SQLite's busy handler; the engine is ``bot.db.make_engine``'s (WAL,
+    ``synchronous=NORMAL``, ``BEGIN IMMEDIATE``), the bot's own durability."""
+    app = App(
+        signing_secret=SIGNING_SECRET, client=client, token_verification_enabled=False, process_before_response=True
+    )
+    sqlite = engine.dialect.name == "sqlite"
+    insert = (sqlite_insert if sqlite else postgresql_insert)(FLOOR_TABLE).on_conflict_do_nothing()
+    mine = FLOOR_TABLE.c
+    lookup = sa_select(func.count()).where(mine.user_id == bindparam("user_id"))
+    writer: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+    reader = engine.execution_options(readonly=True)
+
+    def store(ack: Ack, body: dict[str, Any]) -> None:
+        action = body["actions"][0]
+        row = {"run_id": int(action["value"]), "user_id": body["user"]["id"], "action_ts": action["action_ts"]}
+        with writer, engine.begin() as conn:
+            conn.execute(insert, {**row, "at": time.time()})
+        ack()
+
+    def status(ack: Ack, command: dict[str, Any]) -> None:
+        with reader.connect() as conn:
+            found = conn.execute(lookup, {"user_id": command["user_id"]}).scalar_one()
+        ack(f"{command['user_id']}: {found} stored click(s)")
+
+    app.action(str(Action.CONFIRM_ALL))(store)
+    app.command(str(Command.IBSTATUS))(status)
+    return app
+
+
+def ensure_floor_table(engine: Engine) -> None:
+    FLOOR_TABLE.create(engine, checkfirst=True)
+
+
+def floor_stored(engine: Engine, run_ids: Sequence[int]) -> tuple[int, int]:
+    """(rows, distinct (run, trader) pairs) the floor stored for these runs."""
+    mine = FLOOR_TABLE.c
+    with engine.connect() as conn:
+        rows = conn.execute(sa_select(func.count()).where(mine.run_id.in_(run_ids))).scalar_one()
+        pairs = conn.execute(
+            sa_select(func.count()).select_from(
+                sa_select(mine.run_id, mine.user_id).where(mine.run_id.in_(run_ids)).distinct().subquery()
+            )
+        ).scalar_one()
+    return int(rows), int(pairs)
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
 class Served:
-    """A WSGI app under waitress in a background thread, as bot/serve.py runs it."""
+    """A WSGI app under waitress in a background thread of this process, as bot/serve.py runs it."""
 
     def __init__(self, wsgi: Callable[..., Any]) -> None:
         self.server = create_server(wsgi, host="127.0.0.1", port=0, threads=THREADS)
@@ -332,7 +532,108 @@ class Served:
         self.server.close()
 
 
-# --- databases ---------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+class ServerProcess:
+    """The floor or the bot served by ``workers`` gunicorn gthread processes
+    (``bot.processes.serve_workers``), started as ``python -m bench.checklist_http --serve APP``."""
+
+    def __init__(self, app: str, workers: int, url: str, slack_url: str) -> None:
+        self.app, self.workers = app, workers
+        self.port = free_port()
+        self._ready = Path(tempfile.mkdtemp(prefix=f"bench-{app}-"))
+        argv = [sys.executable, "-m", "bench.checklist_http", "--serve", app, "--workers", str(workers)]
+        argv += ["--port", str(self.port), "--database-url", url, "--slack-url", slack_url, "--ready", str(self._ready)]
+        root = Path(__file__).resolve().parent.parent
+        env = os.environ | {"PYTHONPATH": str(root)}
+        self.proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._out: list[bytes] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+        deadline = time.monotonic() + 120
+        # every worker has built its app (each touches a file), and the socket answers
+        while len(list(self._ready.iterdir())) < workers or not _healthy(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{app} server ({workers} processes) did not start:\n{self.output()[-3000:]}")
+            time.sleep(0.05)
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._out.append(line)
+
+    def output(self) -> str:
+        return b"".join(self._out).decode(errors="replace")
+
+    def pids(self) -> list[int]:
+        return process_tree(self.proc.pid)
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class _FloorServing:
+    """The floor in a gunicorn worker (``bot.processes.Served``)."""
+
+    engine: Engine
+    wsgi: Callable[..., Any]
+
+    def stop(self) -> None:
+        self.engine.dispose()
+
+
+def _serve_main(args: argparse.Namespace) -> int:
+    """``--serve APP``: serve the floor or the bot with ``--workers`` gunicorn processes."""
+    from bot.processes import Served as ServedProtocol
+    from bot.processes import serve_workers, start_serving
+
+    settings = Settings(
+        database_url=args.database_url,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=args.slack_url,
+        port=args.port,
+        log_level="WARNING",
+    )
+    ready = Path(args.ready)
+
+    def start() -> ServedProtocol:
+        served: ServedProtocol
+        if args.serve == BOT:
+            # preflight serve's own process model; only the domain clock is fixed (inside the trading day)
+            served = start_serving(settings, clock=lambda: DOMAIN_NOW)
+        else:
+            engine = make_engine(settings.database_url)
+            client = WebClient(token=BOT_TOKEN, base_url=settings.slack_api_url, timeout=15)
+            served = _FloorServing(
+                engine, WebApp(floor_app(engine, client), signing_secret=SIGNING_SECRET, engine=engine)
+            )
+        (ready / str(os.getpid())).touch()
+        return served
+
+    logging.basicConfig(level=logging.WARNING)
+    serve_workers(settings, args.workers, bind=f"127.0.0.1:{args.port}", start=start)
+    return 0
 
 
 @contextmanager
@@ -357,6 +658,9 @@ def scratch_database(backend: str) -> Iterator[str]:
         admin.dispose()
 
 
+# --- desks and requests ----------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Posted:
     """One desk with its posted checklist."""
@@ -370,21 +674,25 @@ class Posted:
 
 @dataclass
 class Cell:
-    """The desks of one measurement; every trader of every desk clicks exactly once."""
+    """The desks of one measurement and their clickers (distinct traders, interleaved across desks)."""
 
     desks: list[Posted]
-    clickers: list[Spec]  # one click per trader, interleaved across desks
+    clickers: list[Spec]
 
-    @property
-    def traders(self) -> int:
-        return sum(len(d.traders) for d in self.desks)
+    def ready_after(self, clicks: int) -> dict[str, int]:
+        """Traders ready on each desk (by channel) once the first ``clicks`` clickers clicked."""
+        ready = {d.channel: 0 for d in self.desks}
+        for spec in self.clickers[:clicks]:
+            ready[spec.channel] += 1
+        return ready
 
 
-def make_cell(engine: Engine, client: WebClient, tag: str, n_traders: int, desk_size: int) -> Cell:
+def make_cell(engine: Engine, client: WebClient, tag: str, n_clickers: int, desk_traders: int) -> Cell:
+    """Desks of ``desk_traders`` traders each (as many as ``n_clickers`` need), checklists posted."""
     posted: list[Posted] = []
-    for d, first in enumerate(range(0, n_traders, desk_size)):
+    for d in range(max(1, math.ceil(n_clickers / desk_traders))):
         name, channel = f"bench-{tag}-{d}".lower(), f"C{tag}D{d}"
-        traders = [f"U{tag}D{d}T{i:05d}" for i in range(first, min(n_traders, first + desk_size))]
+        traders = [f"U{tag}D{d}T{i:05d}" for i in range(desk_traders)]
         with session_scope(engine) as session:
             desks.add_desk(
                 session=session,
@@ -400,13 +708,8 @@ def make_cell(engine: Engine, client: WebClient, tag: str, n_traders: int, desk_
         result = post_checklist(engine, client, desk_name=name, day=DOMAIN_NOW.date(), now=DOMAIN_NOW)
         assert result.run_id is not None and result.ts is not None, result.message
         posted.append(Posted(name, channel, result.run_id, result.ts, traders))
-    clickers = [
-        Spec("click", p.traders[i], p.run_id, p.channel, p.ts)
-        for i in range(max(len(p.traders) for p in posted))
-        for p in posted
-        if i < len(p.traders)
-    ]
-    return Cell(posted, clickers)
+    clickers = [Spec("click", p.traders[i], p.run_id, p.channel, p.ts) for i in range(desk_traders) for p in posted]
+    return Cell(posted, clickers[:n_clickers])
 
 
 def mix(clicks: Sequence[Spec], n_requests: int) -> list[Spec]:
@@ -429,7 +732,7 @@ def clicks_in(n_requests: int) -> int:
 
 
 def stored_answers(engine: Engine, run_ids: Sequence[int]) -> tuple[int, int]:
-    """(answers, distinct (run, trader) pairs) stored for these runs."""
+    """(answers, distinct (run, trader) pairs) the bot stored for these runs."""
     with Session(engine) as session:
         answers = session.exec(select(func.count()).where(col(Answer.run_id).in_(run_ids))).one()
         pairs = session.exec(
@@ -440,43 +743,21 @@ def stored_answers(engine: Engine, run_ids: Sequence[int]) -> tuple[int, int]:
     return int(answers), int(pairs)
 
 
-# --- one run -------------------------------------------------------------------------------
+def stored(app: str, engine: Engine, run_ids: Sequence[int]) -> tuple[int, int]:
+    return floor_stored(engine, run_ids) if app == FLOOR else stored_answers(engine, run_ids)
 
 
-@dataclass
-class Measurement:
-    backend: str
-    clients: int
-    app: str
-    result: LoadResult
-    drain: float | None = None  # bot only: last response -> every click stored
-
-
-@dataclass
-class Check:
-    backend: str
-    clients: int
-    run: int
-    desks: int
-    expected: int  # clicks sent == traders on the cell's desks
-    answers: int
-    distinct: int
-    rosters_ok: int  # desks whose last chat.update shows every trader ready
-    updates: int  # chat.update calls for the cell's messages
-    example: str | None  # the last chat.update text of the first desk
-
-    @property
-    def ok(self) -> bool:
-        return self.answers == self.expected == self.distinct and self.rosters_ok == self.desks
-
-
-@dataclass
-class Plan:
-    requests: dict[int, int]  # clients -> measured requests
-    warmup: int
-    time_limit: float
-    runs: int
-    desk_size: int | None  # traders per desk; None: one desk per measurement
+def rosters(slack: SlackProcess, cell: Cell, clicks: int) -> tuple[int, int, str | None]:
+    """(desks whose last chat.update shows the right counts, chat.update calls, the first desk's last text)."""
+    ready = cell.ready_after(clicks)
+    right, updates, example = 0, 0, None
+    for d in cell.desks:
+        count, last = slack.ask(("last_update", d.channel, d.ts))
+        updates += count
+        example = example or last
+        want = f": {ready[d.channel]} ready, 0 restricted, {len(d.traders) - ready[d.channel]} pending"
+        right += last is not None and want in last
+    return right, updates, example
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
@@ -488,72 +769,154 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.02
     return predicate()
 
 
-def measure_cell(
+# --- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    backend: str
+    clients: int
+    app: str
+    processes: int  # 0: served in this process (waitress); N: N gunicorn worker processes
+    result: LoadResult
+    cpu_app: float  # CPU seconds of the serving process(es) over the load and what it left behind
+    cpu_db: float | None  # PostgreSQL backends' CPU seconds (None on SQLite: it is in cpu_app)
+    drain: float | None = None  # storing apps: last response -> every click stored
+    roster_lag: float | None = None  # the bot: last response -> every roster right
+    load: float = 0.0  # 1-minute load average when it ended
+
+
+@dataclass
+class Check:
+    backend: str
+    clients: int
+    run: int
+    processes: int
+    app: str
+    desks: int
+    expected: int  # clicks sent (warm-up + measured), each by a distinct trader
+    rows: int
+    distinct: int
+    rosters_ok: int | None  # the bot: desks whose last chat.update shows the right counts
+    updates: int
+    example: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.rows == self.expected == self.distinct and self.rosters_ok in (None, self.desks)
+
+
+@dataclass
+class Plan:
+    requests: dict[int, int]  # clients -> measured requests
+    warmup: int
+    time_limit: float
+    runs: int
+    desk_traders: int
+    apps: tuple[str, ...]  # measured in this process, in this order
+    processes: int  # N > 1: also floor and bot with 1 and N gunicorn processes (PostgreSQL)
+
+
+@dataclass
+class Target:
+    """One served app to drive: where it listens and whose CPU it spends."""
+
+    app: str
+    port: int
+    meter: CpuMeter
+
+
+def run_cell(
+    *,
     backend: str,
     clients: int,
     n: int,
     rep: int,
+    processes: int,
     plan: Plan,
     engine: Engine,
-    runtime: Runtime,
+    client: WebClient,
     slack: SlackProcess,
-    servers: dict[str, Served],
+    targets: list[Target],
     log: Callable[[str], None],
-    measurements: list[Measurement],
-) -> Check:
-    """Both bare apps, then the bot, on fresh desks; then check what the bot stored and rendered."""
-    tag = f"B{backend[0].upper()}{clients}R{rep}"
+) -> tuple[list[Measurement], list[Check]]:
+    """Fresh desks; then each target in turn: warm-up, settle, measured load, settle; then the checks."""
+    tag = f"B{backend[0].upper()}P{processes}C{clients}R{rep}"
     warm_clicks, clicks = clicks_in(plan.warmup), clicks_in(n)
-    cell = make_cell(engine, runtime.client, tag, warm_clicks + clicks, plan.desk_size or warm_clicks + clicks)
+    cell = make_cell(engine, client, tag, warm_clicks + clicks, plan.desk_traders)
     run_ids = [d.run_id for d in cell.desks]
     warm_specs = mix(cell.clickers[:warm_clicks], plan.warmup)
     specs = mix(cell.clickers[warm_clicks:], n)
 
-    def stored(expected: int) -> Callable[[], bool]:
-        return lambda: stored_answers(engine, run_ids)[0] >= expected
+    def settle(app: str, expected: int) -> tuple[float | None, float | None]:
+        """Wait until ``expected`` clicks are stored (and, for the bot, every roster shows them):
+        the times (from now) it took."""
+        if app not in STORING:
+            return None, None
+        t0 = time.time()
+        at_once = stored(app, engine, run_ids)[0] >= expected  # stored before the responses: no drain
+        wait_until(lambda: stored(app, engine, run_ids)[0] >= expected, 120, 0.01)
+        drain = -1.0 if at_once else time.time() - t0
+        if app != BOT:
+            return drain, None
+        wait_until(lambda: rosters(slack, cell, expected)[0] == len(cell.desks), 60, 0.05)
+        return drain, time.time() - t0
 
-    this_run: dict[str, Measurement] = {}
-    for app_name in APPS:
-        served = servers[app_name]
-        drive(served.port, warm_specs, clients, plan.time_limit)
-        if app_name == BOT:  # let the warm-up's deferred clicks finish first
-            wait_until(stored(warm_clicks), 60)
-            runtime.refresher.wait_idle(60)
-        result = drive(served.port, specs, clients, plan.time_limit)
-        m = Measurement(backend, clients, app_name, result)
-        if app_name == BOT:
-            wait_until(stored(warm_clicks + clicks), 120, 0.01)
-            m.drain = max(0.0, time.time() - result.ended_at)
-            runtime.refresher.wait_idle(60)
-            time.sleep(0.3)  # let the last ephemeral replies reach the fake
-        measurements.append(m)
-        this_run[app_name] = m
-        log(_row(m))
-    bot_m = this_run[BOT]
-    log(
-        "    this run, bot vs "
-        + "; ".join(
-            f"{APPS[b]}: p99 {_p99(bot_m) / _p99(this_run[b]):.2f}x, req/s {_rps(bot_m) / _rps(this_run[b]):.2f}x"
-            for b in BASELINES
+    measurements: list[Measurement] = []
+    checks: list[Check] = []
+    for target in targets:
+        drive(target.port, warm_specs, clients, plan.time_limit)
+        settle(target.app, warm_clicks)
+        before = target.meter.snapshot()
+        result = drive(target.port, specs, clients, plan.time_limit)
+        late = time.time() - result.ended_at  # the last response came this long before drive() returned
+        drain, lag = settle(target.app, warm_clicks + clicks)
+        cpu_app, cpu_db = CpuMeter.spent(before, target.meter.snapshot())
+        m = Measurement(
+            backend,
+            clients,
+            target.app,
+            processes,
+            result,
+            cpu_app,
+            cpu_db,
+            drain=None if drain is None else (0.0 if drain < 0 else drain + late),
+            roster_lag=None if lag is None else lag + late,
+            load=os.getloadavg()[0],
         )
-    )
-    answers, distinct = stored_answers(engine, run_ids)
-    rosters_ok, updates, example = 0, 0, None
-    for d in cell.desks:
-        count, last = slack.ask(("last_update", d.channel, d.ts))
-        updates += count
-        example = example or last
-        rosters_ok += last is not None and f": {len(d.traders)} ready, 0 restricted, 0 pending" in last
-    return Check(backend, clients, rep, len(cell.desks), cell.traders, answers, distinct, rosters_ok, updates, example)
+        measurements.append(m)
+        log(_row(m))
+        if target.app in STORING:
+            rows, distinct = stored(target.app, engine, run_ids)
+            ok, updates, example = rosters(slack, cell, warm_clicks + clicks) if target.app == BOT else (None, 0, None)
+            checks.append(
+                Check(
+                    backend,
+                    clients,
+                    rep,
+                    processes,
+                    target.app,
+                    len(cell.desks),
+                    warm_clicks + clicks,
+                    rows,
+                    distinct,
+                    ok,
+                    updates,
+                    example,
+                )
+            )
+    return measurements, checks
 
 
-def run_backend(backend: str, plan: Plan, log: Callable[[str], None]) -> tuple[list[Measurement], list[Check]]:
+def in_process(backend: str, plan: Plan, log: Callable[[str], None]) -> tuple[list[Measurement], list[Check]]:
+    """Every app of ``plan.apps`` served by waitress in this process, on one scratch database."""
     measurements: list[Measurement] = []
     checks: list[Check] = []
     slack = SlackProcess()
     try:
         with scratch_database(backend) as url:
             engine = make_engine(url)
+            ensure_floor_table(engine)
             settings = Settings(
                 database_url=url,
                 slack_bot_token=BOT_TOKEN,
@@ -565,30 +928,87 @@ def run_backend(backend: str, plan: Plan, log: Callable[[str], None]) -> tuple[l
             # domain clock is fixed (inside the trading day), and the refresher runs.
             runtime: Runtime = build(settings, engine=engine, client=client, clock=lambda: DOMAIN_NOW)
             runtime.refresher.start()
-            servers = {
-                BARE_DEFAULT: Served(
-                    WebApp(
-                        bare_app(client, process_before_response=False), signing_secret=SIGNING_SECRET, engine=engine
-                    )
-                ),
-                BARE_ACK: Served(
-                    WebApp(bare_app(client, process_before_response=True), signing_secret=SIGNING_SECRET, engine=engine)
-                ),
-                BOT: Served(runtime.web),
+            wsgi = {
+                BARE_DEFAULT: lambda: bare_app(client, process_before_response=False),
+                BARE_ACK: lambda: bare_app(client, process_before_response=True),
+                FLOOR: lambda: floor_app(engine, client),
             }
+            servers = {
+                app: Served(
+                    runtime.web if app == BOT else WebApp(wsgi[app](), signing_secret=SIGNING_SECRET, engine=engine)
+                )
+                for app in plan.apps
+            }
+            meter = CpuMeter(lambda: [os.getpid()], engine)
+            targets = [Target(app, servers[app].port, meter) for app in plan.apps]
             try:
                 for rep in range(plan.runs):
                     for clients, n in plan.requests.items():
-                        checks.append(
-                            measure_cell(
-                                backend, clients, n, rep, plan, engine, runtime, slack, servers, log, measurements
-                            )
+                        ms, cs = run_cell(
+                            backend=backend,
+                            clients=clients,
+                            n=n,
+                            rep=rep,
+                            processes=0,
+                            plan=plan,
+                            engine=engine,
+                            client=client,
+                            slack=slack,
+                            targets=targets,
+                            log=log,
                         )
+                        measurements += ms
+                        checks += cs
             finally:
                 for served in servers.values():
                     served.close()
                 runtime.refresher.stop()
                 engine.dispose()
+    finally:
+        slack.stop()
+    return measurements, checks
+
+
+def in_processes(plan: Plan, log: Callable[[str], None]) -> tuple[list[Measurement], list[Check]]:
+    """PostgreSQL: the floor and the bot each served by 1, then ``plan.processes`` gunicorn processes."""
+    measurements: list[Measurement] = []
+    checks: list[Check] = []
+    slack = SlackProcess()
+    try:
+        with scratch_database("postgresql") as url:
+            engine = make_engine(url)
+            ensure_floor_table(engine)
+            client = WebClient(token=BOT_TOKEN, base_url=slack.base_url, timeout=15)
+            for processes in (1, plan.processes):
+                servers = [ServerProcess(app, processes, url, slack.base_url) for app in (FLOOR, BOT)]
+                log(f"  -- {processes} process(es): gunicorn gthread x {THREADS} threads each")
+                try:
+                    targets = [Target(s.app, s.port, CpuMeter(s.pids, engine)) for s in servers]
+                    for rep in range(plan.runs):
+                        for clients, n in plan.requests.items():
+                            ms, cs = run_cell(
+                                backend="postgresql",
+                                clients=clients,
+                                n=n,
+                                rep=rep,
+                                processes=processes,
+                                plan=plan,
+                                engine=engine,
+                                client=client,
+                                slack=slack,
+                                targets=targets,
+                                log=log,
+                            )
+                            measurements += ms
+                            checks += cs
+                finally:
+                    for server in servers:
+                        server.close()
+                    bad = [s for s in servers if "Traceback" in s.output()]
+                    for server in bad:
+                        tail = server.output()[-3000:]
+                        log(f"  !! {server.app} server ({processes} processes) logged a traceback:\n{tail}")
+            engine.dispose()
     finally:
         slack.stop()
     return measurements, checks
@@ -608,29 +1028,29 @@ def _all(result: LoadResult) -> list[float]:
     return [x for values in result.latencies.values() for x in values]
 
 
-def _p99(m: Measurement) -> float:
-    return pct(_all(m.result), 0.99)
-
-
 def _rps(m: Measurement) -> float:
     return m.result.sent / m.result.elapsed if m.result.elapsed else 0.0
 
 
-def _stored_rate(m: Measurement) -> float | None:
-    """Clicks per second from the first request until the last click is stored (bot only)."""
-    if m.drain is None:
-        return None
-    return len(m.result.latencies.get("click", [])) / (m.result.elapsed + m.drain)
+def _ms(seconds: float | None, digits: int = 1) -> str:
+    return "–" if seconds is None or math.isnan(seconds) else f"{seconds * 1000:.{digits}f}"
+
+
+def _s(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.2f}"
 
 
 def _row(m: Measurement) -> str:
     lat = _all(m.result)
-    stored = _stored_rate(m)
-    drain = f" drain {m.drain:.2f}s ({stored:.0f} clicks stored/s)" if m.drain is not None and stored else ""
+    where = "in-process" if m.processes == 0 else f"{m.processes} proc"
+    cpu = m.cpu_app / max(m.result.sent, 1)
+    db = f" + db {_ms(m.cpu_db / max(m.result.sent, 1), 2)}" if m.cpu_db is not None else ""
+    extra = f" drain {_s(m.drain)}s" if m.drain is not None else ""
+    extra += f" roster {_s(m.roster_lag)}s" if m.roster_lag is not None else ""
     bad = f" errors {m.result.errors} non-200 {m.result.non_200}" if m.result.errors or m.result.non_200 else ""
     return (
-        f"  {m.backend:10} {m.clients:3d} clients {m.app:12}: p50 {pct(lat, 0.5) * 1000:6.1f} ms  "
-        f"p99 {pct(lat, 0.99) * 1000:7.1f} ms  {_rps(m):6.0f} req/s{drain}{bad}"
+        f"  {m.backend:10} {where:10} {m.clients:3d} clients {APPS[m.app]:26}: p50 {pct(lat, 0.5) * 1000:6.1f} ms  "
+        f"p99 {pct(lat, 0.99) * 1000:7.1f} ms  {_rps(m):6.0f} req/s  CPU {_ms(cpu, 2)}{db} ms/req{extra}{bad}"
     )
 
 
@@ -641,8 +1061,10 @@ class Summary:
     rps: float
     click_p99: float
     status_p99: float
+    cpu_app: float  # seconds per request
+    cpu_db: float | None
     drain: float | None
-    stored_rate: float | None
+    roster_lag: float | None
     errors: int
 
 
@@ -652,53 +1074,119 @@ def summarize(ms: list[Measurement]) -> Summary:
     def med(values: list[float]) -> float:
         return statistics.median(values) if values else float("nan")
 
-    drains = [m.drain for m in ms if m.drain is not None]
-    rates = [r for r in (_stored_rate(m) for m in ms) if r is not None]
+    def med_or_none(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if present else None
+
     return Summary(
         p50=med([pct(_all(m.result), 0.5) for m in ms]),
         p99=med([pct(_all(m.result), 0.99) for m in ms]),
-        rps=med([m.result.sent / m.result.elapsed for m in ms]),
+        rps=med([_rps(m) for m in ms]),
         click_p99=med([pct(m.result.latencies.get("click", []), 0.99) for m in ms]),
         status_p99=med([pct(m.result.latencies.get("status", []), 0.99) for m in ms]),
-        drain=med(drains) if drains else None,
-        stored_rate=med(rates) if rates else None,
+        cpu_app=med([m.cpu_app / max(m.result.sent, 1) for m in ms]),
+        cpu_db=med_or_none([None if m.cpu_db is None else m.cpu_db / max(m.result.sent, 1) for m in ms]),
+        drain=med_or_none([m.drain for m in ms]),
+        roster_lag=med_or_none([m.roster_lag for m in ms]),
         errors=sum(m.result.errors + m.result.non_200 + m.result.timed_out for m in ms),
     )
 
 
-def table(measurements: list[Measurement], runs: int) -> str:
-    """One row per app; the bot's row carries its ratios against each baseline (of the medians)."""
+Key = tuple[str, int, int]  # backend, clients, processes
+
+
+def _summaries(measurements: list[Measurement]) -> dict[Key, dict[str, Summary]]:
+    out: dict[Key, dict[str, Summary]] = {}
+    for m in measurements:
+        out.setdefault((m.backend, m.clients, m.processes), {})
+    for key in out:
+        for app in APPS:
+            ms = [m for m in measurements if (m.backend, m.clients, m.processes) == key and m.app == app]
+            if ms:
+                out[key][app] = summarize(ms)
+    return out
+
+
+def _order(key: Key) -> tuple[bool, int, int]:
+    return key[0] != "sqlite", key[2], key[1]
+
+
+def _ratio(x: float, y: float) -> str:
+    return f"{x / y:.2f}" if y and not math.isnan(x) and not math.isnan(y) else "–"
+
+
+def _verdict(value: float, ok: bool) -> str:
+    return "–" if math.isnan(value) else f"{value:.2f} {'✅' if ok else '❌'}"
+
+
+def tables(measurements: list[Measurement], plan: Plan) -> str:
+    s = _summaries(measurements)
     lines = [
-        f"Median of {runs} run(s). Latency = request sent -> HTTP response (what Slack sees). Drain = last"
-        " response -> every click stored; clicks stored/s = clicks / (load time + drain).",
-        "Ratios = bot / baseline, of the medians; targets p99 <= 1.5x, req/s >= 0.5x.",
+        f"Median of {plan.runs} run(s). Latency = request sent -> HTTP response (what Slack sees). CPU = the serving"
+        " process(es)' CPU over the measured load and what it left behind (the bot's refresher), per request; db ="
+        " the PostgreSQL backends' (on SQLite the database works inside the app's process). Drain = last response"
+        " -> every click stored (0: all were stored when the responses came back); roster = last response -> every"
+        " desk's roster right.",
         "",
-        "| backend | clients | app | p50 ms | p99 ms | req/s | click p99 ms | /ibstatus p99 ms | drain s"
-        " | clicks stored/s | errors | p99 / default | req/s / default | p99 / ack-in-thread | req/s / ack-in-thread |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | processes | clients | app | p50 ms | p99 ms | req/s | click p99 ms | /ibstatus p99 ms"
+        " | CPU ms/req | db CPU ms/req | drain s | roster s | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(m.backend, m.clients) for m in measurements}, key=lambda k: (k[0] != "sqlite", k[1]))
-    for backend, clients in keys:
-        s = {
-            app: summarize([m for m in measurements if (m.backend, m.clients, m.app) == (backend, clients, app)])
-            for app in APPS
-        }
-        for app, label in APPS.items():
-            x = s[app]
-            ratios = "| – | – | – | – |"
-            if app == BOT:
-                cells = []
-                for b in BASELINES:
-                    p99r, rpsr = x.p99 / s[b].p99, x.rps / s[b].rps
-                    cells.append(f"{p99r:.2f} {'✅' if p99r <= 1.5 else '❌'}")
-                    cells.append(f"{rpsr:.2f} {'✅' if rpsr >= 0.5 else '❌'}")
-                ratios = "| " + " | ".join(cells) + " |"
-            drain = f"{x.drain:.2f}" if x.drain is not None else "–"
-            stored = f"{x.stored_rate:.0f}" if x.stored_rate is not None else "–"
+    for key in sorted(s, key=_order):
+        backend, clients, processes = key
+        where = "1 (in-process, waitress)" if processes == 0 else f"{processes} (gunicorn)"
+        for app, x in s[key].items():
             lines.append(
-                f"| {backend} | {clients} | {label} | {x.p50 * 1000:.1f} | {x.p99 * 1000:.1f} | {x.rps:.0f} | "
-                f"{x.click_p99 * 1000:.1f} | {x.status_p99 * 1000:.1f} | {drain} | {stored} | {x.errors} {ratios}"
+                f"| {backend} | {where} | {clients} | {APPS[app]} | {x.p50 * 1000:.1f} | {x.p99 * 1000:.1f} | "
+                f"{x.rps:.0f} | {x.click_p99 * 1000:.1f} | {x.status_p99 * 1000:.1f} | {_ms(x.cpu_app, 2)} | "
+                f"{_ms(x.cpu_db, 2)} | {_s(x.drain)} | {_s(x.roster_lag)} | {x.errors} |"
             )
+    lines += [
+        "",
+        "The bot against the floor (Bolt + one INSERT and COMMIT per click), same server, same database, same run."
+        " Targets: throughput >= 0.5x at both concurrencies; p99 <= 2x at 10 clients.",
+        "",
+        "| backend | processes | clients | req/s bot / floor | p99 bot / floor | CPU bot / floor (app + db)"
+        " | req/s bot / bare-ack | p99 bot / bare-ack |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(s, key=_order):
+        backend, clients, processes = key
+        got = s[key]
+        if BOT not in got or FLOOR not in got:
+            continue
+        bot, floor = got[BOT], got[FLOOR]
+        rps = bot.rps / floor.rps if floor.rps else float("nan")
+        p99 = bot.p99 / floor.p99 if floor.p99 else float("nan")
+        p99_cell = _verdict(p99, p99 <= 2.0) if clients == 10 else f"{p99:.2f}"
+        cpu = (bot.cpu_app + (bot.cpu_db or 0.0)) / (floor.cpu_app + (floor.cpu_db or 0.0))
+        bare = got.get(BARE_ACK)
+        vs_bare = f"{_ratio(bot.rps, bare.rps)} | {_ratio(bot.p99, bare.p99)}" if bare else "– | –"
+        where = "1 (in-process)" if processes == 0 else str(processes)
+        lines.append(
+            f"| {backend} | {where} | {clients} | {_verdict(rps, rps >= 0.5)} | {p99_cell} | {cpu:.2f} | {vs_bare} |"
+        )
+    many = sorted({k[2] for k in s if k[2] > 1})
+    if many:
+        lines += [
+            "",
+            f"{many[-1]} processes against 1 (gunicorn gthread workers, PostgreSQL), same run."
+            " Target for the bot: throughput >= 1.6x, p99 no worse (<= 1.0x).",
+            "",
+            "| clients | app | req/s N / 1 | p99 N / 1 | CPU/req N / 1 |",
+            "|---|---|---|---|---|",
+        ]
+        for clients in sorted({k[1] for k in s if k[2] == 1}):
+            one, n = s.get(("postgresql", clients, 1), {}), s.get(("postgresql", clients, many[-1]), {})
+            for app in (FLOOR, BOT):
+                if app not in one or app not in n:
+                    continue
+                rps = n[app].rps / one[app].rps if one[app].rps else float("nan")
+                p99 = n[app].p99 / one[app].p99 if one[app].p99 else float("nan")
+                cpu = (n[app].cpu_app + (n[app].cpu_db or 0)) / (one[app].cpu_app + (one[app].cpu_db or 0))
+                rps_cell = _verdict(rps, rps >= 1.6) if app == BOT else f"{rps:.2f}"
+                p99_cell = _verdict(p99, p99 <= 1.0) if app == BOT else f"{p99:.2f}"
+                lines.append(f"| {clients} | {APPS[app]} | {rps_cell} | {p99_cell} | {cpu:.2f} |")
     return "\n".join(lines)
 
 
@@ -706,11 +1194,14 @@ def check_lines(checks: list[Check]) -> list[str]:
     lines = []
     for c in checks:
         verdict = "OK  " if c.ok else "FAIL"
-        last = (c.example or "no chat.update").split(": ", 1)[-1]
+        where = "in-process" if c.processes == 0 else f"{c.processes} proc"
+        roster = ""
+        if c.rosters_ok is not None:
+            last = (c.example or "no chat.update").split(": ", 1)[-1]
+            roster = f"; rosters right on {c.rosters_ok}/{c.desks} desk(s) after {c.updates} chat.update (last: {last})"
         lines.append(
-            f"  [{verdict}] {c.backend:10} {c.clients:3d} clients run {c.run}: {c.answers} answers from "
-            f"{c.distinct} distinct traders (expected {c.expected} each); rosters right on {c.rosters_ok}/{c.desks} "
-            f"desk(s) after {c.updates} chat.update (last: {last})"
+            f"  [{verdict}] {c.backend:10} {where:10} {c.clients:3d} clients run {c.run} {APPS[c.app]}: {c.rows} stored"
+            f" from {c.distinct} distinct traders (expected {c.expected} each){roster}"
         )
     return lines
 
@@ -732,49 +1223,87 @@ def machine() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--quick", action="store_true", help="short smoke run (few requests, one run)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: few requests, one run, under a minute")
     parser.add_argument("--runs", type=int, default=None, help="repetitions per cell (median reported); default 3")
+    parser.add_argument("--desk-traders", type=int, default=DESK_TRADERS, help="traders on each desk (default 2000)")
     parser.add_argument(
-        "--desk-size",
+        "--processes",
         type=int,
         default=None,
-        help="traders per desk (default: one desk per measurement holding all its ~2,000-3,000 clickers)",
+        help="PostgreSQL: also serve the floor and the bot with 1 and with N gunicorn processes "
+        "(default 2; with --quick 0: skipped)",
     )
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per measurement, at most")
+    # internal: one server process of --processes mode
+    parser.add_argument("--serve", choices=[FLOOR, BOT], help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--slack-url", help=argparse.SUPPRESS)
+    parser.add_argument("--ready", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        return _serve_main(args)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N" under load
     if args.quick:
         plan = Plan(
-            requests={10: 200, 50: 300},
+            requests={10: 150, 50: 250},
             warmup=50,
             time_limit=args.time_limit,
             runs=args.runs or 1,
-            desk_size=args.desk_size,
+            desk_traders=args.desk_traders,
+            apps=(BARE_ACK, FLOOR, BOT),
+            processes=args.processes or 0,  # --quick --processes 2: a smoke run of that mode too
         )
     else:
         plan = Plan(
-            requests={10: 2000, 50: 3000},
+            requests={10: 2000, 50: 2250},  # with the warm-up, 1,800 and 2,000 distinct clickers: one desk
             warmup=250,
             time_limit=args.time_limit,
             runs=args.runs or 3,
-            desk_size=args.desk_size,
+            desk_traders=args.desk_traders,
+            apps=(BARE_DEFAULT, BARE_ACK, FLOOR, BOT),
+            processes=2 if args.processes is None else args.processes,
         )
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    print(f"machine: {machine()}; waitress threads={THREADS}; load generator in its own process")
-    print(f"requests per cell: {plan.requests} (+{plan.warmup} warm-up), 1 in {STATUS_EVERY} is /ibstatus")
-    size = f"{plan.desk_size} traders per desk" if plan.desk_size else "one desk per cell (all its clickers)"
-    print(f"desks: {size}; every click from a distinct trader on the desk")
+    started = time.monotonic()
+    load = os.getloadavg()
+    print(f"machine: {machine()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"servers: {THREADS} threads per process; load generator and fake Slack in processes of their own")
+    print(
+        f"requests per cell: {plan.requests} (+{plan.warmup} warm-up), 1 in {STATUS_EVERY} is /ibstatus; desks of "
+        f"{plan.desk_traders} traders, every click from a distinct trader"
+    )
     measurements: list[Measurement] = []
     checks: list[Check] = []
-    for backend in backends:
-        ms, cs = run_backend(backend, plan, lambda line: print(line, flush=True))
-        measurements += ms
-        checks += cs
+
+    def log(line: str) -> None:
+        print(f"[{time.monotonic() - started:4.0f}s] {line}", flush=True)
+
+    try:
+        for backend in backends:
+            ms, cs = in_process(backend, plan, log)
+            measurements += ms
+            checks += cs
+        if plan.processes > 1 and "postgresql" in backends:
+            ms, cs = in_processes(plan, log)
+            measurements += ms
+            checks += cs
+    finally:
+        for load_process in _LOAD:
+            load_process.stop()
+    loads = [m.load for m in measurements]
     print()
-    print(table(measurements, plan.runs))
+    print(
+        f"took {time.monotonic() - started:.0f} s; 1-minute load average during the run "
+        f"{min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} cores (above the core count: other work competed)"
+    )
     print()
-    print("checks (every click stored exactly once; final roster shows all N ready):")
+    print(tables(measurements, plan))
+    print()
+    print("checks (every click stored exactly once; every roster right afterwards):")
     for line in check_lines(checks):
         print(line)
     return 0 if all(c.ok for c in checks) else 1

@@ -54,12 +54,28 @@ def _instant(value: str) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def _workers(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError(f"{number} is not between 1 and 64")
+    return number
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="preflight", description="IB Preflight: the pre-market checklist bot.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     sub.add_parser("migrate", help="bring the database schema up to date")
-    sub.add_parser("serve", help="run the bot: HTTP (or Socket Mode) and the scheduler")
+    serve = sub.add_parser("serve", help="run the bot: HTTP (or Socket Mode) and the scheduler")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="serving processes (PostgreSQL only; more than 1 runs gunicorn gthread workers); default 1",
+    )
 
     desk = sub.add_parser("desk", help="register and list desks").add_subparsers(
         dest="desk_command", required=True, parser_class=Parser
@@ -181,10 +197,17 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers > 1 and not settings.database_url.startswith("postgresql"):
+        raise CliError(
+            "preflight serve: --workers > 1 needs PostgreSQL (SQLite's write lock is per process); "
+            "set DATABASE_URL=postgresql://... or serve with one process"
+        )
+    if args.workers > 1 and settings.slack_app_token:
+        raise CliError("preflight serve: --workers > 1 serves HTTP; Socket Mode (SLACK_APP_TOKEN) runs in one process")
     from bot.serve import ServeError, serve
 
     try:
-        serve(settings)
+        serve(settings, workers=args.workers)
     except ServeError as exc:
         raise CliError(f"preflight serve: {exc}") from None
     return 0
@@ -441,8 +464,10 @@ def _desk_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.delivery.pacing import SharedPacer
     from bot.delivery.pager import Pager
     from bot.delivery.slack import delivery_client
+    from bot.delivery.worker import SLACK_RATE, Pacer
     from bot.escalation.jobs import escalation_pass
     from bot.runtime import deliver_due, make_client, utc_now
 
@@ -454,7 +479,9 @@ def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     pager = Pager(keys=settings.secret_keys)
     client = delivery_client(make_client(settings))
-    done = deliver_due(engine, client, pager, now=utc_now(), limit=1000)
+    # The same database-held budget as the running bot's outbox: together they stay within Slack's rate.
+    pacers: dict[str, Pacer] = {"slack": SharedPacer(engine, "slack", SLACK_RATE)}
+    done = deliver_due(engine, client, pager, now=utc_now(), limit=1000, pacers=pacers)
     pager.close()
     print(f"Delivered {done.delivered}, deferred {done.deferred}, failed {done.failed} (preflight escalations list).")
     return 0

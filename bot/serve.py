@@ -1,25 +1,30 @@
-"""``preflight serve``: migrate, then run HTTP (or Socket Mode) with the scheduler in-process."""
+"""``preflight serve``: migrate, then run HTTP (or Socket Mode) with the scheduler in-process.
+
+One process (waitress) by default; ``workers > 1`` (PostgreSQL only) hands over to
+gunicorn (``bot.processes.serve_workers``). Either way the scheduler and the outbox worker
+run in one leader process per database (``bot.processes.run_jobs``)."""
 
 from __future__ import annotations
 
 import logging
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 
 from bot.config import ConfigError, Settings, prepare_database
-from bot.delivery.pager import Pager
+from bot.db import make_engine
 from bot.keys import check_at_start as check_keys
 from bot.migrate import upgrade
-from bot.runtime import Runtime, build, make_client, outbox_worker
-from bot.scheduler import Scheduler
-from bot.web import INVALID_TOKEN_ERRORS, SlackHealth, failure_reason, make_server
+from bot.processes import Serving, run_jobs, serve_workers, start_serving
+from bot.runtime import Runtime, build, make_client
+from bot.web import INVALID_TOKEN_ERRORS, SlackCheck, SlackHealth, failure_reason, make_server
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -99,14 +104,41 @@ def logging_configured(level: str) -> Iterator[None]:
             logging.getLogger(name).setLevel(was)
 
 
+def probe_client(settings: Settings) -> WebClient:
+    """The client for auth.test: no retries and a short timeout (at every start, then once a minute)."""
+    token, _ = settings.require_slack()
+    return WebClient(token=token, base_url=settings.slack_api_url, timeout=5, retry_handlers=[])
+
+
+@dataclass
+class _ServingWithSlackHealth:
+    """A gunicorn worker's Serving, with its own background auth.test for its /healthz."""
+
+    serving: Serving
+    health: SlackHealth
+
+    @property
+    def wsgi(self) -> Callable[..., Any]:
+        return self.serving.wsgi
+
+    def stop(self) -> None:
+        self.health.stop()
+        self.serving.stop()
+
+
+def _start_worker(settings: Settings, first: SlackCheck) -> _ServingWithSlackHealth:
+    serving = start_serving(settings)
+    health = SlackHealth(probe_client(settings), latest=first)  # the master's check at start, until its own
+    serving.runtime.web.slack = health
+    health.start()
+    return _ServingWithSlackHealth(serving, health)
+
+
 def check_slack(settings: Settings) -> SlackHealth:
     """Ask Slack whether it accepts the bot token. A refused token stops the start (one line);
     an unreachable Slack is logged, and /healthz keeps reporting it (in Socket Mode, where
     every request comes through Slack, it stops the start too)."""
-    token, _ = settings.require_slack()
-    # No retries and a short timeout: this runs on every start and then once a minute.
-    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=5, retry_handlers=[])
-    health = SlackHealth(client)
+    health = SlackHealth(probe_client(settings))
     first = health.check()
     if first.state == "invalid":
         raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({first.detail}): check the bot token (xoxb-...)")
@@ -156,13 +188,21 @@ def open_socket_mode(runtime: Runtime, app_token: str, url: str) -> SocketModeHa
     return handler
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, workers: int = 1) -> None:
     settings.require_slack()
     prepare_database(settings)
     upgrade(settings.database_url)  # before the log level is lowered: `preflight migrate` is as quiet
     with ExitStack() as cleanup:  # stops, in reverse order, whatever was started
         cleanup.enter_context(logging_configured(settings.log_level))
         health = check_slack(settings)
+        if workers > 1:
+            engine = make_engine(settings.database_url)
+            try:
+                check_keys(engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
+            finally:
+                engine.dispose()
+            serve_workers(settings, workers, start=lambda: _start_worker(settings, health.latest))
+            return
         runtime = build(settings)
         runtime.web.slack = health
         check_keys(runtime.engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
@@ -178,12 +218,8 @@ def serve(settings: Settings) -> None:
             raise ServeError(f"cannot listen on PORT {settings.port}: {exc.strerror or exc}") from None
         runtime.refresher.start()
         cleanup.callback(runtime.refresher.stop)
-        worker = outbox_worker(runtime.engine, runtime.client, Pager(keys=settings.secret_keys))
-        worker.start()
-        cleanup.callback(worker.stop)
-        scheduler = Scheduler(runtime.engine, runtime.client, runtime.refresher, runtime.deps.clock)
-        scheduler.start()
-        cleanup.callback(scheduler.shutdown)
+        jobs = run_jobs(runtime, settings)  # the scheduler and the outbox worker, while this process leads
+        cleanup.callback(jobs.stop)
         health.start()
         cleanup.callback(health.stop)
         cleanup.callback(server.close)

@@ -69,10 +69,10 @@ class SlackHealth:
     """Whether Slack accepts the bot token (``auth.test``), checked at start and then every
     ``interval`` seconds in the background; /healthz reports the latest answer."""
 
-    def __init__(self, client: WebClient, *, interval: float = 60.0) -> None:
+    def __init__(self, client: WebClient, *, interval: float = 60.0, latest: SlackCheck | None = None) -> None:
         self.client = client
         self.interval = interval
-        self._latest = SlackCheck("unchecked")
+        self._latest = latest or SlackCheck("unchecked")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -244,3 +244,48 @@ def test_serve_puts_the_log_levels_back_when_it_returns(caplog: pytest.LogCaptur
         assert logging.getLogger().level == logging.DEBUG
     assert {name: logging.getLogger(name).level for name in names} == before
     assert logging.getLogger("slack_sdk.web.base_client").filters == []
+
+
+# --- several processes (gunicorn, PostgreSQL) ------------------------------------------------
+
+
+def test_with_workers_a_refused_token_stops_serve_in_one_line(
+    pg_url: str, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    fake_slack.script("auth.test", Fault(body={"ok": False, "error": "invalid_auth"}))
+    env = serve_env(tmp_path, fake_slack.base_url, DATABASE_URL=pg_url)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "preflight: error: SLACK_BOT_TOKEN was refused by Slack (invalid_auth): check the bot token (xoxb-...)"
+    ]
+
+
+def test_each_worker_reports_slack_on_healthz(pg_url: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
+    env = serve_env(tmp_path, fake_slack.base_url, DATABASE_URL=pg_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_health(f"http://127.0.0.1:{env['PORT']}")
+        bodies = [
+            httpx.get(f"http://127.0.0.1:{env['PORT']}/healthz", headers={"Connection": "close"}, timeout=5).json()
+            for _ in range(6)
+        ]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()[-3000:]
+    assert all(b["database"] == "ok" and b["slack"] == "ok" and b["slack_checked_at"] for b in bodies), bodies
+    assert len(fake_slack.of("auth.test")) == 1  # the master's check at start; the workers' come a minute later

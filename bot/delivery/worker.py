@@ -15,9 +15,11 @@
   (``channel_not_found``, ...) and 4xx from a pager are permanent: ``failed_at``.
 - **Pacing.** The worker's WebClient has *no* slack_sdk retry handlers: a handler
   sleeping inside a call would hide the rate limit from the worker and stall it one
-  message at a time. Instead a ``Pacer`` spaces calls to the service's rate and, on a
+  message at a time. Instead a pacer spaces calls to the service's rate and, on a
   429, pauses the whole service for ``Retry-After`` and slows down. A fan-out of 500
-  DMs then runs at the rate limit instead of bouncing off it.
+  DMs then runs at the rate limit instead of bouncing off it. The pacer's budget is a
+  database row (``bot.delivery.pacing.SharedPacer``), so several processes or replicas
+  delivering at once still send at the configured rate, not a multiple of it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,8 @@ from bot.db import claim_lease, read_scope, session_scope
 from bot.delivery.errors import DeliveryError, NotReady
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind, service_of
+from bot.delivery.pacing import Pacer as Pacer  # re-exported: bot.runtime names it
+from bot.delivery.pacing import SharedPacer
 from bot.delivery.pager import Pager, PagerTarget
 from bot.delivery.slack import deliver_slack, delivery_client
 
@@ -60,6 +63,7 @@ PagerLookup = Callable[[Session, int], PagerTarget | None]
 LEASE = timedelta(minutes=2)
 
 
+SLACK_RATE = 10.0  # chat.postMessage: about one a second per channel; across DMs Slack's tier allows more
 BACKOFF_BASE = 2.0  # seconds; doubles per attempt
 
 
@@ -67,48 +71,6 @@ BACKOFF_CAP = 60.0
 
 
 SCAN = 2000  # pending rows looked at per pass (lanes are walked in id order)
-
-
-class Pacer:
-    """Spaces calls to one service (monotonic clock); a 429 pauses it and slows it down."""
-
-    def __init__(self, rate_per_second: float | None, *, slowdown: float = 1.25, recover_after: float = 60.0) -> None:
-        self.base_interval = 1.0 / rate_per_second if rate_per_second else 0.0
-        self.interval = self.base_interval
-        self._next = 0.0
-        self._slowdown = slowdown
-        self._recover_after = recover_after
-        self._last_limited = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        """Sleep until the next call may start."""
-        with self._lock:
-            now = time.monotonic()
-            if self.interval > self.base_interval and now - self._last_limited > self._recover_after:
-                self.interval = self.base_interval
-            start = max(now, self._next)
-            self._next = start + self.interval
-        delay = start - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-
-    def done(self) -> None:
-        """The call's answer arrived: the next call starts one interval after it.
-
-        Spacing from the *answer* (not from when the request left) means two requests can
-        never reach the server closer than the interval, however the network or the GIL
-        delays one of them; the DB work between calls overlaps the wait.
-        """
-        with self._lock:
-            self._next = max(self._next, time.monotonic() + self.interval)
-
-    def rate_limited(self, retry_after: float) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._last_limited = now
-            self.interval = max(self.interval * self._slowdown, 0.001)
-            self._next = max(self._next, now + retry_after)
 
 
 def backoff(attempts: int) -> float:
@@ -271,6 +233,10 @@ def deliver_due(
                         pacer.wait()
                     try:
                         outcome = deliver_slack(kind, body, target, client)
+                    except DeliveryError as exc:
+                        if exc.rate_limited and exc.retry_after is not None and pacer:
+                            pacer.rate_limited(exc.retry_after)  # before done(): no one sends in between
+                        raise
                     finally:
                         if pacer:
                             pacer.done()
@@ -306,8 +272,6 @@ def deliver_due(
                     message.next_attempt_at = now + timedelta(seconds=wait)
                     result.deferred += 1
                     down.add(service)
-                    if error.rate_limited and pacer:
-                        pacer.rate_limited(wait)
                     _audit(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
                     log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, error)
                 continue
@@ -349,7 +313,7 @@ class OutboxWorker:
         render: Renderer | None = None,
         pager_target: PagerLookup | None = None,
         clock: Callable[[], datetime] = _utcnow,
-        slack_rate: float | None = 10.0,
+        slack_rate: float | None = SLACK_RATE,
         poll: float = 0.5,
         batch: int = 25,
     ) -> None:
@@ -359,7 +323,7 @@ class OutboxWorker:
         self.render = render
         self.pager_target = pager_target
         self.clock = clock
-        self.pacers = {"slack": Pacer(slack_rate)}
+        self.pacers: dict[str, Pacer] = {"slack": SharedPacer(engine, "slack", slack_rate)}
         self.poll = poll
         self.batch = batch
         self._wake = threading.Event()

@@ -1,0 +1,42 @@
+"""A delivering process for tests/test_processes.py: an OutboxWorker against DATABASE and the
+fake Slack, started when GO exists, stopped once nothing is left to deliver.
+
+    python -m tests.outbox_process DATABASE_URL SLACK_API_URL TOKEN PACER_SERVICE RATE GO_FILE
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from slack_sdk import WebClient
+
+import bot.schema  # noqa: F401  (every table: the outbox row refers to desk)
+from bot.db import make_engine
+from bot.delivery.pacing import SharedPacer
+from bot.delivery.worker import OutboxWorker, next_due
+
+
+def main(argv: list[str]) -> int:
+    url, api, token, service, rate, go = argv
+    engine = make_engine(url)
+    worker = OutboxWorker(engine, WebClient(token=token, base_url=api, timeout=10), None, poll=0.05)
+    # The budget this process draws on: "slack" (the worker's own) is shared with every
+    # other process; another name gives this process a budget of its own.
+    worker.pacers = {"slack": SharedPacer(engine, service, float(rate))}
+    deadline = time.monotonic() + 60
+    while not Path(go).exists():
+        if time.monotonic() > deadline:
+            return 3
+        time.sleep(0.01)
+    worker.start()
+    while next_due(engine) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.stop()
+    engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
