@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, NoReturn
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, prepare_database
 from bot.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -217,6 +217,7 @@ def _database(settings: Settings) -> Engine:
     from bot.db import make_engine
     from bot.migrate import upgrade
 
+    prepare_database(settings)
     upgrade(settings.database_url)
     return make_engine(settings.database_url)
 
@@ -224,8 +225,9 @@ def _database(settings: Settings) -> Engine:
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.migrate import upgrade
 
+    prepare_database(settings)
     upgrade(settings.database_url)
-    print("Database is up to date.")
+    print(f"Database {settings.database_label} is up to date.")
     return 0
 
 
@@ -237,9 +239,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     if args.workers > 1 and settings.slack_app_token:
         raise CliError("preflight serve: --workers > 1 serves HTTP; Socket Mode (SLACK_APP_TOKEN) runs in one process")
-    from bot.serve import serve
+    from bot.serve import ServeError, serve
 
-    serve(settings, workers=args.workers)
+    try:
+        serve(settings, workers=args.workers)
+    except ServeError as exc:
+        raise CliError(f"preflight serve: {exc}") from None
     return 0
 
 
@@ -282,7 +287,8 @@ def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
         return ",".join(f"{_plain(names(u))} ({u})" if u in names else u for u in users)
 
     if not rows:
-        print("No desks yet. Add one with: preflight desk add NAME --channel ... (see --help)")
+        print(f"No desks yet in {settings.database_label}.")
+        print("Add one with: preflight desk add NAME --channel ... (see --help)")
         return 0
     header = ("NAME", "CHANNEL", "TIMEZONE", "POST", "DEADLINE", "MANAGERS", "TRADERS")
     table = [header] + [
@@ -398,6 +404,8 @@ def _checklist_post(args: argparse.Namespace, settings: Settings) -> int:
     if result.outcome in (checklist.PostOutcome.FUTURE, checklist.PostOutcome.TOO_LATE):
         # A manual post can't spend a future day's slot, nor post what nobody could answer.
         raise CliError(f"preflight checklist post: {result.message}")
+    if result.outcome == jobs.UNREACHABLE:
+        raise CliError(f"preflight checklist post: {result.message}; nothing posted, try again")
     print(result.message)
     return 1 if result.outcome == "failed" else 0
 
@@ -661,7 +669,7 @@ def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
         return f"{_plain(names(user))} ({user})" if user in names else user
 
     if not rows:
-        print("No open escalations." if args.open else "No escalations.")
+        print(f"No {'open ' if args.open else ''}escalations in {settings.database_label}.")
     else:
         header = ("ID", "DESK", "TRADER", "KIND", "STATE", "LEVEL", "OPENED (UTC)", "BY", "DELIVERY")
         table = [header] + [
@@ -775,25 +783,60 @@ def flag_of(field: str, hints: dict[str, str] | None = None) -> str:
     return hints[field] if field in hints else "--" + field.replace("_", "-")
 
 
+def _outside_error(exc: Exception, settings: Settings | None) -> str | None:
+    """One line for a failure of what the CLI depends on (the database, Slack, a file), or
+    None for anything else (a bug: let its traceback show)."""
+    from slack_sdk.errors import SlackApiError, SlackClientError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    def first_line(problem: object) -> str:
+        lines = str(problem).strip().splitlines()
+        return lines[0] if lines else type(problem).__name__
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        where = settings.database_label if settings is not None else "the database"
+        return f"cannot use the database {where}: {first_line(exc.orig or exc)}"
+    if isinstance(exc, SlackApiError):
+        return f"Slack refused the call: {exc.response.get('error') or exc.response.status_code}"
+    if isinstance(exc, SlackClientError) or (isinstance(exc, OSError) and hasattr(exc, "reason")):
+        reason = getattr(exc, "reason", None) or exc  # urllib's URLError wraps the socket error
+        where = settings.slack_api_url if settings is not None else "Slack"
+        return f"cannot reach Slack at {where}: {getattr(reason, 'strerror', None) or first_line(reason)}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or first_line(exc)}{f': {exc.filename}' if exc.filename else ''}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # ERROR: the CLI reports what its jobs warn about (a failed post...) itself, in one line;
+    # and slack_sdk logs an ERROR before raising a connection error that the CLI reports too.
+    logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web_api_log = logging.getLogger("slack_sdk.web.base_client")
+    web_api_level = web_api_log.level  # put back on the way out (main() also runs in-process, in tests)
+    web_api_log.setLevel(logging.CRITICAL)
+    settings: Settings | None = None
     args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings()
         sub = getattr(args, f"{args.command}_command", None)
         return HANDLERS[(args.command, sub)](args, settings)
-    except (CliError, ConfigError, ServiceError) as exc:
-        message = str(exc)
-        hint = (
-            flag_of(exc.field, getattr(args, "field_hints", None))
-            if isinstance(exc, ServiceError) and exc.field
-            else ""
-        )
-        if hint:
-            message += f" ({hint})"  # the domain names the setting; the CLI adds its flag
+    except Exception as exc:
+        message = _outside_error(exc, settings)
+        if message is None:
+            if not isinstance(exc, (CliError, ConfigError, ServiceError)):
+                raise
+            message = str(exc)
+            if isinstance(exc, ServiceError) and message.startswith("there is no desk") and settings is not None:
+                message += f" in the database {settings.database_label}"  # the wrong database looks empty
+            if isinstance(exc, ServiceError) and exc.field:
+                hint = flag_of(exc.field, getattr(args, "field_hints", None))
+                if hint:
+                    message += f" ({hint})"  # the domain names the setting; the CLI adds its flag
         print(f"preflight: error: {message}" if not message.startswith("preflight") else message, file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        web_api_log.setLevel(web_api_level)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from platformdirs import user_data_dir
+from sqlalchemy.engine import make_url
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
-DEFAULT_DATABASE_URL = "sqlite:///preflight.db"
 MAX_OFFSET = 366 * 24 * 3600  # PREFLIGHT_CLOCK_OFFSET: at most a year either way
+APP_DIR_NAME = "ib-preflight"
+LEGACY_DATABASE_FILE = "preflight.db"  # the default before 0.2: ./preflight.db, wherever the command ran
+
+
+def default_database_path() -> Path:
+    """The SQLite file used when DATABASE_URL is unset: one per user, whatever the working
+    directory (~/.local/share/ib-preflight/preflight.db on Linux; $XDG_DATA_HOME is honoured)."""
+    return Path(user_data_dir(APP_DIR_NAME, appauthor=False)) / "preflight.db"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{default_database_path()}"
 
 
 class ConfigError(ValueError):
@@ -25,7 +38,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = field(default_factory=default_database_url)
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
@@ -50,6 +63,38 @@ class Settings:
     def secret_key(self) -> str | None:
         """The current key (the first of ``secret_keys``), or None when none is set."""
         return self.secret_keys[0] if self.secret_keys else None
+
+    @property
+    def database_label(self) -> str:
+        """Where the data lives, fit to show (a SQLite file's absolute path; a URL without its password)."""
+        return describe_database(self.database_url)
+
+
+def describe_database(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        name = parsed.database or ":memory:"
+        return name if name == ":memory:" or name.startswith("file:") else str(Path(name).absolute())
+    return parsed.render_as_string(hide_password=True)
+
+
+def prepare_database(settings: Settings) -> None:
+    """Before a command opens the database: make the default SQLite file's folder, and refuse
+    to guess when a ``./preflight.db`` from before the per-user default sits in the working
+    directory (using either one silently would show the other one's desks as gone)."""
+    default = default_database_path()
+    if settings.database_url != default_database_url():
+        return
+    legacy = Path(LEGACY_DATABASE_FILE)
+    if legacy.is_file() and legacy.resolve() != default.resolve():
+        raise ConfigError(
+            f"DATABASE_URL is not set and ./{LEGACY_DATABASE_FILE} is here: set "
+            f"DATABASE_URL=sqlite:///{legacy.resolve()} to use it, or move it to {default}"
+        )
+    try:
+        default.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"DATABASE_URL is not set and {default.parent} cannot be created: {exc.strerror}") from None
 
 
 def normalize_database_url(url: str) -> str:
@@ -117,7 +162,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
     return Settings(
-        database_url=normalize_database_url(get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+        database_url=normalize_database_url(get("DATABASE_URL") or default_database_url()),
         slack_bot_token=bot_token,
         slack_signing_secret=get("SLACK_SIGNING_SECRET"),
         slack_app_token=app_token,

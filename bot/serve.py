@@ -7,68 +7,238 @@ run in one leader process per database (``bot.processes.run_jobs``)."""
 from __future__ import annotations
 
 import logging
+import re
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
-from waitress.server import create_server
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk import WebClient
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings, prepare_database
 from bot.db import make_engine
 from bot.keys import check_at_start as check_keys
 from bot.migrate import upgrade
-from bot.processes import run_jobs, serve_workers
-from bot.runtime import build
+from bot.processes import Serving, run_jobs, serve_workers, start_serving
+from bot.runtime import Runtime, build, make_client
+from bot.web import INVALID_TOKEN_ERRORS, SlackCheck, SlackHealth, failure_reason, make_server
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 log = logging.getLogger(__name__)
 
+# Loggers that get whole request and response bodies (trader notes) at DEBUG: the Slack
+# libraries, the Bolt app's own logger (named in bot/slack/app.py) and Socket Mode's.
+BOLT_APP_LOGGER = "bot.slack.bolt"
+SOCKET_MODE_LOGGER = "bot.socket_mode"
+PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt", BOLT_APP_LOGGER, SOCKET_MODE_LOGGER)
+_WEB_API_LOGGER = "slack_sdk.web.base_client"
+_SEND_FAILED = "Failed to send a request to Slack API server"
+
+
+class ServeError(Exception):
+    """The bot cannot start; the message is one line."""
+
+
+class _WebApiSummary(logging.Filter):
+    """Keeps slack_sdk's DEBUG lines about Web API calls to the URL and the status: the
+    library formats the request parameters and the response body into the same line."""
+
+    _REQUEST = re.compile(r"Sending a request - url: (\S+?),")
+    _RESPONSE = re.compile(r"Received the following response - status: (\d+),")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(_SEND_FAILED):
+            return False  # the exception that follows reaches the caller, which reports it in its own words
+        if record.levelno > logging.DEBUG:
+            return True
+        if found := self._REQUEST.match(message):
+            record.msg, record.args = "Slack Web API call %s", (found.group(1),)
+            return True
+        if found := self._RESPONSE.match(message):
+            record.msg, record.args = "Slack Web API answered HTTP %s", (found.group(1),)
+            return True
+        return False  # anything else at DEBUG from there may carry a body
+
+
+_SUMMARY = _WebApiSummary()
+
+
+class _NoTokenNotice(logging.Filter):
+    """Bolt warns at every start that the client's token wins over SLACK_BOT_TOKEN from the
+    environment: they are the same token (bot.runtime builds the client from it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_NO_TOKEN_NOTICE = _NoTokenNotice()
+
+
+@contextmanager
+def logging_configured(level: str) -> Iterator[None]:
+    """The root logger at ``level``; the Slack libraries never below INFO (at DEBUG they log
+    payloads), except slack_sdk's Web API calls, reduced to method URL and HTTP status.
+    Everything is put back on the way out (serve also runs in-process, in tests)."""
+    names = ["", *PAYLOAD_LOGGERS, _WEB_API_LOGGER]
+    saved = {name: logging.getLogger(name).level for name in names}
+    web_api, bolt = logging.getLogger(_WEB_API_LOGGER), logging.getLogger(BOLT_APP_LOGGER)
+    logging.getLogger().setLevel(level)
+    floor = max(logging.INFO, logging.getLevelName(level))
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(floor)
+    web_api.setLevel(logging.getLevelName(level))
+    web_api.addFilter(_SUMMARY)
+    bolt.addFilter(_NO_TOKEN_NOTICE)
+    try:
+        yield
+    finally:
+        web_api.removeFilter(_SUMMARY)
+        bolt.removeFilter(_NO_TOKEN_NOTICE)
+        for name, was in saved.items():
+            logging.getLogger(name).setLevel(was)
+
+
+def probe_client(settings: Settings) -> WebClient:
+    """The client for auth.test: no retries and a short timeout (at every start, then once a minute)."""
+    token, _ = settings.require_slack()
+    return WebClient(token=token, base_url=settings.slack_api_url, timeout=5, retry_handlers=[])
+
+
+@dataclass
+class _ServingWithSlackHealth:
+    """A gunicorn worker's Serving, with its own background auth.test for its /healthz."""
+
+    serving: Serving
+    health: SlackHealth
+
+    @property
+    def wsgi(self) -> Callable[..., Any]:
+        return self.serving.wsgi
+
+    def stop(self) -> None:
+        self.health.stop()
+        self.serving.stop()
+
+
+def _start_worker(settings: Settings, first: SlackCheck) -> _ServingWithSlackHealth:
+    serving = start_serving(settings)
+    health = SlackHealth(probe_client(settings), latest=first)  # the master's check at start, until its own
+    serving.runtime.web.slack = health
+    health.start()
+    return _ServingWithSlackHealth(serving, health)
+
+
+def check_slack(settings: Settings) -> SlackHealth:
+    """Ask Slack whether it accepts the bot token. A refused token stops the start (one line);
+    an unreachable Slack is logged, and /healthz keeps reporting it (in Socket Mode, where
+    every request comes through Slack, it stops the start too)."""
+    health = SlackHealth(probe_client(settings))
+    first = health.check()
+    if first.state == "invalid":
+        raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({first.detail}): check the bot token (xoxb-...)")
+    if first.state == "unreachable" and settings.slack_app_token:
+        raise ServeError(f"Socket Mode needs Slack, which is unreachable at {settings.slack_api_url}: {first.detail}")
+    if first.state == "unreachable":
+        log.warning("Slack is unreachable at %s (%s): serving anyway", settings.slack_api_url, first.detail)
+    return health
+
+
+def socket_mode_url(settings: Settings, app_token: str) -> str:
+    """A WebSocket URL for Socket Mode from ``apps.connections.open``, or one line: the app
+    token refused (ConfigError) or Slack not answering (ServeError). Asked before anything
+    starts, rather than inside SocketModeHandler.connect(), which logs a multi-line error."""
+    try:
+        return str(make_client(settings).apps_connections_open(app_token=app_token)["url"])
+    except Exception as exc:
+        reason = failure_reason(exc)
+        if reason in INVALID_TOKEN_ERRORS:
+            raise ConfigError(f"SLACK_APP_TOKEN was refused by Slack ({reason}): check the app-level token") from None
+        raise ServeError(f"Socket Mode could not connect to Slack at {settings.slack_api_url}: {reason}") from None
+
+
+def open_socket_mode(runtime: Runtime, app_token: str, url: str) -> SocketModeHandler:
+    """A connected Socket Mode handler, or a one-line ServeError with nothing left running."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    socket_log = logging.getLogger(SOCKET_MODE_LOGGER)
+    handler = SocketModeHandler(runtime.bolt, app_token, logger=socket_log)
+    handler.client.wss_uri = url  # the URL socket_mode_url() was given: connect() asks for none
+    errors: list[Exception] = []
+    handler.client.on_error_listeners.append(errors.append)
+    # connect() logs a failure to connect and swallows it (then retries forever in the
+    # background): at start it is reported below, once, and the start stops.
+    level = socket_log.level
+    socket_log.setLevel(logging.CRITICAL)
+    try:
+        handler.connect()  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        errors.append(exc)
+    handler.client.on_error_listeners.remove(errors.append)
+    if errors or not handler.client.is_connected():
+        handler.close()  # type: ignore[no-untyped-call]  # its background retries stay quiet until gone
+        reason = failure_reason(errors[0]) if errors else "no connection"
+        raise ServeError(f"Socket Mode could not connect to Slack's WebSocket: {reason}")
+    socket_log.setLevel(level)
+    return handler
+
 
 def serve(settings: Settings, *, workers: int = 1) -> None:
-    logging.getLogger().setLevel(settings.log_level)
     settings.require_slack()
-    upgrade(settings.database_url)
+    prepare_database(settings)
+    upgrade(settings.database_url)  # before the log level is lowered: `preflight migrate` is as quiet
     if settings.clock_offset:
         log.warning(
             "PREFLIGHT_CLOCK_OFFSET=%s: the bot's clock is moved %+d seconds from the real time (staging only)",
             settings.clock_offset,
             settings.clock_offset,
         )
-    if workers > 1:
-        engine = make_engine(settings.database_url)
+    with ExitStack() as cleanup:  # stops, in reverse order, whatever was started
+        cleanup.enter_context(logging_configured(settings.log_level))
+        health = check_slack(settings)
+        if workers > 1:
+            engine = make_engine(settings.database_url)
+            try:
+                check_keys(engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
+            finally:
+                engine.dispose()
+            serve_workers(settings, workers, start=lambda: _start_worker(settings, health.latest))
+            return
+        runtime = build(settings)
+        runtime.web.slack = health
+        check_keys(runtime.engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
+        wss_url = socket_mode_url(settings, settings.slack_app_token) if settings.slack_app_token else None
+        if settings.slack_app_token and wss_url is not None:
+            socket_mode = open_socket_mode(runtime, settings.slack_app_token, wss_url)
+            cleanup.callback(socket_mode.close)
+            log.info("Socket Mode connected; HTTP serves /healthz only")
         try:
-            check_keys(engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
-        finally:
-            engine.dispose()
-        serve_workers(settings, workers)
-        return
-    runtime = build(settings)
-    check_keys(runtime.engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
-    runtime.refresher.start()
-    jobs = run_jobs(runtime, settings)  # the scheduler and the outbox worker, while this process leads
-    # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
-    server = create_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)
-    socket_mode = None
-    if settings.slack_app_token:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
+            # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
+            server = make_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)
+        except OSError as exc:
+            raise ServeError(f"cannot listen on PORT {settings.port}: {exc.strerror or exc}") from None
+        runtime.refresher.start()
+        cleanup.callback(runtime.refresher.stop)
+        jobs = run_jobs(runtime, settings)  # the scheduler and the outbox worker, while this process leads
+        cleanup.callback(jobs.stop)
+        health.start()
+        cleanup.callback(health.stop)
+        cleanup.callback(server.close)
 
-        socket_mode = SocketModeHandler(runtime.bolt, settings.slack_app_token)
-        socket_mode.connect()  # type: ignore[no-untyped-call]
-        log.info("Socket Mode connected; HTTP serves /healthz only")
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            # Runs in the main thread, inside server.run(): unwind it and clean up below.
+            log.info("signal %s: shutting down", signum)
+            raise KeyboardInterrupt
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        # Runs in the main thread, inside server.run(): unwind it and clean up below.
-        log.info("signal %s: shutting down", signum)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("IB Preflight listening on :%s", settings.port)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-        jobs.stop()
-        runtime.refresher.stop()
-        if socket_mode is not None:
-            socket_mode.close()  # type: ignore[no-untyped-call]
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("IB Preflight listening on :%s", settings.port)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass

@@ -6,14 +6,20 @@ import hashlib
 import hmac
 import json
 import logging
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from bot.db import ping
 
@@ -22,8 +28,92 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1024 * 1024
+MAX_BODY = 1024 * 1024  # Slack's payloads are a few KiB; a view submission stays far below this
 MAX_SKEW = 300  # seconds; Slack's own recommendation
+# Unix seconds in ASCII digits; 11 digits last until the year 5138. (str.isdigit() accepts
+# '²' and other digits int() refuses; int() refuses more than 4300 digits.)
+_TIMESTAMP = re.compile(r"[0-9]{1,11}")
+
+
+def make_server(app: Any, *, host: str, port: int, threads: int) -> BaseWSGIServer | MultiSocketServer:
+    """The waitress server for ``app``: refuses a body over MAX_BODY while reading it
+    (waitress would otherwise spool up to 1 GiB per request into temporary files)."""
+    # waitress refuses a body of max_request_body_size bytes or more: allow exactly MAX_BODY.
+    return create_server(app, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY + 1)
+
+
+# Slack's answers to auth.test that mean the token itself is no good (not that Slack is down).
+INVALID_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+
+SlackState = Literal["unchecked", "ok", "unreachable", "invalid"]
+
+
+@dataclass(frozen=True)
+class SlackCheck:
+    state: SlackState
+    detail: str = ""  # Slack's error code, or why it could not be reached
+    checked_at: datetime | None = None
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line on why a call to Slack failed: Slack's error code, or the network's reason."""
+    if isinstance(exc, SlackApiError):
+        error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+        return str(error or f"HTTP {exc.response.status_code}")
+    reason = getattr(exc, "reason", None) or exc  # urllib's URLError wraps the socket error
+    text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    return str(text).splitlines()[0]
+
+
+class SlackHealth:
+    """Whether Slack accepts the bot token (``auth.test``), checked at start and then every
+    ``interval`` seconds in the background; /healthz reports the latest answer."""
+
+    def __init__(self, client: WebClient, *, interval: float = 60.0, latest: SlackCheck | None = None) -> None:
+        self.client = client
+        self.interval = interval
+        self._latest = latest or SlackCheck("unchecked")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def latest(self) -> SlackCheck:
+        return self._latest
+
+    def check(self) -> SlackCheck:
+        try:
+            self.client.auth_test()
+            result = SlackCheck("ok", checked_at=datetime.now(UTC))
+        except SlackApiError as exc:
+            reason = failure_reason(exc)
+            state: SlackState = "invalid" if reason in INVALID_TOKEN_ERRORS else "unreachable"
+            result = SlackCheck(state, reason, datetime.now(UTC))
+        except Exception as exc:  # connection refused, DNS, timeout, a proxy's HTML page
+            result = SlackCheck("unreachable", failure_reason(exc), datetime.now(UTC))
+        previous, self._latest = self._latest, result
+        if previous.state not in ("unchecked", result.state):
+            if result.state == "ok":
+                log.info("Slack answers again (auth.test ok)")
+            else:
+                log.warning(
+                    "Slack is %s: %s",
+                    "refusing the bot token" if result.state == "invalid" else "unreachable",
+                    result.detail,
+                )
+        return result
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="slack-health", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.check()
 
 
 class WebApp:
@@ -35,29 +125,43 @@ class WebApp:
         engine: Engine,
         now: Callable[[], float] = time.time,
         clock_offset: int = 0,
+        slack: SlackHealth | None = None,
     ) -> None:
         self.bolt = bolt
         self.engine = engine
         self.secret = signing_secret.encode()
         self.now = now  # the real time: Slack signs requests with it (never the offset clock)
         self.clock_offset = clock_offset
+        self.slack = slack  # set by serve: /healthz reports Slack's reachability from it
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz":
             if method not in ("GET", "HEAD"):
                 return _reply(start_response, 405, {"error": "method not allowed"})
-            healthy = ping(self.engine)
-            body = {"database": "ok" if healthy else "unreachable"}
-            if self.clock_offset:  # a staging rehearsal: say so, and what time the bot thinks it is
-                body["clock_offset_seconds"] = str(self.clock_offset)
-                body["clock"] = (datetime.now(UTC) + timedelta(seconds=self.clock_offset)).isoformat(timespec="seconds")
-            return _reply(start_response, 200 if healthy else 503, body)
+            return self._health(start_response)
         if path == "/slack/events":
             if method != "POST":
                 return _reply(start_response, 405, {"error": "method not allowed"})
             return self._slack(environ, start_response)
         return _reply(start_response, 404, {"error": "not found"})
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        """200 while the database answers (503 when not), with Slack's last known reachability:
+        a Slack outage is reported, not a reason to take the bot out of service."""
+        healthy = ping(self.engine)
+        slack = self.slack.latest if self.slack is not None else SlackCheck("unchecked")
+        body: dict[str, str | None] = {
+            "database": "ok" if healthy else "unreachable",
+            "slack": slack.state,
+            "slack_checked_at": slack.checked_at.isoformat(timespec="seconds") if slack.checked_at else None,
+        }
+        if slack.detail:
+            body["slack_error"] = slack.detail
+        if self.clock_offset:  # a staging rehearsal: say so, and what time the bot thinks it is
+            body["clock_offset_seconds"] = str(self.clock_offset)
+            body["clock"] = (datetime.now(UTC) + timedelta(seconds=self.clock_offset)).isoformat(timespec="seconds")
+        return _reply(start_response, 200 if healthy else 503, body)
 
     def _slack(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -78,8 +182,8 @@ class WebApp:
             body = raw.decode("utf-8")
             request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
             problem = malformed(request.body)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # malformed JSON, form, encoding, shape
-            problem = str(exc)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # JSON, form, shape, depth
+            problem = str(exc) or type(exc).__name__
         if problem is not None:
             log.info("rejected malformed Slack payload: %s", problem)
             return _reply(start_response, 400, {"error": "malformed payload"})
@@ -88,6 +192,7 @@ class WebApp:
         except Exception:  # Bolt's own parsing choked on a shape malformed() does not know
             log.exception("Bolt could not process a signed request")
             return _reply(start_response, 400, {"error": "malformed payload"})
+        log.debug("slack request %s -> %s", describe(request.body), response.status)
         out_headers = [(k, v) for k, values in response.headers.items() for v in values]
         start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
         return [response.body.encode("utf-8")]
@@ -95,7 +200,7 @@ class WebApp:
     def _signed(self, raw: bytes, headers: dict[str, str | Sequence[str]]) -> bool:
         timestamp = str(headers.get("x-slack-request-timestamp", ""))
         signature = str(headers.get("x-slack-signature", ""))
-        if not timestamp.isdigit() or not signature:
+        if not _TIMESTAMP.fullmatch(timestamp) or not signature:
             return False
         if abs(self.now() - int(timestamp)) > MAX_SKEW:
             return False
@@ -103,6 +208,28 @@ class WebApp:
         base = b"v0:" + timestamp.encode() + b":" + raw
         expected = "v0=" + hmac.new(self.secret, base, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+def describe(body: object) -> str:
+    """A request's kind and ids, for the logs: never its text (trader notes live there)."""
+    if not isinstance(body, dict):
+        return "?"
+
+    def id_of(value: object) -> str:
+        found = value.get("id") if isinstance(value, dict) else value
+        return found if isinstance(found, str) else "-"
+
+    kind = body.get("type") or ("slash_command" if "command" in body else "?")
+    what: object = body.get("command")
+    if kind == "block_actions" and isinstance(body.get("actions"), list) and body["actions"]:
+        what = body["actions"][0].get("action_id")
+    elif isinstance(body.get("view"), dict):
+        what = body["view"].get("callback_id")
+    elif isinstance(body.get("event"), dict):
+        what = body["event"].get("type")
+    user = id_of(body.get("user")) if "user" in body else id_of(body.get("user_id"))
+    team = id_of(body.get("team")) if "team" in body else id_of(body.get("team_id"))
+    return f"{kind} {what if isinstance(what, str) else '-'} user={user} team={team}"
 
 
 def _is_str(value: object) -> bool:
@@ -146,7 +273,7 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
 _REASONS |= {413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
-def _reply(start_response: StartResponse, status: int, payload: dict[str, str]) -> list[bytes]:
+def _reply(start_response: StartResponse, status: int, payload: dict[str, str | None]) -> list[bytes]:
     body = json.dumps(payload).encode()
     start_response(
         f"{status} {_REASONS.get(status, 'OK')}",

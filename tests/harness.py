@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 
 import httpx
 from slack_sdk import WebClient
-from waitress.server import create_server
 
 from bot.config import Settings
 from bot.runtime import Runtime, build
+from bot.web import make_server
 
 SIGNING_SECRET = "test-signing-secret"
 SECRET_KEYS = ("test-preflight-secret-key",)  # the instance keys (pager secrets, signed exports)
@@ -111,7 +111,7 @@ class Bot:
             roster_rate=roster_rate,
         )
         self.runtime.refresher.start()
-        self.server = create_server(self.runtime.web, host="127.0.0.1", port=0, threads=8)
+        self.server = make_server(self.runtime.web, host="127.0.0.1", port=0, threads=8)
         self._closing = False
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
         self._thread = threading.Thread(target=self._serve, daemon=True)

@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from bot.cli import main
+from bot.config import describe_database
+from bot.migrate import upgrade
 from tests.fakes.slack import FakeSlack
 from tests.harness import BOT_TOKEN, SIGNING_SECRET
 
@@ -253,8 +255,9 @@ def test_python_m_bot_runs_as_a_subprocess(
     )
     assert bad.returncode == 2
     assert bad.stdout == ""
+    where = describe_database(env["DATABASE_URL"])
     assert bad.stderr.strip().splitlines() == [
-        "preflight: error: there is no desk named 'nosuch' (see 'preflight desk list')"
+        f"preflight: error: there is no desk named 'nosuch' in the database {where} (see 'preflight desk list')"
     ]
 
 
@@ -413,3 +416,230 @@ def test_desk_remove_members_rename_and_names_in_the_listing(
         assert conn.execute(text("SELECT COUNT(*) FROM desk_member")).scalar_one() == 0
         removed = conn.execute(text("SELECT action, subject, desk_id FROM audit_event")).all()
     assert [tuple(r) for r in removed] == [("desk_removed", "desk:global-equities", None)]
+
+
+# --- one line when the database or Slack fails ------------------------------------------------
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends: nothing listens there
+
+
+def one_line(err: str) -> str:
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err.strip()
+
+
+@pytest.fixture
+def read_only_sqlite(tmp_path: Path) -> str:
+    """A migrated SQLite database opened read-only (chmod is no obstacle when tests run as root)."""
+    path = tmp_path / "ro" / "preflight.db"
+    path.parent.mkdir()
+    upgrade(f"sqlite:///{path}")
+    return f"sqlite:///file:{path}?mode=ro&uri=true"
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("postgresql://postgres@127.0.0.1:{port}/preflight?connect_timeout=5", "127.0.0.1"),
+        ("postgresql://postgres@127.0.0.1:5432/preflight_no_such_database", "does not exist"),
+        ("sqlite:////proc/no-such-folder/preflight.db", "unable to open database file"),
+        ("sqlite:////nonexistent-dir/cannot/create/preflight.db", "unable to open database file"),
+    ],
+    ids=["postgres-unreachable", "postgres-no-database", "sqlite-unwritable-folder", "sqlite-missing-folder"],
+)
+@pytest.mark.parametrize("argv", [["desk", "list"], ADD, ["migrate"], ["serve"]])
+def test_a_database_that_cannot_be_used_is_one_line_exit_2(
+    env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    needle: str,
+    argv: list[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url.format(port=closed_port()))
+    code, out, err = run(capsys, argv)
+    assert code == 2 and out == ""
+    line = one_line(err)
+    assert line.startswith("preflight: error: cannot use the database ")
+    assert needle in line
+
+
+@pytest.mark.parametrize(
+    "argv", [ADD, ["desk", "set", "equities", "--reminder-minutes", "10"], ["checklist", "post", "equities"]]
+)
+def test_a_read_only_database_is_one_line_exit_2_when_written(
+    env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    read_only_sqlite: str,
+    argv: list[str],
+) -> None:
+    writable = read_only_sqlite.replace("file:", "").replace("?mode=ro&uri=true", "")
+    monkeypatch.setenv("DATABASE_URL", writable)
+    if argv is not ADD:
+        assert run(capsys, ADD)[0] == 0
+    monkeypatch.setenv("DATABASE_URL", read_only_sqlite)
+    code, out, err = run(capsys, with_option(ADD, "--channel", "C0999") if argv is ADD else argv)
+    assert code == 2 and out == ""
+    line = one_line(err)
+    assert line.startswith("preflight: error: cannot use the database ") and "readonly database" in line
+
+
+def test_slack_unreachable_during_checklist_post_is_one_line_and_frees_the_post(
+    env: dict[str, str],
+    engine: Engine,
+    fake_slack: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert run(capsys, ADD)[0] == 0
+    dead = f"http://127.0.0.1:{closed_port()}/api/"
+    monkeypatch.setenv("SLACK_API_URL", dead)
+    code, out, err = run(capsys, ["checklist", "post", "equities", "--date", "2026-11-27"])
+    assert code == 2 and out == ""
+    line = one_line(err)
+    assert "Slack could not be reached" in line and "Connection refused" in line and "nothing posted" in line
+    with engine.connect() as conn:
+        claimed, error = conn.execute(text("SELECT post_claimed_at, post_error FROM checklist_run")).one()
+    assert claimed is None and error == "Connection refused"  # the lease is released at once
+    # Slack is back: the next try posts (no "being posted by another process" for 2 minutes).
+    monkeypatch.setenv("SLACK_API_URL", env["SLACK_API_URL"])
+    code, out, err = run(capsys, ["checklist", "post", "equities", "--date", "2026-11-27"])
+    assert code == 0 and err == ""
+    assert out.startswith("Posted equities's checklist for 2026-11-27 to C0123")
+    assert len(fake_slack.of("chat.postMessage")) == 1
+
+
+def test_slack_unreachable_during_summary_post_is_one_line(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(capsys, ADD)[0] == 0
+    dead = f"http://127.0.0.1:{closed_port()}/api/"
+    monkeypatch.setenv("SLACK_API_URL", dead)
+    code, out, err = run(capsys, ["summary", "post", "equities", "--week", "2026-W47"])
+    assert code == 2 and out == ""
+    assert one_line(err) == f"preflight: error: cannot reach Slack at {dead}: Connection refused"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["checklist", "post", "nosuch"],
+        ["summary", "post", "nosuch"],
+        ["escalations", "run", "nosuch"],
+        ["desk", "set", "nosuch", "--reminder-minutes", "10"],
+        ["export", "--desk", "nosuch", "--from", "2026-11-01", "--to", "2026-11-30"],
+    ],
+)
+def test_a_desk_that_is_not_found_names_the_database_looked_in(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = run(capsys, argv)
+    assert code == 2 and out == ""
+    line = one_line(err)
+    where = describe_database(env["DATABASE_URL"])
+    assert (
+        line == f"preflight: error: there is no desk named 'nosuch' in the database {where} (see 'preflight desk list')"
+    )
+    assert "s3cret" not in line
+
+
+def test_empty_listings_name_the_database(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    where = describe_database(env["DATABASE_URL"])
+    assert run(capsys, ["desk", "list"])[1].splitlines()[0] == f"No desks yet in {where}."
+    assert run(capsys, ["escalations", "list", "--open"])[1].splitlines()[0] == f"No open escalations in {where}."
+    assert run(capsys, ["escalations", "list"])[1].splitlines()[0] == f"No escalations in {where}."
+
+
+# --- where the database lives when DATABASE_URL is unset -----------------------------------
+
+
+def cli(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_default_database_is_the_same_from_every_folder_and_is_named_when_empty(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    home, data = tmp_path / "home", tmp_path / "data"
+    here, there = tmp_path / "desk-admin", tmp_path / "somewhere" / "else"
+    for folder in (home, here, there):
+        folder.mkdir(parents=True)
+    child = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LOG_LEVEL", "SLACK_APP_TOKEN")}
+    child |= {"HOME": str(home), "XDG_DATA_HOME": str(data), "SLACK_BOT_TOKEN": BOT_TOKEN}
+    child |= {"SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.base_url}
+    database = data / "ib-preflight" / "preflight.db"
+
+    added = cli(here, child, *ADD)
+    assert added.returncode == 0, added.stderr
+    assert database.is_file()
+    assert list(here.iterdir()) == [] and list(there.iterdir()) == []  # no ./preflight.db anywhere
+    listed = cli(there, child, "desk", "list")
+    assert listed.returncode == 0 and "equities" in listed.stdout  # another folder, the same desks
+
+    # Another user (another data directory): an empty database, and the CLI says which one.
+    other = {**child, "XDG_DATA_HOME": str(tmp_path / "other-data")}
+    empty = tmp_path / "other-data" / "ib-preflight" / "preflight.db"
+    listed = cli(there, other, "desk", "list")
+    assert listed.returncode == 0 and listed.stdout.splitlines()[0] == f"No desks yet in {empty}."
+    escalations = cli(there, other, "escalations", "list", "--open")
+    assert escalations.stdout.splitlines()[0] == f"No open escalations in {empty}."
+    missing = cli(there, other, "checklist", "post", "equities")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip().splitlines() == [
+        f"preflight: error: there is no desk named 'equities' in the database {empty} (see 'preflight desk list')"
+    ]
+
+
+def test_a_preflight_db_left_in_the_folder_is_refused_in_one_line_not_ignored(tmp_path: Path) -> None:
+    home, data, folder = tmp_path / "home", tmp_path / "data", tmp_path / "old-checkout"
+    home.mkdir()
+    folder.mkdir()
+    (folder / "preflight.db").write_bytes(b"")
+    child = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LOG_LEVEL", "SLACK_APP_TOKEN")}
+    child |= {"HOME": str(home), "XDG_DATA_HOME": str(data), "SLACK_BOT_TOKEN": BOT_TOKEN}
+    child |= {"SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": f"http://127.0.0.1:{closed_port()}/api/"}
+    for argv in (["desk", "list"], ["migrate"], ["serve"]):
+        refused = cli(folder, child, *argv)
+        assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+        (line,) = refused.stderr.strip().splitlines()
+        assert "DATABASE_URL" in line and f"sqlite:///{folder}/preflight.db" in line
+    assert not data.exists()  # nothing was created in the data directory
+    used = cli(folder, {**child, "DATABASE_URL": "sqlite:///preflight.db"}, "desk", "list")
+    assert used.returncode == 0 and f"No desks yet in {folder / 'preflight.db'}." in used.stdout
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "argv", "needle"),
+    [
+        ("DATABASE_URL", "postgresql://postgres@127.0.0.1:{port}/x", ["desk", "list"], "cannot use the database"),
+        ("DATABASE_URL", "sqlite:////proc/nowhere/preflight.db", ADD, "cannot use the database"),
+        ("SLACK_API_URL", "http://127.0.0.1:{port}/api/", ["checklist", "post", "equities"], "could not be reached"),
+    ],
+    ids=["postgres-unreachable", "sqlite-unwritable", "slack-unreachable"],
+)
+def test_failures_outside_are_exactly_one_line_from_a_real_process(
+    env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    setting: str,
+    value: str,
+    argv: list[str],
+    needle: str,
+) -> None:
+    assert run(capsys, with_option(ADD, "--timezone", "UTC"))[0] == 0
+    child = {**os.environ, **env, setting: value.format(port=closed_port())}
+    failed = cli(tmp_path, child, *argv)
+    assert failed.returncode == 2 and failed.stdout == ""
+    assert len(failed.stderr.splitlines()) == 1, failed.stderr
+    (line,) = failed.stderr.splitlines()  # no log lines, no traceback: one sentence
+    assert line.startswith("preflight") and needle in line

@@ -6,14 +6,31 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_DATABASE_URL, DEFAULT_SLACK_API_URL, ConfigError, load_settings, normalize_database_url
+from bot.config import (
+    DEFAULT_SLACK_API_URL,
+    ConfigError,
+    Settings,
+    default_database_url,
+    describe_database,
+    load_settings,
+    normalize_database_url,
+    prepare_database,
+)
 
 NO_FILE = None
 
 
-def test_defaults() -> None:
+@pytest.fixture(autouse=True)
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The per-user data directory (platformdirs honours XDG_DATA_HOME): a temporary one."""
+    home = tmp_path / "data-home"
+    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    return home
+
+
+def test_defaults(data_home: Path) -> None:
     settings = load_settings({}, env_file=NO_FILE)
-    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///preflight.db"
+    assert settings.database_url == default_database_url() == f"sqlite:///{data_home}/ib-preflight/preflight.db"
     assert settings.port == 3000
     assert settings.slack_api_url == DEFAULT_SLACK_API_URL == "https://slack.com/api/"
     assert settings.slack_bot_token is None and settings.slack_signing_secret is None
@@ -45,7 +62,7 @@ def test_values_are_read_and_trimmed() -> None:
 def test_blank_values_count_as_unset() -> None:
     settings = load_settings({"PORT": "  ", "DATABASE_URL": "", "SLACK_BOT_TOKEN": " "}, env_file=NO_FILE)
     assert settings.port == 3000
-    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.database_url == default_database_url()
     assert settings.slack_bot_token is None
 
 
@@ -133,3 +150,52 @@ def test_a_malformed_value_in_the_dotenv_file_is_reported_too(tmp_path: Path) ->
 
 def test_missing_dotenv_file_is_fine(tmp_path: Path) -> None:
     assert load_settings({}, env_file=tmp_path / "absent.env").port == 3000
+
+
+# --- where the database lives ----------------------------------------------------------------
+
+
+def test_the_default_database_does_not_depend_on_the_working_directory(
+    data_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = set()
+    for folder in ("a", "b/c"):
+        (tmp_path / folder).mkdir(parents=True)
+        monkeypatch.chdir(tmp_path / folder)
+        urls.add(load_settings({}, env_file=NO_FILE).database_url)
+    assert urls == {f"sqlite:///{data_home}/ib-preflight/preflight.db"}
+
+
+def test_prepare_database_makes_the_default_folder_only(data_home: Path, tmp_path: Path) -> None:
+    assert not data_home.exists()
+    prepare_database(load_settings({}, env_file=NO_FILE))
+    assert (data_home / "ib-preflight").is_dir()
+    # A DATABASE_URL the user chose is used as given: no folder is made for it.
+    chosen = tmp_path / "elsewhere" / "x.db"
+    prepare_database(load_settings({"DATABASE_URL": f"sqlite:///{chosen}"}, env_file=NO_FILE))
+    assert not chosen.parent.exists()
+
+
+def test_a_preflight_db_left_in_the_working_directory_is_not_silently_ignored(
+    data_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "preflight.db").write_bytes(b"")  # the default before the per-user data directory
+    with pytest.raises(ConfigError) as excinfo:
+        prepare_database(load_settings({}, env_file=NO_FILE))
+    message = str(excinfo.value)
+    assert "\n" not in message and "DATABASE_URL" in message
+    assert f"sqlite:///{tmp_path}/preflight.db" in message and str(data_home / "ib-preflight") in message
+    assert not (data_home / "ib-preflight").exists()
+    # Naming it (or any database) explicitly is fine.
+    prepare_database(load_settings({"DATABASE_URL": "sqlite:///preflight.db"}, env_file=NO_FILE))
+
+
+def test_database_label_shows_the_file_or_the_url_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings(database_url="sqlite:///preflight.db").database_label == str(tmp_path / "preflight.db")
+    assert describe_database("sqlite:////var/lib/pf.db") == "/var/lib/pf.db"
+    label = describe_database("postgresql+psycopg://pf:s3cret@db.internal:5432/preflight")
+    assert "s3cret" not in label and "db.internal:5432/preflight" in label

@@ -4,7 +4,11 @@ what the app handles is named, and its scopes cover the Web API methods the app 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,9 @@ from tests.fakes.slack import FakeSlack
 from tests.harness import Bot
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = ROOT.parent / "shared" / "slack-manifest-schema"
+# Slack's manifest schemas (slackapi/manifest-schema v0.5.0), in the folder CI provides beside
+# the checkout; PREFLIGHT_MANIFEST_SCHEMAS points elsewhere.
+SCHEMAS = Path(os.environ.get("PREFLIGHT_MANIFEST_SCHEMAS") or ROOT.parent / "shared" / "slack-manifest-schema")
 REMOTE = "https://raw.githubusercontent.com/slackapi/manifest-schema/v0.5.0/schemas/"
 
 # Web API method family -> the bot scope it needs (views.* and auth.test need none).
@@ -30,6 +36,8 @@ SCOPE_OF = {
     "files": "files:write",
     "views": None,
     "auth": None,
+    # Socket Mode: called with the app-level token (its connections:write scope), not a bot scope.
+    "apps.connections_open": None,
     "users": "users:read",
     "reactions": "reactions:write",
 }
@@ -41,6 +49,17 @@ def manifest() -> dict[str, Any]:
     data = yaml.safe_load((ROOT / "manifest.yml").read_text())
     assert isinstance(data, dict)
     return data
+
+
+def require_schemas(folder: Path, environ: Mapping[str, str]) -> None:
+    """Skip, saying why, when Slack's schemas are not there (a fresh clone); under CI=true
+    fail instead: CI provides them, so a skip there would hide that the check did not run."""
+    if (folder / "manifest.schema.json").is_file():
+        return
+    why = f"Slack's manifest schemas are not in {folder} (CI provides them; see tests/test_manifest.py)"
+    if environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"CI=true, but {why}", pytrace=False)
+    pytest.skip(why)
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -79,6 +98,7 @@ def bot_scopes() -> set[str]:
 
 
 def test_manifest_is_valid_against_slacks_schema() -> None:
+    require_schemas(SCHEMAS, os.environ)
     top = load_schema("manifest.schema.json")
     Draft7Validator.check_schema(top)
     validator = Draft7Validator(top, registry=offline_registry())
@@ -90,9 +110,50 @@ def test_manifest_is_valid_against_slacks_schema() -> None:
 
 
 def test_the_schema_check_is_not_vacuous() -> None:
+    require_schemas(SCHEMAS, os.environ)
     broken = {**manifest(), "features": {**manifest()["features"], "slash_commands": [{"command": "ibstatus"}]}}
     validator = Draft7Validator(load_schema("manifest.schema.json"), registry=offline_registry())
     assert list(validator.iter_errors(broken)), "a slash command without description/leading slash must fail"
+
+
+def test_missing_schemas_skip_with_the_reason_on_a_fresh_clone_and_fail_under_ci(tmp_path: Path) -> None:
+    missing = tmp_path / "no-schemas-here"
+    with pytest.raises(pytest.skip.Exception, match="manifest schemas are not in .*no-schemas-here"):
+        require_schemas(missing, {})
+    for ci in ("true", "TRUE", "1"):
+        with pytest.raises(pytest.fail.Exception, match="CI=true, but Slack's manifest schemas are not in"):
+            require_schemas(missing, {"CI": ci})
+    with pytest.raises(pytest.skip.Exception):
+        require_schemas(missing, {"CI": "false"})
+    present = tmp_path / "schemas"
+    present.mkdir()
+    (present / "manifest.schema.json").write_text("{}")
+    require_schemas(present, {"CI": "true"})  # there: the real check runs
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"),
+    [("", "SKIPPED [2] tests/test_manifest.py"), ("true", "FAILED tests/test_manifest.py::test_the_schema_check")],
+    ids=["fresh-clone", "ci"],
+)
+def test_a_fresh_clone_run_of_this_file_skips_and_a_ci_run_fails(tmp_path: Path, ci: str, outcome: str) -> None:
+    env = {**os.environ, "PREFLIGHT_MANIFEST_SCHEMAS": str(tmp_path / "absent"), "CI": ci}
+    # Exactly the two schema tests, by node id (nothing that could select this test again).
+    nodes = [f"{__file__}::{test.__name__}" for test in SCHEMA_TESTS]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rsf", "-p", "no:cacheprovider", *nodes],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert outcome in done.stdout, done.stdout[-3000:]
+    assert "manifest schemas are not in" in done.stdout and str(tmp_path / "absent") in done.stdout
+    assert done.returncode == (0 if not ci else 1)
+
+
+SCHEMA_TESTS = (test_manifest_is_valid_against_slacks_schema, test_the_schema_check_is_not_vacuous)
 
 
 def test_every_request_url_is_the_apps_events_endpoint() -> None:

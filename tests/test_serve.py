@@ -1,22 +1,32 @@
 """`preflight serve` as a real process: default SQLite file, /healthz, signed requests,
-the scheduler catching up on a due checklist, and a clean stop on SIGTERM."""
+the scheduler catching up on a due checklist, and a clean stop on SIGTERM; the bot and app
+tokens checked at start (one line, exit 2), and no request body in the DEBUG logs."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot import calendar
-from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, sign
+from bot.checklist import jobs
+from bot.serve import PAYLOAD_LOGGERS, logging_configured
+from bot.slack.ids import Action, Callback
+from tests.factories import make_desk
+from tests.fakes.slack import FakeSlack, Fault
+from tests.harness import BOT_TOKEN, SIGNING_SECRET, Bot, sign
+from tests.test_checklist_flow import report_values
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,9 +38,10 @@ def free_port() -> int:
 
 
 def test_serve_runs_on_the_default_sqlite_file_and_stops_cleanly(tmp_path: Path, fake_slack: FakeSlack) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SLACK_APP_TOKEN", "LOG_LEVEL")}
     port = free_port()
     env |= {
+        "XDG_DATA_HOME": str(tmp_path / "data"),
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": fake_slack.base_url,
@@ -46,7 +57,9 @@ def test_serve_runs_on_the_default_sqlite_file_and_stops_cleanly(tmp_path: Path,
     window = (f"{post_at:%H:%M}", f"{deadline:%H:%M}") if due_today else ("00:00", "00:01")
     add += ["--traders", "UTRD1", "--timezone", "UTC", "--post-at", window[0], "--deadline", window[1]]
     subprocess.run(add, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
-    assert (tmp_path / "preflight.db").is_file()  # no DATABASE_URL: a SQLite file in the working directory
+    # No DATABASE_URL: a SQLite file in the per-user data directory, not in the working directory.
+    assert (tmp_path / "data" / "ib-preflight" / "preflight.db").is_file()
+    assert not (tmp_path / "preflight.db").exists()
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -61,7 +74,9 @@ def test_serve_runs_on_the_default_sqlite_file_and_stops_cleanly(tmp_path: Path,
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert health is not None and health.status_code == 200 and health.json() == {"database": "ok"}
+        assert health is not None and health.status_code == 200
+        assert health.json()["database"] == "ok" and health.json()["slack"] == "ok"  # checked at start
+        assert fake_slack.of("auth.test")[0].token == BOT_TOKEN
 
         body = b"command=%2Fibstatus&text=help&user_id=UTRD1&channel_id=C0123&team_id=T1&trigger_id=1"
         ts = str(int(time.time()))
@@ -85,17 +100,201 @@ def test_serve_runs_on_the_default_sqlite_file_and_stops_cleanly(tmp_path: Path,
     assert b"Traceback" not in out, out.decode()[-2000:]
 
 
-def test_serve_with_a_clock_offset_warns_and_says_so_on_healthz(tmp_path: Path, fake_slack: FakeSlack) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env |= {
+def serve_env(tmp_path: Path, slack_api_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SLACK_APP_TOKEN", "LOG_LEVEL")}
+    return env | {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'preflight.db'}",
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake_slack.base_url,
-        "PORT": str(port),
+        "SLACK_API_URL": slack_api_url,
+        "PORT": str(free_port()),
         "PYTHONPATH": str(ROOT),
-        "PREFLIGHT_CLOCK_OFFSET": "-86400",
+        **extra,
     }
+
+
+def refused_start(tmp_path: Path, env: dict[str, str]) -> str:
+    """Run `preflight serve`, which must stop at once: its one line of stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr[-2000:]  # one sentence, no traceback, no log lines
+    return done.stderr.strip()
+
+
+def dead_slack() -> str:
+    return f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "not_authed", "account_inactive", "token_revoked"])
+def test_a_bot_token_slack_refuses_stops_serve_in_one_line(tmp_path: Path, fake_slack: FakeSlack, error: str) -> None:
+    fake_slack.script("auth.test", Fault(body={"ok": False, "error": error}))
+    line = refused_start(tmp_path, serve_env(tmp_path, fake_slack.base_url))
+    assert line.startswith("preflight: error: SLACK_BOT_TOKEN was refused by Slack") and error in line
+    assert BOT_TOKEN not in line
+
+
+@pytest.mark.parametrize(
+    ("script", "needle"),
+    [
+        (Fault(body={"ok": False, "error": "invalid_auth"}), "SLACK_APP_TOKEN was refused by Slack (invalid_auth)"),
+        (Fault(body={"ok": False, "error": "not_authed"}), "SLACK_APP_TOKEN was refused by Slack (not_authed)"),
+        (Fault(status=503), "Socket Mode could not connect to Slack at"),
+        (None, "Socket Mode could not connect to Slack's WebSocket"),
+    ],
+    ids=["invalid_auth", "not_authed", "slack-503", "websocket-unreachable"],
+)
+def test_socket_mode_that_cannot_connect_stops_serve_in_one_line(
+    tmp_path: Path, fake_slack: FakeSlack, script: Fault | None, needle: str
+) -> None:
+    if script is None:  # Slack hands out a WebSocket URL that does not answer
+        script = Fault(body={"ok": True, "url": f"ws://127.0.0.1:{free_port()}/link"})
+    fake_slack.script("apps.connections.open", *[script] * 4)  # retries included
+    env = serve_env(tmp_path, fake_slack.base_url, SLACK_APP_TOKEN="xapp-test")
+    line = refused_start(tmp_path, env)
+    assert needle in line and "xapp-test" not in line
+    assert fake_slack.rejected and fake_slack.rejected[0].method == "apps.connections.open"
+    assert fake_slack.rejected[0].token == "xapp-test"
+
+
+def test_socket_mode_with_slack_unreachable_stops_serve_in_one_line(tmp_path: Path) -> None:
+    dead = dead_slack()
+    line = refused_start(tmp_path, serve_env(tmp_path, dead, SLACK_APP_TOKEN="xapp-test"))
+    assert line == f"preflight serve: Socket Mode needs Slack, which is unreachable at {dead}: Connection refused"
+
+
+def test_http_mode_keeps_serving_when_slack_is_unreachable_and_healthz_says_so(tmp_path: Path) -> None:
+    env = serve_env(tmp_path, dead_slack())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        health = wait_for_health(f"http://127.0.0.1:{env['PORT']}")
+        assert health.status_code == 200  # the database answers: the bot stays in service
+        body = health.json()
+        assert body["database"] == "ok" and body["slack"] == "unreachable"
+        assert body["slack_error"] == "Connection refused" and body["slack_checked_at"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    text = out.decode()
+    assert "WARNING bot.serve: Slack is unreachable at" in text and "serving anyway" in text
+    assert "Traceback" not in text
+
+
+def wait_for_health(base: str) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=2)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+# --- no request bodies in the logs ---------------------------------------------------------
+
+MARKER = "ZQX-trader-note-7731"
+
+
+@pytest.fixture
+def debug_logging(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """LOG_LEVEL=DEBUG as `preflight serve` sets it (and puts back afterwards)."""
+    caplog.set_level(logging.DEBUG)
+    with logging_configured("DEBUG"):
+        yield caplog
+
+
+def test_debug_logs_name_methods_statuses_and_ids_never_a_trader_note(
+    bot: Bot, fake_slack: FakeSlack, debug_logging: pytest.LogCaptureFixture
+) -> None:
+    make_desk(bot.runtime.engine)
+    day = date(2026, 11, 25)
+    posted = jobs.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=day, now=bot.clock())
+    assert posted.run_id is not None
+    assert bot.click("UTRD2", Action.REPORT_PROBLEM, str(posted.run_id)).status_code == 200
+    bot.settle()
+    meta = str(fake_slack.of("views.open")[-1].params["view"]["private_metadata"])
+    values = report_values(["permissions"], platform="tws", missing=f"ES futures {MARKER}", note=f"call me {MARKER}")
+    assert bot.submit_view("UTRD2", Callback.REPORT_MODAL, values, meta).status_code == 200
+    bot.settle()
+    assert bot.command("UTRD2", f"desk {MARKER}").status_code == 200
+    bot.settle()
+    # The note did travel (in and out): what is logged about it is not vacuous.
+    assert any(MARKER in json.dumps(call.params) for call in fake_slack.of("chat.update"))
+    records = debug_logging.records
+    assert records, "nothing was logged at DEBUG"
+    leaked = [r for r in records if MARKER in r.getMessage() or MARKER in str(r.args) or MARKER in (r.exc_text or "")]
+    assert leaked == [], [f"{r.name}: {r.getMessage()[:200]}" for r in leaked]
+    messages = [r.getMessage() for r in records]
+    assert any(m.startswith("Slack Web API call ") and m.endswith("chat.update") for m in messages), messages
+    assert any(m == "Slack Web API answered HTTP 200" for m in messages)
+    submitted = "slack request view_submission checklist_report_modal user=UTRD2 team=T1 -> 200"
+    assert submitted in messages, [m for m in messages if m.startswith("slack request")]
+
+
+def test_serve_puts_the_log_levels_back_when_it_returns(caplog: pytest.LogCaptureFixture) -> None:
+    names = ["", *PAYLOAD_LOGGERS, "slack_sdk.web.base_client"]
+    before = {name: logging.getLogger(name).level for name in names}
+    with logging_configured("DEBUG"):
+        assert logging.getLogger("slack_sdk").level == logging.INFO
+        assert logging.getLogger().level == logging.DEBUG
+    assert {name: logging.getLogger(name).level for name in names} == before
+    assert logging.getLogger("slack_sdk.web.base_client").filters == []
+
+
+# --- several processes (gunicorn, PostgreSQL) ------------------------------------------------
+
+
+def test_with_workers_a_refused_token_stops_serve_in_one_line(
+    pg_url: str, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    fake_slack.script("auth.test", Fault(body={"ok": False, "error": "invalid_auth"}))
+    env = serve_env(tmp_path, fake_slack.base_url, DATABASE_URL=pg_url)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "preflight: error: SLACK_BOT_TOKEN was refused by Slack (invalid_auth): check the bot token (xoxb-...)"
+    ]
+
+
+def test_each_worker_reports_slack_on_healthz(pg_url: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
+    env = serve_env(tmp_path, fake_slack.base_url, DATABASE_URL=pg_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_health(f"http://127.0.0.1:{env['PORT']}")
+        bodies = [
+            httpx.get(f"http://127.0.0.1:{env['PORT']}/healthz", headers={"Connection": "close"}, timeout=5).json()
+            for _ in range(6)
+        ]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()[-3000:]
+    assert all(b["database"] == "ok" and b["slack"] == "ok" and b["slack_checked_at"] for b in bodies), bodies
+    assert len(fake_slack.of("auth.test")) == 1  # the master's check at start; the workers' come a minute later
+
+
+def test_serve_with_a_clock_offset_warns_and_says_so_on_healthz(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    env = serve_env(tmp_path, fake_slack.base_url, PREFLIGHT_CLOCK_OFFSET="-86400")
+    port = int(env["PORT"])
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

@@ -21,6 +21,9 @@ from bot.desks.models import Desk
 log = logging.getLogger(__name__)
 
 
+UNREACHABLE = "unreachable"  # PostResult.outcome when Slack could not be reached (or did not answer in time)
+
+
 @dataclass(frozen=True)
 class PostResult:
     outcome: PostOutcome | str
@@ -56,14 +59,14 @@ def post_checklist(
         run_id, channel, version = run.id, run.channel_id, run.answers_version
     try:
         response = client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
-    except (SlackClientError, OSError) as exc:  # refused, 5xx, timed out, unreachable: try again later
-        error = (
-            str(exc.response.get("error") or exc) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
-        )
-        with session_scope(engine) as session:
+    except (SlackClientError, OSError) as exc:  # Slack said no, or could not be reached (refused, DNS, timeout)
+        error = _reason(exc)
+        with session_scope(engine) as session:  # release the lease: the next try (tick or CLI) posts
             checklist.mark_post_failed(session=session, run_id=run_id, error=error)
         log.warning("posting %s %s failed: %s", desk_name, day, error)
-        return PostResult("failed", f"Slack refused the post to {channel}: {error}", run_id)
+        if isinstance(exc, SlackApiError):
+            return PostResult("failed", f"Slack refused the post to {channel}: {error}", run_id)
+        return PostResult(UNREACHABLE, f"Slack could not be reached to post to {channel}: {error}", run_id)
     ts = str(response["ts"])
     with session_scope(engine) as session:
         checklist.mark_posted(session=session, run_id=run_id, ts=ts, now=now)
@@ -73,6 +76,13 @@ def post_checklist(
         run_after.rendered_version = version
     log.info("posted checklist %s %s to %s (ts %s)", desk_name, day, channel, ts)
     return PostResult(PostOutcome.CLAIMED, f"Posted {desk_name}'s checklist for {day} to {channel}.", run_id, ts)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or exc)
+    reason = getattr(exc, "reason", None) or exc  # urllib's URLError wraps the socket error
+    return str(getattr(reason, "strerror", None) or reason or type(reason).__name__).splitlines()[0]
 
 
 def _not_posted(desk: Desk, day: date, claim: checklist.PostClaim) -> PostResult:
