@@ -499,6 +499,7 @@ def test_slack_unreachable_during_checklist_post_is_one_line_and_frees_the_post(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    pretend_now(monkeypatch, datetime(2026, 11, 27, 13, 5, tzinfo=UTC))  # 08:05 New York: the morning is open
     assert run(capsys, ADD)[0] == 0
     dead = f"http://127.0.0.1:{closed_port()}/api/"
     monkeypatch.setenv("SLACK_API_URL", dead)
@@ -520,6 +521,7 @@ def test_slack_unreachable_during_checklist_post_is_one_line_and_frees_the_post(
 def test_slack_unreachable_during_summary_post_is_one_line(
     env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pretend_now(monkeypatch, datetime(2026, 11, 27, 13, 5, tzinfo=UTC))  # 08:05 New York: the morning is open
     assert run(capsys, ADD)[0] == 0
     dead = f"http://127.0.0.1:{closed_port()}/api/"
     monkeypatch.setenv("SLACK_API_URL", dead)

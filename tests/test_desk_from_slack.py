@@ -16,7 +16,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.audit import AuditEvent
-from bot.checklist.models import Answer
+from bot.checklist.models import Answer, PermissionGap
 from bot.db import session_scope
 from bot.desks import service as desks
 from bot.desks.models import Away, Desk, Role
@@ -502,6 +502,7 @@ def test_big_desks_are_accepted_by_a_strict_slack(bot: Bot, fake_slack: FakeSlac
         failed=frozenset({Check.PERMISSIONS, Check.CONTINGENCY}),
         platform=Platform.TWS,
         missing_permissions=", ".join(f"ES{i} futures" for i in range(60))[:500],
+        permission_gaps=frozenset({PermissionGap.TRADING}),
         gaps=frozenset({ContingencyGap.SECONDARY_INTERFACE}),
         note="n" * 500,
     )

@@ -20,6 +20,7 @@ from bot.db import session_scope
 from bot.delivery.worker import PassResult
 from bot.desks import service as desks
 from bot.errors import ServiceError
+from bot.escalation import service as escalation
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.runtime import deliver_due
 from bot.slack.ids import FIELD, Action, Block, Callback
@@ -39,7 +40,7 @@ from tests.escalation_fixtures import (
     report_values,
     run_pass,
 )
-from tests.factories import make_desk
+from tests.factories import NAMES, make_desk
 from tests.fakes.pager import FakePager
 from tests.fakes.slack import FakeSlack, Fault
 from tests.harness import BOT_TOKEN, Bot, utc
@@ -151,7 +152,7 @@ def test_a_silent_trader_who_answers_is_resolved_automatically_and_never_paged(
     deliver(bot, fake_slack)
     for manager in ("UMGR1", "UMGR2"):
         (update,) = updates_of(fake_slack, message_ts(engine, f"escalation:{silent.id}:dm:{manager}"))
-        assert "Resolved* — <@UTRD1> confirmed at Wed 25 Nov 09:07 EST" in update
+        assert "Resolved* — Alice confirmed at Wed 25 Nov 09:07 EST" in update
         assert Action.ESCALATION_ACK not in update and Action.ESCALATION_RESOLVE not in update
 
     # /ibstatus no longer says "ready" and "open escalation about you" at once.
@@ -193,7 +194,7 @@ def test_a_restricted_trader_who_confirms_is_resolved_everywhere_with_one_pager_
     refs = [f"escalation:{esc.id}:dm:UMGR1", f"escalation:{esc.id}:dm:UMGR2", f"escalation:{esc.id}:level2:channel"]
     for ref in refs:
         resolved = [u for u in updates_of(fake_slack, message_ts(engine, ref)) if "Resolved*" in u]
-        assert len(resolved) == 1 and "<@UTRD1> confirmed at Wed 25 Nov 09:20 EST" in resolved[0]
+        assert len(resolved) == 1 and "Alice confirmed at Wed 25 Nov 09:20 EST" in resolved[0]
     events = fake_pager.events()
     assert [e["event_action"] for e in events] == ["trigger", "resolve"]
     assert {e["dedup_key"] for e in events} == {str(esc.id)}
@@ -203,7 +204,7 @@ def test_a_restricted_trader_who_confirms_is_resolved_everywhere_with_one_pager_
     bot.click("UMGR1", Action.ESCALATION_RESOLVE, str(esc.id), channel="DUMGR1")
     bot.settle()
     reply = str(fake_slack.of("chat.postEphemeral")[-1].params["text"])
-    assert reply == "Already resolved: <@UTRD1> confirmed at 09:20 EST."
+    assert reply == "Already resolved: Alice confirmed at 09:20 EST."
     assert fake_slack.of("views.open")[-1].params["view"]["callback_id"] != Callback.RESOLVE_MODAL
 
 
@@ -406,7 +407,7 @@ def test_slack_down_through_the_post_window_is_an_escalation_and_the_post_follow
     fake_slack.script("chat.postMessage", Fault(delay=1.5), *[down] * 30)  # a timeout, then errors
     for moment in (at(8, 0), at(8, 20), at(8, 59)):
         (result,) = jobs.catch_up(engine, client, now=moment)
-        assert result.outcome == "failed"
+        assert result.outcome in ("failed", jobs.UNREACHABLE)  # refused, or timed out
     # 09:00: nobody could answer a checklist that isn't there. The desk's managers are told.
     bot.clock.set(at(9, 0))
     assert len(run_pass(engine, at(9, 0)).opened) == 1
@@ -669,11 +670,19 @@ def test_a_whole_morning(bot: Bot, fake_slack: FakeSlack, fake_pager: FakePager)
             for r in outbox_rows(engine)
             if r.dedup_key.startswith(f"escalation:{esc.id}:") and r.kind in ("slack.dm", "slack.post")
         ]
-        assert len(originals) == (3 if esc.level == 2 else 2)
+        # Managers heard of it by one DM each, or in the grouped message of the pass that opened
+        # several at once (one per manager, issue 12); a level-2 post adds one more original.
+        with Session(engine) as session:
+            grouped = [ref for ref, _ids in escalation.digests_of(session, esc)]
+        assert len(grouped) in (0, 2)
+        assert len(originals) == (1 if esc.level == 2 else 0) + (0 if grouped else 2)
         for ref in originals:
             resolved = [u for u in updates_of(fake_slack, message_ts(engine, ref)) if "Resolved*" in u]
             assert len(resolved) == 1, (trader, ref)
-            assert f"<@{trader}> " in resolved[0]
+            assert f"{NAMES.get(trader, trader)} " in resolved[0]  # by name
+        for ref in grouped:  # the grouped message is redrawn in place with this one resolved
+            resolved = [u for u in updates_of(fake_slack, message_ts(engine, ref)) if "Resolved*" in u]
+            assert resolved and f"{NAMES.get(trader, trader)}" in resolved[-1], (trader, ref)
         assert by_key[(str(esc.id), "resolve")] == (1 if esc.level == 2 else 0)
         assert ("resolved", "system") in audit_actions(engine, f"escalation:{esc.id}")
 
@@ -700,7 +709,7 @@ def test_a_whole_morning(bot: Bot, fake_slack: FakeSlack, fake_pager: FakePager)
         assert "✅ ready" in mine and "Open escalations about you" not in mine
     assert "No answer by the deadline" in status(bot, "UTRD4")
     listing = status(bot, "UMGR1", "escalations")
-    assert "Open escalations* (1)" in listing and "<@UTRD4>" in listing
+    assert "Open escalations* (1)" in listing and "UTRD4" in listing  # no name cached for UTRD4: its ID
 
 
 def _audit(engine: Any) -> list[AuditEvent]:

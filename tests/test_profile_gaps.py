@@ -157,12 +157,12 @@ def test_monday_relogin_guard(bot: Bot, fake_slack: FakeSlack, day: date, at: da
     weekly = next(
         b["text"]["text"] for b in fake_slack.of("chat.postMessage")[-1].params["blocks"] if "Weekly" in str(b)
     )
-    assert "<@UTRD1>" in weekly and "<@UTRD2>" not in weekly and "<@UTRD3>" not in weekly
-    assert "⏳ <@UTRD1> — pending · 🔁 weekly login due" in message
+    assert "Alice" in weekly and "Bob" not in weekly and "Carol" not in weekly  # names, never pings
+    assert "⏳ Alice — pending · 🔁 weekly login due" in message
     bot.click("UTRD1", Action.CONFIRM_ALL, str(result.run_id))
     bot.settle()
-    assert "<@UTRD1> — ready" in _roster(fake_slack) and "🔁 weekly login done" in _roster(fake_slack)
-    assert "<@UTRD2> — pending · 🔁" not in _roster(fake_slack)  # Client Portal only: no weekly login
+    assert "Alice — ready" in _roster(fake_slack) and "🔁 weekly login done" in _roster(fake_slack)
+    assert "Bob — pending · 🔁" not in _roster(fake_slack)  # Client Portal only: no weekly login
 
 
 def test_a_verified_backup_is_not_asked_again_and_a_device_trust_failure_unverifies_the_primary(
@@ -180,7 +180,7 @@ def test_a_verified_backup_is_not_asked_again_and_a_device_trust_failure_unverif
     assert result.run_id is not None
     message = json.dumps(fake_slack.of("chat.postMessage")[-1].params["blocks"], ensure_ascii=False)
     assert "aren't asked about it again" in message
-    assert "<@UTRD3> — pending · 🆘 no backup second factor besides the primary one (profile)" in message
+    assert "Carol — pending · 🆘 no backup second factor besides the primary one (profile)" in message
 
     for who in ("UTRD1", "UTRD2"):
         bot.click(who, Action.REPORT_PROBLEM, str(result.run_id))
@@ -248,7 +248,7 @@ def test_the_weekly_summary_shows_profile_gaps(bot: Bot, fake_slack: FakeSlack) 
     assert "profile: no recovery path" in reasons["UTRD1"] and "1 flagged automation" in reasons["UTRD3"]
     assert all(row.values["profile_gap"] is None for row in previous.rows.values())  # not before it opened
     table = json.dumps(summary_views.table_block(report, chars=11000)[0])
-    assert "profile" in table and "no recovery path" in table
+    assert "Profile" in table and "no recovery path" in table
     with Session(engine) as session:
         assert (
             profile.week_figures(session=session, desk_id=desk.id, start=utc(2026, 11, 30), end=utc(2026, 12, 7))[
@@ -265,9 +265,9 @@ def test_the_roster_follows_the_profile_within_the_refresh(bot: Bot, fake_slack:
     result = jobs.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=bot.clock())
     assert result.run_id is not None
     posted = json.dumps(fake_slack.of("chat.postMessage")[-1].params["blocks"], ensure_ascii=False)
-    assert "<@UTRD3> — pending · 🆘" in posted
+    assert "Carol — pending · 🆘" in posted
     fixed = factors_values("ib_key", ["ib_key", "dsc_plus"], {"dsc_plus": date(2026, 11, 25)})
     assert submit(bot, "UTRD3", ProfileCallback.FACTORS, fixed) == {}  # settles the refresher too
     roster = _roster(fake_slack)
-    assert "⏳ <@UTRD3> — pending\\n" in roster or roster.endswith('⏳ <@UTRD3> — pending"}}]')
+    assert "⏳ Carol — pending\\n" in roster or roster.endswith('⏳ Carol — pending"}}]')
     assert "🆘" not in roster

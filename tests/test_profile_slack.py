@@ -146,8 +146,10 @@ def test_every_modal_refuses_bad_input_and_stores_nothing(bot: Bot, fake_slack: 
         assert set(errors) == expected, (callback, errors)
         assert all(isinstance(message, str) and message for message in errors.values())
     with Session(engine) as session:
-        for table in (TraderProfile, PlatformPermission, SecondFactorRecord, Automation, AuditEvent):
+        for table in (TraderProfile, PlatformPermission, SecondFactorRecord, Automation):
             assert session.exec(select(table)).all() == [], table
+        # Only the desk's own creation is in the trail: no refused submission left an event.
+        assert [e.action for e in session.exec(select(AuditEvent)).all()] == ["desk_created"]
     assert fake_slack.of("views.publish") == []
 
 

@@ -202,7 +202,7 @@ def checklist_message(roster: Roster, *, compact: bool = False) -> tuple[str, Bl
             if backed
             else []
         ),
-        context_block(f"Answer by *{deadline}*{early}. Never type IBKR passwords or one-time codes in Slack."),
+        context_block(f"Answer by {deadline}{early}. Never type IBKR passwords or one-time codes in Slack."),
         answer_buttons(run),
         {"type": "divider"},
         section(roster_summary(roster), block_id=Block.ROSTER),
