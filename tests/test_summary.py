@@ -4,6 +4,7 @@ the chart, `/ibstatus week`, the CLI, and a constant number of SQL statements.""
 from __future__ import annotations
 
 import json
+import socket
 from datetime import date, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.cli import main
 from bot.crypto import Keyring
@@ -191,6 +192,23 @@ def test_statement_count_does_not_grow_with_traders(engine: Engine) -> None:
 
 
 # --- posting ------------------------------------------------------------------------------
+
+
+def test_slack_unreachable_releases_the_summary_claim(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
+    """A summary Slack could not be reached for is not left claimed: the next tick posts it."""
+    due = summary.due_at(_desk(engine, history), WEEK)
+    assert due is not None
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/api/"
+    down = WebClient(token=BOT_TOKEN, base_url=dead, timeout=1, retry_handlers=[])
+    (result,) = weekly.post_due_summaries(engine, down, now=due)
+    assert result.outcome == "failed" and "could not be reached" in result.message
+    with Session(engine) as session:
+        (row,) = session.exec(select(WeeklySummary)).all()
+        assert row.claimed_at is None and row.posted_at is None
+    client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
+    assert [r.outcome for r in weekly.post_due_summaries(engine, client, now=due)] == ["claimed"]
 
 
 def test_post_summary_dms_each_manager_with_the_chart_once(engine: Engine, history: int, fake_slack: FakeSlack) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.engine import Engine
 
 from bot.crypto import Keyring
@@ -76,12 +76,16 @@ def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week:
             response = client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
             first_ts = first_ts or str(response["ts"])
             upload_chart(client, channel=channel, report=report, png=png)
-    except SlackApiError as exc:
-        error = str(exc.response.get("error") or exc)
+    except (SlackClientError, OSError) as exc:  # refused, or Slack could not be reached: release the claim
+        refused = isinstance(exc, SlackApiError)
+        error = (
+            str(exc.response.get("error") or exc) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
+        )
         with session_scope(engine) as session:
             summary.release_summary(session=session, summary_id=summary_id)
         log.warning("posting the %s summary for %s failed: %s", desk_name, iso_week, error)
-        return SummaryResult("failed", f"Slack refused the {desk_name} summary for {iso_week}: {error}")
+        why = "Slack refused" if refused else "Slack could not be reached for"
+        return SummaryResult("failed", f"{why} the {desk_name} summary for {iso_week}: {error}")
     with session_scope(engine) as session:
         summary.mark_summary_posted(session=session, summary_id=summary_id, ts=first_ts, now=now)
     where = desk.managers_channel_id or f"{len(managers)} manager(s) by DM"
