@@ -192,14 +192,14 @@ def serve(settings: Settings, *, workers: int = 1) -> None:
     settings.require_slack()
     prepare_database(settings)
     upgrade(settings.database_url)  # before the log level is lowered: `preflight migrate` is as quiet
-    if settings.clock_offset:
-        log.warning(
-            "PREFLIGHT_CLOCK_OFFSET=%s: the bot's clock is moved %+d seconds from the real time (staging only)",
-            settings.clock_offset,
-            settings.clock_offset,
-        )
     with ExitStack() as cleanup:  # stops, in reverse order, whatever was started
         cleanup.enter_context(logging_configured(settings.log_level))
+        if settings.clock_offset:  # after logging is set up: the CLI logs only errors until then
+            log.warning(
+                "PREFLIGHT_CLOCK_OFFSET=%s: the bot's clock is moved %+d seconds from the real time (staging only)",
+                settings.clock_offset,
+                settings.clock_offset,
+            )
         health = check_slack(settings)
         if workers > 1:
             engine = make_engine(settings.database_url)

@@ -20,7 +20,7 @@ def delivery_client(client: WebClient) -> WebClient:
         base_url=client.base_url,
         timeout=client.timeout,
         retry_handlers=[],
-        logger=logging.getLogger("bot.delivery.outbox.slack"),
+        logger=logging.getLogger("slack_sdk.web.base_client"),  # the Web API logger serve keeps payload-free
     )
 
 
