@@ -237,7 +237,7 @@ def test_post_summary_dms_each_manager_with_the_chart_once(engine: Engine, histo
     assert blocks[0]["type"] == "header" and "Completion 92%" in blocks[1]["text"]["text"]
     assert "▼ 8 pts vs last week" in blocks[1]["text"]["text"]
     assert "Thanksgiving Day" in blocks[2]["elements"][0]["text"] and "early close" in blocks[2]["elements"][0]["text"]
-    assert "<@UTRD2>" in blocks[3]["text"]["text"] and "<@UTRD3>" in blocks[3]["text"]["text"]
+    assert "Bob" in blocks[3]["text"]["text"] and "Carol" in blocks[3]["text"]["text"]  # by name
     assert blocks[-1]["elements"][0]["action_id"] == "summary_download_csv"
 
     # Once: the WeeklySummary row decides, across ticks and the CLI path alike.
