@@ -438,6 +438,8 @@ def _summary_post(args: argparse.Namespace, settings: Settings) -> int:
         )
     client = make_client(settings)
     result = weekly.post_summary(engine, client, desk_name=args.name, iso_week=week, now=now)
+    if result.outcome == weekly.UNREACHABLE:
+        raise CliError(f"preflight summary post: {result.message}; nothing posted, try again")
     print(result.message)
     return 1 if result.outcome == "failed" else 0
 

@@ -203,7 +203,7 @@ def test_slack_unreachable_releases_the_summary_claim(engine: Engine, history: i
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}/api/"
     down = WebClient(token=BOT_TOKEN, base_url=dead, timeout=1, retry_handlers=[])
     (result,) = weekly.post_due_summaries(engine, down, now=due)
-    assert result.outcome == "failed" and "could not be reached" in result.message
+    assert result.outcome == weekly.UNREACHABLE and "could not be reached" in result.message
     with Session(engine) as session:
         (row,) = session.exec(select(WeeklySummary)).all()
         assert row.claimed_at is None and row.posted_at is None

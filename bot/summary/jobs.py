@@ -24,6 +24,8 @@ from bot.summary.report import SummaryOutcome, WeeklyReport
 
 log = logging.getLogger(__name__)
 
+UNREACHABLE = "unreachable"  # SummaryResult.outcome when Slack could not be reached (the claim is released)
+
 
 @dataclass(frozen=True)
 class SummaryResult:
@@ -84,8 +86,11 @@ def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week:
         with session_scope(engine) as session:
             summary.release_summary(session=session, summary_id=summary_id)
         log.warning("posting the %s summary for %s failed: %s", desk_name, iso_week, error)
-        why = "Slack refused" if refused else "Slack could not be reached for"
-        return SummaryResult("failed", f"{why} the {desk_name} summary for {iso_week}: {error}")
+        if refused:
+            return SummaryResult("failed", f"Slack refused the {desk_name} summary for {iso_week}: {error}")
+        return SummaryResult(
+            UNREACHABLE, f"Slack could not be reached to post the {desk_name} summary for {iso_week}: {error}"
+        )
     with session_scope(engine) as session:
         summary.mark_summary_posted(session=session, summary_id=summary_id, ts=first_ts, now=now)
     where = desk.managers_channel_id or f"{len(managers)} manager(s) by DM"
