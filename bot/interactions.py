@@ -11,23 +11,28 @@ same payload, so its key is already there — on every replica, since the unique
 shared database — and the listener answers with a sentence instead of acting.
 
 Rows are kept for ``RETENTION`` (far beyond the five-minute window, and clock skew) and purged
-as new interactions arrive.
+as new interactions arrive (at most once per ``PURGE_EVERY`` of the domain clock per process:
+a purge is a DELETE, not something every click should pay for).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import Connection, Insert, Table, bindparam, delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col
 
 from bot.db import insert_or_skip
 from bot.dbtypes import UTCDateTime
 
 RETENTION = timedelta(hours=1)
+PURGE_EVERY = timedelta(minutes=1)
 REPLAYED_CLICK = "That click was already handled (a repeated request): nothing changed."
 REPLAYED_SUBMISSION = "This form was already submitted (a repeated request): nothing changed."
 
@@ -51,16 +56,49 @@ def interaction_key(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def first_time(*, session: Session, body: dict[str, Any], now: datetime) -> bool:
-    """Record this interaction; False when it was recorded before (a replay). Call it in the
-    transaction that makes the change, so the record and the change commit together."""
-    session.execute(delete(SeenInteraction).where(col(SeenInteraction.seen_at) < now - RETENTION))
+_purge_lock = threading.Lock()
+_purged_at: dict[str, datetime] = {}  # database URL -> last purge (domain clock)
+
+
+def _purge_due(database: str, now: datetime) -> bool:
+    """True at most once per ``PURGE_EVERY`` per database (and whenever the clock went back)."""
+    with _purge_lock:
+        last = _purged_at.get(database)
+        if last is not None and last <= now < last + PURGE_EVERY:
+            return False
+        _purged_at[database] = now
+        return True
+
+
+def _values(body: dict[str, Any], now: datetime) -> dict[str, Any]:
     user = body.get("user")
     user_id = user.get("id") if isinstance(user, dict) else None
-    values = {
+    return {
         "key": interaction_key(body),
         "kind": str(body.get("type") or "")[:32],
         "user_id": str(user_id or "")[:32],
         "seen_at": now,
     }
-    return insert_or_skip(session, SeenInteraction, values) is not None
+
+
+def first_time(*, session: Session, body: dict[str, Any], now: datetime) -> bool:
+    """Record this interaction; False when it was recorded before (a replay). Call it in the
+    transaction that makes the change, so the record and the change commit together."""
+    if _purge_due(str(session.get_bind().engine.url), now):
+        session.execute(delete(SeenInteraction).where(col(SeenInteraction.seen_at) < now - RETENTION))
+    return insert_or_skip(session, SeenInteraction, _values(body, now)) is not None
+
+
+_TABLE = cast(Table, SeenInteraction.__table__)  # type: ignore[attr-defined]
+_PURGE = delete(_TABLE).where(_TABLE.c.seen_at < bindparam("before", type_=UTCDateTime()))
+_RECORD: dict[str, Insert] = {
+    name: insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.id)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
+
+
+def first_time_core(conn: Connection, *, body: dict[str, Any], now: datetime) -> bool:
+    """``first_time`` on a Core connection (the click's fast path): one prebuilt INSERT."""
+    if _purge_due(str(conn.engine.url), now):
+        conn.execute(_PURGE, {"before": now - RETENTION})
+    return conn.execute(_RECORD[conn.dialect.name], _values(body, now)).scalar_one_or_none() is not None

@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.checklist import click, views
 from bot.checklist import service as checklist
-from bot.checklist import views
 from bot.checklist.facts import facts_for
 from bot.checklist.models import ChecklistRun
 from bot.errors import ServiceError
@@ -37,10 +37,35 @@ def register(app: App) -> None:
 
 def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     """Stored before the acknowledgement (an acknowledged click is a stored click, whatever
-    happens to this process next); the reply and the roster follow after the response."""
+    happens to this process next); the reply and the roster follow after the response. A first
+    confirmation takes the prebuilt statements of ``bot.checklist.click``; anything else (a
+    report replaced, an open escalation to resolve) the ORM path with every hook."""
     user, channel = user_id(body), channel_id(body)
     run_id = parse_int(action_value(body))
-    stored, reply = False, None
+    fast = click.confirm(deps.engine, run_id=run_id, user_id=user, body=body, now=now)
+    stored, reply = fast.outcome is click.Outcome.STORED, FAST_REPLY.get(fast.outcome, fast.message)
+    if fast.outcome is click.Outcome.FULL:
+        stored, reply = _confirm_full(body, deps, run_id, user, now)
+    ack()
+    if stored and run_id is not None:
+        deps.refresher.notify(run_id)
+    if reply:
+        deps.later(ephemeral, client=client, channel=channel, user=user, text=reply)
+    if stored:
+        deps.after_home_click(body, client, now)
+
+
+FAST_REPLY = {
+    click.Outcome.STORED: "",  # a first confirmation needs no reply: the roster shows ✅ within a second
+    click.Outcome.ALREADY: ALREADY_READY,
+    click.Outcome.REPLAYED: REPLAYED_CLICK,
+    click.Outcome.STALE: STALE,
+}
+
+
+def _confirm_full(body: dict[str, Any], deps: Deps, run_id: int | None, user: str, now: datetime) -> tuple[bool, str]:
+    """The ORM path: (stored, reply)."""
+    stored, reply = False, ""
     with deps.db() as session:
         run = session.get(ChecklistRun, run_id) if run_id is not None else None
         if not first_time(session=session, body=body, now=now):
@@ -58,14 +83,7 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
                     reply = ALREADY_READY
                 elif result.answer.version > 1:  # it replaces a report: say the restriction is gone
                     reply = views.guidance(result.answer)
-                # A first confirmation needs no reply: the roster shows ✅ within a second.
-    ack()
-    if stored and run_id is not None:
-        deps.refresher.notify(run_id)
-    if reply:
-        deps.later(ephemeral, client=client, channel=channel, user=user, text=reply)
-    if stored:
-        deps.after_home_click(body, client, now)
+    return stored, reply
 
 
 def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:

@@ -314,10 +314,18 @@ def check_can_answer(*, session: Session, run: ChecklistRun, user_id: str, now: 
     desk = session.get(Desk, run.desk_id)
     assert desk is not None
     if not is_member(session=session, desk_id=run.desk_id, user_id=user_id, role=Role.TRADER):
-        raise NotOnDeskError(f"You're not a trader on the {desk.name} desk, so this checklist isn't yours.")
+        raise NotOnDeskError(not_on_desk_message(desk.name))
     if run_closed(run, desk, now):
-        raise ClosedError(f"This checklist ({run.trading_date:%a %d %b}) has closed. Answer today's checklist instead.")
+        raise ClosedError(closed_message(run.trading_date))
     return desk
+
+
+def not_on_desk_message(desk_name: str) -> str:
+    return f"You're not a trader on the {desk_name} desk, so this checklist isn't yours."
+
+
+def closed_message(trading_date: date) -> str:
+    return f"This checklist ({trading_date:%a %d %b}) has closed. Answer today's checklist instead."
 
 
 def latest_answer(*, session: Session, run_id: int, user_id: str) -> Answer | None:

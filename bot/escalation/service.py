@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import exists, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -301,6 +301,21 @@ def _on_answer_stored(session: Session, run: ChecklistRun, answer: Answer, now: 
     assert desk is not None
     _resolve_gone(session, desk, run, answer.user_id, answer, now)
     _open_due(session, desk, run, answer.user_id, answer, now)
+
+
+# A first confirmation calls for no escalation (``kinds_called_for``): it only resolves what is
+# open for the trader on the run, which the ORM hook above does (messages, pager, audit).
+_ESC = Escalation.__table__  # type: ignore[attr-defined]
+checklist_events.declare_confirm(
+    checklist_events.ConfirmRule(
+        name="escalation",
+        full_path=exists().where(
+            _ESC.c.run_id == checklist_events.RUN_ID,
+            _ESC.c.trader_id == checklist_events.USER_ID,
+            _ESC.c.state.in_([s.value for s in OPEN_STATES]),
+        ),
+    )
+)
 
 
 # --- resolving automatically --------------------------------------------------------------

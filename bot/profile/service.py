@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import exists, update
 from sqlmodel import Session, col, select
 
 from bot import calendar
@@ -771,6 +771,34 @@ def _on_answer_stored(session: Session, run: ChecklistRun, answer: Answer, now: 
     record.updated_at = now
     session.add(record)
     session.flush()
+
+
+# The same for a first confirmation, as SQL (``bot.checklist.click``): authentication passed, so
+# the primary method, if the trader has a record of it, is verified now.
+_PROFILE = TraderProfile.__table__  # type: ignore[attr-defined]
+_FACTOR = SecondFactorRecord.__table__  # type: ignore[attr-defined]
+_PRIMARY = (
+    select(_PROFILE.c.primary_factor)
+    .where(
+        _PROFILE.c.user_id == checklist_events.USER_ID,
+        _PROFILE.c.primary_factor.in_([f.value for f in SecondFactor]),
+    )
+    .scalar_subquery()
+)
+checklist_events.declare_confirm(
+    checklist_events.ConfirmRule(
+        name="profile",
+        applies=exists().where(_FACTOR.c.user_id == checklist_events.USER_ID, _FACTOR.c.method == _PRIMARY),
+        statement=update(_FACTOR)
+        .where(_FACTOR.c.user_id == checklist_events.USER_ID, _FACTOR.c.method == _PRIMARY)
+        .values(
+            last_verified_at=checklist_events.NOW,
+            verified_by=VerifiedBy.CHECKLIST.value,
+            unverified_reason=None,
+            updated_at=checklist_events.NOW,
+        ),
+    )
+)
 
 
 # --- App Home -------------------------------------------------------------------------------------

@@ -1,0 +1,192 @@
+"""The "All three confirmed" click in a few prebuilt Core statements.
+
+A click is the hottest path of the bot: a whole desk presses the same button within minutes of
+the post. Through the ORM it cost about a dozen statements and most of the request's CPU (run,
+desk, membership and latest answer read one by one, the insert, the version bump, then the
+hooks of ``bot.checklist.events`` reloading what they need). Here a *first* confirmation — by
+far the commonest click — is, in one transaction:
+
+1. the replay record (``bot.interactions.first_time_core``: one INSERT … ON CONFLICT DO NOTHING);
+2. one SELECT: the run, its desk's name and time zone, the trader's membership, their latest
+   answer, and each subscriber's ``ConfirmRule`` conditions (``bot.checklist.events``);
+3. the answer INSERT (version 1, ON CONFLICT DO NOTHING: a concurrent click of the same trader
+   stored it first), the run's ``answers_version`` bump, and the statements the subscribers
+   declared for a confirmation (the readiness profile: the primary second factor is verified);
+4. COMMIT — before the acknowledgement, as every stored answer.
+
+Anything else — a confirmation replacing a report, a trader with an open escalation on the run
+(its automatic resolution pages and updates messages), a subscriber asking for its full hook —
+rolls back and takes the ORM path (``Outcome.FULL``), which is the reference: the same checks,
+the same messages (``bot.checklist.service``), every hook. ``tests/test_click_path.py`` runs both
+paths on the same states and compares the rows they leave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from threading import Lock
+from typing import Any, cast
+
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Select,
+    Table,
+    and_,
+    exists,
+    false,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+from bot import calendar
+from bot.checklist import events
+from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
+from bot.checklist.service import closed_message, not_on_desk_message
+from bot.db import write_connection
+from bot.desks.models import Desk, DeskMember, Role
+from bot.interactions import first_time_core
+
+
+class Outcome(StrEnum):
+    STORED = "stored"  # a new answer: the roster changes
+    ALREADY = "already"  # the trader's current answer is already this confirmation
+    REPLAYED = "replayed"  # the same signed payload again: nothing changed
+    STALE = "stale"  # no such checklist
+    REFUSED = "refused"  # not a trader of the desk, or the checklist has closed (``message``)
+    FULL = "full"  # take the ORM path (nothing was written)
+
+
+@dataclass(frozen=True)
+class Click:
+    outcome: Outcome
+    message: str = ""
+
+
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+RUN, DESK, MEMBER, ANSWER = (_table(m) for m in (ChecklistRun, Desk, DeskMember, Answer))
+RUN_ID, USER_ID = events.RUN_ID, events.USER_ID
+# What a confirmation stores (the fields ``service._same`` compares, as ``service.confirm`` sets them).
+CONFIRMATION: dict[str, Any] = {
+    "status": AnswerStatus.CONFIRMED.value,
+    "failed_checks": "",
+    "auth_layer": None,
+    "platform": None,
+    "missing_permissions": None,
+    "permission_gaps": "",
+    "contingency_gaps": "",
+    "note": None,
+}
+_BUMP = update(RUN).where(RUN.c.id == RUN_ID).values(answers_version=RUN.c.answers_version + 1)
+
+
+def _probe(rules: tuple[events.ConfirmRule, ...]) -> Select[Any]:
+    latest = ANSWER.alias("latest")
+    newest = (
+        select(func.max(ANSWER.c.version))
+        .where(ANSWER.c.run_id == RUN_ID, ANSWER.c.user_id == USER_ID)
+        .scalar_subquery()
+    )
+    member = exists().where(
+        MEMBER.c.desk_id == RUN.c.desk_id, MEMBER.c.user_id == USER_ID, MEMBER.c.role == Role.TRADER.value
+    )
+    columns: list[Any] = [
+        RUN.c.trading_date,
+        RUN.c.market_close_at,
+        DESK.c.name,
+        DESK.c.timezone,
+        member.label("member"),
+        latest.c.version,
+        *(latest.c[k] for k in CONFIRMATION),
+    ]
+    for i, rule in enumerate(rules):
+        columns.append((rule.full_path if rule.full_path is not None else false()).label(f"full_{i}"))
+        if rule.applies is not None:
+            columns.append(rule.applies.label(f"applies_{i}"))
+    return (
+        select(*columns)
+        .select_from(RUN)
+        .join(DESK, DESK.c.id == RUN.c.desk_id)
+        .outerjoin(
+            latest,
+            and_(latest.c.run_id == RUN.c.id, latest.c.user_id == USER_ID, latest.c.version == newest),
+        )
+        .where(RUN.c.id == RUN_ID)
+    )
+
+
+_INSERT: dict[str, Insert] = {
+    name: insert(ANSWER).on_conflict_do_nothing().returning(ANSWER.c.id)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
+_built: tuple[tuple[events.ConfirmRule, ...], Select[Any]] | None = None
+_built_lock = Lock()
+
+
+def _statement() -> tuple[tuple[events.ConfirmRule, ...], Select[Any]]:
+    """The probe for the rules declared now (built once, rebuilt if a rule is declared later)."""
+    global _built
+    rules = events.confirm_rules()
+    with _built_lock:
+        if _built is None or _built[0] != rules:
+            _built = (rules, _probe(rules))
+        return _built
+
+
+def confirm(engine: Engine, *, run_id: int | None, user_id: str, body: dict[str, Any], now: datetime) -> Click:
+    """Record the click and, for a first confirmation, store it; ``Outcome.FULL`` when the ORM
+    path must do it (this transaction is then rolled back: nothing was written)."""
+    rules, probe = _statement()
+    with write_connection(engine) as conn:
+        click = _confirm(conn, rules, probe, run_id=run_id, user_id=user_id, body=body, now=now)
+        if click.outcome is Outcome.FULL:
+            conn.rollback()
+        return click
+
+
+def _confirm(
+    conn: Connection,
+    rules: tuple[events.ConfirmRule, ...],
+    probe: Select[Any],
+    *,
+    run_id: int | None,
+    user_id: str,
+    body: dict[str, Any],
+    now: datetime,
+) -> Click:
+    if not first_time_core(conn, body=body, now=now):
+        return Click(Outcome.REPLAYED)
+    if run_id is None:
+        return Click(Outcome.STALE)
+    params = {"click_run": run_id, "click_user": user_id}
+    row = conn.execute(probe, params).mappings().first()
+    if row is None:
+        return Click(Outcome.STALE)
+    if not row["member"]:
+        return Click(Outcome.REFUSED, not_on_desk_message(row["name"]))
+    today = calendar.local_date(now, calendar.zone(row["timezone"]))
+    if today != row["trading_date"] or now >= row["market_close_at"]:
+        return Click(Outcome.REFUSED, closed_message(row["trading_date"]))
+    if row["version"] is not None:
+        if all(row[k] == v for k, v in CONFIRMATION.items()):
+            return Click(Outcome.ALREADY)
+        return Click(Outcome.FULL)  # it replaces a report: the ORM path says what changed
+    if any(row[f"full_{i}"] for i in range(len(rules))):
+        return Click(Outcome.FULL)
+    values = {**CONFIRMATION, "run_id": run_id, "user_id": user_id, "version": 1, "restricted": False}
+    if conn.execute(_INSERT[conn.dialect.name], {**values, "created_at": now}).scalar_one_or_none() is None:
+        return Click(Outcome.ALREADY)  # a concurrent click of the same trader stored it first
+    conn.execute(_BUMP, params)
+    for i, rule in enumerate(rules):
+        if rule.statement is not None and (rule.applies is None or row[f"applies_{i}"]):
+            conn.execute(rule.statement, {**params, "click_now": now})
+    return Click(Outcome.STORED)
