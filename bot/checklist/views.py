@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from bot.checklist.facts import TraderFacts
@@ -100,6 +101,36 @@ def _roster_line(entry: RosterEntry, names: Names, desk: Desk, facts: TraderFact
     return line + f" — restricted today · ⚠️ {_problem(answer)} ({when})" + extra
 
 
+class RosterMemo:
+    """Rendered pieces of one roster *generation* — the same desk, trader list, names, away days
+    and facts — kept between renders so that a re-render is mostly dictionary look-ups and
+    joins. A piece that depends on an answer is keyed by the answer's id (answers are
+    immutable versions), so a new answer redraws only its trader's pieces. Whoever owns the
+    memo makes a new one when the generation changes (``bot.checklist.live``); builders given
+    no memo render everything, with the same result."""
+
+    def __init__(self) -> None:
+        self._pieces: dict[tuple[str, str], tuple[object, str]] = {}
+        self.order: list[int] | None = None  # entry positions sorted by name (``roster_groups``)
+
+    def piece(self, kind: str, entry: RosterEntry, make: Callable[[], str]) -> str:
+        answer = entry.answer
+        if answer is not None and answer.id is None:  # not a stored version: nothing to key it by
+            return make()
+        key = (kind, entry.user_id)
+        sig = (entry.state, answer.id if answer is not None else None)
+        hit = self._pieces.get(key)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        text = make()
+        self._pieces[key] = (sig, text)
+        return text
+
+
+def _piece(memo: RosterMemo | None, kind: str, entry: RosterEntry, make: Callable[[], str]) -> str:
+    return make() if memo is None else memo.piece(kind, entry, make)
+
+
 def roster_summary(roster: Roster) -> str:
     deadline = local_time(roster.run.deadline_at, roster.desk)
     away = roster.count(TraderState.AWAY)
@@ -111,8 +142,14 @@ def roster_summary(roster: Roster) -> str:
     )
 
 
-def roster_lines(roster: Roster) -> list[str]:
-    return [_roster_line(e, roster.names, roster.desk, roster.facts.get(e.user_id)) for e in roster.entries]
+def roster_lines(roster: Roster, memo: RosterMemo | None = None) -> list[str]:
+    names, desk, facts = roster.names, roster.desk, roster.facts
+    if memo is None:
+        return [_roster_line(e, names, desk, facts.get(e.user_id)) for e in roster.entries]
+    lines = []
+    for e in roster.entries:
+        lines.append(memo.piece("line", e, lambda e=e: _roster_line(e, names, desk, facts.get(e.user_id))))  # type: ignore[misc]
+    return lines
 
 
 WEEKLY_LOGIN_NAMES = 30
@@ -136,25 +173,39 @@ def weekly_login_text(roster: Roster) -> str | None:
     )
 
 
-def roster_groups(roster: Roster) -> list[Group]:
+def roster_groups(roster: Roster, memo: RosterMemo | None = None) -> list[Group]:
     """The roster for a large desk: problems first (one line each), then who is pending, ready
     and away as lists of names; what doesn't fit is counted."""
-    names, desk = roster.names, roster.desk
-    by_name = sorted(roster.entries, key=lambda e: names.sort_key(e.user_id))
+    names, desk, entries = roster.names, roster.desk, roster.entries
+    if memo is None or memo.order is None or len(memo.order) != len(entries):
+        order = sorted(range(len(entries)), key=lambda i: names.sort_key(entries[i].user_id))
+        if memo is not None:
+            memo.order = order
+    else:
+        order = memo.order
+    by_name = [entries[i] for i in order]
 
     def of(state: TraderState) -> list[RosterEntry]:
         return [e for e in by_name if e.state is state]
 
-    restricted = [
-        f"🚫 {escape(names(e.user_id))} — ⚠️ {_problem(e.answer)}" for e in of(TraderState.RESTRICTED) if e.answer
-    ]
-    pending = [escape(names(e.user_id)) for e in of(TraderState.PENDING)]
-    ready = [
-        f"{escape(names(e.user_id))} ({local_time(e.answer.created_at, desk).split()[0]})"
-        for e in of(TraderState.READY)
-        if e.answer
-    ]
-    away = [escape(names(e.user_id)) for e in of(TraderState.AWAY)]
+    def name(e: RosterEntry) -> str:
+        return _piece(memo, "name", e, lambda: escape(names(e.user_id)))
+
+    def problem(e: RosterEntry, answer: Answer) -> str:
+        return _piece(memo, "problem", e, lambda: f"🚫 {escape(names(e.user_id))} — ⚠️ {_problem(answer)}")
+
+    def ready_at(e: RosterEntry, answer: Answer) -> str:
+        return _piece(
+            memo,
+            "ready",
+            e,
+            lambda: f"{escape(names(e.user_id))} ({local_time(answer.created_at, desk).split()[0]})",
+        )
+
+    restricted = [problem(e, e.answer) for e in of(TraderState.RESTRICTED) if e.answer]
+    pending = [name(e) for e in of(TraderState.PENDING)]
+    ready = [ready_at(e, e.answer) for e in of(TraderState.READY) if e.answer]
+    away = [name(e) for e in of(TraderState.AWAY)]
     return [
         Group(f"🚫 *Restricted today* ({len(restricted)})", restricted, "{n} more restricted"),
         Group(f"⏳ *Pending* ({len(pending)})", pending, "{n} more pending", inline=True),
@@ -163,20 +214,21 @@ def roster_groups(roster: Roster) -> list[Group]:
     ]
 
 
-def roster_sections(roster: Roster, *, chars: int, sections: int) -> Packed:
+def roster_sections(roster: Roster, *, chars: int, sections: int, memo: RosterMemo | None = None) -> Packed:
     """The roster as section texts within ``chars`` characters and ``sections`` sections: a
     line per trader when the whole desk fits, else grouped (problems first, then counted)."""
-    lines = roster_lines(roster)
+    lines = roster_lines(roster, memo)
     full = pack([Group("", lines, "{n} more")], chars=chars, sections=sections)
     if not full.hidden:
         return full
-    return pack(roster_groups(roster), chars=chars, sections=sections)
+    return pack(roster_groups(roster, memo), chars=chars, sections=sections)
 
 
-def checklist_message(roster: Roster, *, compact: bool = False) -> tuple[str, Blocks]:
+def checklist_message(roster: Roster, *, compact: bool = False, memo: RosterMemo | None = None) -> tuple[str, Blocks]:
     """The channel message: the three checks, the two buttons and the live roster, within
     Slack's limits at any desk size (``compact``: counts and the first problems only, for
-    when Slack refused the full one)."""
+    when Slack refused the full one). ``memo`` (the roster refresher's) keeps rendered lines
+    between renders of one roster; the output is the same with or without it."""
     desk, run = roster.desk, roster.run
     day = f"{run.trading_date:%a %d %b %Y}"
     close = local_time(run.market_close_at, desk)
@@ -211,7 +263,7 @@ def checklist_message(roster: Roster, *, compact: bool = False) -> tuple[str, Bl
         budget, room = 2500, 2
     else:
         budget, room = MESSAGE_CHARS - text_size(blocks) - 200, MESSAGE_BLOCKS - len(blocks) - 1
-    texts = roster_sections(roster, chars=budget, sections=room)
+    texts = roster_sections(roster, chars=budget, sections=room, memo=memo)
     blocks += [section(t) for t in texts]
     if texts.hidden:
         blocks.append(context_block(f"The whole roster: `/ibstatus desk {desk.name}` or the desk's App Home."))
