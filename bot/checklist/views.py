@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, overload
 
 from bot.checklist.facts import TraderFacts
 from bot.checklist.labels import (
@@ -131,25 +132,57 @@ def _piece(memo: RosterMemo | None, kind: str, entry: RosterEntry, make: Callabl
     return make() if memo is None else memo.piece(kind, entry, make)
 
 
-def roster_summary(roster: Roster) -> str:
+def state_counts(roster: Roster) -> Counter[TraderState]:
+    """How many traders are in each state (one pass over the roster)."""
+    return Counter(e.state for e in roster.entries)
+
+
+def roster_summary(roster: Roster, counts: Mapping[TraderState, int] | None = None) -> str:
+    counts = state_counts(roster) if counts is None else counts
     deadline = local_time(roster.run.deadline_at, roster.desk)
-    away = roster.count(TraderState.AWAY)
+    away = counts.get(TraderState.AWAY, 0)
     return (
-        f"*Roster* — ✅ {roster.count(TraderState.READY)} ready · 🚫 {roster.count(TraderState.RESTRICTED)} "
-        f"restricted · ⏳ {roster.count(TraderState.PENDING)} pending"
+        f"*Roster* — ✅ {counts.get(TraderState.READY, 0)} ready · 🚫 {counts.get(TraderState.RESTRICTED, 0)} "
+        f"restricted · ⏳ {counts.get(TraderState.PENDING, 0)} pending"
         + (f" · 🌴 {away} away" if away else "")
         + f" · deadline {deadline}"
     )
 
 
 def roster_lines(roster: Roster, memo: RosterMemo | None = None) -> list[str]:
+    return list(_Lines(roster.entries, _line_maker(roster, memo)))
+
+
+def _line_maker(roster: Roster, memo: RosterMemo | None) -> Callable[[RosterEntry], str]:
     names, desk, facts = roster.names, roster.desk, roster.facts
-    if memo is None:
-        return [_roster_line(e, names, desk, facts.get(e.user_id)) for e in roster.entries]
-    lines = []
-    for e in roster.entries:
-        lines.append(memo.piece("line", e, lambda e=e: _roster_line(e, names, desk, facts.get(e.user_id))))  # type: ignore[misc]
-    return lines
+
+    def line(e: RosterEntry) -> str:
+        return _piece(memo, "line", e, lambda: _roster_line(e, names, desk, facts.get(e.user_id)))
+
+    return line
+
+
+class _Lines(Sequence[str]):
+    """Entries drawn as text only when read: ``pack`` reads those that fit, then counts."""
+
+    def __init__(self, entries: Sequence[RosterEntry], draw: Callable[[RosterEntry], str]) -> None:
+        self._entries = entries
+        self._draw = draw
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self._draw(e) for e in self._entries[i]]
+        return self._draw(self._entries[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self._draw, self._entries)
 
 
 WEEKLY_LOGIN_NAMES = 30
@@ -173,6 +206,9 @@ def weekly_login_text(roster: Roster) -> str | None:
     )
 
 
+_NO_ANSWER = frozenset({TraderState.PENDING, TraderState.AWAY})  # listed without an answer
+
+
 def roster_groups(roster: Roster, memo: RosterMemo | None = None) -> list[Group]:
     """The roster for a large desk: problems first (one line each), then who is pending, ready
     and away as lists of names; what doesn't fit is counted."""
@@ -186,15 +222,19 @@ def roster_groups(roster: Roster, memo: RosterMemo | None = None) -> list[Group]
     by_name = [entries[i] for i in order]
 
     def of(state: TraderState) -> list[RosterEntry]:
-        return [e for e in by_name if e.state is state]
+        return [e for e in by_name if e.state is state and (e.answer is not None or state in _NO_ANSWER)]
 
     def name(e: RosterEntry) -> str:
         return _piece(memo, "name", e, lambda: escape(names(e.user_id)))
 
-    def problem(e: RosterEntry, answer: Answer) -> str:
+    def problem(e: RosterEntry) -> str:
+        assert e.answer is not None
+        answer = e.answer
         return _piece(memo, "problem", e, lambda: f"🚫 {escape(names(e.user_id))} — ⚠️ {_problem(answer)}")
 
-    def ready_at(e: RosterEntry, answer: Answer) -> str:
+    def ready_at(e: RosterEntry) -> str:
+        assert e.answer is not None
+        answer = e.answer
         return _piece(
             memo,
             "ready",
@@ -202,10 +242,10 @@ def roster_groups(roster: Roster, memo: RosterMemo | None = None) -> list[Group]
             lambda: f"{escape(names(e.user_id))} ({local_time(answer.created_at, desk).split()[0]})",
         )
 
-    restricted = [problem(e, e.answer) for e in of(TraderState.RESTRICTED) if e.answer]
-    pending = [name(e) for e in of(TraderState.PENDING)]
-    ready = [ready_at(e, e.answer) for e in of(TraderState.READY) if e.answer]
-    away = [name(e) for e in of(TraderState.AWAY)]
+    restricted = _Lines(of(TraderState.RESTRICTED), problem)
+    pending = _Lines(of(TraderState.PENDING), name)
+    ready = _Lines(of(TraderState.READY), ready_at)
+    away = _Lines(of(TraderState.AWAY), name)
     return [
         Group(f"🚫 *Restricted today* ({len(restricted)})", restricted, "{n} more restricted"),
         Group(f"⏳ *Pending* ({len(pending)})", pending, "{n} more pending", inline=True),
@@ -217,7 +257,7 @@ def roster_groups(roster: Roster, memo: RosterMemo | None = None) -> list[Group]
 def roster_sections(roster: Roster, *, chars: int, sections: int, memo: RosterMemo | None = None) -> Packed:
     """The roster as section texts within ``chars`` characters and ``sections`` sections: a
     line per trader when the whole desk fits, else grouped (problems first, then counted)."""
-    lines = roster_lines(roster, memo)
+    lines = _Lines(roster.entries, _line_maker(roster, memo))
     full = pack([Group("", lines, "{n} more")], chars=chars, sections=sections)
     if not full.hidden:
         return full
@@ -233,10 +273,11 @@ def checklist_message(roster: Roster, *, compact: bool = False, memo: RosterMemo
     day = f"{run.trading_date:%a %d %b %Y}"
     close = local_time(run.market_close_at, desk)
     early = f" · ⏰ *early close* {close}" if run.early_close else ""
+    counts = state_counts(roster)
     ready, restricted, pending = (
-        roster.count(TraderState.READY),
-        roster.count(TraderState.RESTRICTED),
-        roster.count(TraderState.PENDING),
+        counts.get(TraderState.READY, 0),
+        counts.get(TraderState.RESTRICTED, 0),
+        counts.get(TraderState.PENDING, 0),
     )
     text = f"Pre-market checklist for {desk.name}, {day}: {ready} ready, {restricted} restricted, {pending} pending"
     checks = "\n".join(f"*{i}. {CHECK_LABEL[c]}* — {CHECK_QUESTION[c]}" for i, c in enumerate(Check, start=1))
@@ -257,7 +298,7 @@ def checklist_message(roster: Roster, *, compact: bool = False, memo: RosterMemo
         context_block(f"Answer by {deadline}{early}. Never type IBKR passwords or one-time codes in Slack."),
         answer_buttons(run),
         {"type": "divider"},
-        section(roster_summary(roster), block_id=Block.ROSTER),
+        section(roster_summary(roster, counts), block_id=Block.ROSTER),
     ]
     if compact:
         budget, room = 2500, 2
