@@ -133,18 +133,44 @@ def test_a_name_change_shows_once_the_cache_is_older_than_its_bound(bot: Bot, fa
     assert "✅ Robert — ready" in last_roster(fake_slack) and "Bob" not in last_roster(fake_slack)
 
 
-def test_an_answer_the_increment_missed_leads_to_a_full_load(bot: Bot, fake_slack: FakeSlack) -> None:
-    """On PostgreSQL a click with a smaller id can commit after a larger id was read; the rows
-    read then don't explain the version delta. Simulated: the cache believes it has read further."""
+def test_an_answer_committed_out_of_id_order_is_still_read(bot: Bot, fake_slack: FakeSlack) -> None:
+    """On PostgreSQL a click with a smaller id can commit after a larger id was read: the rows
+    above the last id then don't explain the version delta, and the ids never seen are fetched.
+    Simulated: the cache believes it has read further than it has."""
     run_id = warm(bot, fake_slack)
     cache = bot.runtime.refresher.cache
     live = cache.get(run_id)
     assert live is not None
     live.last_answer_id += 1000
+    full = cache.full_loads
     bot.click("UTRD2", Action.CONFIRM_ALL, str(run_id))
     bot.settle()
-    assert cache.last_load == "full"
+    assert cache.full_loads == full and cache.last_load == "incremental"
     assert "✅ 2 ready" in last_roster(fake_slack) and "✅ Bob — ready" in last_roster(fake_slack)
+
+
+def test_an_unexplained_bump_next_to_a_click_is_a_full_load(bot: Bot, fake_slack: FakeSlack) -> None:
+    """A click and an away day between two renders: one row for a delta of two, full load."""
+    run_id = warm(bot, fake_slack)
+    cache = bot.runtime.refresher.cache
+    full = cache.full_loads
+    with session_scope(bot.runtime.engine) as session:
+        from bot.desks import away
+
+        away.set_away(
+            session=session,
+            actor="UTRD3",
+            user_id="UTRD3",
+            start=date(2026, 11, 25),
+            end=date(2026, 11, 25),
+            note=None,
+            now=bot.clock(),
+        )
+        assert checklist.mark_changed(session=session, user_id="UTRD3", now=bot.clock()) == [run_id]
+    bot.click("UTRD2", Action.CONFIRM_ALL, str(run_id))
+    bot.settle()
+    assert cache.full_loads == full + 1
+    assert "✅ 2 ready · 🚫 0 restricted · ⏳ 0 pending · 🌴 1 away" in last_roster(fake_slack)
 
 
 def test_many_notifies_claim_a_run_at_most_once_per_interval(engine: Engine, fake_slack: FakeSlack, clock: Any) -> None:

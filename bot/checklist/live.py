@@ -17,15 +17,16 @@ is new:
 Every read happens in one snapshot (``snapshot``: REPEATABLE READ on PostgreSQL, a deferred
 transaction — one WAL snapshot — on SQLite), so the version and the rows agree. On PostgreSQL
 answer ids are taken before commit: a click with a smaller id may commit after a larger one was
-read. Such a row is then missing from the increment, the delta no longer matches the rows
-read, and the next read is a full load: a mismatch never leaves a wrong roster standing. The
-roster a refresh renders reflects at least the ``version`` it records as rendered.
+read. When the rows above the last id don't explain the delta, the run's answer ids are read
+and those never seen are fetched; if the delta is still not explained (an away day, a profile
+change), it is a full load: a mismatch never leaves a wrong roster standing. The roster a
+refresh renders reflects at least the ``version`` it records as rendered.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,7 @@ class LiveRoster:
     facts: dict[str, TraderFacts]
     version: int  # answers_version of the snapshot the roster reflects
     last_answer_id: int
+    seen: set[int]  # ids of every answer row read
     members: tuple[int, int]
     desk_state: dict[str, Any]
     loaded_at: float  # monotonic time of the full load
@@ -133,7 +135,7 @@ class RosterCache:
     def _load(self, session: Session, run: ChecklistRun, now: float) -> LiveRoster:
         assert run.id is not None
         full = roster(session=session, run=run)
-        top = session.exec(select(func.max(col(Answer.id))).where(Answer.run_id == run.id)).one()
+        seen = {i for i in session.exec(select(Answer.id).where(Answer.run_id == run.id)).all() if i is not None}
         return LiveRoster(
             desk=full.desk,
             run=run,
@@ -142,7 +144,8 @@ class RosterCache:
             names=full.names,
             facts=full.facts,
             version=run.answers_version,
-            last_answer_id=int(top or 0),
+            last_answer_id=max(seen, default=0),
+            seen=seen,
             members=_members_mark(session, run.desk_id),
             desk_state=_desk_state(full.desk),
             loaded_at=now,
@@ -168,6 +171,8 @@ class RosterCache:
             if delta
             else []
         )
+        if len(rows) != delta:
+            rows = [*rows, *self._missed(session, live, run.id, rows)]
         if len(rows) != delta or any(a.user_id not in live.position for a in rows):
             return False
         for answer in rows:
@@ -177,6 +182,17 @@ class RosterCache:
                 live.entries[i] = RosterEntry(answer.user_id, state_of(answer), answer)
             assert answer.id is not None
             live.last_answer_id = max(live.last_answer_id, answer.id)
+            live.seen.add(answer.id)
         live.run = run
         live.version = run.answers_version
         return True
+
+    @staticmethod
+    def _missed(session: Session, live: LiveRoster, run_id: int, rows: Sequence[Answer]) -> list[Answer]:
+        """Rows below the last id seen that were not committed when it was read (PostgreSQL
+        takes ids before commit): the run's answer ids, less those read, fetched by id."""
+        ids = set(session.exec(select(Answer.id).where(Answer.run_id == run_id)).all())
+        missing = [i for i in ids - live.seen - {a.id for a in rows} if i is not None]
+        if not missing:
+            return []
+        return list(session.exec(select(Answer).where(col(Answer.id).in_(missing))).all())
