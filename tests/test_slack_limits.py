@@ -392,3 +392,33 @@ def test_the_checks_are_not_vacuous() -> None:
         check_view({"type": "home", "blocks": ok, "private_metadata": "x" * 3001})
     with pytest.raises(AssertionError):
         check_text("x" * (MESSAGE_CHARS + 1))
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_checklist_message_is_the_same_with_the_refreshers_memo(n: int) -> None:
+    """The roster refresher keeps rendered pieces between renders (``RosterMemo``): the message
+    must be exactly what a render from scratch gives, before and after answers change."""
+    from dataclasses import replace
+
+    current = roster(n)
+    for i, entry in enumerate(current.entries):
+        if entry.answer is not None:
+            entry.answer.id = i + 1
+    memo = checklist_views.RosterMemo()
+    for compact in (False, True):
+        expected = checklist_views.checklist_message(current, compact=compact)
+        assert checklist_views.checklist_message(current, compact=compact, memo=memo) == expected
+        assert checklist_views.checklist_message(current, compact=compact, memo=memo) == expected
+    # New answers: the pending become ready, the restricted confirm, one ready reports a problem.
+    changed = list(current.entries)
+    for i, entry in enumerate(changed):
+        if i % 3 == 0 and entry.state is not TraderState.AWAY:
+            new = answer(entry.user_id, problem=entry.state is TraderState.READY)
+            new.id, new.version = 10_000 + i, 2
+            state = TraderState.RESTRICTED if new.restricted else TraderState.READY
+            changed[i] = RosterEntry(entry.user_id, state, new)
+    after = replace(current, entries=changed)
+    for compact in (False, True):
+        expected = checklist_views.checklist_message(after, compact=compact)
+        assert expected != checklist_views.checklist_message(current, compact=compact)
+        assert checklist_views.checklist_message(after, compact=compact, memo=memo) == expected

@@ -29,10 +29,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
+from bot.checklist.live import MAX_AGE, RosterCache, snapshot
 from bot.checklist.models import ChecklistRun
-from bot.checklist.service import roster
 from bot.checklist.views import checklist_message
 from bot.db import claim_lease, session_scope
 
@@ -86,6 +86,15 @@ def _retry_after(exc: SlackApiError) -> float:
 
 
 class RosterRefresher:
+    """Brings checklist messages up to date, one thread per process.
+
+    ``notify`` (a stored click) only marks the run in memory. The thread keeps, per run, the
+    time of its next database attempt: at most one per ``interval`` however many clicks arrive,
+    and a run whose lease another process holds is tried again when that lease ends. An
+    attempt first reads the run (a snapshot, no write lock on SQLite); only a run that is behind
+    and whose lease is free is claimed (the conditional UPDATE) and rendered from the per-run
+    cache (``bot.checklist.live``: answers read incrementally, members and names kept)."""
+
     def __init__(
         self,
         engine: Engine,
@@ -94,6 +103,7 @@ class RosterRefresher:
         interval: float = 1.0,
         wallclock: Callable[[], datetime] = _wallclock,
         rate_per_minute: float | None = None,
+        max_age: float = MAX_AGE,
     ) -> None:
         self._engine = engine
         self._client = client
@@ -101,9 +111,13 @@ class RosterRefresher:
         self.budget = Budget(rate_per_minute)
         self.refused: dict[int, str] = {}  # run id -> Slack's error for its last refused version
         self.compact: set[int] = set()  # runs whose full roster Slack refused: compact from now on
+        self.cache = RosterCache(max_age=max_age)
         self._wallclock = wallclock
-        self._due: list[tuple[float, int]] = []
+        self._heap: list[tuple[float, int]] = []  # (due, run); entries not matching _due are stale
+        self._due: dict[int, float] = {}  # run -> when (monotonic) it is next looked at
+        self._not_before: dict[int, float] = {}  # run -> earliest next database attempt
         self._cond = threading.Condition()
+        self._work = threading.Lock()  # one refresh at a time (the loop, or a direct call)
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._busy = 0
@@ -122,10 +136,19 @@ class RosterRefresher:
             self._thread.join(timeout=5)
 
     def notify(self, run_id: int, delay: float = 0.0) -> None:
-        """Ask for ``run_id``'s message to be brought up to date (soon, coalesced)."""
+        """Ask for ``run_id``'s message to be brought up to date (soon, coalesced). Memory only:
+        no database statement."""
         with self._cond:
-            heapq.heappush(self._due, (time.monotonic() + delay, run_id))
-            self._cond.notify()
+            self._schedule(run_id, time.monotonic() + delay)
+
+    def _schedule(self, run_id: int, at: float) -> None:  # holding _cond
+        at = max(at, self._not_before.get(run_id, 0.0))
+        due = self._due.get(run_id)
+        if due is not None and due <= at:
+            return  # already due as soon: one attempt covers both
+        self._due[run_id] = at
+        heapq.heappush(self._heap, (at, run_id))
+        self._cond.notify()
 
     def idle(self) -> bool:
         with self._cond:
@@ -141,38 +164,66 @@ class RosterRefresher:
         return False
 
     # -- worker -------------------------------------------------------------------
+    def _next(self) -> int | None:
+        """The next run due (holding _cond), or None when stopped."""
+        while not self._stopped:
+            while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+                heapq.heappop(self._heap)  # superseded by an earlier schedule, or done
+            now = time.monotonic()
+            if self._heap and self._heap[0][0] <= now:
+                _, run_id = heapq.heappop(self._heap)
+                del self._due[run_id]
+                # However many notifies arrive meanwhile, the next attempt waits an interval.
+                self._not_before[run_id] = now + self._interval
+                if len(self._not_before) > 512:
+                    self._not_before = {k: v for k, v in self._not_before.items() if v > now}
+                return run_id
+            self._cond.wait(None if not self._heap else self._heap[0][0] - now)
+        return None
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._stopped and (not self._due or self._due[0][0] > time.monotonic()):
-                    timeout = None if not self._due else max(0.0, self._due[0][0] - time.monotonic())
-                    self._cond.wait(timeout)
-                if self._stopped:
+                run_id = self._next()
+                if run_id is None:
                     return
-                _, run_id = heapq.heappop(self._due)
-                # Drop duplicates of the same run that are due now: one render covers them.
-                self._due = [d for d in self._due if d[1] != run_id or d[0] > time.monotonic()]
-                heapq.heapify(self._due)
                 self._busy += 1
             try:
                 retry_in = self.refresh(run_id)
             except Exception:
                 log.exception("roster refresh of run %s failed", run_id)
-                retry_in = 5.0
-            finally:
-                with self._cond:
-                    self._busy -= 1
-            if retry_in is not None:
-                self.notify(run_id, retry_in)
+                retry_in = RETRYABLE
+            with self._cond:
+                self._busy -= 1
+                if retry_in is not None:
+                    at = time.monotonic() + retry_in
+                    self._not_before[run_id] = max(self._not_before.get(run_id, 0.0), at)
+                    self._schedule(run_id, at)
 
     def refresh(self, run_id: int) -> float | None:
         """Render one run if it is stale and its lease is free. Returns seconds until the
         next attempt is needed, or None when the message is up to date."""
+        with self._work:
+            return self._refresh(run_id)
+
+    def _refresh(self, run_id: int) -> float | None:
         wait = self.budget.wait_needed()
         if wait > 0:
             return wait
         now = self._wallclock()
         lease = timedelta(seconds=self._interval)
+        with snapshot(self._engine) as session:
+            run = session.get(ChecklistRun, run_id)
+            if run is None:
+                self.cache.drop(run_id)
+                return None
+            if run.message_ts is None or run.answers_version <= run.rendered_version:
+                return None
+            if run.roster_claimed_at is not None and run.roster_claimed_at + lease > now:
+                return max(0.05, (run.roster_claimed_at + lease - now).total_seconds())  # another holds it
+            live = self.cache.read(session, run)
+            current = live.roster()
+        version, channel, ts = current.version, run.channel_id, run.message_ts
         with session_scope(self._engine) as session:
             claimed = claim_lease(
                 session,
@@ -186,14 +237,10 @@ class RosterRefresher:
                     col(ChecklistRun.answers_version) > col(ChecklistRun.rendered_version),
                 ),
             )
-            if not claimed:
-                return self._wait_needed(session, run_id, now)
-            run = session.get(ChecklistRun, run_id)
-            assert run is not None and run.message_ts is not None
-            current = roster(session=session, run=run)
-            version, channel, ts = run.answers_version, run.channel_id, run.message_ts
+        if not claimed:  # taken (or rendered) in between: look again when that lease ends
+            return self._interval
         for compact in (False, True) if run_id not in self.compact else (True,):
-            text, blocks = checklist_message(current, compact=compact)
+            text, blocks = checklist_message(current, compact=compact, memo=live.memo)
             if self.budget.take() > 0:  # a compact retry waits for its turn
                 return self.budget.wait_needed() or 1.0
             try:
@@ -226,25 +273,15 @@ class RosterRefresher:
         with session_scope(self._engine) as session:
             # The lease restarts when Slack has answered, so two updates of one message reach
             # Slack at least ``interval`` apart, however long rendering or the call took.
-            session.execute(
+            row = session.execute(
                 update(ChecklistRun)
                 .where(col(ChecklistRun.id) == run_id)
                 .values(rendered_version=greatest(ChecklistRun.rendered_version, version), roster_claimed_at=done)
-            )
-            return self._wait_needed(session, run_id, done)
-
-    def _wait_needed(self, session: Session, run_id: int, now: datetime) -> float | None:
-        row = session.exec(
-            select(ChecklistRun.answers_version, ChecklistRun.rendered_version, ChecklistRun.roster_claimed_at).where(
-                ChecklistRun.id == run_id
-            )
-        ).first()
+                .returning(col(ChecklistRun.answers_version), col(ChecklistRun.rendered_version))
+            ).first()
         if row is None or row[0] <= row[1]:
             return None
-        claimed_at = row[2]
-        if claimed_at is None:
-            return 0.0
-        return max(0.05, (claimed_at + timedelta(seconds=self._interval) - now).total_seconds())
+        return self._interval  # more answers came meanwhile: again when the lease ends
 
     def sweep(self) -> int:
         """Schedule every posted run whose message is behind its answers (after a restart)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, overload
 
 from bot.checklist.facts import TraderFacts
 from bot.checklist.labels import (
@@ -100,19 +102,87 @@ def _roster_line(entry: RosterEntry, names: Names, desk: Desk, facts: TraderFact
     return line + f" — restricted today · ⚠️ {_problem(answer)} ({when})" + extra
 
 
-def roster_summary(roster: Roster) -> str:
+class RosterMemo:
+    """Rendered pieces of one roster *generation* — the same desk, trader list, names, away days
+    and facts — kept between renders so that a re-render is mostly dictionary look-ups and
+    joins. A piece that depends on an answer is keyed by the answer's id (answers are
+    immutable versions), so a new answer redraws only its trader's pieces. Whoever owns the
+    memo makes a new one when the generation changes (``bot.checklist.live``); builders given
+    no memo render everything, with the same result."""
+
+    def __init__(self) -> None:
+        self._pieces: dict[tuple[str, str], tuple[object, str]] = {}
+        self.order: list[int] | None = None  # entry positions sorted by name (``roster_groups``)
+
+    def piece(self, kind: str, entry: RosterEntry, make: Callable[[], str]) -> str:
+        answer = entry.answer
+        if answer is not None and answer.id is None:  # not a stored version: nothing to key it by
+            return make()
+        key = (kind, entry.user_id)
+        sig = (entry.state, answer.id if answer is not None else None)
+        hit = self._pieces.get(key)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        text = make()
+        self._pieces[key] = (sig, text)
+        return text
+
+
+def _piece(memo: RosterMemo | None, kind: str, entry: RosterEntry, make: Callable[[], str]) -> str:
+    return make() if memo is None else memo.piece(kind, entry, make)
+
+
+def state_counts(roster: Roster) -> Counter[TraderState]:
+    """How many traders are in each state (one pass over the roster)."""
+    return Counter(e.state for e in roster.entries)
+
+
+def roster_summary(roster: Roster, counts: Mapping[TraderState, int] | None = None) -> str:
+    counts = state_counts(roster) if counts is None else counts
     deadline = local_time(roster.run.deadline_at, roster.desk)
-    away = roster.count(TraderState.AWAY)
+    away = counts.get(TraderState.AWAY, 0)
     return (
-        f"*Roster* — ✅ {roster.count(TraderState.READY)} ready · 🚫 {roster.count(TraderState.RESTRICTED)} "
-        f"restricted · ⏳ {roster.count(TraderState.PENDING)} pending"
+        f"*Roster* — ✅ {counts.get(TraderState.READY, 0)} ready · 🚫 {counts.get(TraderState.RESTRICTED, 0)} "
+        f"restricted · ⏳ {counts.get(TraderState.PENDING, 0)} pending"
         + (f" · 🌴 {away} away" if away else "")
         + f" · deadline {deadline}"
     )
 
 
-def roster_lines(roster: Roster) -> list[str]:
-    return [_roster_line(e, roster.names, roster.desk, roster.facts.get(e.user_id)) for e in roster.entries]
+def roster_lines(roster: Roster, memo: RosterMemo | None = None) -> list[str]:
+    return list(_Lines(roster.entries, _line_maker(roster, memo)))
+
+
+def _line_maker(roster: Roster, memo: RosterMemo | None) -> Callable[[RosterEntry], str]:
+    names, desk, facts = roster.names, roster.desk, roster.facts
+
+    def line(e: RosterEntry) -> str:
+        return _piece(memo, "line", e, lambda: _roster_line(e, names, desk, facts.get(e.user_id)))
+
+    return line
+
+
+class _Lines(Sequence[str]):
+    """Entries drawn as text only when read: ``pack`` reads those that fit, then counts."""
+
+    def __init__(self, entries: Sequence[RosterEntry], draw: Callable[[RosterEntry], str]) -> None:
+        self._entries = entries
+        self._draw = draw
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self._draw(e) for e in self._entries[i]]
+        return self._draw(self._entries[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self._draw, self._entries)
 
 
 WEEKLY_LOGIN_NAMES = 30
@@ -136,25 +206,46 @@ def weekly_login_text(roster: Roster) -> str | None:
     )
 
 
-def roster_groups(roster: Roster) -> list[Group]:
+_NO_ANSWER = frozenset({TraderState.PENDING, TraderState.AWAY})  # listed without an answer
+
+
+def roster_groups(roster: Roster, memo: RosterMemo | None = None) -> list[Group]:
     """The roster for a large desk: problems first (one line each), then who is pending, ready
     and away as lists of names; what doesn't fit is counted."""
-    names, desk = roster.names, roster.desk
-    by_name = sorted(roster.entries, key=lambda e: names.sort_key(e.user_id))
+    names, desk, entries = roster.names, roster.desk, roster.entries
+    if memo is None or memo.order is None or len(memo.order) != len(entries):
+        order = sorted(range(len(entries)), key=lambda i: names.sort_key(entries[i].user_id))
+        if memo is not None:
+            memo.order = order
+    else:
+        order = memo.order
+    by_name = [entries[i] for i in order]
 
     def of(state: TraderState) -> list[RosterEntry]:
-        return [e for e in by_name if e.state is state]
+        return [e for e in by_name if e.state is state and (e.answer is not None or state in _NO_ANSWER)]
 
-    restricted = [
-        f"🚫 {escape(names(e.user_id))} — ⚠️ {_problem(e.answer)}" for e in of(TraderState.RESTRICTED) if e.answer
-    ]
-    pending = [escape(names(e.user_id)) for e in of(TraderState.PENDING)]
-    ready = [
-        f"{escape(names(e.user_id))} ({local_time(e.answer.created_at, desk).split()[0]})"
-        for e in of(TraderState.READY)
-        if e.answer
-    ]
-    away = [escape(names(e.user_id)) for e in of(TraderState.AWAY)]
+    def name(e: RosterEntry) -> str:
+        return _piece(memo, "name", e, lambda: escape(names(e.user_id)))
+
+    def problem(e: RosterEntry) -> str:
+        assert e.answer is not None
+        answer = e.answer
+        return _piece(memo, "problem", e, lambda: f"🚫 {escape(names(e.user_id))} — ⚠️ {_problem(answer)}")
+
+    def ready_at(e: RosterEntry) -> str:
+        assert e.answer is not None
+        answer = e.answer
+        return _piece(
+            memo,
+            "ready",
+            e,
+            lambda: f"{escape(names(e.user_id))} ({local_time(answer.created_at, desk).split()[0]})",
+        )
+
+    restricted = _Lines(of(TraderState.RESTRICTED), problem)
+    pending = _Lines(of(TraderState.PENDING), name)
+    ready = _Lines(of(TraderState.READY), ready_at)
+    away = _Lines(of(TraderState.AWAY), name)
     return [
         Group(f"🚫 *Restricted today* ({len(restricted)})", restricted, "{n} more restricted"),
         Group(f"⏳ *Pending* ({len(pending)})", pending, "{n} more pending", inline=True),
@@ -163,28 +254,30 @@ def roster_groups(roster: Roster) -> list[Group]:
     ]
 
 
-def roster_sections(roster: Roster, *, chars: int, sections: int) -> Packed:
+def roster_sections(roster: Roster, *, chars: int, sections: int, memo: RosterMemo | None = None) -> Packed:
     """The roster as section texts within ``chars`` characters and ``sections`` sections: a
     line per trader when the whole desk fits, else grouped (problems first, then counted)."""
-    lines = roster_lines(roster)
+    lines = _Lines(roster.entries, _line_maker(roster, memo))
     full = pack([Group("", lines, "{n} more")], chars=chars, sections=sections)
     if not full.hidden:
         return full
-    return pack(roster_groups(roster), chars=chars, sections=sections)
+    return pack(roster_groups(roster, memo), chars=chars, sections=sections)
 
 
-def checklist_message(roster: Roster, *, compact: bool = False) -> tuple[str, Blocks]:
+def checklist_message(roster: Roster, *, compact: bool = False, memo: RosterMemo | None = None) -> tuple[str, Blocks]:
     """The channel message: the three checks, the two buttons and the live roster, within
     Slack's limits at any desk size (``compact``: counts and the first problems only, for
-    when Slack refused the full one)."""
+    when Slack refused the full one). ``memo`` (the roster refresher's) keeps rendered lines
+    between renders of one roster; the output is the same with or without it."""
     desk, run = roster.desk, roster.run
     day = f"{run.trading_date:%a %d %b %Y}"
     close = local_time(run.market_close_at, desk)
     early = f" · ⏰ *early close* {close}" if run.early_close else ""
+    counts = state_counts(roster)
     ready, restricted, pending = (
-        roster.count(TraderState.READY),
-        roster.count(TraderState.RESTRICTED),
-        roster.count(TraderState.PENDING),
+        counts.get(TraderState.READY, 0),
+        counts.get(TraderState.RESTRICTED, 0),
+        counts.get(TraderState.PENDING, 0),
     )
     text = f"Pre-market checklist for {desk.name}, {day}: {ready} ready, {restricted} restricted, {pending} pending"
     checks = "\n".join(f"*{i}. {CHECK_LABEL[c]}* — {CHECK_QUESTION[c]}" for i, c in enumerate(Check, start=1))
@@ -205,13 +298,13 @@ def checklist_message(roster: Roster, *, compact: bool = False) -> tuple[str, Bl
         context_block(f"Answer by {deadline}{early}. Never type IBKR passwords or one-time codes in Slack."),
         answer_buttons(run),
         {"type": "divider"},
-        section(roster_summary(roster), block_id=Block.ROSTER),
+        section(roster_summary(roster, counts), block_id=Block.ROSTER),
     ]
     if compact:
         budget, room = 2500, 2
     else:
         budget, room = MESSAGE_CHARS - text_size(blocks) - 200, MESSAGE_BLOCKS - len(blocks) - 1
-    texts = roster_sections(roster, chars=budget, sections=room)
+    texts = roster_sections(roster, chars=budget, sections=room, memo=memo)
     blocks += [section(t) for t in texts]
     if texts.hidden:
         blocks.append(context_block(f"The whole roster: `/ibstatus desk {desk.name}` or the desk's App Home."))

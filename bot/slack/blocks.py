@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -103,9 +104,9 @@ class Group:
     """A list to show under a heading, most important items first; what doesn't fit is
     summarised by ``more(n)`` (e.g. "…and 812 more ready")."""
 
-    def __init__(self, heading: str, items: list[str], more: str, *, inline: bool = False) -> None:
+    def __init__(self, heading: str, items: Sequence[str], more: str, *, inline: bool = False) -> None:
         self.heading = heading
-        self.items = items
+        self.items = items  # may be lazy (drawn as iterated): ``pack`` reads only what fits, and len()
         self.more = more  # "{n} more ready"
         self.inline = inline  # items joined with ", " instead of one per line
 
