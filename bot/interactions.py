@@ -23,7 +23,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Insert, Table, bindparam, delete
+from sqlalchemy import CTE, Connection, Insert, Table, bindparam, delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col
@@ -97,8 +97,29 @@ _RECORD: dict[str, Insert] = {
 }
 
 
-def first_time_core(conn: Connection, *, body: dict[str, Any], now: datetime) -> bool:
-    """``first_time`` on a Core connection (the click's fast path): one prebuilt INSERT."""
+def purge_core(conn: Connection, *, now: datetime) -> None:
+    """The purge of ``first_time``, when it is due, on a Core connection."""
     if _purge_due(str(conn.engine.url), now):
         conn.execute(_PURGE, {"before": now - RETENTION})
+
+
+def first_time_core(conn: Connection, *, body: dict[str, Any], now: datetime) -> bool:
+    """``first_time`` on a Core connection (the click's fast path): one prebuilt INSERT."""
+    purge_core(conn, now=now)
     return conn.execute(_RECORD[conn.dialect.name], _values(body, now)).scalar_one_or_none() is not None
+
+
+# PostgreSQL can run the record inside another statement (a data-modifying WITH), so a hot path
+# pays one round trip for the record and its own first read: ``record_cte`` is
+# ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` over these bind parameters; it returns no
+# row for a replay. The caller runs ``purge_core`` first.
+_RECORD_PARAMS = {"key": "seen_key", "kind": "seen_kind", "user_id": "seen_user", "seen_at": "seen_time"}
+
+
+def record_cte(name: str = "seen") -> CTE:
+    values = {column: bindparam(param, type_=_TABLE.c[column].type) for column, param in _RECORD_PARAMS.items()}
+    return postgresql_insert(_TABLE).values(values).on_conflict_do_nothing().returning(_TABLE.c.id).cte(name)
+
+
+def record_params(body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {_RECORD_PARAMS[column]: value for column, value in _values(body, now).items()}

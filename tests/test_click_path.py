@@ -114,7 +114,10 @@ def test_a_first_confirmation_leaves_what_the_orm_path_leaves(bot: Bot, run_id: 
     assert "DELETE" in statements
     before, statements[:] = version(engine, run_id), []
     assert fast(engine, run_id, FAST, now).outcome is click.Outcome.STORED
-    assert statements == ["INSERT", "SELECT", "INSERT", "UPDATE"]  # replay record, probe, answer, version
+    if engine.dialect.name == "postgresql":  # record + probe, answer + version: data-modifying WITHs
+        assert statements == ["WITH", "WITH"]
+    else:
+        assert statements == ["INSERT", "SELECT", "INSERT", "UPDATE"]  # replay record, probe, answer, version
     assert orm(engine, run_id, TWIN, now) == "stored"
     assert answers(engine, FAST) == answers(engine, TWIN) != []
     assert version(engine, run_id) == before + 2

@@ -34,7 +34,9 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    Update,
     and_,
+    bindparam,
     exists,
     false,
     func,
@@ -51,7 +53,7 @@ from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
 from bot.checklist.service import closed_message, not_on_desk_message
 from bot.db import write_connection
 from bot.desks.models import Desk, DeskMember, Role
-from bot.interactions import first_time_core
+from bot.interactions import first_time_core, purge_core, record_cte, record_params
 
 
 class Outcome(StrEnum):
@@ -89,13 +91,7 @@ CONFIRMATION: dict[str, Any] = {
 _BUMP = update(RUN).where(RUN.c.id == RUN_ID).values(answers_version=RUN.c.answers_version + 1)
 
 
-def _probe(rules: tuple[events.ConfirmRule, ...]) -> Select[Any]:
-    latest = ANSWER.alias("latest")
-    newest = (
-        select(func.max(ANSWER.c.version))
-        .where(ANSWER.c.run_id == RUN_ID, ANSWER.c.user_id == USER_ID)
-        .scalar_subquery()
-    )
+def _columns(rules: tuple[events.ConfirmRule, ...], latest: Any) -> list[Any]:
     member = exists().where(
         MEMBER.c.desk_id == RUN.c.desk_id, MEMBER.c.user_id == USER_ID, MEMBER.c.role == Role.TRADER.value
     )
@@ -112,15 +108,42 @@ def _probe(rules: tuple[events.ConfirmRule, ...]) -> Select[Any]:
         columns.append((rule.full_path if rule.full_path is not None else false()).label(f"full_{i}"))
         if rule.applies is not None:
             columns.append(rule.applies.label(f"applies_{i}"))
+    return columns
+
+
+def _latest() -> tuple[Any, Any]:
+    """The trader's latest answer on the run, as an alias and its join condition."""
+    latest = ANSWER.alias("latest")
+    newest = (
+        select(func.max(ANSWER.c.version))
+        .where(ANSWER.c.run_id == RUN_ID, ANSWER.c.user_id == USER_ID)
+        .scalar_subquery()
+    )
+    return latest, and_(latest.c.run_id == RUN.c.id, latest.c.user_id == USER_ID, latest.c.version == newest)
+
+
+def _probe(rules: tuple[events.ConfirmRule, ...]) -> Select[Any]:
+    """One row for the run (none if there is no such run)."""
+    latest, on = _latest()
     return (
-        select(*columns)
+        select(*_columns(rules, latest))
         .select_from(RUN)
         .join(DESK, DESK.c.id == RUN.c.desk_id)
-        .outerjoin(
-            latest,
-            and_(latest.c.run_id == RUN.c.id, latest.c.user_id == USER_ID, latest.c.version == newest),
-        )
+        .outerjoin(latest, on)
         .where(RUN.c.id == RUN_ID)
+    )
+
+
+def _recorded_probe(rules: tuple[events.ConfirmRule, ...]) -> Select[Any]:
+    """PostgreSQL: the replay record and the probe in one statement. No row: a replay; a row
+    whose run columns are NULL: no such run."""
+    seen = record_cte()
+    latest, on = _latest()
+    return (
+        select(seen.c.id.label("seen_id"), *_columns(rules, latest))
+        .select_from(seen)
+        .outerjoin(RUN.join(DESK, DESK.c.id == RUN.c.desk_id), RUN.c.id == RUN_ID)
+        .outerjoin(latest, on)
     )
 
 
@@ -128,48 +151,73 @@ _INSERT: dict[str, Insert] = {
     name: insert(ANSWER).on_conflict_do_nothing().returning(ANSWER.c.id)
     for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
 }
-_built: tuple[tuple[events.ConfirmRule, ...], Select[Any]] | None = None
+_ANSWER_PARAMS = {c.name: f"answer_{c.name}" for c in ANSWER.c if c.name != "id"}
+
+
+def _insert_and_bump() -> Update:
+    """PostgreSQL: the answer's INSERT and the run's version bump in one statement; a row when
+    the answer was stored (none when a concurrent click of the same trader stored it first)."""
+    values = {column: bindparam(param, type_=ANSWER.c[column].type) for column, param in _ANSWER_PARAMS.items()}
+    stored = postgresql_insert(ANSWER).values(values).on_conflict_do_nothing().returning(ANSWER.c.id).cte("stored")
+    return (
+        update(RUN)
+        .where(RUN.c.id == RUN_ID, exists(select(stored.c.id)))
+        .values(answers_version=RUN.c.answers_version + 1)
+        .returning(RUN.c.id)
+        .add_cte(stored)
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The statements for the rules declared now."""
+
+    rules: tuple[events.ConfirmRule, ...]
+    probe: Select[Any]
+    recorded_probe: Select[Any]
+    insert_and_bump: Update
+
+
+_built: Plan | None = None
 _built_lock = Lock()
 
 
-def _statement() -> tuple[tuple[events.ConfirmRule, ...], Select[Any]]:
-    """The probe for the rules declared now (built once, rebuilt if a rule is declared later)."""
+def _plan() -> Plan:
+    """Built once (and again if a rule is declared later): SQLAlchemy compiles each once."""
     global _built
     rules = events.confirm_rules()
     with _built_lock:
-        if _built is None or _built[0] != rules:
-            _built = (rules, _probe(rules))
+        if _built is None or _built.rules != rules:
+            _built = Plan(rules, _probe(rules), _recorded_probe(rules), _insert_and_bump())
         return _built
 
 
 def confirm(engine: Engine, *, run_id: int | None, user_id: str, body: dict[str, Any], now: datetime) -> Click:
     """Record the click and, for a first confirmation, store it; ``Outcome.FULL`` when the ORM
     path must do it (this transaction is then rolled back: nothing was written)."""
-    rules, probe = _statement()
+    plan = _plan()
     with write_connection(engine) as conn:
-        click = _confirm(conn, rules, probe, run_id=run_id, user_id=user_id, body=body, now=now)
+        click = _confirm(conn, plan, run_id=run_id, user_id=user_id, body=body, now=now)
         if click.outcome is Outcome.FULL:
             conn.rollback()
         return click
 
 
 def _confirm(
-    conn: Connection,
-    rules: tuple[events.ConfirmRule, ...],
-    probe: Select[Any],
-    *,
-    run_id: int | None,
-    user_id: str,
-    body: dict[str, Any],
-    now: datetime,
+    conn: Connection, plan: Plan, *, run_id: int | None, user_id: str, body: dict[str, Any], now: datetime
 ) -> Click:
-    if not first_time_core(conn, body=body, now=now):
-        return Click(Outcome.REPLAYED)
-    if run_id is None:
-        return Click(Outcome.STALE)
-    params = {"click_run": run_id, "click_user": user_id}
-    row = conn.execute(probe, params).mappings().first()
-    if row is None:
+    params: dict[str, Any] = {"click_run": run_id, "click_user": user_id}
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql:  # 2 statements: record + probe, insert + bump
+        purge_core(conn, now=now)
+        row = conn.execute(plan.recorded_probe, {**params, **record_params(body, now)}).mappings().first()
+        if row is None:
+            return Click(Outcome.REPLAYED)
+    else:  # 4 statements (SQLite has no INSERT inside WITH, and its statements are cheap)
+        if not first_time_core(conn, body=body, now=now):
+            return Click(Outcome.REPLAYED)
+        row = conn.execute(plan.probe, params).mappings().first() if run_id is not None else None
+    if row is None or row["trading_date"] is None:
         return Click(Outcome.STALE)
     if not row["member"]:
         return Click(Outcome.REFUSED, not_on_desk_message(row["name"]))
@@ -180,13 +228,26 @@ def _confirm(
         if all(row[k] == v for k, v in CONFIRMATION.items()):
             return Click(Outcome.ALREADY)
         return Click(Outcome.FULL)  # it replaces a report: the ORM path says what changed
-    if any(row[f"full_{i}"] for i in range(len(rules))):
+    if any(row[f"full_{i}"] for i in range(len(plan.rules))):
         return Click(Outcome.FULL)
-    values = {**CONFIRMATION, "run_id": run_id, "user_id": user_id, "version": 1, "restricted": False}
-    if conn.execute(_INSERT[conn.dialect.name], {**values, "created_at": now}).scalar_one_or_none() is None:
+    values = {
+        **CONFIRMATION,
+        "run_id": run_id,
+        "user_id": user_id,
+        "version": 1,
+        "restricted": False,
+        "created_at": now,
+    }
+    if postgresql:
+        answer = {_ANSWER_PARAMS[k]: v for k, v in values.items()}
+        stored = conn.execute(plan.insert_and_bump, {**params, **answer}).first() is not None
+    else:
+        stored = conn.execute(_INSERT[conn.dialect.name], values).scalar_one_or_none() is not None
+        if stored:
+            conn.execute(_BUMP, params)
+    if not stored:
         return Click(Outcome.ALREADY)  # a concurrent click of the same trader stored it first
-    conn.execute(_BUMP, params)
-    for i, rule in enumerate(rules):
+    for i, rule in enumerate(plan.rules):
         if rule.statement is not None and (rule.applies is None or row[f"applies_{i}"]):
             conn.execute(rule.statement, {**params, "click_now": now})
     return Click(Outcome.STORED)

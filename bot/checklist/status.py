@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import BindParameter, Date, and_, bindparam
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
+from bot import calendar
 from bot.checklist import service as checklist
-from bot.checklist.models import ChecklistRun
+from bot.checklist.models import Answer, ChecklistRun
 from bot.checklist.service import Roster, RosterEntry
 from bot.desks import away
 from bot.desks import service as desks
-from bot.desks.models import Desk, Role
+from bot.desks.models import Away, Desk, DeskMember, Role
 from bot.errors import ServiceError
 from bot.people import service as people
+from bot.people.models import Person
 from bot.people.service import Names
 
 
@@ -68,10 +73,88 @@ def _trader_status(session: Session, desk: Desk, trader_id: str, now: datetime) 
 
 def own_status(*, session: Session, user_id: str, now: datetime) -> list[TraderStatus]:
     """Today's status on every desk where ``user_id`` trades."""
-    return [
-        _trader_status(session, desk, user_id, now)
-        for desk in desks.desks_of_user(session=session, user_id=user_id, role=Role.TRADER)
-    ]
+    return overview(session=session, user_id=user_id, now=now).trading
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What ``/ibstatus`` alone and App Home start from, in a handful of queries: the user's
+    standing on each desk they trade on, the desks they manage, their current and future
+    away periods (``upcoming``: ending on or after their today, soonest first)."""
+
+    trading: list[TraderStatus]
+    managing: list[Desk]
+    upcoming: list[Away]
+
+
+# ``overview``'s statements, built once (their SQL is compiled once and cached).
+_USER: BindParameter[str] = bindparam("overview_user")
+_DAYS = [bindparam(f"overview_day{i}", type_=Date()) for i in range(3)]
+_DESKS_RUNS_ANSWERS = (
+    sa_select(Desk, col(DeskMember.role), ChecklistRun, Answer, Person)
+    .join(DeskMember, col(DeskMember.desk_id) == col(Desk.id))
+    .outerjoin(
+        ChecklistRun,
+        and_(
+            col(ChecklistRun.desk_id) == col(Desk.id),
+            col(DeskMember.role) == Role.TRADER.value,
+            col(ChecklistRun.trading_date).in_(_DAYS),
+        ),
+    )
+    .outerjoin(Answer, and_(col(Answer.run_id) == col(ChecklistRun.id), col(Answer.user_id) == _USER))
+    .outerjoin(Person, col(Person.user_id) == _USER)
+    .where(col(DeskMember.user_id) == _USER)
+    .order_by(col(Desk.name), col(DeskMember.role), col(ChecklistRun.id), col(Answer.version))
+)
+_AWAY_SINCE = (
+    select(Away).where(col(Away.user_id) == _USER, col(Away.end) >= _DAYS[0]).order_by(col(Away.start), col(Away.id))
+)
+
+
+def overview(*, session: Session, user_id: str, now: datetime) -> Overview:
+    """Two queries whatever the number of desks: the user's desks and roles with today's run on
+    each desk they trade on, their latest answer on it and their name; then their away periods.
+    A desk's today is within a day of the UTC date, so the runs of those three dates are read
+    and each desk keeps the one of its own today."""
+    utc_day = now.astimezone(UTC).date()
+    params: dict[str, Any] = {"overview_user": user_id}
+    params |= {f"overview_day{i}": utc_day + timedelta(days=i - 1) for i in range(3)}
+    mine: list[tuple[Desk, Role]] = []
+    runs: dict[int | None, ChecklistRun] = {}
+    latest: dict[int | None, Answer] = {}
+    person: Person | None = None
+    seen: set[tuple[int | None, Role]] = set()
+    for desk, role, run, answer, who in session.execute(_DESKS_RUNS_ANSWERS, params).all():
+        person = who
+        if (desk.id, Role(role)) not in seen:
+            seen.add((desk.id, Role(role)))
+            mine.append((desk, Role(role)))
+        if run is not None and run.trading_date == checklist.desk_today(desk, now):
+            runs[desk.id] = run
+            if answer is not None:
+                latest[desk.id] = answer  # later versions overwrite earlier ones
+    trading = [desk for desk, role in mine if role is Role.TRADER]
+    managing = [desk for desk, role in mine if role is Role.MANAGER]
+    first = (trading or [desk for desk, _ in mine])[:1]
+    today = calendar.local_date(now, calendar.zone(first[0].timezone if first else "UTC"))  # as away.today_for
+    periods = list(session.execute(_AWAY_SINCE, params).scalars()) if trading else []
+    names = people.names_of_people([person])
+    statuses: list[TraderStatus] = []
+    for desk in trading:
+        entry: RosterEntry | None = None
+        answerable: ChecklistRun | None = None
+        run = runs.get(desk.id)
+        if run is not None and run.id is not None and run.message_ts is not None:
+            answer = latest.get(desk.id)
+            is_away = any(p.start <= run.trading_date <= p.end for p in periods)
+            entry = RosterEntry(user_id, checklist.state_of(answer, is_away), answer)
+            answerable = None if checklist.run_closed(run, desk, now) else run
+        statuses.append(
+            TraderStatus(
+                desk=desk, entry=entry, next_post=checklist.next_post_time(desk, now), run=answerable, names=names
+            )
+        )
+    return Overview(trading=statuses, managing=managing, upcoming=[p for p in periods if p.end >= today])
 
 
 def desk_status(*, session: Session, user_id: str, name: str | None, now: datetime) -> DeskStatus:
@@ -91,12 +174,14 @@ def desk_status(*, session: Session, user_id: str, name: str | None, now: dateti
     raise ServiceError(f"You're not on a desk{shown}.")
 
 
-def managed_status(*, session: Session, user_id: str, now: datetime) -> list[DeskStatus]:
-    """Today's roster of every desk ``user_id`` manages."""
-    return [
-        _desk_status(session, desk, now)
-        for desk in desks.desks_of_user(session=session, user_id=user_id, role=Role.MANAGER)
-    ]
+def managed_status(
+    *, session: Session, user_id: str, now: datetime, managing: list[Desk] | None = None
+) -> list[DeskStatus]:
+    """Today's roster of every desk ``user_id`` manages (``managing``: those desks, when the
+    caller has them already, e.g. from ``overview``)."""
+    if managing is None:
+        managing = desks.desks_of_user(session=session, user_id=user_id, role=Role.MANAGER)
+    return [_desk_status(session, desk, now) for desk in managing]
 
 
 def trader_status(*, session: Session, manager_id: str, trader_id: str, now: datetime) -> list[TraderStatus]:

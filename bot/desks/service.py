@@ -250,6 +250,18 @@ def desks_of_user(*, session: Session, user_id: str, role: Role | None = None) -
     return list(session.exec(query).all())
 
 
+def memberships(*, session: Session, user_id: str) -> list[tuple[Desk, Role]]:
+    """Every (desk, role) of ``user_id``, by desk name, in one query (``desks_of_user`` for
+    every role at once)."""
+    rows = session.exec(
+        select(Desk, DeskMember.role)
+        .join(DeskMember, col(DeskMember.desk_id) == col(Desk.id))
+        .where(DeskMember.user_id == user_id)
+        .order_by(col(Desk.name), col(DeskMember.role))
+    ).all()
+    return [(desk, Role(role)) for desk, role in rows]
+
+
 def is_member(*, session: Session, desk_id: int, user_id: str, role: Role) -> bool:
     row = session.exec(
         select(DeskMember.id).where(

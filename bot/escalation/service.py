@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import exists, update
+from sqlalchemy import bindparam, exists, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -784,8 +784,17 @@ def open_for_manager(*, session: Session, user_id: str) -> tuple[int, list[tuple
     return len(managed), _open_where(session, col(Escalation.desk_id).in_(managed))
 
 
+_OPEN_FOR_TRADER = (
+    select(Escalation, Desk)
+    .join(Desk, col(Desk.id) == col(Escalation.desk_id))
+    .where(col(Escalation.state).in_(OPEN_STATES), col(Escalation.trader_id) == bindparam("open_for_trader"))
+    .order_by(col(Escalation.opened_at), col(Escalation.id))
+)  # built once: every trader's /ibstatus asks
+
+
 def open_for_trader(*, session: Session, user_id: str) -> list[tuple[Escalation, Desk]]:
-    return _open_where(session, Escalation.trader_id == user_id)
+    rows = session.execute(_OPEN_FOR_TRADER, {"open_for_trader": user_id}).all()
+    return [(e, d) for e, d in rows]
 
 
 def open_desk_wide(*, session: Session, desk_ids: Iterable[int]) -> list[tuple[Escalation, Desk]]:

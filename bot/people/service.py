@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -29,8 +30,12 @@ def _cut(text: str) -> str:
 
 def shown_name(person: Person) -> str:
     """What people see: display name, else real name, else the @handle, else the ID."""
-    name = _cut(person.display_name or person.real_name or person.handle or person.user_id)
-    return f"{name} (deactivated)" if person.deleted else name
+    return _shown(person.user_id, person.display_name, person.real_name, person.handle, person.deleted)
+
+
+def _shown(user_id: str, display_name: str, real_name: str, handle: str, deleted: bool) -> str:
+    name = _cut(display_name or real_name or handle or user_id)
+    return f"{name} (deactivated)" if deleted else name
 
 
 class Names:
@@ -57,16 +62,42 @@ class Names:
 NO_NAMES = Names()
 
 
+_NAME_COLUMNS = (
+    col(Person.user_id),
+    col(Person.display_name),
+    col(Person.real_name),
+    col(Person.handle),
+    col(Person.deleted),
+)
+
+
 def names_for(*, session: Session, user_ids: Iterable[str | None]) -> Names:
     """Shown names of these users in one query (chunked for very long lists)."""
     wanted = sorted({u for u in user_ids if u})
     known: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        for person in session.exec(select(Person).where(col(Person.user_id).in_(chunk))).all():
-            if person.display_name or person.real_name or person.handle:  # a failed refresh keeps the name
-                known[person.user_id] = shown_name(person)
+        # The five columns a name needs, not whole rows: a 2,000-trader roster reads them all.
+        rows = session.execute(
+            sa_select(
+                col(Person.user_id),
+                col(Person.display_name),
+                col(Person.real_name),
+                col(Person.handle),
+                col(Person.deleted),
+            ).where(col(Person.user_id).in_(chunk))
+        ).all()
+        for user_id, display_name, real_name, handle, deleted in rows:
+            if display_name or real_name or handle:  # a failed refresh keeps the name
+                known[user_id] = _shown(user_id, display_name, real_name, handle, deleted)
     return Names(known)
+
+
+def names_of_people(persons: Iterable[Person | None]) -> Names:
+    """The shown names of people already loaded (those ever named: a failed refresh keeps the name)."""
+    return Names(
+        {p.user_id: shown_name(p) for p in persons if p is not None and (p.display_name or p.real_name or p.handle)}
+    )
 
 
 def get(*, session: Session, user_id: str) -> Person | None:

@@ -92,18 +92,17 @@ def _answer(session: Any, user: str, words: list[str], now: datetime) -> tuple[s
 def _overview(session: Any, user: str, now: datetime) -> str:
     """`/ibstatus` alone, by role: a trader's own status; a manager's desks; else who to ask."""
     parts: list[str] = []
-    trading = status.own_status(session=session, user_id=user, now=now)
-    if trading:
-        parts.append(views.own_status_text(trading))
-        mine = escalation.open_for_trader(session=session, user_id=user)
-        names = escalation.names_of(session=session, escalations=[e for e, _ in mine])
-        text = escalation_views.own_escalations_text(mine, names)
-        if text:
-            parts.append(text)
-        periods = desk_views.away_text(away.upcoming(session=session, user_id=user, now=now))
+    mine = status.overview(session=session, user_id=user, now=now)
+    if mine.trading:
+        parts.append(views.own_status_text(mine.trading))
+        about_me = escalation.open_for_trader(session=session, user_id=user)
+        if about_me:
+            names = escalation.names_of(session=session, escalations=[e for e, _ in about_me])
+            parts.append(escalation_views.own_escalations_text(about_me, names))
+        periods = desk_views.away_text(mine.upcoming)
         if periods:
             parts.append(periods)
-    managed = status.managed_status(session=session, user_id=user, now=now)
+    managed = status.managed_status(session=session, user_id=user, now=now, managing=mine.managing)
     if managed:
         used = sum(len(p) for p in parts)
         parts.append(views.managed_status_text(managed, chars=MESSAGE_CHARS - used - 200))

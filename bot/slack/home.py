@@ -16,7 +16,6 @@ from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.checklist import status
-from bot.desks import away
 from bot.desks import service as desks
 from bot.desks.models import Role
 from bot.escalation import service as escalation
@@ -40,12 +39,13 @@ def register(app: App) -> None:
 def gather(session: Session, user: str, now: datetime) -> HomeData:
     """Everything App Home shows ``user``, from the database and the names cache."""
     data = HomeData(user=user, admin=people.is_workspace_admin(session=session, user_id=user))
-    data.trading = status.own_status(session=session, user_id=user, now=now)
+    mine = status.overview(session=session, user_id=user, now=now)
+    data.trading = mine.trading
     if data.trading:
         data.about_me = escalation.open_for_trader(session=session, user_id=user)
-        data.away = away.upcoming(session=session, user_id=user, now=now)
+        data.away = mine.upcoming
     mentioned: list[Any] = [e for e, _ in data.about_me]
-    for desk_status in status.managed_status(session=session, user_id=user, now=now):
+    for desk_status in status.managed_status(session=session, user_id=user, now=now, managing=mine.managing):
         desk = desk_status.desk
         assert desk.id is not None
         open_ = escalation.open_for_desk(session=session, desk_id=desk.id)
