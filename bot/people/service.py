@@ -16,45 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.people.models import Person
-from bot.text import clean
+from bot.people.names import NAME_LIMIT as NAME_LIMIT  # re-exported: the rule lives in bot.people.names
+from bot.people.names import NO_NAMES as NO_NAMES
+from bot.people.names import Names as Names
+from bot.people.names import has_name, shown_name_of
 
-NAME_LIMIT = 40
 MAX_AGE = timedelta(hours=24)
-
-
-def _cut(text: str) -> str:
-    text = " ".join(clean(text).split())
-    return text if len(text) <= NAME_LIMIT else text[: NAME_LIMIT - 1] + "…"
 
 
 def shown_name(person: Person) -> str:
     """What people see: display name, else real name, else the @handle, else the ID."""
-    name = _cut(person.display_name or person.real_name or person.handle or person.user_id)
-    return f"{name} (deactivated)" if person.deleted else name
-
-
-class Names:
-    """User ID -> shown name (plain text). ``names(uid)`` never fails: unknown IDs show as-is."""
-
-    def __init__(self, known: Mapping[str, str] | None = None) -> None:
-        self._known = dict(known or {})
-
-    def __call__(self, user_id: str | None) -> str:
-        if not user_id:
-            return ""
-        return self._known.get(user_id) or user_id
-
-    def __contains__(self, user_id: object) -> bool:
-        return user_id in self._known
-
-    def merged(self, other: Names) -> Names:
-        return Names({**self._known, **other._known})
-
-    def sort_key(self, user_id: str) -> tuple[str, str]:
-        return (self(user_id).casefold(), user_id)
-
-
-NO_NAMES = Names()
+    return shown_name_of(person.user_id, person.display_name, person.real_name, person.handle, person.deleted)
 
 
 def names_for(*, session: Session, user_ids: Iterable[str | None]) -> Names:
@@ -64,7 +36,7 @@ def names_for(*, session: Session, user_ids: Iterable[str | None]) -> Names:
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         for person in session.exec(select(Person).where(col(Person.user_id).in_(chunk))).all():
-            if person.display_name or person.real_name or person.handle:  # a failed refresh keeps the name
+            if has_name(person.display_name, person.real_name, person.handle):  # a failed refresh keeps the name
                 known[person.user_id] = shown_name(person)
     return Names(known)
 
