@@ -9,6 +9,12 @@
 - ``python -c pass``: the interpreter alone, and ``import sqlalchemy.orm, sqlmodel``: what any
   command that reads the database imports at least -- for context.
 
+Bytecode: by default the commands run as an installed package does, with the modules' bytecode
+cached (``PYTHONPYCACHEPREFIX`` in the benchmark's temporary folder, written by one discarded
+warm-up run of each command; ``pip install`` byte-compiles a package the same way). The
+development environment sets ``PYTHONDONTWRITEBYTECODE=1`` and installs ``bot`` editable, so
+there every start compiles ``bot/`` from source (~16,000 lines): ``--source`` measures that.
+
 Prints a table with the median (and min / max) wall time of ``--runs`` runs next to the
 targets (healthz within 1.5 s, desk list within 0.5 s), and the median CPU time the command
 used until then (user + system, from /proc or getrusage): on a shared machine the wall time
@@ -17,6 +23,7 @@ that ``import bot.serve`` and ``import bot.cli`` + a desk list pull in (``python
 
     .venv/bin/python -m bench.startup                    # 7 runs each
     .venv/bin/python -m bench.startup --runs 3 --importtime
+    .venv/bin/python -m bench.startup --runs 3 --source     # compile bot/ at every start
 """
 
 from __future__ import annotations
@@ -157,14 +164,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", help="a database to migrate and use (default: a fresh SQLite file)")
     parser.add_argument("--importtime", action="store_true", help="also print the heaviest imports")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument(
+        "--source", action="store_true", help="no cached bytecode: every start compiles bot/ (PYTHONDONTWRITEBYTECODE)"
+    )
     args = parser.parse_args(argv)
 
+    start_load = os.getloadavg()
     fake = FakeSlack().start()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
             cwd = Path(tmp)
             url = args.database_url or f"sqlite:///{cwd / 'preflight.db'}"
             env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "PORT"))}
+            env.pop("PYTHONPYCACHEPREFIX", None)
+            if args.source:
+                env["PYTHONDONTWRITEBYTECODE"] = "1"
+            else:
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                env["PYTHONPYCACHEPREFIX"] = str(cwd / "pycache")
             env |= {
                 "DATABASE_URL": url,
                 "SLACK_BOT_TOKEN": BOT_TOKEN,
@@ -185,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 not in subprocess.run(cli + ["desk", "list"], cwd=cwd, env=env, capture_output=True, text=True).stdout
             ):
                 time_command(add, env, cwd)
+            # Warm-up, not measured: with cached bytecode, these runs write it.
+            time_command(cli + ["desk", "list"], env, cwd)
+            time_serve(env, cwd)
+            time_command([sys.executable, "-c", "import sqlalchemy.orm, sqlmodel"], env, cwd)
             rows = [
                 Row("python -c pass (interpreter alone)", measure(args.runs, lambda: time_command(
                     [sys.executable, "-c", "pass"], env, cwd)), None),
@@ -198,9 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]  # fmt: skip
             load = os.getloadavg()
             backend = url.split("://")[0]
+            bytecode = "compiled from source at every start" if args.source else "bytecode cached"
             print(
-                f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; database {backend}, "
-                f"migrated; {args.runs} runs each; Python {sys.version.split()[0]}"
+                f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (at the start "
+                f"{start_load[0]:.2f}); database {backend}, migrated; {bytecode}; {args.runs} runs each; "
+                f"Python {sys.version.split()[0]}"
             )
             print()
             print("| command | median s | median CPU s | min s | max s | target | |")
