@@ -123,20 +123,29 @@ def time_command(argv: list[str], env: dict[str, str], cwd: Path) -> Sample:
     return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def importtime(code: str, env: dict[str, str], cwd: Path, top: int) -> list[tuple[int, str]]:
-    """The ``top`` modules with the largest cumulative import time (microseconds) for ``code``."""
+def importtime(
+    code: str, env: dict[str, str], cwd: Path, top: int
+) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """For ``code`` (``python -X importtime``, microseconds): the ``top`` modules with the largest
+    cumulative import time, and the self time summed by package (``bot.*`` by sub-package), the
+    largest first: where the time goes."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], cwd=cwd, env=env, capture_output=True, timeout=120, text=True
     )
     rows: list[tuple[int, str]] = []
+    by_package: dict[str, int] = {}
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, cumulative, name = line.split("|")
+        head, cumulative, name = line.split("|")
         rows.append((int(cumulative.strip()), name.rstrip()[1:]))  # one space, then two per nesting level
+        parts = name.strip().split(".")
+        package = ".".join(parts[:2]) if parts[0] == "bot" else parts[0]
+        by_package[package] = by_package.get(package, 0) + int(head.split(":")[1].strip())
     total = sum(c for c, name in rows if not name.startswith(" "))
     rows.sort(reverse=True)
-    return [(total, "(all top-level imports)")] + rows[:top]
+    packages = sorted(((t, p) for p, t in by_package.items()), reverse=True)
+    return [(total, "(all top-level imports)")] + rows[:top], packages[:top]
 
 
 @dataclass
@@ -235,9 +244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ("import bot.serve", "import bot.serve"),
                     ("desk list", "from bot.cli import main; main(['desk', 'list'])"),
                 ):
+                    heaviest, packages = importtime(code, env, cwd, args.top)
                     print()
                     print(f"heaviest imports ({title}; cumulative ms, -X importtime):")
-                    for micros, name in importtime(code, env, cwd, args.top):
+                    for micros, name in heaviest:
+                        print(f"  {micros / 1000:8.1f}  {name}")
+                    print()
+                    print(f"self time by package ({title}; ms, -X importtime):")
+                    for micros, name in packages:
                         print(f"  {micros / 1000:8.1f}  {name}")
     finally:
         fake.stop()
