@@ -9,6 +9,12 @@
 - ``python -c pass``: the interpreter alone, and ``import sqlalchemy.orm, sqlmodel``: what any
   command that reads the database imports at least -- for context.
 
+Bytecode: by default the commands run as an installed package does, with the modules' bytecode
+cached (``PYTHONPYCACHEPREFIX`` in the benchmark's temporary folder, written by one discarded
+warm-up run of each command; ``pip install`` byte-compiles a package the same way). The
+development environment sets ``PYTHONDONTWRITEBYTECODE=1`` and installs ``bot`` editable, so
+there every start compiles ``bot/`` from source (~16,000 lines): ``--source`` measures that.
+
 Prints a table with the median (and min / max) wall time of ``--runs`` runs next to the
 targets (healthz within 1.5 s, desk list within 0.5 s), and the median CPU time the command
 used until then (user + system, from /proc or getrusage): on a shared machine the wall time
@@ -17,6 +23,7 @@ that ``import bot.serve`` and ``import bot.cli`` + a desk list pull in (``python
 
     .venv/bin/python -m bench.startup                    # 7 runs each
     .venv/bin/python -m bench.startup --runs 3 --importtime
+    .venv/bin/python -m bench.startup --runs 3 --source     # compile bot/ at every start
 """
 
 from __future__ import annotations
@@ -116,20 +123,29 @@ def time_command(argv: list[str], env: dict[str, str], cwd: Path) -> Sample:
     return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def importtime(code: str, env: dict[str, str], cwd: Path, top: int) -> list[tuple[int, str]]:
-    """The ``top`` modules with the largest cumulative import time (microseconds) for ``code``."""
+def importtime(
+    code: str, env: dict[str, str], cwd: Path, top: int
+) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """For ``code`` (``python -X importtime``, microseconds): the ``top`` modules with the largest
+    cumulative import time, and the self time summed by package (``bot.*`` by sub-package), the
+    largest first: where the time goes."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], cwd=cwd, env=env, capture_output=True, timeout=120, text=True
     )
     rows: list[tuple[int, str]] = []
+    by_package: dict[str, int] = {}
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, cumulative, name = line.split("|")
+        head, cumulative, name = line.split("|")
         rows.append((int(cumulative.strip()), name.rstrip()[1:]))  # one space, then two per nesting level
+        parts = name.strip().split(".")
+        package = ".".join(parts[:2]) if parts[0] == "bot" else parts[0]
+        by_package[package] = by_package.get(package, 0) + int(head.split(":")[1].strip())
     total = sum(c for c, name in rows if not name.startswith(" "))
     rows.sort(reverse=True)
-    return [(total, "(all top-level imports)")] + rows[:top]
+    packages = sorted(((t, p) for p, t in by_package.items()), reverse=True)
+    return [(total, "(all top-level imports)")] + rows[:top], packages[:top]
 
 
 @dataclass
@@ -157,14 +173,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", help="a database to migrate and use (default: a fresh SQLite file)")
     parser.add_argument("--importtime", action="store_true", help="also print the heaviest imports")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument(
+        "--source", action="store_true", help="no cached bytecode: every start compiles bot/ (PYTHONDONTWRITEBYTECODE)"
+    )
     args = parser.parse_args(argv)
 
+    start_load = os.getloadavg()
     fake = FakeSlack().start()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
             cwd = Path(tmp)
             url = args.database_url or f"sqlite:///{cwd / 'preflight.db'}"
             env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "PORT"))}
+            env.pop("PYTHONPYCACHEPREFIX", None)
+            if args.source:
+                env["PYTHONDONTWRITEBYTECODE"] = "1"
+            else:
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                env["PYTHONPYCACHEPREFIX"] = str(cwd / "pycache")
             env |= {
                 "DATABASE_URL": url,
                 "SLACK_BOT_TOKEN": BOT_TOKEN,
@@ -185,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 not in subprocess.run(cli + ["desk", "list"], cwd=cwd, env=env, capture_output=True, text=True).stdout
             ):
                 time_command(add, env, cwd)
+            # Warm-up, not measured: with cached bytecode, these runs write it.
+            time_command(cli + ["desk", "list"], env, cwd)
+            time_serve(env, cwd)
+            time_command([sys.executable, "-c", "import sqlalchemy.orm, sqlmodel"], env, cwd)
             rows = [
                 Row("python -c pass (interpreter alone)", measure(args.runs, lambda: time_command(
                     [sys.executable, "-c", "pass"], env, cwd)), None),
@@ -198,9 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]  # fmt: skip
             load = os.getloadavg()
             backend = url.split("://")[0]
+            bytecode = "compiled from source at every start" if args.source else "bytecode cached"
             print(
-                f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; database {backend}, "
-                f"migrated; {args.runs} runs each; Python {sys.version.split()[0]}"
+                f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (at the start "
+                f"{start_load[0]:.2f}); database {backend}, migrated; {bytecode}; {args.runs} runs each; "
+                f"Python {sys.version.split()[0]}"
             )
             print()
             print("| command | median s | median CPU s | min s | max s | target | |")
@@ -212,9 +244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ("import bot.serve", "import bot.serve"),
                     ("desk list", "from bot.cli import main; main(['desk', 'list'])"),
                 ):
+                    heaviest, packages = importtime(code, env, cwd, args.top)
                     print()
                     print(f"heaviest imports ({title}; cumulative ms, -X importtime):")
-                    for micros, name in importtime(code, env, cwd, args.top):
+                    for micros, name in heaviest:
+                        print(f"  {micros / 1000:8.1f}  {name}")
+                    print()
+                    print(f"self time by package ({title}; ms, -X importtime):")
+                    for micros, name in packages:
                         print(f"  {micros / 1000:8.1f}  {name}")
     finally:
         fake.stop()

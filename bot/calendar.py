@@ -12,8 +12,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 from bot.errors import ServiceError
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
@@ -25,13 +23,21 @@ class CalendarError(ServiceError):
     """A bad date, time or time zone; the message is a sentence."""
 
 
+# ``holidays`` is imported on first use (once per process; the scheduler's first pass does it in
+# its own thread): it is not needed to start serving.
+
+
 @lru_cache(maxsize=64)
 def _closed(year: int) -> dict[date, str]:
+    import holidays
+
     return dict(holidays.financial_holidays("NYSE", years=year).items())
 
 
 @lru_cache(maxsize=64)
 def _half_days(year: int) -> dict[date, str]:
+    import holidays
+
     return dict(holidays.financial_holidays("NYSE", years=year, categories=("half_day",)).items())
 
 

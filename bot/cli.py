@@ -275,33 +275,24 @@ def _desk_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _desk_list(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.db import session_scope
-    from bot.desks import service as desks
-    from bot.people import service as people
+    # At head, the desks are read through the DB-API driver alone: no SQLAlchemy, no SQLModel
+    # (0.5 s start-up budget, bench/README.md); otherwise, or when unsure, migrate and use the ORM.
+    from bot.desks.listing import read_orm, read_quick
 
-    with session_scope(_database(settings)) as session:
-        rows = [desks.describe(session=session, desk=d) for d in desks.list_desks(session=session)]
-        names = people.names_for(session=session, user_ids=[u for r in rows for u in (*r.managers, *r.traders)])
+    prepare_database(settings)
+    listing = read_quick(settings.database_url) or read_orm(_database(settings))
 
     def who(users: list[str]) -> str:
-        return ",".join(f"{_plain(names(u))} ({u})" if u in names else u for u in users)
+        return ",".join(f"{_plain(listing.names(u))} ({u})" if u in listing.names else u for u in users)
 
-    if not rows:
+    if not listing.desks:
         print(f"No desks yet in {settings.database_label}.")
         print("Add one with: preflight desk add NAME --channel ... (see --help)")
         return 0
     header = ("NAME", "CHANNEL", "TIMEZONE", "POST", "DEADLINE", "MANAGERS", "TRADERS")
     table = [header] + [
-        (
-            r.desk.name,
-            r.desk.channel_id,
-            r.desk.timezone,
-            r.desk.post_at,
-            r.desk.deadline,
-            who(r.managers),
-            who(r.traders),
-        )
-        for r in rows
+        (d.name, d.channel_id, d.timezone, d.post_at, d.deadline, who(d.managers), who(d.traders))
+        for d in listing.desks
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:

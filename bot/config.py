@@ -10,11 +10,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from platformdirs import user_data_dir
-from sqlalchemy.engine import make_url
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 MAX_OFFSET = 366 * 24 * 3600  # PREFLIGHT_CLOCK_OFFSET: at most a year either way
@@ -70,7 +69,29 @@ class Settings:
         return describe_database(self.database_url)
 
 
+SQLITE_FILE_PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a plain ``sqlite:///FILE`` URL, as SQLAlchemy reads it (percent-escapes
+    decoded), without importing SQLAlchemy; None for anything else (another backend, a query
+    string, ``:memory:``, a ``file:`` URI, no file name)."""
+    for prefix in SQLITE_FILE_PREFIXES:
+        if url.startswith(prefix):
+            rest = url[len(prefix) :]
+            if "?" in rest:
+                return None
+            name = unquote(rest)
+            return None if not name or name == ":memory:" or name.startswith("file:") else name
+    return None
+
+
 def describe_database(url: str) -> str:
+    name = sqlite_file(url)
+    if name is not None:  # the usual case, without importing SQLAlchemy (bot.desks.listing)
+        return str(Path(name).absolute())
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         name = parsed.database or ":memory:"

@@ -23,10 +23,13 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
+
+# ``cryptography`` is imported when a secret is first encrypted, decrypted or signed, not when a
+# Keyring is made: serving a Slack request rarely needs it (bench/README.md, start-up).
 
 SIGNING_INFO = b"ib-preflight export signature v1"
 
@@ -44,10 +47,15 @@ class UndecryptableError(CryptoError):
 
 
 def _fernet(passphrase: str) -> Fernet:
+    from cryptography.fernet import Fernet
+
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(passphrase.encode()).digest()))
 
 
 def _signing_key(passphrase: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SIGNING_INFO).derive(passphrase.encode())
 
 
@@ -64,6 +72,8 @@ class SignatureCheck(StrEnum):
 
 def new_key() -> str:
     """A fresh random key to put in PREFLIGHT_SECRET_KEYS."""
+    from cryptography.fernet import Fernet
+
     return Fernet.generate_key().decode()
 
 
@@ -74,23 +84,30 @@ class Keyring:
         if isinstance(keys, str):
             keys = [keys]
         self.keys = tuple(k for k in (keys or ()) if k)
-        self._multi = MultiFernet([_fernet(k) for k in self.keys]) if self.keys else None
+        self._multi: MultiFernet | None = None  # made on first use
 
     @property
     def configured(self) -> bool:
-        return self._multi is not None
+        return bool(self.keys)
 
     def _need(self) -> MultiFernet:
-        if self._multi is None:
+        if not self.keys:
             raise NoKeyError("no secret key is set (PREFLIGHT_SECRET_KEYS): it is needed to store secrets encrypted")
+        if self._multi is None:  # two threads racing here build two equal MultiFernets: harmless
+            from cryptography.fernet import MultiFernet
+
+            self._multi = MultiFernet([_fernet(k) for k in self.keys])
         return self._multi
 
     def encrypt(self, secret: str) -> str:
         return self._need().encrypt(secret.encode()).decode()
 
     def decrypt(self, token: str) -> str:
+        multi = self._need()
+        from cryptography.fernet import InvalidToken
+
         try:
-            return self._need().decrypt(token.encode()).decode()
+            return multi.decrypt(token.encode()).decode()
         except InvalidToken:
             raise UndecryptableError(
                 "a stored secret can't be decrypted with the configured keys (PREFLIGHT_SECRET_KEYS)"
@@ -127,8 +144,11 @@ class Keyring:
 
     def rotate(self, token: str) -> str:
         """The same secret encrypted under the first key (UndecryptableError if no key reads it)."""
+        multi = self._need()
+        from cryptography.fernet import InvalidToken
+
         try:
-            return self._need().rotate(token.encode()).decode()
+            return multi.rotate(token.encode()).decode()
         except InvalidToken:
             raise UndecryptableError(
                 "a stored secret can't be decrypted with the configured keys (PREFLIGHT_SECRET_KEYS)"

@@ -7,17 +7,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import ColumnElement, event, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, create_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql.dml import Insert as PostgresqlInsert
+    from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -112,12 +114,28 @@ def _reject_flush(session: Session, _context: Any, _instances: Any) -> None:
         raise RuntimeError("read_scope is read-only: use session_scope to write")
 
 
+def conflict_insert(dialect: str, table: Any) -> PostgresqlInsert | SqliteInsert:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing``. Imported here, not at the top:
+    ``sqlalchemy.dialects.postgresql`` costs ~0.1 s to import, which a SQLite process would
+    otherwise pay at start (a PostgreSQL engine has loaded it already)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 def insert_or_skip(session: Session, table: type[SQLModel], values: dict[str, Any]) -> int | None:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` on SQLite and PostgreSQL alike: the new
     row's id, or None when a unique key already held (no savepoint round trips)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(table).values(**values).on_conflict_do_nothing().returning(table.id)  # type: ignore[attr-defined]
+    stmt = (
+        conflict_insert(session.get_bind().dialect.name, table)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(table.id)  # type: ignore[attr-defined]
+    )
     new_id = session.execute(stmt).scalar_one_or_none()
     return int(new_id) if new_id is not None else None
 

@@ -24,11 +24,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CTE, Connection, Insert, Table, bindparam, delete
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col
 
-from bot.db import insert_or_skip
+from bot.db import conflict_insert, insert_or_skip
 from bot.dbtypes import UTCDateTime
 
 RETENTION = timedelta(hours=1)
@@ -91,10 +89,13 @@ def first_time(*, session: Session, body: dict[str, Any], now: datetime) -> bool
 
 _TABLE = cast(Table, SeenInteraction.__table__)  # type: ignore[attr-defined]
 _PURGE = delete(_TABLE).where(_TABLE.c.seen_at < bindparam("before", type_=UTCDateTime()))
-_RECORD: dict[str, Insert] = {
-    name: insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.id)
-    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
-}
+_RECORD: dict[str, Insert] = {}  # dialect -> INSERT ... ON CONFLICT DO NOTHING RETURNING id
+
+
+def _record(dialect: str) -> Insert:
+    if dialect not in _RECORD:  # built on first use (no dialect module imported at start)
+        _RECORD[dialect] = conflict_insert(dialect, _TABLE).on_conflict_do_nothing().returning(_TABLE.c.id)
+    return _RECORD[dialect]
 
 
 def purge_core(conn: Connection, *, now: datetime) -> None:
@@ -106,7 +107,7 @@ def purge_core(conn: Connection, *, now: datetime) -> None:
 def first_time_core(conn: Connection, *, body: dict[str, Any], now: datetime) -> bool:
     """``first_time`` on a Core connection (the click's fast path): one prebuilt INSERT."""
     purge_core(conn, now=now)
-    return conn.execute(_RECORD[conn.dialect.name], _values(body, now)).scalar_one_or_none() is not None
+    return conn.execute(_record(conn.dialect.name), _values(body, now)).scalar_one_or_none() is not None
 
 
 # PostgreSQL can run the record inside another statement (a data-modifying WITH), so a hot path
@@ -118,7 +119,8 @@ _RECORD_PARAMS = {"key": "seen_key", "kind": "seen_kind", "user_id": "seen_user"
 
 def record_cte(name: str = "seen") -> CTE:
     values = {column: bindparam(param, type_=_TABLE.c[column].type) for column, param in _RECORD_PARAMS.items()}
-    return postgresql_insert(_TABLE).values(values).on_conflict_do_nothing().returning(_TABLE.c.id).cte(name)
+    insert = conflict_insert("postgresql", _TABLE).values(values)
+    return insert.on_conflict_do_nothing().returning(_TABLE.c.id).cte(name)
 
 
 def record_params(body: dict[str, Any], now: datetime) -> dict[str, Any]:

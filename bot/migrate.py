@@ -7,6 +7,9 @@ imported only when there is something to do: ``upgrade`` first compares the data
 files (``revision = ...`` / ``down_revision = ...``). At head: done, no Alembic. Behind, ahead,
 no version table, or anything the quick reading can't be sure of (a merge revision, two
 heads, an unreadable file): the full Alembic upgrade, which decides.
+
+``script_head`` imports neither SQLAlchemy nor Alembic: ``preflight desk list`` checks the
+head with it over a plain DB-API connection (``bot.dbapi``).
 """
 
 from __future__ import annotations
@@ -15,11 +18,6 @@ import ast
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-
-from bot.db import make_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -80,6 +78,9 @@ def script_head(versions: Path = VERSIONS) -> str | None:
 
 def _current(conn: Connection) -> list[str] | None:
     """The database's alembic_version rows, or None when it has no such table."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
     try:
         return [str(v) for v in conn.execute(text("SELECT version_num FROM alembic_version")).scalars()]
     except DBAPIError:
@@ -92,6 +93,8 @@ def at_head(database_url: str) -> bool:
     head = script_head()
     if head is None:
         return False
+    from bot.db import make_engine
+
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -105,6 +108,9 @@ def upgrade(database_url: str) -> None:
     if at_head(database_url):
         return
     from alembic import command
+    from sqlalchemy import text
+
+    from bot.db import make_engine
 
     cfg = alembic_config(database_url)
     engine = make_engine(database_url)

@@ -43,15 +43,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from bot import calendar
 from bot.checklist import events
 from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
 from bot.checklist.service import closed_message, not_on_desk_message
-from bot.db import write_connection
+from bot.db import conflict_insert, write_connection
 from bot.desks.models import Desk, DeskMember, Role
 from bot.interactions import first_time_core, purge_core, record_cte, record_params
 
@@ -147,10 +145,15 @@ def _recorded_probe(rules: tuple[events.ConfirmRule, ...]) -> Select[Any]:
     )
 
 
-_INSERT: dict[str, Insert] = {
-    name: insert(ANSWER).on_conflict_do_nothing().returning(ANSWER.c.id)
-    for name, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
-}
+_INSERT: dict[str, Insert] = {}  # dialect -> INSERT ... ON CONFLICT DO NOTHING RETURNING id
+
+
+def _insert(dialect: str) -> Insert:
+    if dialect not in _INSERT:  # built on first use (no dialect module imported at start)
+        _INSERT[dialect] = conflict_insert(dialect, ANSWER).on_conflict_do_nothing().returning(ANSWER.c.id)
+    return _INSERT[dialect]
+
+
 _ANSWER_PARAMS = {c.name: f"answer_{c.name}" for c in ANSWER.c if c.name != "id"}
 
 
@@ -158,7 +161,8 @@ def _insert_and_bump() -> Update:
     """PostgreSQL: the answer's INSERT and the run's version bump in one statement; a row when
     the answer was stored (none when a concurrent click of the same trader stored it first)."""
     values = {column: bindparam(param, type_=ANSWER.c[column].type) for column, param in _ANSWER_PARAMS.items()}
-    stored = postgresql_insert(ANSWER).values(values).on_conflict_do_nothing().returning(ANSWER.c.id).cte("stored")
+    insert = conflict_insert("postgresql", ANSWER).values(values)
+    stored = insert.on_conflict_do_nothing().returning(ANSWER.c.id).cte("stored")
     return (
         update(RUN)
         .where(RUN.c.id == RUN_ID, exists(select(stored.c.id)))
@@ -170,32 +174,38 @@ def _insert_and_bump() -> Update:
 
 @dataclass(frozen=True)
 class Plan:
-    """The statements for the rules declared now."""
+    """The statements for the rules declared now: ``probe`` (SQLite), or ``recorded_probe``
+    and ``insert_and_bump`` (PostgreSQL)."""
 
     rules: tuple[events.ConfirmRule, ...]
-    probe: Select[Any]
-    recorded_probe: Select[Any]
-    insert_and_bump: Update
+    probe: Select[Any] | None = None
+    recorded_probe: Select[Any] | None = None
+    insert_and_bump: Update | None = None
 
 
-_built: Plan | None = None
+_built: dict[str, Plan] = {}
 _built_lock = Lock()
 
 
-def _plan() -> Plan:
-    """Built once (and again if a rule is declared later): SQLAlchemy compiles each once."""
-    global _built
+def _plan(dialect: str) -> Plan:
+    """Built once per dialect (and again if a rule is declared later): SQLAlchemy then
+    compiles each statement once and reuses it."""
     rules = events.confirm_rules()
     with _built_lock:
-        if _built is None or _built.rules != rules:
-            _built = Plan(rules, _probe(rules), _recorded_probe(rules), _insert_and_bump())
-        return _built
+        plan = _built.get(dialect)
+        if plan is None or plan.rules != rules:
+            if dialect == "postgresql":
+                plan = Plan(rules, recorded_probe=_recorded_probe(rules), insert_and_bump=_insert_and_bump())
+            else:
+                plan = Plan(rules, probe=_probe(rules))
+            _built[dialect] = plan
+        return plan
 
 
 def confirm(engine: Engine, *, run_id: int | None, user_id: str, body: dict[str, Any], now: datetime) -> Click:
     """Record the click and, for a first confirmation, store it; ``Outcome.FULL`` when the ORM
     path must do it (this transaction is then rolled back: nothing was written)."""
-    plan = _plan()
+    plan = _plan(engine.dialect.name)
     with write_connection(engine) as conn:
         click = _confirm(conn, plan, run_id=run_id, user_id=user_id, body=body, now=now)
         if click.outcome is Outcome.FULL:
@@ -207,8 +217,7 @@ def _confirm(
     conn: Connection, plan: Plan, *, run_id: int | None, user_id: str, body: dict[str, Any], now: datetime
 ) -> Click:
     params: dict[str, Any] = {"click_run": run_id, "click_user": user_id}
-    postgresql = conn.dialect.name == "postgresql"
-    if postgresql:  # 2 statements: record + probe, insert + bump
+    if plan.recorded_probe is not None:  # PostgreSQL, 2 statements: record + probe, insert + bump
         purge_core(conn, now=now)
         row = conn.execute(plan.recorded_probe, {**params, **record_params(body, now)}).mappings().first()
         if row is None:
@@ -216,6 +225,7 @@ def _confirm(
     else:  # 4 statements (SQLite has no INSERT inside WITH, and its statements are cheap)
         if not first_time_core(conn, body=body, now=now):
             return Click(Outcome.REPLAYED)
+        assert plan.probe is not None
         row = conn.execute(plan.probe, params).mappings().first() if run_id is not None else None
     if row is None or row["trading_date"] is None:
         return Click(Outcome.STALE)
@@ -238,11 +248,11 @@ def _confirm(
         "restricted": False,
         "created_at": now,
     }
-    if postgresql:
+    if plan.insert_and_bump is not None:
         answer = {_ANSWER_PARAMS[k]: v for k, v in values.items()}
         stored = conn.execute(plan.insert_and_bump, {**params, **answer}).first() is not None
     else:
-        stored = conn.execute(_INSERT[conn.dialect.name], values).scalar_one_or_none() is not None
+        stored = conn.execute(_insert(conn.dialect.name), values).scalar_one_or_none() is not None
         if stored:
             conn.execute(_BUMP, params)
     if not stored:

@@ -34,12 +34,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy import Float, case, cast, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.db import read_scope, session_scope
+from bot.db import conflict_insert, read_scope, session_scope
 from bot.delivery.models import PacerBudget
 
 
@@ -92,10 +90,10 @@ class SharedPacer:
         """Create the service's row the first time (concurrent creators: the key decides)."""
         if self._ready:
             return
-        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         values = {"service": self.service, "next_at": 0.0, "spacing": self.base_spacing}
         with session_scope(self.engine) as session:
-            session.execute(insert(_TABLE).values(limited_at=0.0, busy_until=0.0, **values).on_conflict_do_nothing())
+            insert = conflict_insert(self.engine.dialect.name, _TABLE)
+            session.execute(insert.values(limited_at=0.0, busy_until=0.0, **values).on_conflict_do_nothing())
         self._ready = True
 
     def _update(self, **values: Any) -> None:

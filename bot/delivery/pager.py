@@ -16,13 +16,14 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from bot.crypto import CryptoError, Keyring, keyring
 from bot.delivery.errors import DeliveryError
+
+if TYPE_CHECKING:
+    import httpx
 
 PAGERDUTY_URL = "https://events.pagerduty.com"
 SIGNATURE_HEADER = "X-Preflight-Signature"
@@ -71,6 +72,10 @@ class Pager:
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        # httpx is imported when a Pager is made (the outbox worker, off the way to /healthz):
+        # its __init__ pulls in its command line (click, rich, pygments) when they are installed.
+        import httpx
+
         self.keys = keyring(keys)
         self.retries = retries
         self.backoff = backoff
@@ -113,6 +118,8 @@ class Pager:
         return self._post(url, raw, headers)
 
     def _post(self, url: str, raw: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        import httpx
+
         error = "no attempt"
         for attempt in range(self.retries + 1):
             if attempt:

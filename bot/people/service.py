@@ -17,49 +17,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.people.models import Person
-from bot.text import clean
+from bot.people.names import NAME_LIMIT as NAME_LIMIT  # re-exported: the rule lives in bot.people.names
+from bot.people.names import NO_NAMES as NO_NAMES
+from bot.people.names import Names as Names
+from bot.people.names import has_name, shown_name_of
 
-NAME_LIMIT = 40
 MAX_AGE = timedelta(hours=24)
-
-
-def _cut(text: str) -> str:
-    text = " ".join(clean(text).split())
-    return text if len(text) <= NAME_LIMIT else text[: NAME_LIMIT - 1] + "…"
 
 
 def shown_name(person: Person) -> str:
     """What people see: display name, else real name, else the @handle, else the ID."""
-    return _shown(person.user_id, person.display_name, person.real_name, person.handle, person.deleted)
-
-
-def _shown(user_id: str, display_name: str, real_name: str, handle: str, deleted: bool) -> str:
-    name = _cut(display_name or real_name or handle or user_id)
-    return f"{name} (deactivated)" if deleted else name
-
-
-class Names:
-    """User ID -> shown name (plain text). ``names(uid)`` never fails: unknown IDs show as-is."""
-
-    def __init__(self, known: Mapping[str, str] | None = None) -> None:
-        self._known = dict(known or {})
-
-    def __call__(self, user_id: str | None) -> str:
-        if not user_id:
-            return ""
-        return self._known.get(user_id) or user_id
-
-    def __contains__(self, user_id: object) -> bool:
-        return user_id in self._known
-
-    def merged(self, other: Names) -> Names:
-        return Names({**self._known, **other._known})
-
-    def sort_key(self, user_id: str) -> tuple[str, str]:
-        return (self(user_id).casefold(), user_id)
-
-
-NO_NAMES = Names()
+    return shown_name_of(person.user_id, person.display_name, person.real_name, person.handle, person.deleted)
 
 
 _NAME_COLUMNS = (
@@ -78,25 +46,17 @@ def names_for(*, session: Session, user_ids: Iterable[str | None]) -> Names:
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         # The five columns a name needs, not whole rows: a 2,000-trader roster reads them all.
-        rows = session.execute(
-            sa_select(
-                col(Person.user_id),
-                col(Person.display_name),
-                col(Person.real_name),
-                col(Person.handle),
-                col(Person.deleted),
-            ).where(col(Person.user_id).in_(chunk))
-        ).all()
+        rows = session.execute(sa_select(*_NAME_COLUMNS).where(col(Person.user_id).in_(chunk))).all()
         for user_id, display_name, real_name, handle, deleted in rows:
-            if display_name or real_name or handle:  # a failed refresh keeps the name
-                known[user_id] = _shown(user_id, display_name, real_name, handle, deleted)
+            if has_name(display_name, real_name, handle):  # a failed refresh keeps the name
+                known[user_id] = shown_name_of(user_id, display_name, real_name, handle, deleted)
     return Names(known)
 
 
 def names_of_people(persons: Iterable[Person | None]) -> Names:
     """The shown names of people already loaded (those ever named: a failed refresh keeps the name)."""
     return Names(
-        {p.user_id: shown_name(p) for p in persons if p is not None and (p.display_name or p.real_name or p.handle)}
+        {p.user_id: shown_name(p) for p in persons if p is not None and has_name(p.display_name, p.real_name, p.handle)}
     )
 
 

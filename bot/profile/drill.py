@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-import pyotp
-import segno
 from sqlmodel import Session, col, func, select
 
 from bot.audit import AuditEvent
@@ -96,17 +94,26 @@ UNREADABLE = "Your drill secret can't be read with the bot's current keys: enrol
 # --- TOTP, pure ---------------------------------------------------------------------------
 
 
+# pyotp and segno are imported when a drill needs them: not on the way to serving (start-up).
+
+
 def new_secret() -> str:
+    import pyotp
+
     return pyotp.random_base32()
 
 
 def provisioning_uri(secret: str, account_name: str) -> str:
     """``otpauth://totp/IB%20Preflight:NAME?secret=...&issuer=IB%20Preflight``."""
+    import pyotp
+
     return pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS, name=account_name, issuer=ISSUER).provisioning_uri()
 
 
 def qr_png(uri: str) -> bytes:
     """The URI as a QR code PNG (segno)."""
+    import segno
+
     buffer = io.BytesIO()
     segno.make(uri, error="m", micro=False).save(buffer, kind="png", scale=8, border=4)
     return buffer.getvalue()
@@ -120,6 +127,8 @@ def normalize_code(code: str) -> str | None:
 
 def check_code(secret: str, code: str, *, now: datetime, last_step: int | None) -> tuple[CodeOutcome, int | None]:
     """(outcome, matched step). ``code`` must already be six digits."""
+    import pyotp
+
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = totp.timecode(now)
 

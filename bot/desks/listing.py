@@ -1,0 +1,108 @@
+"""What ``preflight desk list`` shows, read two ways that must agree.
+
+- ``read_quick``: plain SQL over a DB-API connection (``bot.dbapi``), importing neither
+  SQLAlchemy nor SQLModel, so the command fits its 0.5 s start-up budget (bench/README.md).
+  None whenever it is not sure (another URL form, no such file, a database not at head, any
+  driver error): the caller then takes ``read_orm`` after migrating.
+- ``read_orm``: the desks service and the people cache, through the ORM.
+
+The same rows in the same order either way: desks by name (the database orders them), each
+desk's managers and traders in the order they were added (member id), and the shown names of
+the people the ``slack_user`` cache knows (``bot.people.names``). ``tests/test_desk_listing.py``
+compares the two on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.dbapi import Reader, driver_errors, read_at_head
+from bot.people.names import Names, has_name, shown_name_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+MANAGER, TRADER = "manager", "trader"  # bot.desks.models.Role's values (that module imports SQLModel)
+CHUNK = 500  # user IDs per IN (...) query, as bot.people.service.names_for
+
+
+@dataclass(frozen=True)
+class ListedDesk:
+    name: str
+    channel_id: str
+    timezone: str
+    post_at: str
+    deadline: str
+    managers: list[str]
+    traders: list[str]
+
+
+@dataclass(frozen=True)
+class Listing:
+    desks: list[ListedDesk]
+    names: Names
+
+
+def read_quick(database_url: str) -> Listing | None:
+    """The listing through the driver alone, or None when unsure (see the module's doc)."""
+    try:
+        with read_at_head(database_url) as reader:
+            return None if reader is None else _read(reader)
+    except driver_errors(database_url):
+        return None
+
+
+def _read(reader: Reader) -> Listing:
+    desks = reader.rows("SELECT id, name, channel_id, timezone, post_at, deadline FROM desk ORDER BY name")
+    members: dict[tuple[int, str], list[str]] = {}
+    for desk_id, user_id, role in reader.rows("SELECT desk_id, user_id, role FROM desk_member ORDER BY id"):
+        members.setdefault((desk_id, role), []).append(user_id)
+    listed = [
+        ListedDesk(
+            name=name,
+            channel_id=channel,
+            timezone=zone,
+            post_at=post,
+            deadline=deadline,
+            managers=members.get((desk_id, MANAGER), []),
+            traders=members.get((desk_id, TRADER), []),
+        )
+        for desk_id, name, channel, zone, post, deadline in desks
+    ]
+    wanted = sorted({u for d in listed for u in (*d.managers, *d.traders) if u})
+    known: dict[str, str] = {}
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        for user_id, display, real, handle, deleted in reader.rows(
+            f"SELECT user_id, display_name, real_name, handle, deleted FROM slack_user WHERE user_id IN ({marks})",
+            chunk,
+        ):
+            if has_name(display, real, handle):
+                known[user_id] = shown_name_of(user_id, display, real, handle, bool(deleted))
+    return Listing(desks=listed, names=Names(known))
+
+
+def read_orm(engine: Engine) -> Listing:
+    """The listing through the desks service and the people cache (the ORM)."""
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.people import service as people
+
+    with session_scope(engine) as session:
+        rows = [desks.describe(session=session, desk=d) for d in desks.list_desks(session=session)]
+        names = people.names_for(session=session, user_ids=[u for r in rows for u in (*r.managers, *r.traders)])
+    listed = [
+        ListedDesk(
+            name=r.desk.name,
+            channel_id=r.desk.channel_id,
+            timezone=r.desk.timezone,
+            post_at=r.desk.post_at,
+            deadline=r.desk.deadline,
+            managers=r.managers,
+            traders=r.traders,
+        )
+        for r in rows
+    ]
+    return Listing(desks=listed, names=names)
