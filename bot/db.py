@@ -95,13 +95,34 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def read_scope(engine: Engine) -> Iterator[Session]:
+def read_scope(engine: Engine, *, per_statement: bool = False) -> Iterator[Session]:
     """A read-only session (for answers such as /ibstatus). On SQLite it does not take the
-    write lock, so reads don't wait behind a burst of clicks; a write through it raises."""
-    with Session(engine.execution_options(readonly=True), expire_on_commit=False) as session:
+    write lock, so reads don't wait behind a burst of clicks; a write through it raises.
+
+    ``per_statement`` (short reads on a request's path): on PostgreSQL each statement runs
+    in autocommit, reading what is committed when it starts — what READ COMMITTED gives each
+    statement inside a transaction anyway — without the BEGIN and ROLLBACK round trips. Not
+    for server-side cursors (``yield_per``), which need a transaction. On SQLite it changes
+    nothing (one deferred transaction, one snapshot)."""
+    options: dict[str, Any] = {"readonly": True}
+    if (
+        per_statement
+        and engine.dialect.name == "postgresql"
+        and "isolation_level" not in engine.get_execution_options()
+    ):
+        options["isolation_level"] = "AUTOCOMMIT"
+    with Session(engine.execution_options(**options), expire_on_commit=False) as session:
         event.listen(session, "do_orm_execute", _reject_write)
         event.listen(session, "before_flush", _reject_flush)
         yield session
+
+
+def _reader(engine: Engine, per_statement: bool) -> Engine:
+    options: dict[str, Any] = {"readonly": True}
+    own = engine.get_execution_options()
+    if per_statement and engine.dialect.name == "postgresql" and "isolation_level" not in own:
+        options["isolation_level"] = "AUTOCOMMIT"
+    return engine.execution_options(**options)
 
 
 def _reject_write(state: ORMExecuteState) -> None:

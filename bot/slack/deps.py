@@ -73,8 +73,9 @@ class Deps:
         return session_scope(self.engine)
 
     def read(self) -> AbstractContextManager[Session]:
-        """A read-only session: no write lock on SQLite (see bot.db.read_scope)."""
-        return read_scope(self.engine)
+        """A read-only session for a request's short reads: no write lock on SQLite, no
+        BEGIN/ROLLBACK round trips on PostgreSQL (see bot.db.read_scope)."""
+        return read_scope(self.engine, per_statement=True)
 
 
 def _logged(fn: Callable[..., None], kwargs: dict[str, Any]) -> None:
