@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Date, and_, bindparam
+from sqlalchemy import BindParameter, Date, and_, bindparam, exists
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -90,8 +90,9 @@ class Overview:
 # ``overview``'s statements, built once (their SQL is compiled once and cached).
 _USER: BindParameter[str] = bindparam("overview_user")
 _DAYS = [bindparam(f"overview_day{i}", type_=Date()) for i in range(3)]
+_ANY_AWAY = exists().where(col(Away.user_id) == _USER, col(Away.end) >= _DAYS[0])  # else no away query
 _DESKS_RUNS_ANSWERS = (
-    sa_select(Desk, col(DeskMember.role), ChecklistRun, Answer, Person)
+    sa_select(Desk, col(DeskMember.role), ChecklistRun, Answer, Person, _ANY_AWAY.label("any_away"))
     .join(DeskMember, col(DeskMember.desk_id) == col(Desk.id))
     .outerjoin(
         ChecklistRun,
@@ -112,8 +113,9 @@ _AWAY_SINCE = (
 
 
 def overview(*, session: Session, user_id: str, now: datetime) -> Overview:
-    """Two queries whatever the number of desks: the user's desks and roles with today's run on
-    each desk they trade on, their latest answer on it and their name; then their away periods.
+    """At most two queries whatever the number of desks: the user's desks and roles with today's
+    run on each desk they trade on, their latest answer on it, their name and whether they have
+    away periods; then, only if they have, those periods.
     A desk's today is within a day of the UTC date, so the runs of those three dates are read
     and each desk keeps the one of its own today."""
     utc_day = now.astimezone(UTC).date()
@@ -124,8 +126,9 @@ def overview(*, session: Session, user_id: str, now: datetime) -> Overview:
     latest: dict[int | None, Answer] = {}
     person: Person | None = None
     seen: set[tuple[int | None, Role]] = set()
-    for desk, role, run, answer, who in session.execute(_DESKS_RUNS_ANSWERS, params).all():
-        person = who
+    any_away = False
+    for desk, role, run, answer, who, away_rows in session.execute(_DESKS_RUNS_ANSWERS, params).all():
+        person, any_away = who, bool(away_rows)
         if (desk.id, Role(role)) not in seen:
             seen.add((desk.id, Role(role)))
             mine.append((desk, Role(role)))
@@ -137,7 +140,7 @@ def overview(*, session: Session, user_id: str, now: datetime) -> Overview:
     managing = [desk for desk, role in mine if role is Role.MANAGER]
     first = (trading or [desk for desk, _ in mine])[:1]
     today = calendar.local_date(now, calendar.zone(first[0].timezone if first else "UTC"))  # as away.today_for
-    periods = list(session.execute(_AWAY_SINCE, params).scalars()) if trading else []
+    periods = list(session.execute(_AWAY_SINCE, params).scalars()) if trading and any_away else []
     names = people.names_of_people([person])
     statuses: list[TraderStatus] = []
     for desk in trading:
