@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.checklist import click
+from bot.checklist import click, events
 from bot.checklist import service as checklist
 from bot.checklist.models import Answer, Check, ChecklistRun, PermissionGap, Platform
 from bot.db import session_scope
@@ -253,3 +253,24 @@ def test_through_the_endpoint_each_path_answers_and_resolves(bot: Bot, run_id: i
     assert bot.click(FAST, Action.CONFIRM_ALL, str(run_id)).status_code == 200
     bot.settle()
     assert answers(engine, FAST) == []
+
+
+def test_a_hook_without_a_rule_is_never_bypassed(bot: Bot, run_id: int) -> None:
+    """A subscriber of ``answer_stored`` that declared no ``ConfirmRule`` sends every click to the
+    ORM path, where its hook runs."""
+    engine, now = bot.runtime.engine, bot.clock()
+    called: list[str] = []
+
+    def undeclared(_session: Session, _run: ChecklistRun, answer: Answer, _now: datetime) -> None:
+        called.append(answer.user_id)
+
+    events.subscribe(undeclared)
+    try:
+        assert fast(engine, run_id, FAST, now).outcome is click.Outcome.FULL
+        assert answers(engine, FAST) == []  # the hand-over wrote nothing
+        assert bot.click(FAST, Action.CONFIRM_ALL, str(run_id)).status_code == 200
+        bot.settle()
+        assert called == [FAST] and len(answers(engine, FAST)) == 1
+    finally:
+        events._hooks.remove(undeclared)
+    assert fast(engine, run_id, TWIN, now).outcome is click.Outcome.STORED  # covered again: fast

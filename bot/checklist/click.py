@@ -15,7 +15,8 @@ far the commonest click — is, in one transaction:
 4. COMMIT — before the acknowledgement, as every stored answer.
 
 Anything else — a confirmation replacing a report, a trader with an open escalation on the run
-(its automatic resolution pages and updates messages), a subscriber asking for its full hook —
+(its automatic resolution pages and updates messages), a subscriber asking for its full hook, a
+subscribed hook that declared no rule at all (it is never bypassed) —
 rolls back and takes the ORM path (``Outcome.FULL``), which is the reference: the same checks,
 the same messages (``bot.checklist.service``), every hook. ``tests/test_click_path.py`` runs both
 paths on the same states and compares the rows they leave.
@@ -178,6 +179,7 @@ class Plan:
     and ``insert_and_bump`` (PostgreSQL)."""
 
     rules: tuple[events.ConfirmRule, ...]
+    fast: bool = True  # False: a subscribed hook declared no rule, so every click takes the ORM path
     probe: Select[Any] | None = None
     recorded_probe: Select[Any] | None = None
     insert_and_bump: Update | None = None
@@ -193,6 +195,8 @@ def _plan(dialect: str) -> Plan:
     rules = events.confirm_rules()
     with _built_lock:
         plan = _built.get(dialect)
+        if not events.all_hooks_have_rules():
+            return Plan(rules, fast=False)
         if plan is None or plan.rules != rules:
             if dialect == "postgresql":
                 plan = Plan(rules, recorded_probe=_recorded_probe(rules), insert_and_bump=_insert_and_bump())
@@ -206,6 +210,8 @@ def confirm(engine: Engine, *, run_id: int | None, user_id: str, body: dict[str,
     """Record the click and, for a first confirmation, store it; ``Outcome.FULL`` when the ORM
     path must do it (this transaction is then rolled back: nothing was written)."""
     plan = _plan(engine.dialect.name)
+    if not plan.fast:
+        return Click(Outcome.FULL)
     with write_connection(engine) as conn:
         click = _confirm(conn, plan, run_id=run_id, user_id=user_id, body=body, now=now)
         if click.outcome is Outcome.FULL:

@@ -54,6 +54,7 @@ class ConfirmRule:
     """
 
     name: str
+    hook: AnswerHook  # the ORM hook this rule stands for (a hook without a rule: no fast path)
     full_path: ColumnElement[bool] | None = None
     applies: ColumnElement[bool] | None = None
     statement: Executable | None = None
@@ -75,3 +76,10 @@ def declare_confirm(rule: ConfirmRule) -> ConfirmRule:
 
 def confirm_rules() -> tuple[ConfirmRule, ...]:
     return tuple(_rules[name] for name in sorted(_rules))
+
+
+def all_hooks_have_rules() -> bool:
+    """True when every subscribed hook has a declared rule: only then may a confirmation skip
+    the ORM hooks (a subscriber that declared none is never bypassed)."""
+    covered = {rule.hook for rule in _rules.values()}
+    return all(hook in covered for hook in _hooks)

@@ -309,6 +309,7 @@ _ESC = Escalation.__table__  # type: ignore[attr-defined]
 checklist_events.declare_confirm(
     checklist_events.ConfirmRule(
         name="escalation",
+        hook=_on_answer_stored,
         full_path=exists().where(
             _ESC.c.run_id == checklist_events.RUN_ID,
             _ESC.c.trader_id == checklist_events.USER_ID,

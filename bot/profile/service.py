@@ -788,6 +788,7 @@ _PRIMARY = (
 checklist_events.declare_confirm(
     checklist_events.ConfirmRule(
         name="profile",
+        hook=_on_answer_stored,
         applies=exists().where(_FACTOR.c.user_id == checklist_events.USER_ID, _FACTOR.c.method == _PRIMARY),
         statement=update(_FACTOR)
         .where(_FACTOR.c.user_id == checklist_events.USER_ID, _FACTOR.c.method == _PRIMARY)
