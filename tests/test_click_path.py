@@ -84,6 +84,19 @@ def version(engine: Engine, run_id: int) -> int:
         return run.answers_version
 
 
+def register(engine: Engine, user: str, verified_on: dict[str, Any], now: datetime) -> None:
+    """The trader's registered second factors (the first is the primary), saved the day before."""
+    with session_scope(engine) as session:
+        profile.save_second_factors(
+            session=session,
+            user_id=user,
+            primary=next(iter(verified_on)),
+            registered=list(verified_on),
+            verified_on=verified_on,
+            now=now - timedelta(days=1),
+        )
+
+
 @pytest.fixture
 def run_id(bot: Bot) -> int:
     make_desk(bot.runtime.engine)
@@ -126,15 +139,7 @@ def test_a_first_confirmation_leaves_what_the_orm_path_leaves(bot: Bot, run_id: 
 def test_the_primary_factor_is_verified_as_the_orm_hook_does(bot: Bot, run_id: int) -> None:
     engine, now = bot.runtime.engine, bot.clock()
     for user in (FAST, TWIN):
-        with session_scope(engine) as session:
-            profile.save_second_factors(
-                session=session,
-                user_id=user,
-                primary="ib_key",
-                registered=["ib_key", "authenticator_app"],
-                verified_on={"ib_key": None, "authenticator_app": TODAY - timedelta(days=3)},
-                now=now - timedelta(days=1),
-            )
+        register(engine, user, {"ib_key": None, "authenticator_app": TODAY - timedelta(days=3)}, now)
     unverified = factors(engine, FAST)
     assert fast(engine, run_id, FAST, now).outcome is click.Outcome.STORED
     assert orm(engine, run_id, TWIN, now) == "stored"
@@ -146,15 +151,7 @@ def test_the_primary_factor_is_verified_as_the_orm_hook_does(bot: Bot, run_id: i
 def test_without_a_record_of_the_primary_factor_nothing_else_changes(bot: Bot, run_id: int) -> None:
     engine, now = bot.runtime.engine, bot.clock()
     for user in (FAST, TWIN):
-        with session_scope(engine) as session:
-            profile.save_second_factors(
-                session=session,
-                user_id=user,
-                primary="dsc_plus",
-                registered=["dsc_plus"],
-                verified_on={"dsc_plus": TODAY - timedelta(days=2)},
-                now=now - timedelta(days=1),
-            )
+        register(engine, user, {"dsc_plus": TODAY - timedelta(days=2)}, now)
         with session_scope(engine) as session:  # the primary's record is gone (edited by hand)
             row = session.exec(select(SecondFactorRecord).where(SecondFactorRecord.user_id == user)).one()
             row.method = "authenticator_app"
