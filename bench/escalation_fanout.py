@@ -39,7 +39,7 @@ from bot.checklist import service as checklist
 from bot.db import make_engine, session_scope
 from bot.delivery.models import OutboxMessage
 from bot.desks import service as desks
-from bot.escalation import service as escalation
+from bot.escalation import passes
 from bot.migrate import upgrade
 from bot.runtime import outbox_worker
 from tests.fakes.slack import FakeSlack
@@ -115,7 +115,7 @@ def queue_reminders(engine: Engine, traders: int) -> int:
         checklist.mark_posted(session=session, run_id=claim.run.id, ts="1.0", now=POSTED_AT)
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name="fanout")
-        report = escalation.run_pass(session=session, desk=desk, now=REMIND_AT)
+        report = passes.run_pass(session=session, desk=desk, now=REMIND_AT)
     return report.reminders
 
 

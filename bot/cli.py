@@ -647,13 +647,14 @@ def _escalations_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _escalations_list(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
-    from bot.escalation import service as escalation
+    from bot.delivery import status as outbox_status
+    from bot.escalation import queries as escalation
     from bot.escalation.views import when_utc
 
     with session_scope(_database(settings)) as session:
         rows = escalation.listing(session=session, open_only=args.open)
-        waiting = escalation.waiting_messages(session=session)
-        counts = escalation.outbox_counts(session=session)
+        waiting = outbox_status.waiting_messages(session=session)
+        counts = outbox_status.outbox_counts(session=session)
         names = escalation.names_of(session=session, escalations=[e for e, _, _ in rows])
 
     def who(user: str | None) -> str:

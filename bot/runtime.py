@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -22,10 +22,10 @@ from bot.config import Settings
 from bot.crypto import Keyring
 from bot.db import make_engine
 from bot.delivery import worker
-from bot.delivery.pager import Pager
 from bot.delivery.slack import delivery_client
-from bot.delivery.worker import OutboxWorker, Pacer, PassResult
+from bot.delivery.worker import OutboxWorker
 from bot.desks import service as desks
+from bot.escalation import opening as _escalation_opening  # noqa: F401  (its answer hook: see build)
 from bot.slack import home, notifications
 from bot.slack.app import create_app
 from bot.slack.deps import Clock, Deps
@@ -112,59 +112,34 @@ def build(
     roster_interval: float = 1.0,
     roster_rate: float = ROSTER_RATE,
 ) -> Runtime:
-    _, signing_secret = settings.require_slack()
+    signing_secret = settings.require_slack()[1] or "socket-mode"
     engine = engine or make_engine(settings.database_url)
     client = client or make_client(settings)
-    clock = clock or clock_of(settings)
     # The roster is cosmetic: its chat.update calls share a budget below Slack's Tier 3
     # allowance, leaving the rest to escalations (bot.checklist.roster).
     refresher = RosterRefresher(engine, bare_client(client), interval=roster_interval, rate_per_minute=roster_rate)
-    # Work after the acknowledgement (answers, Slack replies) runs on this pool.
-    executor = executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack")
-    # Modal opens run on a pool of their own, with a client that never retries (bot.slack.deps).
-    urgent_executor = urgent_executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="modal")
+    # Escalations follow every answer the app stores: importing bot.escalation.opening (above)
+    # subscribes its hook to bot.checklist.events.answer_stored and declares its ConfirmRule.
     deps = Deps(
         engine=engine,
-        clock=clock,
+        clock=clock or clock_of(settings),
         refresher=refresher,
-        executor=executor,
-        urgent_executor=urgent_executor,
+        # Work after the acknowledgement (answers, Slack replies) runs on this pool.
+        executor=executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack"),
+        # Modal opens run on a pool of their own, with a client that never retries (bot.slack.deps).
+        urgent_executor=urgent_executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="modal"),
         modal_client=bare_client(client),
         names_client=bare_client(client),  # users.info fails fast: a stranger is looked up again later
         keys=Keyring(settings.secret_keys),
         home_publisher=home.publish,
     )
-    bolt = create_app(signing_secret=signing_secret or "socket-mode", client=client, deps=deps)
-    web = WebApp(
-        bolt, signing_secret=signing_secret or "socket-mode", engine=engine, clock_offset=settings.clock_offset
-    )
+    bolt = create_app(signing_secret=signing_secret, client=client, deps=deps)
+    web = WebApp(bolt, signing_secret=signing_secret, engine=engine, clock_offset=settings.clock_offset)
     return Runtime(settings=settings, engine=engine, client=client, deps=deps, refresher=refresher, bolt=bolt, web=web)
 
 
 # --- the outbox, wired to the Slack renderers and the desks' pager settings -------------
 
-
-def deliver_due(
-    engine: Engine,
-    client: WebClient,
-    pager: Pager | None,
-    *,
-    now: datetime,
-    limit: int = 100,
-    pacers: dict[str, Pacer] | None = None,
-) -> PassResult:
-    """``bot.delivery.worker.deliver_due`` with this app's renderer and pager lookup."""
-    return worker.deliver_due(
-        engine,
-        client,
-        pager,
-        now=now,
-        limit=limit,
-        pacers=pacers,
-        render=notifications.render,
-        pager_target=desks.pager_target,
-    )
-
-
-def outbox_worker(engine: Engine, client: WebClient, pager: Pager | None, **options: Any) -> OutboxWorker:
-    return OutboxWorker(engine, client, pager, render=notifications.render, pager_target=desks.pager_target, **options)
+# ``bot.delivery.worker.deliver_due`` and ``OutboxWorker`` with this app's renderer and pager lookup.
+deliver_due = partial(worker.deliver_due, render=notifications.render, pager_target=desks.pager_target)
+outbox_worker = partial(OutboxWorker, render=notifications.render, pager_target=desks.pager_target)

@@ -19,7 +19,7 @@ from bot.delivery.models import OutboxMessage
 from bot.delivery.pager import Pager
 from bot.delivery.slack import delivery_client as slack_delivery_client
 from bot.desks import service as desks
-from bot.escalation import service as escalation
+from bot.escalation import passes
 from bot.escalation.models import Escalation
 from bot.slack.ids import FIELD, Block
 from tests.fakes.pager import FakePager
@@ -55,9 +55,9 @@ def configure(engine: Engine, name: str = "equities", **options: Any) -> None:
         desks.configure_desk(session=session, name=name, keys=SECRET_KEY, **options)
 
 
-def run_pass(engine: Engine, now: Any, name: str = "equities") -> escalation.PassReport:
+def run_pass(engine: Engine, now: Any, name: str = "equities") -> passes.PassReport:
     with session_scope(engine) as session:
-        return escalation.run_pass(session=session, desk=desks.get_desk(session=session, name=name), now=now)
+        return passes.run_pass(session=session, desk=desks.get_desk(session=session, name=name), now=now)
 
 
 def escalations(engine: Engine) -> list[Escalation]:

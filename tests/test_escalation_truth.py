@@ -20,7 +20,7 @@ from bot.db import session_scope
 from bot.delivery.worker import PassResult
 from bot.desks import service as desks
 from bot.errors import ServiceError
-from bot.escalation import service as escalation
+from bot.escalation import notices
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.runtime import deliver_due
 from bot.slack.ids import FIELD, Action, Block, Callback
@@ -673,7 +673,7 @@ def test_a_whole_morning(bot: Bot, fake_slack: FakeSlack, fake_pager: FakePager)
         # Managers heard of it by one DM each, or in the grouped message of the pass that opened
         # several at once (one per manager, issue 12); a level-2 post adds one more original.
         with Session(engine) as session:
-            grouped = [ref for ref, _ids in escalation.digests_of(session, esc)]
+            grouped = [ref for ref, _ids in notices.digests_of(session, esc)]
         assert len(grouped) in (0, 2)
         assert len(originals) == (1 if esc.level == 2 else 0) + (0 if grouped else 2)
         for ref in originals:

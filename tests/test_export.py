@@ -23,7 +23,7 @@ from bot.db import session_scope
 from bot.desks import service as desks
 from bot.desks.models import Desk
 from bot.errors import ServiceError
-from bot.escalation import service as escalation
+from bot.escalation import actions, passes
 from bot.escalation.models import Escalation
 from bot.summary import export
 from tests.factories import make_desk
@@ -373,14 +373,14 @@ def test_each_escalation_row_holds_the_state_of_its_own_moment(engine: Engine) -
     run_id = post_day(engine, desk.id, WED)
     problem(engine, run_id, "UTRD3", at_local(WED, "08:30"), NO_SECOND_DEVICE)  # escalates at once
     with session_scope(engine) as session:
-        escalation.run_pass(
+        passes.run_pass(
             session=session, desk=desks.get_desk(session=session, name="equities"), now=at_local(WED, "08:50")
         )
     with session_scope(engine) as session:
         (esc,) = session.exec(select(Escalation)).all()
         assert esc.id is not None and esc.level == 2
-        escalation.acknowledge(session=session, escalation_id=esc.id, user_id="UMGR1", now=at_local(WED, "09:05"))
-        escalation.resolve(
+        actions.acknowledge(session=session, escalation_id=esc.id, user_id="UMGR1", now=at_local(WED, "09:05"))
+        actions.resolve(
             session=session,
             escalation_id=esc.id,
             user_id="UMGR2",

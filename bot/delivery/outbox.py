@@ -5,11 +5,11 @@ writes an ``OutboxMessage`` in the caller's transaction. ``dedup_key`` is unique
 enqueuing the same notification twice (a repeated pass, a concurrent replica, a
 double click) is a no-op decided by the database.
 
-A notification names *what* to say, not how it looks: a Slack message's payload carries a
-``render`` spec (a view kind and plain data: which escalation, which trader), and the Slack
-side renders it when the worker delivers it (``bot.slack.notifications``), from the state
-at that moment. Domain code therefore never builds Slack blocks. Delivery itself is in
-``bot.delivery.worker``.
+A notification names *what* to say, not how it looks: a Slack message is queued with a
+render spec (``bot.delivery.specs``: a view and plain data — which escalation, which trader),
+and the Slack side renders it when the worker delivers it (``bot.slack.notifications``), from
+the state at that moment. Domain code therefore never builds Slack blocks. Delivery itself is
+in ``bot.delivery.worker``.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.delivery.models import OutboxMessage
+from bot.delivery.specs import RenderSpec
 
 
 class Kind(StrEnum):
-    SLACK_DM = "slack.dm"  # payload: user, text, blocks
-    SLACK_POST = "slack.post"  # payload: channel, text, blocks
-    SLACK_UPDATE = "slack.update"  # payload: ref (dedup_key of the original), text, blocks
+    SLACK_DM = "slack.dm"  # payload: user (and a render spec)
+    SLACK_POST = "slack.post"  # payload: channel (and a render spec)
+    SLACK_UPDATE = "slack.update"  # payload: ref (dedup_key of the original; and a render spec)
     PAGER = "pager.event"  # payload: action, escalation_id, summary, details
 
 
@@ -45,16 +46,24 @@ def enqueue(
     payload: dict[str, Any],
     desk_id: int | None,
     now: datetime,
+    render: RenderSpec | None = None,
     audit: dict[str, str] | None = None,
 ) -> OutboxMessage | None:
     """Queue a notification in the caller's transaction; None if ``dedup_key`` exists.
 
+    ``payload`` addresses a Slack message (``user``, ``channel`` or ``ref``) and ``render``
+    says what it shows, drawn at delivery; a pager event's payload is the event itself.
+    (A ``"render"`` object written into ``payload`` by hand is still accepted — rows queued
+    that way render alike — but only ``render=`` is type-checked.)
+
     ``audit`` (optional): {"subject": ..., "ok": action, "fail": action} — the worker
-    records an AuditEvent when the message is delivered or fails.
+    records an audit event when the message is delivered or fails.
     """
     if session.exec(select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)).first() is not None:
         return None
     body = dict(payload)
+    if render is not None:
+        body["render"] = render.to_payload()
     if audit:
         body["_audit"] = audit
     message = OutboxMessage(

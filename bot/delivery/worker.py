@@ -36,7 +36,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.audit import AuditEvent
+from bot.audit import record
 from bot.db import claim_lease, read_scope, session_scope
 from bot.delivery.errors import DeliveryError, NotReady
 from bot.delivery.models import OutboxMessage
@@ -45,6 +45,7 @@ from bot.delivery.pacing import Pacer as Pacer  # re-exported: bot.runtime names
 from bot.delivery.pacing import SharedPacer
 from bot.delivery.pager import Pager, PagerTarget
 from bot.delivery.slack import deliver_slack, delivery_client
+from bot.delivery.specs import RenderSpec, SpecError, from_payload
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -52,10 +53,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Blocks = list[dict[str, Any]]
-Renderer = Callable[[Session, dict[str, Any]], tuple[str, Blocks]]
-"""Turns a message's ``render`` spec into (text, blocks) from the state at delivery time
+Renderer = Callable[[Session, RenderSpec], tuple[str, Blocks]]
+"""Turns a message's render spec into (text, blocks) from the state at delivery time
 (``bot.slack.notifications.render``); raises DeliveryError(retry_after=None) when what it
-speaks of is gone."""
+speaks of is gone. A stored spec naming no known view never reaches it: that message fails
+for good."""
 PagerLookup = Callable[[Session, int], PagerTarget | None]
 """The pager settings of a desk, read at delivery (``bot.desks.service.pager_target``)."""
 
@@ -158,20 +160,32 @@ def _claim(engine: Engine, message_id: int, now: datetime) -> bool:
         )
 
 
-def _audit(
+def _audit_outcome(
     session: Session, message: OutboxMessage, body: dict[str, Any], key: str, now: datetime, **detail: Any
 ) -> None:
+    """The audit event the message asked for (``enqueue(audit=...)``) on this outcome, if any."""
     spec = body.get("_audit")
     if isinstance(spec, dict) and spec.get(key):
-        session.add(
-            AuditEvent(
-                desk_id=message.desk_id,
-                at=now,
-                subject=str(spec.get("subject") or f"outbox:{message.id}"),
-                action=str(spec[key]),
-                detail=json.dumps({"outbox_id": message.id, "attempt": message.attempts, **detail}),
-            )
+        record(
+            session,
+            subject=str(spec.get("subject") or f"outbox:{message.id}"),
+            action=str(spec[key]),
+            at=now,
+            desk_id=message.desk_id,
+            outbox_id=message.id,
+            attempt=message.attempts,
+            **detail,
         )
+
+
+def _render(session: Session, render: Renderer | None, data: Any) -> tuple[str, Blocks]:
+    if render is None:
+        raise DeliveryError("no renderer in this process", retry_after=0.0)
+    try:
+        spec = from_payload(data if isinstance(data, dict) else {})
+    except SpecError as exc:
+        raise DeliveryError(str(exc), retry_after=None) from exc
+    return render(session, spec)
 
 
 def deliver_due(
@@ -218,9 +232,7 @@ def deliver_due(
             try:
                 target = _update_target(session, message, body) if service == "slack" else None
                 if service == "slack" and "render" in body:
-                    if render is None:
-                        raise DeliveryError("no renderer in this process", retry_after=0.0)
-                    body["text"], body["blocks"] = render(session, body["render"])
+                    body["text"], body["blocks"] = _render(session, render, body["render"])
             except NotReady:
                 not_ready = True
             except DeliveryError as exc:
@@ -265,14 +277,14 @@ def deliver_due(
                 if error.retry_after is None:
                     message.failed_at = now
                     result.failed += 1
-                    _audit(session, message, body, "fail", now, error=str(error), final=True)
+                    _audit_outcome(session, message, body, "fail", now, error=str(error), final=True)
                     log.warning("outbox %s (%s) failed for good: %s", message.id, message.dedup_key, error)
                 else:
                     wait = error.retry_after if error.rate_limited else backoff(message.attempts)
                     message.next_attempt_at = now + timedelta(seconds=wait)
                     result.deferred += 1
                     down.add(service)
-                    _audit(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
+                    _audit_outcome(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
                     log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, error)
                 continue
             message.delivered_at = now
@@ -280,7 +292,7 @@ def deliver_due(
             message.last_error = None
             message.result = json.dumps(outcome)
             result.delivered += 1
-            _audit(session, message, body, "ok", now, result=outcome)
+            _audit_outcome(session, message, body, "ok", now, result=outcome)
     return result
 
 

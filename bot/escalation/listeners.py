@@ -14,8 +14,9 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.errors import ServiceError
-from bot.escalation import service as escalation
+from bot.escalation import actions, queries
 from bot.escalation import views as escalation_views
+from bot.escalation.rules import Outcome, Transition
 from bot.interactions import REPLAYED_CLICK, REPLAYED_SUBMISSION, first_time
 from bot.people.service import Names
 from bot.slack.deps import (
@@ -40,7 +41,7 @@ def register(app: App) -> None:
     app.view(Callback.RESOLVE_MODAL)(on_resolve_submitted)
 
 
-def _already(t: escalation.Transition, names: Names) -> str:
+def _already(t: Transition, names: Names) -> str:
     return escalation_views.already_text(t.escalation, t.desk, names)
 
 
@@ -62,11 +63,11 @@ def _acknowledge(body: dict[str, Any], deps: Deps, now: datetime) -> str | None:
         with deps.db() as session:
             if not first_time(session=session, body=body, now=now):
                 return REPLAYED_CLICK
-            t = escalation.acknowledge(session=session, escalation_id=esc_id, user_id=user_id(body), now=now)
-            names = escalation.names_of(session=session, escalations=[t.escalation])
+            t = actions.acknowledge(session=session, escalation_id=esc_id, user_id=user_id(body), now=now)
+            names = queries.names_of(session=session, escalations=[t.escalation])
     except ServiceError as exc:
         return str(exc)
-    return _already(t, names) if t.outcome is escalation.Outcome.UNCHANGED else None
+    return _already(t, names) if t.outcome is Outcome.UNCHANGED else None
 
 
 def on_acknowledge_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -75,7 +76,7 @@ def on_acknowledge_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: 
     key = action_value(body)
     try:
         with deps.db() as session:
-            done, listed = escalation.acknowledge_many(session=session, key=key, user_id=user_id(body), now=now)
+            done, listed = actions.acknowledge_many(session=session, key=key, user_id=user_id(body), now=now)
     except ServiceError as exc:
         reply: str | None = str(exc)
     else:
@@ -93,8 +94,8 @@ def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now:
         return
     try:
         with deps.read() as session:  # only checks: no write lock, and no Slack call inside
-            esc, desk = escalation.check_can_act(session=session, escalation_id=esc_id, user_id=user)
-            names = escalation.names_of(session=session, escalations=[esc])
+            esc, desk = actions.check_can_act(session=session, escalation_id=esc_id, user_id=user)
+            names = queries.names_of(session=session, escalations=[esc])
             already = escalation_views.already_text(esc, desk, names) if esc.state == "resolved" else None
             view = escalation_views.resolve_modal(esc, desk, names)
     except ServiceError as exc:
@@ -121,7 +122,7 @@ def on_resolve_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps
     note = ((values.get(Block.RESOLUTION_NOTE) or {}).get(FIELD) or {}).get("value")
     esc_id = _escalation_id(view)
     try:
-        escalation.validate_note(note if isinstance(note, str) else None)
+        actions.validate_note(note if isinstance(note, str) else None)
     except ServiceError as exc:
         ack(response_action="errors", errors={Block.RESOLUTION_NOTE: str(exc)})
         return
@@ -133,11 +134,11 @@ def on_resolve_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps
             if not first_time(session=session, body=body, now=now):
                 ack(response_action="errors", errors={Block.RESOLUTION_NOTE: REPLAYED_SUBMISSION})
                 return
-            t = escalation.resolve(session=session, escalation_id=esc_id, user_id=user, note=str(note), now=now)
-            names = escalation.names_of(session=session, escalations=[t.escalation])
+            t = actions.resolve(session=session, escalation_id=esc_id, user_id=user, note=str(note), now=now)
+            names = queries.names_of(session=session, escalations=[t.escalation])
     except ServiceError as exc:
         ack(response_action="errors", errors={Block.RESOLUTION_NOTE: str(exc)})
         return
     ack()
-    if t.outcome is escalation.Outcome.UNCHANGED:
+    if t.outcome is Outcome.UNCHANGED:
         deps.later(ephemeral, client=client, channel=None, user=user, text=_already(t, names))

@@ -45,7 +45,7 @@ def about(esc: Escalation, names: Names) -> str:
 def state_line(esc: Escalation, desk: Desk, names: Names) -> str:
     level = f" · level {esc.level}" if esc.level > 1 else ""
     if esc.resolved_automatically and esc.resolved_at is not None and esc.run_id is not None:
-        # The checklist's own conditions (bot.escalation.service): "Resolved — Alice confirmed at 09:12".
+        # The checklist's own conditions (bot.escalation.rules): "Resolved — Alice confirmed at 09:12".
         who = "" if esc.desk_wide else f"{escape(names(esc.trader_id))} "
         return f"✅ *Resolved* — {who}{escape(esc.resolution_note)} at {local_datetime(esc.resolved_at, desk)}{level}"
     if esc.state == EscalationState.RESOLVED and esc.resolved_at is not None:

@@ -21,7 +21,7 @@ from bot.desks import service as desks
 from bot.desks import views as desk_views
 from bot.desks.models import Role
 from bot.errors import ServiceError
-from bot.escalation import service as escalation
+from bot.escalation import queries as escalation
 from bot.escalation import views as escalation_views
 from bot.people import service as people
 from bot.slack import settings

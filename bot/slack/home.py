@@ -18,7 +18,7 @@ from sqlmodel import Session
 from bot.checklist import status
 from bot.desks import service as desks
 from bot.desks.models import Role
-from bot.escalation import service as escalation
+from bot.escalation import queries as escalation
 from bot.people import jobs as people_jobs
 from bot.people import service as people
 from bot.profile import service as profile

@@ -1,23 +1,31 @@
-"""Rendering of outbox notifications at delivery: render spec (a view kind and plain data)
-in, (text, blocks) out, from the state at the moment the message is sent.
+"""Rendering of outbox notifications at delivery: a render spec (``bot.delivery.specs``: a view
+and plain ids) in, (text, blocks) out, from the state at the moment the message is sent.
 
-Domain services enqueue ``{"render": {"view": KIND, ...ids}}`` and never build blocks; the
-outbox worker calls ``render`` (injected by ``bot.serve``) just before it talks to Slack.
-Each capability's pure view builder does the drawing; this module only loads what it needs.
+Domain services enqueue a spec (``outbox.enqueue(render=EscalationDM(12))``) and never build
+blocks; the outbox worker reads it back from the row and calls ``render`` (injected by
+``bot.runtime``) just before it talks to Slack. Each capability's pure view builder does the
+drawing; this module only loads what it needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TypeVar, assert_never
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from bot.checklist.models import ChecklistRun
 from bot.delivery.errors import DeliveryError
+from bot.delivery.specs import (
+    ChecklistReminder,
+    EscalationDigest,
+    EscalationDM,
+    EscalationLevel2,
+    ProfileNotice,
+    RenderSpec,
+)
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
-from bot.escalation import service as escalation
+from bot.escalation import queries as escalation
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation
 from bot.profile import drill
@@ -25,86 +33,82 @@ from bot.profile import service as profile
 from bot.profile import views as profile_views
 from bot.slack.blocks import Blocks
 
-Spec = dict[str, Any]
-View = Callable[[Session, Spec], tuple[str, Blocks]]
+Row = TypeVar("Row", bound=SQLModel)
 
 
 def _gone(what: str) -> DeliveryError:
     return DeliveryError(f"{what} no longer exists", retry_after=None)
 
 
-def _escalation(session: Session, spec: Spec) -> tuple[Escalation, Desk]:
-    esc = session.get(Escalation, int(spec["escalation_id"]))
-    if esc is None:
-        raise _gone(f"escalation {spec['escalation_id']}")
-    desk = session.get(Desk, esc.desk_id)
-    if desk is None:
-        raise _gone(f"the desk of escalation {esc.id}")
-    return esc, desk
+def _found(row: Row | None, what: str) -> Row:
+    """``row``, or a permanent delivery failure saying ``what`` is gone."""
+    if row is None:
+        raise _gone(what)
+    return row
 
 
-def escalation_dm(session: Session, spec: Spec) -> tuple[str, Blocks]:
-    esc, desk = _escalation(session, spec)
+def _desk_of(session: Session, desk_id: int, whose: str) -> Desk:
+    return _found(session.get(Desk, desk_id), f"the desk of {whose}")
+
+
+def _escalation(session: Session, escalation_id: int) -> tuple[Escalation, Desk]:
+    esc = _found(session.get(Escalation, escalation_id), f"escalation {escalation_id}")
+    return esc, _desk_of(session, esc.desk_id, f"escalation {esc.id}")
+
+
+def escalation_dm(session: Session, spec: EscalationDM) -> tuple[str, Blocks]:
+    esc, desk = _escalation(session, spec.escalation_id)
     names = escalation.names_of(session=session, escalations=[esc])
     return escalation_views.escalation_message(esc, desk, names)
 
 
-def escalation_level2(session: Session, spec: Spec) -> tuple[str, Blocks]:
-    esc, desk = _escalation(session, spec)
+def escalation_level2(session: Session, spec: EscalationLevel2) -> tuple[str, Blocks]:
+    esc, desk = _escalation(session, spec.escalation_id)
     managers = desks.members(session=session, desk_id=esc.desk_id, role=Role.MANAGER)
     names = escalation.names_of(session=session, escalations=[esc])
     return escalation_views.level2_message(esc, desk, managers, desk.ack_timeout_minutes, names)
 
 
-def escalation_digest(session: Session, spec: Spec) -> tuple[str, Blocks]:
+def escalation_digest(session: Session, spec: EscalationDigest) -> tuple[str, Blocks]:
     """One manager's grouped message for the escalations a pass opened, drawn from their
     current states (so each update shows every acknowledgement and resolution so far)."""
-    ids = [int(i) for i in spec.get("ids") or []]
+    ids = list(spec.ids)
     items = list(session.exec(select(Escalation).where(col(Escalation.id).in_(ids))).all()) if ids else []
     if not items:
         raise _gone("the escalations of this message")
-    desk = session.get(Desk, items[0].desk_id)
-    if desk is None:
-        raise _gone("the desk of these escalations")
+    desk = _found(session.get(Desk, items[0].desk_id), "the desk of these escalations")
     names = escalation.names_of(session=session, escalations=items)
-    return escalation_views.digest_message(items, desk, names, str(spec.get("key") or ""))
+    return escalation_views.digest_message(items, desk, names, spec.key)
 
 
-def checklist_reminder(session: Session, spec: Spec) -> tuple[str, Blocks]:
-    run = session.get(ChecklistRun, int(spec["run_id"]))
-    if run is None:
-        raise _gone(f"checklist run {spec['run_id']}")
-    desk = session.get(Desk, run.desk_id)
-    if desk is None:
-        raise _gone(f"the desk of run {run.id}")
-    return escalation_views.reminder_message(desk, run, str(spec["trader"]))
+def checklist_reminder(session: Session, spec: ChecklistReminder) -> tuple[str, Blocks]:
+    run = _found(session.get(ChecklistRun, spec.run_id), f"checklist run {spec.run_id}")
+    desk = _desk_of(session, run.desk_id, f"run {run.id}")
+    return escalation_views.reminder_message(desk, run, spec.trader)
 
 
-def profile_notice(session: Session, spec: Spec) -> tuple[str, Blocks]:
+def profile_notice(session: Session, spec: ProfileNotice) -> tuple[str, Blocks]:
     """The trader's pre-morning notice of a readiness gap, with the drill's buttons."""
-    gap = profile.gap_by_id(session, int(spec["gap_id"]))
-    if gap is None:
-        raise _gone(f"readiness gap {spec['gap_id']}")
-    desk = session.get(Desk, gap.desk_id)
-    if desk is None:
-        raise _gone(f"the desk of readiness gap {gap.id}")
+    gap = _found(profile.gap_by_id(session, spec.gap_id), f"readiness gap {spec.gap_id}")
+    desk = _desk_of(session, gap.desk_id, f"readiness gap {gap.id}")
     enrollment = drill.enrollment(session, gap.user_id)
     enrolled = enrollment is not None and enrollment.enrolled_at is not None
     return profile_views.gap_notice(gap, desk, enrolled=enrolled)
 
 
-VIEWS: dict[str, View] = {
-    "escalation.dm": escalation_dm,
-    "escalation.digest": escalation_digest,
-    "escalation.level2": escalation_level2,
-    "checklist.reminder": checklist_reminder,
-    "profile.notice": profile_notice,
-}
-
-
-def render(session: Session, spec: Spec) -> tuple[str, Blocks]:
-    """``bot.delivery.worker.Renderer``: an unknown view is a permanent delivery failure."""
-    view = VIEWS.get(str(spec.get("view")))
-    if view is None:
-        raise DeliveryError(f"no view for notification {spec.get('view')!r}", retry_after=None)
-    return view(session, spec)
+def render(session: Session, spec: RenderSpec) -> tuple[str, Blocks]:
+    """``bot.delivery.worker.Renderer``: one builder per kind of spec (the worker has already
+    turned a stored spec naming no known view into a permanent delivery failure)."""
+    match spec:
+        case EscalationDM():
+            return escalation_dm(session, spec)
+        case EscalationLevel2():
+            return escalation_level2(session, spec)
+        case EscalationDigest():
+            return escalation_digest(session, spec)
+        case ChecklistReminder():
+            return checklist_reminder(session, spec)
+        case ProfileNotice():
+            return profile_notice(session, spec)
+        case _:
+            assert_never(spec)

@@ -1,0 +1,201 @@
+"""Who is told what about an escalation: every outbox row the escalations queue.
+
+Managers' DMs (one path: ``tell_managers``), the grouped message a pass sends instead when it
+opens several, in-place updates of every message an escalation produced, and pager events.
+Each is an outbox row with a unique dedup key (``escalation:{id}:dm:{manager}``,
+``…:update:{transition}``, ``…:level2:channel``, ``…:page:{action}``,
+``digest:{run}:{first id}:{manager}``) and a render spec drawn at delivery, never blocks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bot.audit import record
+from bot.checklist.models import ChecklistRun
+from bot.delivery import outbox
+from bot.delivery.models import OutboxMessage
+from bot.delivery.outbox import Kind
+from bot.delivery.specs import EscalationDigest, EscalationDM, EscalationLevel2, RenderSpec, stored
+from bot.delivery.status import with_prefix
+from bot.desks import service as desks
+from bot.desks.models import Desk, Role
+from bot.escalation.labels import kind_title
+from bot.escalation.models import Escalation
+from bot.escalation.rules import subject
+from bot.people import service as people
+from bot.text import clean
+
+DIGEST_FROM = 3  # a pass opening this many (several) sends one grouped message per manager instead of DMs
+
+
+def _notified(audit_subject: str) -> dict[str, str]:
+    """The audit events the worker records for a message telling managers of an escalation."""
+    return {"subject": audit_subject, "ok": "notified", "fail": "notify_failed"}
+
+
+def tell_managers(session: Session, desk: Desk, escalations: Sequence[Escalation], now: datetime) -> None:
+    """Queue a DM about each escalation to every manager of ``desk`` (once each: the dedup key
+    names the escalation and the manager)."""
+    assert desk.id is not None
+    managers = desks.members(session=session, desk_id=desk.id, role=Role.MANAGER)
+    for esc in escalations:
+        assert esc.id is not None
+        for manager in managers:
+            outbox.enqueue(
+                session=session,
+                dedup_key=f"{subject(esc)}:dm:{manager}",
+                kind=Kind.SLACK_DM,
+                payload={"user": manager},
+                render=EscalationDM(esc.id),
+                desk_id=desk.id,
+                now=now,
+                audit=_notified(subject(esc)),
+            )
+
+
+def notify_opened(session: Session, desk: Desk, run: ChecklistRun, opened: list[Escalation], now: datetime) -> None:
+    """Tell every manager about the escalations one pass opened: one DM each when there are
+    few, else one grouped message per manager listing them all (no DM storm)."""
+    assert desk.id is not None and run.id is not None
+    if not opened:
+        return
+    if len(opened) < DIGEST_FROM:
+        tell_managers(session, desk, opened, now)
+        return
+    ids = tuple(e.id for e in opened if e.id is not None)
+    for manager in desks.members(session=session, desk_id=desk.id, role=Role.MANAGER):
+        key = f"{_digest_prefix(run.id)}{ids[0]}:{manager}"
+        outbox.enqueue(
+            session=session,
+            dedup_key=key,
+            kind=Kind.SLACK_DM,
+            payload={"user": manager},
+            render=EscalationDigest(ids, key),
+            desk_id=desk.id,
+            now=now,
+            audit=_notified(f"digest:{run.id}:{ids[0]}"),
+        )
+
+
+def update_everywhere(
+    session: Session, esc: Escalation, desk: Desk, transition: str, now: datetime, *, digests: bool = True
+) -> None:
+    """Queue an in-place update of every message this escalation has produced so far; each is
+    rendered from the escalation's state when it is delivered."""
+    assert esc.id is not None
+    prefix = f"{subject(esc)}:"
+    originals = session.exec(
+        select(OutboxMessage.dedup_key).where(
+            col(OutboxMessage.dedup_key).startswith(prefix),
+            col(OutboxMessage.kind).in_([Kind.SLACK_DM, Kind.SLACK_POST]),
+        )
+    ).all()
+    for ref in originals:
+        spec: RenderSpec = EscalationLevel2(esc.id) if ref.endswith(":level2:channel") else EscalationDM(esc.id)
+        outbox.enqueue(
+            session=session,
+            dedup_key=f"{ref}:update:{transition}",
+            kind=Kind.SLACK_UPDATE,
+            payload={"ref": ref},
+            render=spec,
+            desk_id=desk.id,
+            now=now,
+        )
+    for ref, ids in digests_of(session, esc) if digests else []:
+        update_digest(session, ref, ids, desk, f"{esc.id}:{transition}", now)
+
+
+# --- grouped messages: one per manager when a pass opens several escalations -------------
+
+
+def _digest_prefix(run_id: int) -> str:
+    return f"digest:{run_id}:"
+
+
+def _listed(payload: str) -> list[int]:
+    """The escalations a stored grouped message lists."""
+    spec = stored(json.loads(payload))
+    return list(spec.ids) if isinstance(spec, EscalationDigest) else []
+
+
+def grouped(session: Session, prefix: str = "digest:") -> list[tuple[OutboxMessage, list[int]]]:
+    """Every grouped message (under ``prefix``) with the escalations it lists."""
+    return [(m, _listed(m.payload)) for m in with_prefix(session, prefix, kind=Kind.SLACK_DM)]
+
+
+def digests_of(session: Session, esc: Escalation) -> list[tuple[str, list[int]]]:
+    """(dedup key, escalation ids) of every grouped message that lists ``esc``."""
+    if esc.run_id is None:  # the readiness profile's escalations are never grouped
+        return []
+    return [(m.dedup_key, ids) for m, ids in grouped(session, _digest_prefix(esc.run_id)) if esc.id in ids]
+
+
+def digest_ids(*, session: Session, key: str) -> list[int]:
+    """The escalations a grouped message lists (empty when there is no such message)."""
+    if not key.startswith("digest:"):
+        return []
+    payload = session.exec(select(OutboxMessage.payload).where(OutboxMessage.dedup_key == key)).first()
+    return [] if payload is None else _listed(payload)
+
+
+def update_digest(session: Session, ref: str, ids: list[int], desk: Desk, why: str, now: datetime) -> None:
+    outbox.enqueue(
+        session=session,
+        dedup_key=f"{ref}:update:{why}"[:200],
+        kind=Kind.SLACK_UPDATE,
+        payload={"ref": ref},
+        render=EscalationDigest(tuple(ids), ref),
+        desk_id=desk.id,
+        now=now,
+    )
+
+
+# --- the pager ---------------------------------------------------------------------------
+
+
+def page(session: Session, esc: Escalation, desk: Desk, action: str, now: datetime) -> None:
+    if desk.pager_kind == "none":
+        return
+    name = people.names_for(session=session, user_ids=[esc.trader_id])(esc.trader_id) if not esc.desk_wide else ""
+    trader = esc.trader_id if name == esc.trader_id else f"{name} ({esc.trader_id})"
+    about = f"trader {trader} on desk {desk.name}" if not esc.desk_wide else f"desk {desk.name}"
+    outbox.enqueue(
+        session=session,
+        dedup_key=f"{subject(esc)}:page:{action}",
+        kind=Kind.PAGER,
+        payload={
+            "action": action,
+            "escalation_id": esc.id,
+            "escalation_kind": esc.kind,
+            "summary": f"{kind_title(esc.kind)}: {about}",
+            "details": {
+                "trader": esc.trader_id,
+                "trader_name": name,
+                "detail": clean(esc.detail),
+                "opened_at": esc.opened_at.isoformat(),
+            },
+        },
+        desk_id=desk.id,
+        now=now,
+        audit={"subject": subject(esc), "ok": f"page_{action}_sent", "fail": f"page_{action}_failed"},
+    )
+
+
+def page_resolved(session: Session, esc: Escalation, desk: Desk, now: datetime) -> None:
+    """Tell the pager an escalation is resolved. A trigger still waiting in the outbox (the
+    pager was down, or the worker hasn't reached it) is withdrawn instead: the pager never
+    hears of a trader who was fine by the time the page would have gone out."""
+    if esc.level < 2:
+        return
+    prefix = f"{subject(esc)}:page:"
+    if outbox.withdraw(session=session, dedup_key=prefix + "trigger"):
+        outbox.withdraw(session=session, dedup_key=prefix + "acknowledge")
+        why = "resolved before the page was sent"
+        record(session, subject=subject(esc), action="page_trigger_withdrawn", at=now, desk_id=esc.desk_id, reason=why)
+        return
+    page(session, esc, desk, "resolve", now)
