@@ -41,7 +41,7 @@ from bot.db import claim_lease, read_scope, session_scope
 from bot.delivery.errors import DeliveryError, NotReady
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind, service_of
-from bot.delivery.pacing import Pacer as Pacer  # re-exported: bot.runtime names it
+from bot.delivery.pacing import Pacer as Pacer  # re-exported: bot.cli names it
 from bot.delivery.pacing import SharedPacer
 from bot.delivery.pager import Pager, PagerTarget
 from bot.delivery.slack import deliver_slack, delivery_client
