@@ -229,6 +229,19 @@ def test_slack_unreachable_releases_the_summary_claim(engine: Engine, history: i
     assert [r.outcome for r in weekly.post_due_summaries(engine, client, now=due)] == ["claimed"]
 
 
+def test_post_summary_refuses_a_week_that_isnt_due(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
+    """The job keeps the service's rule too: an unfinished week is never claimed (it would take
+    the real post's place)."""
+    client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
+    due = weeks.due_at(_desk(engine, history), WEEK)
+    assert due is not None
+    with pytest.raises(service.UnfinishedWeek, match=f"{WEEK} isn't finished: the scheduler posts its summary at"):
+        weekly.post_summary(engine, client, desk_name="equities", iso_week=WEEK, now=due - timedelta(minutes=1))
+    with Session(engine) as session:
+        assert session.exec(select(WeeklySummary)).all() == []
+    assert fake_slack.calls == []
+
+
 def test_post_summary_dms_each_manager_with_the_chart_once(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
     client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
     due = weeks.due_at(_desk(engine, history), WEEK)
