@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from bot import calendar
 from bot.db import session_scope
 from bot.desks.models import Desk
-from bot.summary import chart
+from bot.summary import chart, weeks
 from bot.summary import report as summary
 from bot.summary.report import DayOutcome, EscalationFigures, TraderRow, WeeklyReport
 from tests.factories import make_desk
@@ -29,7 +29,7 @@ def size(png: bytes) -> tuple[int, int]:
 
 
 def synthetic(traders: int, iso_week: str = "2026-W48") -> WeeklyReport:
-    monday = summary.week_monday(iso_week)
+    monday = weeks.week_monday(iso_week)
     weekdays = [monday + timedelta(days=i) for i in range(5)]
     trading = [d for d in weekdays if calendar.is_trading_day(d)]
     rows = {}

@@ -3,6 +3,7 @@ the chart, `/ibstatus week`, the CLI, and a constant number of SQL statements.""
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 from datetime import date, timedelta
@@ -15,11 +16,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.cli import main
+from bot.clikit import iso_week_arg
 from bot.crypto import Keyring
 from bot.db import session_scope
 from bot.desks.models import Desk
 from bot.errors import ServiceError
-from bot.summary import export
+from bot.summary import export, service, weeks
 from bot.summary import jobs as weekly
 from bot.summary import report as summary
 from bot.summary import views as summary_views
@@ -147,13 +149,29 @@ def test_week_to_date_marks_open_days_pending(engine: Engine) -> None:
 
 def test_due_time_uses_the_last_trading_day_close(engine: Engine) -> None:
     desk = make_desk(engine)
-    assert summary.due_at(desk, WEEK) == utc(2026, 11, 27, 18, 30)  # early close 13:00 ET + 30 min
+    assert weeks.due_at(desk, WEEK) == utc(2026, 11, 27, 18, 30)  # early close 13:00 ET + 30 min
     # Good Friday 2026 (W14): Thursday's 16:00 EDT close + 30 min.
-    assert summary.due_at(desk, "2026-W14") == utc(2026, 4, 2, 20, 30)
+    assert weeks.due_at(desk, "2026-W14") == utc(2026, 4, 2, 20, 30)
     with pytest.raises(ServiceError, match="ISO week"):
-        summary.parse_iso_week("2026-48")
+        weeks.parse_iso_week("2026-48")
     with pytest.raises(ServiceError, match="2025 has no ISO week 53"):
-        summary.parse_iso_week("2025-W53")
+        weeks.parse_iso_week("2025-W53")
+
+
+@pytest.mark.parametrize("value", ["2026-W48", " 2026-w05 ", "2026-W53", "2025-W53", "2026-48", "W48", "2026-W00"])
+def test_the_clis_week_argument_is_the_services_week(value: str) -> None:
+    """``--week`` is checked by bot.clikit without importing the summary: same verdicts, same words."""
+    try:
+        expected: str | None = weeks.parse_iso_week(value)
+        refusal = ""
+    except ServiceError as exc:
+        expected, refusal = None, str(exc)
+    try:
+        got: str | None = iso_week_arg(value)
+        refused = ""
+    except argparse.ArgumentTypeError as exc:
+        got, refused = None, str(exc)
+    assert (got, refused) == (expected, refusal)
 
 
 def _count_statements(engine: Engine, desk_id: int) -> int:
@@ -196,7 +214,7 @@ def test_statement_count_does_not_grow_with_traders(engine: Engine) -> None:
 
 def test_slack_unreachable_releases_the_summary_claim(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
     """A summary Slack could not be reached for is not left claimed: the next tick posts it."""
-    due = summary.due_at(_desk(engine, history), WEEK)
+    due = weeks.due_at(_desk(engine, history), WEEK)
     assert due is not None
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -211,9 +229,22 @@ def test_slack_unreachable_releases_the_summary_claim(engine: Engine, history: i
     assert [r.outcome for r in weekly.post_due_summaries(engine, client, now=due)] == ["claimed"]
 
 
+def test_post_summary_refuses_a_week_that_isnt_due(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
+    """The job keeps the service's rule too: an unfinished week is never claimed (it would take
+    the real post's place)."""
+    client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
+    due = weeks.due_at(_desk(engine, history), WEEK)
+    assert due is not None
+    with pytest.raises(service.UnfinishedWeek, match=f"{WEEK} isn't finished: the scheduler posts its summary at"):
+        weekly.post_summary(engine, client, desk_name="equities", iso_week=WEEK, now=due - timedelta(minutes=1))
+    with Session(engine) as session:
+        assert session.exec(select(WeeklySummary)).all() == []
+    assert fake_slack.calls == []
+
+
 def test_post_summary_dms_each_manager_with_the_chart_once(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
     client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
-    due = summary.due_at(_desk(engine, history), WEEK)
+    due = weeks.due_at(_desk(engine, history), WEEK)
     assert due is not None
     assert weekly.post_due_summaries(engine, client, now=due - timedelta(minutes=1)) == []
     results = weekly.post_due_summaries(engine, client, now=due)
@@ -296,7 +327,7 @@ def test_ibstatus_week_for_managers_only(bot: Bot, clock: FakeClock) -> None:
 
     refused = bot.command("UTRD1", "week")
     assert refused.status_code == 200
-    assert refused.json()["text"] == summary_views.REFUSAL
+    assert refused.json()["text"] == service.REFUSAL
     assert "blocks" not in refused.json() or not refused.json()["blocks"]
 
     answer = bot.command("UMGR1", "week 2026-W48").json()

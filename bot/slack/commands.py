@@ -28,7 +28,8 @@ from bot.slack import settings
 from bot.slack.blocks import MESSAGE_CHARS, cut
 from bot.slack.deps import RECEIVED, Deps, open_view
 from bot.slack.ids import Command
-from bot.summary import listeners as summary
+from bot.summary import service as summary
+from bot.summary import views as summary_views
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 NOT_UNDERSTOOD = "Sorry, I didn't understand that."
@@ -81,7 +82,8 @@ def _answer(session: Any, user: str, words: list[str], now: datetime) -> tuple[s
         )
         return (f"{text}\n\n{about_desk}" if about_desk else text), None
     if verb == "week":
-        return summary.week_status(session=session, user_id=user, args=words[1:], now=now)
+        report = summary.week_status(session=session, user_id=user, args=words[1:], now=now)
+        return summary_views.summary_text(report), summary_views.summary_blocks(report)
     if len(words) == 1 and (mention := _MENTION.match(words[0])):
         trader = mention.group(1)
         found = status.trader_status(session=session, manager_id=user, trader_id=trader, now=now)

@@ -27,6 +27,7 @@ from bot.slack.deps import Deps, ack_then
 from bot.slack.home_views import HomeData, ManagedDesk, home_view
 from bot.slack.ids import Event
 from bot.summary import report as summary
+from bot.summary.weeks import current_week
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def gather(session: Session, user: str, now: datetime) -> HomeData:
         assert desk.id is not None
         open_ = escalation.open_for_desk(session=session, desk_id=desk.id)
         mentioned += open_
-        week = summary.build_summary(session=session, desk=desk, iso_week=summary.current_week(desk, now), now=now)
+        week = summary.build_summary(session=session, desk=desk, iso_week=current_week(desk, now), now=now)
         traders = len(desks.members(session=session, desk_id=desk.id, role=Role.TRADER))
         data.managed.append(ManagedDesk(status=desk_status, escalations=open_, week=week, traders=traders))
     names = escalation.names_of(session=session, escalations=mentioned)

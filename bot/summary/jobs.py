@@ -16,11 +16,11 @@ from bot.crypto import Keyring
 from bot.db import read_scope, session_scope
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
-from bot.errors import ServiceError
-from bot.summary import chart, export
-from bot.summary import report as summary
+from bot.summary import chart, export, service
 from bot.summary import views as summary_views
-from bot.summary.report import SummaryOutcome, WeeklyReport
+from bot.summary.report import WeeklyReport, build_summary
+from bot.summary.service import SummaryOutcome
+from bot.summary.weeks import parse_iso_week, week_weekdays
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +57,20 @@ def upload_chart(client: WebClient, *, channel: str, report: WeeklyReport, png: 
 
 
 def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week: str, now: datetime) -> SummaryResult:
-    """Post the week's summary unless the WeeklySummary row says it is posted (or being posted)."""
-    iso_week = summary.parse_iso_week(iso_week)
+    """Post the week's summary unless the WeeklySummary row says it is posted (or being posted).
+    ServiceError (``service.check_due``) for a week whose summary isn't due at ``now``."""
+    iso_week = parse_iso_week(iso_week)
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name=desk_name)
-        claim = summary.claim_summary(session=session, desk=desk, iso_week=iso_week, now=now)
+        service.check_due(desk=desk, iso_week=iso_week, now=now)
+        claim = service.claim_post(session=session, desk=desk, iso_week=iso_week, now=now)
         if claim.outcome is SummaryOutcome.ALREADY_POSTED:
             return SummaryResult(claim.outcome, f"{desk_name}'s summary for {iso_week} is already posted.")
         if claim.outcome is SummaryOutcome.IN_PROGRESS:
             return SummaryResult(claim.outcome, f"{desk_name}'s summary for {iso_week} is being posted elsewhere.")
         summary_id = claim.summary.id
         assert summary_id is not None
-        report = summary.build_summary(session=session, desk=desk, iso_week=iso_week, now=now)
+        report = build_summary(session=session, desk=desk, iso_week=iso_week, now=now)
         managers = desks.members(session=session, desk_id=desk.id or 0, role=Role.MANAGER)
     text, blocks = summary_views.summary_text(report), summary_views.summary_blocks(report)
     png = chart.render_heatmap(report)
@@ -84,7 +86,7 @@ def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week:
             str(exc.response.get("error") or exc) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
         )
         with session_scope(engine) as session:
-            summary.release_summary(session=session, summary_id=summary_id)
+            service.release_post(session=session, summary_id=summary_id)
         log.warning("posting the %s summary for %s failed: %s", desk_name, iso_week, error)
         if refused:
             return SummaryResult("failed", f"Slack refused the {desk_name} summary for {iso_week}: {error}")
@@ -92,7 +94,7 @@ def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week:
             UNREACHABLE, f"Slack could not be reached to post the {desk_name} summary for {iso_week}: {error}"
         )
     with session_scope(engine) as session:
-        summary.mark_summary_posted(session=session, summary_id=summary_id, ts=first_ts, now=now)
+        service.mark_posted(session=session, summary_id=summary_id, ts=first_ts, now=now)
     where = desk.managers_channel_id or f"{len(managers)} manager(s) by DM"
     return SummaryResult(SummaryOutcome.CLAIMED, f"Posted {desk_name}'s summary for {iso_week} to {where}.", first_ts)
 
@@ -100,35 +102,28 @@ def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week:
 def preview_summary(engine: Engine, *, desk_name: str, iso_week: str, now: datetime) -> tuple[WeeklyReport, bytes]:
     """The week's summary and chart as they stand at ``now``, for any week (the unfinished
     one included): nothing is posted, claimed or marked."""
-    iso_week = summary.parse_iso_week(iso_week)
+    iso_week = parse_iso_week(iso_week)
     with read_scope(engine) as session:
         desk = desks.get_desk(session=session, name=desk_name)
-        report = summary.build_summary(session=session, desk=desk, iso_week=iso_week, now=now)
+        report = build_summary(session=session, desk=desk, iso_week=iso_week, now=now)
     return report, chart.render_heatmap(report)
 
 
 def post_due_summaries(engine: Engine, client: WebClient, *, now: datetime) -> list[SummaryResult]:
     """The scheduler's job: every summary that is due and not yet posted."""
     with session_scope(engine) as session:
-        due = summary.due_summaries(session=session, desks=desks.list_desks(session=session), now=now)
+        due = service.due_posts(session=session, desks=desks.list_desks(session=session), now=now)
     return [post_summary(engine, client, desk_name=name, iso_week=week, now=now) for name, week in due]
-
-
-def managed_desk(engine: Engine, *, desk_id: int, user_id: str) -> Desk:
-    with session_scope(engine) as session:
-        desk = session.get(Desk, desk_id)
-        if desk is None or not desks.is_member(session=session, desk_id=desk_id, user_id=user_id, role=Role.MANAGER):
-            raise ServiceError("Only the desk's managers can download its weekly record.")
-        return desk
 
 
 def send_week_csv(
     engine: Engine, client: WebClient, *, desk_id: int, iso_week: str, user_id: str, keys: Keyring | None = None
 ) -> str:
     """Upload the week's hash-chained CSV to a manager's DM. ServiceError for non-managers."""
-    iso_week = summary.parse_iso_week(iso_week)
-    desk = managed_desk(engine, desk_id=desk_id, user_id=user_id)
-    weekdays = summary.week_weekdays(iso_week)
+    iso_week = parse_iso_week(iso_week)
+    with session_scope(engine) as session:
+        desk = service.managed_desk(session=session, desk_id=desk_id, user_id=user_id)
+    weekdays = week_weekdays(iso_week)
     buffer = io.StringIO()
     with read_scope(engine) as session:  # a long read: don't hold SQLite's write lock for it
         result = export.write_csv(

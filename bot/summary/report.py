@@ -36,116 +36,26 @@ Loading is a constant number of SQL statements whatever the number of traders.
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, func, or_, update
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot import calendar
-from bot.checklist.models import NO_BACKUP_GAPS, Answer, AnswerStatus, AuthLayer, Check, ChecklistRun
-from bot.db import ClaimOutcome, claim_row
+from bot.checklist.models import AnswerStatus, AuthLayer, Check
 from bot.desks import away
 from bot.desks.models import Desk, Role
 from bot.desks.service import members
-from bot.errors import ServiceError
-from bot.escalation.models import Escalation
 from bot.people import service as people
 from bot.people.service import Names
 from bot.profile import service as profile
-from bot.summary.models import WeeklySummary
-
-SUMMARY_LEASE = timedelta(minutes=5)
-_ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+from bot.summary import reads
+from bot.summary.weeks import mon_fri, parse_iso_week, week_bounds, week_weekdays
 
 MetricValue = int | float | str | timedelta | None
-
-
-# --- weeks ---------------------------------------------------------------------------
-
-
-def parse_iso_week(value: str) -> str:
-    """'2026-W48' (also '2026-w48') -> '2026-W48', or ServiceError with a sentence."""
-    match = _ISO_WEEK.match(value.strip().upper())
-    if match:
-        year, week = int(match.group(1)), int(match.group(2))
-        try:
-            date.fromisocalendar(year, week, 1)
-        except ValueError:
-            raise ServiceError(f"{value!r}: {year} has no ISO week {week}") from None
-        return f"{year}-W{week:02d}"
-    raise ServiceError(f"{value!r} is not an ISO week like 2026-W48")
-
-
-def week_monday(iso_week: str) -> date:
-    year, week = iso_week.split("-W")
-    return date.fromisocalendar(int(year), int(week), 1)
-
-
-def iso_week_of(day: date) -> str:
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def previous_week(iso_week: str) -> str:
-    return iso_week_of(week_monday(iso_week) - timedelta(days=7))
-
-
-def week_weekdays(iso_week: str) -> list[date]:
-    monday = week_monday(iso_week)
-    return [monday + timedelta(days=i) for i in range(5)]
-
-
-def last_trading_day(iso_week: str) -> date | None:
-    days = calendar.trading_days(*_mon_fri(iso_week))
-    return days[-1] if days else None
-
-
-def _mon_fri(iso_week: str) -> tuple[date, date]:
-    monday = week_monday(iso_week)
-    return monday, monday + timedelta(days=4)
-
-
-def due_at(desk: Desk, iso_week: str) -> datetime | None:
-    """When the week's summary is due: the close of the week's last trading day (early closes
-    included) plus ``desk.summary_delay_minutes``. None for a week without trading days."""
-    last = last_trading_day(iso_week)
-    if last is None:
-        return None
-    return calendar.market_close(last) + timedelta(minutes=desk.summary_delay_minutes)
-
-
-def week_bounds(desk: Desk, iso_week: str) -> tuple[datetime, datetime]:
-    """Desk-local Monday 00:00 to the next Monday 00:00, in UTC."""
-    tz = calendar.zone(desk.timezone)
-    monday = week_monday(iso_week)
-    return (
-        calendar.local_to_utc(monday, time(0, 0), tz),
-        calendar.local_to_utc(monday + timedelta(days=7), time(0, 0), tz),
-    )
-
-
-def current_week(desk: Desk, now: datetime) -> str:
-    return iso_week_of(calendar.local_date(now, calendar.zone(desk.timezone)))
-
-
-def latest_due_week(desk: Desk, now: datetime) -> str:
-    """The most recent week whose summary is due at ``now``."""
-    week = current_week(desk, now)
-    for _ in range(3):
-        due = due_at(desk, week)
-        if due is not None and due <= now:
-            return week
-        week = previous_week(week)
-    return week
-
-
-# --- the report ------------------------------------------------------------------------
 
 
 class DayOutcome(StrEnum):
@@ -282,23 +192,7 @@ class WeeklyReport:
         return sum(row.count(metric) for row in self.rows.values())
 
 
-@dataclass
-class _Cell:
-    first_at: datetime
-    status: str
-    failed_checks: str
-    auth_layer: str | None
-    gaps: str
-    restricted: bool
-    final_at: datetime
-
-
-def _missing_recovery(gaps: str) -> bool:
-    values = set(gaps.split(","))
-    return bool({g.value for g in NO_BACKUP_GAPS} & values)
-
-
-def _outcome(cell: _Cell | None, run: _Run, now: datetime, away: bool = False) -> DayOutcome:
+def _outcome(cell: reads.Cell | None, run: reads.Run, now: datetime, away: bool = False) -> DayOutcome:
     if run.posted_at is None:
         return DayOutcome.NOT_POSTED
     if cell is None:
@@ -310,73 +204,13 @@ def _outcome(cell: _Cell | None, run: _Run, now: datetime, away: bool = False) -
     return DayOutcome.ON_TIME if cell.first_at < run.deadline_at else DayOutcome.LATE
 
 
-@dataclass(frozen=True)
-class _Run:
-    id: int
-    trading_date: date
-    posted_at: datetime | None
-    deadline_at: datetime
-    market_close_at: datetime
-
-
-def _load(
-    session: Session, desk_id: int, start: date, end: date
-) -> tuple[dict[int, _Run], dict[tuple[int, str], _Cell]]:
-    """Runs and each (run, trader)'s first/final answer for trading dates in [start, end]:
-    two statements."""
-    runs = {
-        r.id: _Run(r.id, r.trading_date, r.posted_at, r.deadline_at, r.market_close_at)
-        for r in session.execute(
-            sa_select(
-                col(ChecklistRun.id),
-                col(ChecklistRun.trading_date),
-                col(ChecklistRun.posted_at),
-                col(ChecklistRun.deadline_at),
-                col(ChecklistRun.market_close_at),
-            ).where(
-                col(ChecklistRun.desk_id) == desk_id,
-                col(ChecklistRun.trading_date) >= start,
-                col(ChecklistRun.trading_date) <= end,
-            )
-        ).all()
-    }
-    cells: dict[tuple[int, str], _Cell] = {}
-    rows = session.execute(
-        sa_select(
-            col(Answer.run_id),
-            col(Answer.user_id),
-            col(Answer.status),
-            col(Answer.failed_checks),
-            col(Answer.auth_layer),
-            col(Answer.contingency_gaps),
-            col(Answer.restricted),
-            col(Answer.created_at),
-        )
-        .join(ChecklistRun, col(ChecklistRun.id) == col(Answer.run_id))
-        .where(
-            col(ChecklistRun.desk_id) == desk_id,
-            col(ChecklistRun.trading_date) >= start,
-            col(ChecklistRun.trading_date) <= end,
-        )
-        .order_by(col(Answer.run_id), col(Answer.user_id), col(Answer.version))
-    ).all()
-    for run_id, user, status, failed, layer, gaps, restricted, at in rows:
-        cell = cells.get((run_id, user))
-        if cell is None:
-            cells[(run_id, user)] = _Cell(at, status, failed, layer, gaps, restricted, at)
-        else:  # a later version: it is the final answer so far; the first stays the first
-            cell.status, cell.failed_checks, cell.auth_layer = status, failed, layer
-            cell.gaps, cell.restricted, cell.final_at = gaps, restricted, at
-    return runs, cells
-
-
 def _rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
 def _completion(
-    runs: dict[int, _Run],
-    cells: dict[tuple[int, str], _Cell],
+    runs: dict[int, reads.Run],
+    cells: dict[tuple[int, str], reads.Cell],
     traders: list[str],
     now: datetime,
     away_days: Mapping[str, set[date]],
@@ -399,13 +233,13 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
     """The desk's report for ``iso_week`` as known at ``now`` (week-to-date before it ends)."""
     assert desk.id is not None
     iso_week = parse_iso_week(iso_week)
-    monday, friday = _mon_fri(iso_week)
+    monday, friday = mon_fri(iso_week)
     prev_monday = monday - timedelta(days=7)
     weekdays = week_weekdays(iso_week)
     trading = calendar.trading_days(monday, friday)
 
     traders = members(session=session, desk_id=desk.id, role=Role.TRADER)
-    all_runs, all_cells = _load(session, desk.id, prev_monday, friday)
+    all_runs, all_cells = reads.load_answers(session, desk.id, prev_monday, friday)
     everyone = {*traders, *(user for _, user in all_cells)}
     away_days = away.away_days(session=session, user_ids=everyone, start=prev_monday, end=friday)
     runs = {rid: r for rid, r in all_runs.items() if r.trading_date >= monday}
@@ -417,7 +251,7 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
     run_by_day = {r.trading_date: r for r in runs.values()}
     rows: dict[str, TraderRow] = {}
     answered = expected = on_time_total = 0
-    latest_final: dict[str, tuple[date, _Cell]] = {}
+    latest_final: dict[str, tuple[date, reads.Cell]] = {}
     for user in users:
         row = TraderRow(user)
         counts = dict.fromkeys((m.key for m in BASE_COLUMNS if m.kind is MetricKind.COUNT), 0)
@@ -453,7 +287,7 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
                     counts[PLATFORM.key] += 1
                 if Check.PERMISSIONS.value in checks:
                     counts[AUTHORIZATION.key] += 1
-                if _missing_recovery(cell.gaps):
+                if reads.missing_recovery(cell.gaps):
                     counts[RECOVERY_PATH.key] += 1
                 if cell.restricted:
                     counts[RESTRICTED.key] += 1
@@ -513,18 +347,7 @@ def _median(values: list[timedelta]) -> timedelta | None:
 def _escalations(session: Session, desk: Desk, iso_week: str) -> EscalationFigures:
     """One statement: escalations that touch the desk-local week."""
     start, end = week_bounds(desk, iso_week)
-    rows = session.execute(
-        sa_select(
-            col(Escalation.trader_id),
-            col(Escalation.opened_at),
-            col(Escalation.acknowledged_at),
-            col(Escalation.resolved_at),
-        ).where(
-            col(Escalation.desk_id) == desk.id,
-            col(Escalation.opened_at) < end,
-            or_(col(Escalation.resolved_at).is_(None), col(Escalation.resolved_at) >= start),
-        )
-    ).all()
+    rows = reads.escalation_times(session, desk.id or 0, start, end)
     opened = acked = resolved = 0
     waits: list[timedelta] = []
     still_open: list[str] = []
@@ -542,53 +365,12 @@ def _escalations(session: Session, desk: Desk, iso_week: str) -> EscalationFigur
 
 
 def _recovery_gaps(
-    session: Session, desk_id: int, latest_final: dict[str, tuple[date, _Cell]], until: date
+    session: Session, desk_id: int, latest_final: dict[str, tuple[date, reads.Cell]], until: date
 ) -> list[RecoveryGap]:
     """Since when each flagged trader has reported a missing recovery path: one statement
     over their final answers (any week up to ``until``)."""
-    flagged = {user: day for user, (day, cell) in latest_final.items() if _missing_recovery(cell.gaps)}
-    latest = (
-        select(
-            col(Answer.run_id).label("run_id"),
-            col(Answer.user_id).label("user_id"),
-            func.max(Answer.version).label("version"),
-        )
-        .join(ChecklistRun, col(ChecklistRun.id) == col(Answer.run_id))
-        .where(
-            ChecklistRun.desk_id == desk_id,
-            col(ChecklistRun.trading_date) <= until,
-            col(Answer.user_id).in_(sorted(flagged)),
-        )
-        .group_by(col(Answer.run_id), col(Answer.user_id))
-        .subquery()
-    )
-    final = (
-        select(
-            col(Answer.user_id).label("user_id"),
-            col(ChecklistRun.trading_date).label("day"),
-            col(Answer.contingency_gaps).label("gaps"),
-        )
-        .join(
-            latest,
-            and_(
-                col(Answer.run_id) == latest.c.run_id,
-                col(Answer.user_id) == latest.c.user_id,
-                col(Answer.version) == latest.c.version,
-            ),
-        )
-        .join(ChecklistRun, col(ChecklistRun.id) == col(Answer.run_id))
-        .cte("final")
-    )
-    missing = or_(*(final.c.gaps.like(f"%{g.value}%") for g in sorted(NO_BACKUP_GAPS)))
-    ok = select(final.c.user_id, func.max(final.c.day).label("last_ok")).where(~missing).group_by(final.c.user_id)
-    ok_sub = ok.subquery()
-    query = (
-        select(final.c.user_id, func.min(final.c.day))
-        .outerjoin(ok_sub, ok_sub.c.user_id == final.c.user_id)
-        .where(missing, or_(ok_sub.c.last_ok.is_(None), final.c.day > ok_sub.c.last_ok))
-        .group_by(final.c.user_id)
-    )
-    since = {user: day for user, day in session.execute(query).all()}
+    flagged = {user: day for user, (day, cell) in latest_final.items() if reads.missing_recovery(cell.gaps)}
+    since = reads.recovery_since(session, desk_id, sorted(flagged), until)
     gaps = [
         RecoveryGap(user, since[user], len(calendar.trading_days(since[user], day)))
         for user, day in flagged.items()
@@ -622,85 +404,3 @@ def _attention(report: WeeklyReport) -> list[Attention]:
         if reasons:
             out.append(Attention(user, reasons))
     return out
-
-
-# --- posting, once per desk and week ----------------------------------------------------
-
-
-class SummaryOutcome(StrEnum):
-    CLAIMED = "claimed"
-    ALREADY_POSTED = "already_posted"
-    IN_PROGRESS = "in_progress"
-
-
-@dataclass(frozen=True)
-class SummaryClaim:
-    outcome: SummaryOutcome
-    summary: WeeklySummary
-
-
-def _get(session: Session, desk_id: int, iso_week: str) -> WeeklySummary | None:
-    return session.exec(
-        select(WeeklySummary).where(WeeklySummary.desk_id == desk_id, WeeklySummary.iso_week == iso_week)
-    ).first()
-
-
-def claim_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime) -> SummaryClaim:
-    """Decide whether the caller posts the week's summary: the unique (desk, iso_week) row
-    plus a lease (``bot.db.claim_row``). The caller's ``session_scope`` commits the claim."""
-    assert desk.id is not None
-    desk_id = desk.id
-    outcome, row = claim_row(
-        session,
-        find=lambda: _get(session, desk_id, iso_week),
-        make=lambda: WeeklySummary(desk_id=desk_id, iso_week=iso_week, claimed_at=now, created_at=now),
-        done=lambda r: r.posted_at is not None,
-        column="claimed_at",
-        now=now,
-        lease=SUMMARY_LEASE,
-    )
-    assert row is not None
-    return SummaryClaim(_SUMMARY_OUTCOME[outcome], row)
-
-
-_SUMMARY_OUTCOME = {
-    ClaimOutcome.CLAIMED: SummaryOutcome.CLAIMED,
-    ClaimOutcome.DONE: SummaryOutcome.ALREADY_POSTED,
-    ClaimOutcome.BUSY: SummaryOutcome.IN_PROGRESS,
-}
-
-
-def mark_summary_posted(*, session: Session, summary_id: int, ts: str | None, now: datetime) -> None:
-    session.execute(
-        update(WeeklySummary)
-        .where(col(WeeklySummary.id) == summary_id)
-        .values(posted_at=now, message_ts=ts, claimed_at=None)
-    )
-
-
-def release_summary(*, session: Session, summary_id: int) -> None:
-    """A failed post: let the next tick (or the CLI) try again."""
-    session.execute(update(WeeklySummary).where(col(WeeklySummary.id) == summary_id).values(claimed_at=None))
-
-
-def due_summaries(*, session: Session, desks: list[Desk], now: datetime) -> list[tuple[str, str]]:
-    """(desk name, iso week) of summaries due at ``now`` and not yet posted: the current and
-    the previous week (a bot down over a weekend catches up), never a week that ended before
-    the desk existed."""
-    posted = {
-        (d, w)
-        for d, w in session.execute(
-            select(WeeklySummary.desk_id, WeeklySummary.iso_week).where(col(WeeklySummary.posted_at).is_not(None))
-        ).all()
-    }
-    due: list[tuple[str, str]] = []
-    for desk in desks:
-        week = current_week(desk, now)
-        for candidate in (previous_week(week), week):
-            at = due_at(desk, candidate)
-            if at is None or at > now or (desk.id, candidate) in posted:
-                continue
-            if week_bounds(desk, candidate)[1] <= desk.created_at.astimezone(UTC):
-                continue
-            due.append((desk.name, candidate))
-    return due
