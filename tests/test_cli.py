@@ -17,7 +17,7 @@ from bot.cli import main
 from bot.config import describe_database
 from bot.migrate import upgrade
 from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SIGNING_SECRET
+from tests.harness import BOT_TOKEN, SIGNING_SECRET, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -482,6 +482,7 @@ def test_a_read_only_database_is_one_line_exit_2_when_written(
     argv: list[str],
 ) -> None:
     writable = read_only_sqlite.replace("file:", "").replace("?mode=ro&uri=true", "")
+    pretend_now(monkeypatch, utc(2026, 11, 25, 13, 30))  # a trading morning: the post would go ahead
     monkeypatch.setenv("DATABASE_URL", writable)
     if argv is not ADD:
         assert run(capsys, ADD)[0] == 0
@@ -633,12 +634,14 @@ def test_a_preflight_db_left_in_the_folder_is_refused_in_one_line_not_ignored(tm
 def test_failures_outside_are_exactly_one_line_from_a_real_process(
     env: dict[str, str],
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     setting: str,
     value: str,
     argv: list[str],
     needle: str,
 ) -> None:
+    pretend_now(monkeypatch, utc(2026, 11, 25, 13, 30))  # a trading day before the close, whenever this runs
     assert run(capsys, with_option(ADD, "--timezone", "UTC"))[0] == 0
     child = {**os.environ, **env, setting: value.format(port=closed_port())}
     failed = cli(tmp_path, child, *argv)
