@@ -8,10 +8,12 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.checklist import click, views
+from bot.checklist import click
 from bot.checklist import service as checklist
 from bot.checklist.facts import facts_for
+from bot.checklist.guidance import guidance_text
 from bot.checklist.models import ChecklistRun
+from bot.checklist.problem_views import problem_modal
 from bot.errors import ServiceError
 from bot.interactions import REPLAYED_CLICK, first_time
 from bot.slack.deps import (
@@ -32,7 +34,7 @@ STALE = "This checklist is no longer available. Use today's checklist in the des
 
 def register(app: App) -> None:
     app.action(Action.CONFIRM_ALL)(on_confirm_all)
-    app.action(Action.REPORT_PROBLEM)(open_modal_now(open_report_modal))
+    app.action(Action.REPORT_PROBLEM)(open_modal_now(open_problem_modal))
 
 
 def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -82,11 +84,11 @@ def _confirm_full(body: dict[str, Any], deps: Deps, run_id: int | None, user: st
                 if not stored:
                     reply = ALREADY_READY
                 elif result.answer.version > 1:  # it replaces a report: say the restriction is gone
-                    reply = views.guidance(result.answer)
+                    reply = guidance_text(result.answer)
     return stored, reply
 
 
-def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+def open_problem_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     user, channel = user_id(body), channel_id(body)
     run_id = parse_int(action_value(body))
     view, refusal = None, STALE
@@ -99,7 +101,7 @@ def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: 
                 refusal = str(exc)
             else:
                 known = facts_for(session, run, [user]).get(user)
-                view = views.report_modal(run, desk, channel_id=channel, facts=known)
+                view = problem_modal(run, desk, channel_id=channel, facts=known)
     if view is None:
         ephemeral(client, channel=channel, user=user, text=refusal)
         return

@@ -31,9 +31,9 @@ from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.checklist.live import MAX_AGE, RosterCache, snapshot
 from bot.checklist.models import ChecklistRun
-from bot.checklist.views import checklist_message
+from bot.checklist.roster_cache import MAX_AGE, RosterCache, snapshot
+from bot.checklist.roster_views import checklist_message
 from bot.db import claim_lease, session_scope
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class RosterRefresher:
     and a run whose lease another process holds is tried again when that lease ends. An
     attempt first reads the run (a snapshot, no write lock on SQLite); only a run that is behind
     and whose lease is free is claimed (the conditional UPDATE) and rendered from the per-run
-    cache (``bot.checklist.live``: answers read incrementally, members and names kept)."""
+    cache (``bot.checklist.roster_cache``: answers read incrementally, members and names kept)."""
 
     def __init__(
         self,
