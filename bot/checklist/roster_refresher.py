@@ -35,6 +35,7 @@ from bot.checklist.models import ChecklistRun
 from bot.checklist.roster_cache import MAX_AGE, RosterCache, snapshot
 from bot.checklist.roster_views import checklist_message
 from bot.db import claim_lease, session_scope
+from bot.slack.deps import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +74,6 @@ RETRYABLE = 5.0  # seconds before retrying after an outage (5xx, timeout)
 PERMANENT = frozenset(
     {"msg_blocks_too_long", "invalid_blocks", "invalid_blocks_format", "too_many_attachments", "msg_too_long"}
 )
-
-
-def _retry_after(exc: SlackApiError) -> float:
-    raw = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
-    if isinstance(raw, list):
-        raw = raw[0]
-    try:
-        return max(float(raw), 0.5)
-    except ValueError:
-        return 1.0
 
 
 class RosterRefresher:
@@ -248,7 +239,7 @@ class RosterRefresher:
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "")
                 if exc.response.status_code == 429:
-                    pause = _retry_after(exc)
+                    pause = retry_after(exc, floor=0.5)
                     self.budget.pause(pause)
                     log.info("chat.update rate limited: roster updates pause %.1fs", pause)
                     return pause
