@@ -1,8 +1,8 @@
 """The live roster of a 2,000-trader desk: load and render, cold and warm. Prints a table.
 
-What the roster refresher does per update (``bot.checklist.roster``), without Slack:
+What the roster refresher does per update (``bot.checklist.roster_refresher``), without Slack:
 
-- **cold**: an empty cache (``bot.checklist.live.RosterCache``) — the full load (desk, traders,
+- **cold**: an empty cache (``bot.checklist.roster_cache.RosterCache``) — the full load (desk, traders,
   every answer version, names, away days, profile facts) and a render with an empty memo:
   what every update cost before the cache;
 - **warm**: one new answer stored (``checklist.service.confirm``), then the incremental read
@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bot.profile.service  # noqa: F401  (registers the profile's facts provider, as the bot does)
 from bot.checklist import service as checklist
-from bot.checklist.live import LiveRoster, RosterCache, snapshot
 from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
-from bot.checklist.views import checklist_message
+from bot.checklist.roster_cache import LiveRoster, RosterCache, snapshot
+from bot.checklist.roster_views import checklist_message
 from bot.db import make_engine, session_scope
 from bot.desks.models import Desk, DeskMember, Role
 from bot.migrate import upgrade

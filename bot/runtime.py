@@ -17,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from sqlalchemy.engine import Engine
 
-from bot.checklist.roster import RosterRefresher
+from bot.checklist.roster_refresher import RosterRefresher
 from bot.config import Settings
 from bot.crypto import Keyring
 from bot.db import make_engine
@@ -116,7 +116,7 @@ def build(
     engine = engine or make_engine(settings.database_url)
     client = client or make_client(settings)
     # The roster is cosmetic: its chat.update calls share a budget below Slack's Tier 3
-    # allowance, leaving the rest to escalations (bot.checklist.roster).
+    # allowance, leaving the rest to escalations (bot.checklist.roster_refresher).
     refresher = RosterRefresher(engine, bare_client(client), interval=roster_interval, rate_per_minute=roster_rate)
     # Escalations follow every answer the app stores: importing bot.escalation.opening (above)
     # subscribes its hook to bot.checklist.events.answer_stored and declares its ConfirmRule.

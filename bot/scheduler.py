@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from bot import calendar
 from bot.checklist import jobs
 from bot.checklist import service as checklist
-from bot.checklist.roster import RosterRefresher
+from bot.checklist.roster_refresher import RosterRefresher
 from bot.db import session_scope
 from bot.delivery.slack import delivery_client
 from bot.desks import service as desks

@@ -15,8 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.audit import AuditEvent
-from bot.profile.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
-from bot.slack.ids import FIELD
+from bot.slack.ids import FIELD, ProfileAction, ProfileBlock, ProfileCallback, verified_block
 from tests.fakes.slack import FakeSlack
 from tests.harness import Bot, FakeClock
 

@@ -587,7 +587,7 @@ def test_roster_updates_honour_retry_after_and_share_one_budget(bot: Bot, fake_s
     """A 429 on chat.update pauses every roster update for Retry-After (no retry inside the
     call: the refresher's client has no retry handlers), and the roster's budget spaces its
     calls across all desks."""
-    from bot.checklist.roster import Budget
+    from bot.checklist.roster_refresher import Budget
     from tests.fakes.slack import Fault
 
     make_desk(bot.runtime.engine)

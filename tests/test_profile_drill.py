@@ -21,8 +21,8 @@ from bot.errors import ServiceError
 from bot.profile import drill
 from bot.profile import service as profile
 from bot.profile.drill import CodeOutcome, Purpose
-from bot.profile.ids import ProfileAction, ProfileBlock, ProfileCallback
 from bot.profile.models import DrillAttempt, SecondFactorRecord, TotpEnrollment
+from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback
 from tests.factories import make_desk
 from tests.fakes.slack import FakeSlack
 from tests.harness import Bot, FakeClock, utc

@@ -17,10 +17,9 @@ from bot.desks import service as desks
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.profile import jobs as profile_jobs
 from bot.profile import service as profile
-from bot.profile.ids import ProfileCallback
 from bot.profile.models import ReadinessGap, SecondFactorRecord
 from bot.runtime import deliver_due
-from bot.slack.ids import Action, Block, Callback
+from bot.slack.ids import Action, Block, Callback, ProfileCallback
 from bot.summary import report as summary
 from bot.summary import views as summary_views
 from tests.escalation_fixtures import delivery_client, report_values, run_pass

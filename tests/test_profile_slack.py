@@ -19,8 +19,8 @@ from bot.profile import automation as automations
 from bot.profile import service as profile
 from bot.profile import views
 from bot.profile.automation import AutomationInput
-from bot.profile.ids import ProfileAction, ProfileBlock, ProfileCallback
 from bot.profile.models import Automation, PlatformPermission, ReadinessGap, SecondFactorRecord, TraderProfile
+from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback
 from tests.factories import make_desk
 from tests.fakes.slack import FakeSlack
 from tests.harness import Bot

@@ -15,8 +15,8 @@ from sqlmodel import col
 
 from bot.checklist import jobs
 from bot.checklist import service as checklist
-from bot.checklist.live import RosterCache
 from bot.checklist.models import ChecklistRun
+from bot.checklist.roster_cache import RosterCache
 from bot.db import session_scope
 from bot.desks import service as desks
 from bot.slack.ids import Action

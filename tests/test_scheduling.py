@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from bot.checklist import jobs
 from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
-from bot.checklist.roster import RosterRefresher
+from bot.checklist.roster_refresher import RosterRefresher
 from bot.checklist.service import PostOutcome
 from bot.config import Settings
 from bot.db import session_scope

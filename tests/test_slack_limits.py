@@ -19,7 +19,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.checklist import views as checklist_views
+from bot.checklist import problem_views, roster_views, status_views
 from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
 from bot.checklist.service import Roster, RosterEntry, TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
@@ -254,9 +254,9 @@ def check_text(text: str) -> None:
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("outage", [False, True])
 def test_checklist_message(n: int, outage: bool) -> None:
-    text, blocks = checklist_views.checklist_message(roster(n, outage=outage))
+    text, blocks = roster_views.checklist_message(roster(n, outage=outage))
     check_message(text, blocks)
-    compact_text, compact = checklist_views.checklist_message(roster(n, outage=outage), compact=True)
+    compact_text, compact = roster_views.checklist_message(roster(n, outage=outage), compact=True)
     check_message(compact_text, compact)
     assert text_size(compact) < 4000
     body = json.dumps(blocks, ensure_ascii=False)
@@ -268,13 +268,13 @@ def test_checklist_message(n: int, outage: bool) -> None:
 @pytest.mark.parametrize("n", SIZES)
 def test_status_answers(n: int) -> None:
     item = DeskStatus(desk=DESK, roster=roster(n), next_post=NOW + timedelta(days=1))
-    check_text(checklist_views.desk_status_text(item))
-    check_text(checklist_views.managed_status_text([item] * 3))
+    check_text(status_views.desk_status_text(item))
+    check_text(status_views.managed_status_text([item] * 3))
     mine = TraderStatus(desk=DESK, entry=roster(n).entries[-1], next_post=NOW, run=RUN, names=names_for(traders(n)))
-    check_text(checklist_views.own_status_text([mine]))
-    check_text(checklist_views.trader_status_text([mine], traders(n)[-1]))
-    check_text(checklist_views.not_on_a_desk_text(traders(n)[:10], [], names_for(traders(n))))
-    check_text(checklist_views.USAGE)
+    check_text(status_views.own_status_text([mine]))
+    check_text(status_views.trader_status_text([mine], traders(n)[-1]))
+    check_text(status_views.not_on_a_desk_text(traders(n)[:10], [], names_for(traders(n))))
+    check_text(status_views.USAGE)
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -308,7 +308,7 @@ def test_weekly_summary(n: int) -> None:
 
 @pytest.mark.parametrize("n", SIZES)
 def test_report_modal_and_settings_modal(n: int) -> None:
-    check_view(checklist_views.report_modal(RUN, DESK, channel_id="C0123"))
+    check_view(problem_views.problem_modal(RUN, DESK, channel_id="C0123"))
     form = desk_views.SettingsForm(
         desk=DESK, managers=traders(min(n, 30)), traders=traders(n), names=names_for(traders(n))
     )
@@ -404,11 +404,11 @@ def test_checklist_message_is_the_same_with_the_refreshers_memo(n: int) -> None:
     for i, entry in enumerate(current.entries):
         if entry.answer is not None:
             entry.answer.id = i + 1
-    memo = checklist_views.RosterMemo()
+    memo = roster_views.RosterMemo()
     for compact in (False, True):
-        expected = checklist_views.checklist_message(current, compact=compact)
-        assert checklist_views.checklist_message(current, compact=compact, memo=memo) == expected
-        assert checklist_views.checklist_message(current, compact=compact, memo=memo) == expected
+        expected = roster_views.checklist_message(current, compact=compact)
+        assert roster_views.checklist_message(current, compact=compact, memo=memo) == expected
+        assert roster_views.checklist_message(current, compact=compact, memo=memo) == expected
     # New answers: the pending become ready, the restricted confirm, one ready reports a problem.
     changed = list(current.entries)
     for i, entry in enumerate(changed):
@@ -419,6 +419,6 @@ def test_checklist_message_is_the_same_with_the_refreshers_memo(n: int) -> None:
             changed[i] = RosterEntry(entry.user_id, state, new)
     after = replace(current, entries=changed)
     for compact in (False, True):
-        expected = checklist_views.checklist_message(after, compact=compact)
-        assert expected != checklist_views.checklist_message(current, compact=compact)
-        assert checklist_views.checklist_message(after, compact=compact, memo=memo) == expected
+        expected = roster_views.checklist_message(after, compact=compact)
+        assert expected != roster_views.checklist_message(current, compact=compact)
+        assert roster_views.checklist_message(after, compact=compact, memo=memo) == expected

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 
 from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
+from bot.checklist.roster_views import checklist_message
 from bot.checklist.service import PostOutcome
-from bot.checklist.views import checklist_message
 from bot.db import session_scope
 from bot.desks import service as desks
 from bot.desks.models import Desk

@@ -8,22 +8,15 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.checklist import click, views
+from bot.checklist import click
 from bot.checklist import service as checklist
 from bot.checklist.facts import facts_for
+from bot.checklist.guidance import guidance_text
 from bot.checklist.models import ChecklistRun
+from bot.checklist.problem_views import problem_modal
 from bot.errors import ServiceError
 from bot.interactions import REPLAYED_CLICK, first_time
-from bot.slack.deps import (
-    Deps,
-    action_value,
-    channel_id,
-    ephemeral,
-    open_modal_now,
-    open_view,
-    parse_int,
-    user_id,
-)
+from bot.slack.deps import Click, Deps, open_modal_now, open_view
 from bot.slack.ids import Action
 
 ALREADY_READY = "✅ Already recorded — you're marked *ready* for today."
@@ -32,7 +25,7 @@ STALE = "This checklist is no longer available. Use today's checklist in the des
 
 def register(app: App) -> None:
     app.action(Action.CONFIRM_ALL)(on_confirm_all)
-    app.action(Action.REPORT_PROBLEM)(open_modal_now(open_report_modal))
+    app.action(Action.REPORT_PROBLEM)(open_modal_now(open_problem_modal))
 
 
 def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -40,17 +33,17 @@ def on_confirm_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     happens to this process next); the reply and the roster follow after the response. A first
     confirmation takes the prebuilt statements of ``bot.checklist.click``; anything else (a
     report replaced, an open escalation to resolve) the ORM path with every hook."""
-    user, channel = user_id(body), channel_id(body)
-    run_id = parse_int(action_value(body))
-    fast = click.confirm(deps.engine, run_id=run_id, user_id=user, body=body, now=now)
+    clicked = Click.of(body)
+    run_id = clicked.id
+    fast = click.confirm(deps.engine, run_id=run_id, user_id=clicked.user, body=body, now=now)
     stored, reply = fast.outcome is click.Outcome.STORED, FAST_REPLY.get(fast.outcome, fast.message)
     if fast.outcome is click.Outcome.FULL:
-        stored, reply = _confirm_full(body, deps, run_id, user, now)
+        stored, reply = _confirm_full(body, deps, run_id, clicked.user, now)
     ack()
     if stored and run_id is not None:
         deps.refresher.notify(run_id)
     if reply:
-        deps.later(ephemeral, client=client, channel=channel, user=user, text=reply)
+        deps.later(clicked.reply, client=client, text=reply)
     if stored:
         deps.after_home_click(body, client, now)
 
@@ -82,16 +75,16 @@ def _confirm_full(body: dict[str, Any], deps: Deps, run_id: int | None, user: st
                 if not stored:
                     reply = ALREADY_READY
                 elif result.answer.version > 1:  # it replaces a report: say the restriction is gone
-                    reply = views.guidance(result.answer)
+                    reply = guidance_text(result.answer)
     return stored, reply
 
 
-def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    user, channel = user_id(body), channel_id(body)
-    run_id = parse_int(action_value(body))
+def open_problem_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+    clicked = Click.of(body)
+    user = clicked.user
     view, refusal = None, STALE
     with deps.read() as session:  # only checks: no write lock, and no Slack call inside
-        run = session.get(ChecklistRun, run_id) if run_id is not None else None
+        run = session.get(ChecklistRun, clicked.id) if clicked.id is not None else None
         if run is not None:
             try:
                 desk = checklist.check_can_answer(session=session, run=run, user_id=user, now=now)
@@ -99,8 +92,8 @@ def open_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: 
                 refusal = str(exc)
             else:
                 known = facts_for(session, run, [user]).get(user)
-                view = views.report_modal(run, desk, channel_id=channel, facts=known)
+                view = problem_modal(run, desk, channel_id=clicked.channel, facts=known)
     if view is None:
-        ephemeral(client, channel=channel, user=user, text=refusal)
+        clicked.reply(client, refusal)
         return
     open_view(deps, body, view, client=client)

@@ -15,13 +15,23 @@ from typing import Any
 
 from bot.desks.models import Away, Desk
 from bot.people.service import Names
-from bot.slack.blocks import Blocks, context_block, cut, escape, plain, section
-from bot.slack.ids import FIELD, Callback
+from bot.slack.blocks import (
+    SECTION_BUDGET,
+    Blocks,
+    context_block,
+    cut,
+    escape,
+    input_block,
+    modal,
+    option,
+    plain,
+    section,
+)
+from bot.slack.ids import Callback
 
 # https://api.slack.com/reference/block-kit/block-elements#multi_users_select has no documented
 # cap on initial_users; past this many members the modal edits by additions and removals.
 MEMBER_SELECT_LIMIT = 100
-TITLE = 24  # https://api.slack.com/reference/surfaces/views : title at most 24 characters
 
 # Searchable (type-ahead) static select of the zones trading desks use, in groups
 # (https://api.slack.com/reference/block-kit/block-elements#static_select : at most 100
@@ -104,18 +114,14 @@ ZONE_GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
-def _option(label: str, value: str) -> dict[str, Any]:
-    return {"text": plain(cut(label, 75)), "value": value[:150]}
-
-
 def zone_groups(current: str | None) -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = []
     for label, zones in ZONE_GROUPS:
-        options = [_option(f"{city} ({tz})", tz) for city, tz in zones]
+        options = [option(f"{city} ({tz})", tz) for city, tz in zones]
         groups.append({"label": plain(label), "options": options})
     known = {tz for _, zones in ZONE_GROUPS for _, tz in zones}
     if current and current not in known:
-        groups[-1]["options"].insert(0, _option(current, current))
+        groups[-1]["options"].insert(0, option(current, current))
     return groups
 
 
@@ -125,21 +131,6 @@ def _zone_label(tz: str) -> str:
             if value == tz:
                 return f"{city} ({tz})"
     return tz
-
-
-def _input(
-    block_id: str, label: str, element: dict[str, Any], *, optional: bool = False, hint: str = ""
-) -> dict[str, Any]:
-    block: dict[str, Any] = {
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label),
-        "optional": optional,
-        "element": {**element, "action_id": FIELD},
-    }
-    if hint:
-        block["hint"] = plain(cut(hint, 2000))
-    return block
 
 
 def _number(initial: int | None, low: int, high: int) -> dict[str, Any]:
@@ -201,7 +192,7 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
             )
         )
     blocks += [
-        _input(
+        input_block(
             "desk_name",
             "Desk name",
             {
@@ -212,8 +203,10 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
             },
             hint="Lowercase letters, digits, '-' or '_'.",
         ),
-        _input("channel", "Checklist channel", _channel(desk.channel_id if desk else None), hint="Invite the bot."),
-        _input("managers", "Managers", _users(form.managers), hint="They get escalations and the weekly summary."),
+        input_block(
+            "channel", "Checklist channel", _channel(desk.channel_id if desk else None), hint="Invite the bot."
+        ),
+        input_block("managers", "Managers", _users(form.managers), hint="They get escalations and the weekly summary."),
     ]
     if large:
         blocks += [
@@ -221,63 +214,63 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
                 f"*{len(form.traders)} traders* — too many to list here: add or remove people below "
                 "(`preflight desk list` shows everyone)."
             ),
-            _input("add_traders", "Add traders", _users([]), optional=True),
-            _input("remove_traders", "Remove traders", _users([]), optional=True),
+            input_block("add_traders", "Add traders", _users([]), optional=True),
+            input_block("remove_traders", "Remove traders", _users([]), optional=True),
         ]
     else:
-        blocks.append(_input("traders", "Traders", _users(form.traders)))
+        blocks.append(input_block("traders", "Traders", _users(form.traders)))
     zone = desk.timezone if desk else "America/New_York"
     blocks += [
-        _input(
+        input_block(
             "timezone",
             "Time zone",
             {
                 "type": "static_select",
                 "placeholder": plain("Type a city"),
                 "option_groups": zone_groups(zone),
-                "initial_option": _option(_zone_label(zone), zone),
+                "initial_option": option(_zone_label(zone), zone),
             },
         ),
-        _input(
+        input_block(
             "post_at",
             "Post the checklist at",
             {"type": "timepicker", "initial_time": desk.post_at if desk else "08:00"},
         ),
-        _input("deadline", "Deadline", {"type": "timepicker", "initial_time": desk.deadline if desk else "09:00"}),
-        _input(
+        input_block("deadline", "Deadline", {"type": "timepicker", "initial_time": desk.deadline if desk else "09:00"}),
+        input_block(
             "reminder_minutes",
             "Reminder (minutes before the deadline)",
             _number(desk.reminder_minutes if desk else 30, 0, 600),
             hint="0: no reminder.",
         ),
-        _input(
+        input_block(
             "grace_minutes",
             "Grace (minutes after the deadline)",
             _number(form.grace_minutes, 0, 240),
             hint="Silent traders are escalated after the grace period.",
         ),
-        _input(
+        input_block(
             "ack_timeout_minutes",
             "Level 2 after (minutes unacknowledged)",
             _number(desk.ack_timeout_minutes if desk else 15, 1, 1440),
         ),
-        _input(
+        input_block(
             "escalation_channel",
             "Escalation channel (level 2)",
             _channel(desk.escalation_channel_id if desk else None),
             optional=True,
         ),
-        _input(
+        input_block(
             "pager_kind",
             "Pager",
             {
                 "type": "static_select",
                 "options": [
-                    _option("None", "none"),
-                    _option("PagerDuty (Events API v2)", "pagerduty"),
-                    _option("Signed webhook", "webhook"),
+                    option("None", "none"),
+                    option("PagerDuty (Events API v2)", "pagerduty"),
+                    option("Signed webhook", "webhook"),
                 ],
-                "initial_option": _option(
+                "initial_option": option(
                     {"none": "None", "pagerduty": "PagerDuty (Events API v2)", "webhook": "Signed webhook"}.get(
                         desk.pager_kind if desk else "none", "None"
                     ),
@@ -285,14 +278,14 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
                 ),
             },
         ),
-        _input(
+        input_block(
             "pager_url",
             "Pager URL",
             {"type": "url_text_input", **({"initial_value": desk.pager_url} if desk and desk.pager_url else {})},
             optional=True,
             hint="A webhook's https:// URL (PagerDuty: leave empty for events.pagerduty.com).",
         ),
-        _input(
+        input_block(
             "pager_secret",
             "Pager key",
             {"type": "plain_text_input", "max_length": 200, "placeholder": plain("Routing key or webhook secret")},
@@ -303,14 +296,14 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
                 else "PagerDuty routing key or webhook HMAC secret; stored encrypted, never shown."
             ),
         ),
-        _input(
+        input_block(
             "managers_channel",
             "Weekly summary to (channel)",
             _channel(desk.managers_channel_id if desk else None),
             optional=True,
             hint="Empty: each manager gets it by DM.",
         ),
-        _input(
+        input_block(
             "summary_delay_minutes",
             "Weekly summary (minutes after the week's close)",
             _number(desk.summary_delay_minutes if desk else 30, 0, 1440),
@@ -319,19 +312,17 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
     if desk is not None and (desk.escalation_channel_id or desk.managers_channel_id):
         clear = []
         if desk.escalation_channel_id:
-            clear.append(_option("No escalation channel", "escalation_channel"))
+            clear.append(option("No escalation channel", "escalation_channel"))
         if desk.managers_channel_id:
-            clear.append(_option("Weekly summary by DM, not to a channel", "managers_channel"))
-        blocks.append(_input("clear", "Clear", {"type": "checkboxes", "options": clear}, optional=True))
-    return {
-        "type": "modal",
-        "callback_id": Callback.DESK_SETTINGS_MODAL,
-        "private_metadata": settings_metadata(desk.id if desk else None, large=large),
-        "title": plain("Desk settings" if desk else "New desk"),
-        "submit": plain("Save" if desk else "Create desk"),
-        "close": plain("Cancel"),
-        "blocks": blocks,
-    }
+            clear.append(option("Weekly summary by DM, not to a channel", "managers_channel"))
+        blocks.append(input_block("clear", "Clear", {"type": "checkboxes", "options": clear}, optional=True))
+    return modal(
+        Callback.DESK_SETTINGS_MODAL,
+        "Desk settings" if desk else "New desk",
+        blocks,
+        submit="Save" if desk else "Create desk",
+        metadata=settings_metadata(desk.id if desk else None, large=large),
+    )
 
 
 # --- away days -------------------------------------------------------------------------------
@@ -344,11 +335,11 @@ def away_modal(*, for_manager: bool, today: date, user_id: str | None = None) ->
         element: dict[str, Any] = {"type": "users_select", "placeholder": plain("Pick a trader")}
         if user_id:
             element["initial_user"] = user_id
-        blocks.append(_input("user", "Trader", element))
+        blocks.append(input_block("user", "Trader", element))
     blocks += [
-        _input("start", "First day away", {"type": "datepicker", "initial_date": today.isoformat()}),
-        _input("end", "Last day away", {"type": "datepicker", "initial_date": today.isoformat()}),
-        _input(
+        input_block("start", "First day away", {"type": "datepicker", "initial_date": today.isoformat()}),
+        input_block("end", "Last day away", {"type": "datepicker", "initial_date": today.isoformat()}),
+        input_block(
             "note",
             "Note",
             {"type": "plain_text_input", "max_length": 200, "placeholder": plain("e.g. holiday")},
@@ -356,15 +347,7 @@ def away_modal(*, for_manager: bool, today: date, user_id: str | None = None) ->
         ),
         context_block("Away traders get no reminder, are never escalated and don't count in the weekly figures."),
     ]
-    return {
-        "type": "modal",
-        "callback_id": Callback.AWAY_MODAL,
-        "private_metadata": json.dumps({"manager": for_manager}),
-        "title": plain("Away days"),
-        "submit": plain("Save"),
-        "close": plain("Cancel"),
-        "blocks": blocks,
-    }
+    return modal(Callback.AWAY_MODAL, "Away days", blocks, metadata=json.dumps({"manager": for_manager}))
 
 
 def away_line(away: Away) -> str:
@@ -393,4 +376,4 @@ def refusal(desk_name: str | None) -> str:
 
 
 def section_list(title: str, lines: list[str]) -> dict[str, Any]:
-    return section(cut(title + "\n" + "\n".join(lines), 2900))
+    return section(cut(title + "\n" + "\n".join(lines), SECTION_BUDGET))

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.checklist.models import ChecklistRun
-from bot.checklist.views import answer_buttons
+from bot.checklist.roster_views import answer_buttons
 from bot.desks.models import Desk
 from bot.escalation.labels import KIND_WHY, NOTE_LIMIT, kind_title
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
@@ -20,20 +20,22 @@ from bot.people.service import Names
 from bot.slack.blocks import (
     MESSAGE_BLOCKS,
     MESSAGE_CHARS,
+    Blocks,
     Group,
+    button,
     context_block,
     cut,
     escape,
+    input_block,
     local_datetime,
     local_time,
-    md,
+    modal,
     pack,
     plain,
     section,
 )
-from bot.slack.ids import FIELD, Action, Block, Callback
+from bot.slack.ids import Action, Block, Callback
 
-Blocks = list[dict[str, Any]]
 DETAIL_CUT = 300  # a trader's report quoted in an escalation line
 
 
@@ -83,19 +85,9 @@ def escalation_text(esc: Escalation, desk: Desk, names: Names) -> str:
 def _buttons(esc: Escalation) -> list[dict[str, Any]]:
     buttons: list[dict[str, Any]] = []
     if esc.state == EscalationState.OPEN:
-        buttons.append(
-            {
-                "type": "button",
-                "action_id": Action.ESCALATION_ACK,
-                "text": plain("Acknowledge"),
-                "style": "primary",
-                "value": str(esc.id),
-            }
-        )
+        buttons.append(button("Acknowledge", Action.ESCALATION_ACK, str(esc.id), style="primary"))
     if esc.state in (EscalationState.OPEN, EscalationState.ACKNOWLEDGED):
-        buttons.append(
-            {"type": "button", "action_id": Action.ESCALATION_RESOLVE, "text": plain("Resolve"), "value": str(esc.id)}
-        )
+        buttons.append(button("Resolve", Action.ESCALATION_RESOLVE, str(esc.id)))
     return buttons
 
 
@@ -114,8 +106,8 @@ def escalation_message(esc: Escalation, desk: Desk, names: Names) -> tuple[str, 
         source = "Their report" if esc.run_id is not None else "From the readiness profile"
         lines.append(f"{source}: {escape(cut(esc.detail, 1500))}")
     blocks: Blocks = [
-        {"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": md("\n".join(lines))},
-        {"type": "context", "elements": [md(state_line(esc, desk, names))]},
+        section("\n".join(lines), block_id=Block.ESCALATION_SUMMARY),
+        context_block(state_line(esc, desk, names)),
     ]
     buttons = _buttons(esc)
     if buttons:
@@ -139,7 +131,7 @@ def digest_message(items: Sequence[Escalation], desk: Desk, names: Names, key: s
         f"*{len(items)} escalations* on desk *{desk.name}* at {when} — "
         f"⏳ {len(open_)} open · 👀 {len(acked)} acknowledged · ✅ {len(done)} resolved"
     )
-    blocks: Blocks = [{"type": "section", "block_id": Block.ESCALATION_SUMMARY, "text": md(head)}]
+    blocks: Blocks = [section(head, block_id=Block.ESCALATION_SUMMARY)]
     order = {EscalationState.OPEN: 0, EscalationState.ACKNOWLEDGED: 1, EscalationState.RESOLVED: 2}
     ranked = sorted(items, key=lambda e: (order.get(EscalationState(e.state), 3), names.sort_key(e.trader_id)))
     budget = MESSAGE_CHARS - len(head) - 600
@@ -152,7 +144,7 @@ def digest_message(items: Sequence[Escalation], desk: Desk, names: Names, key: s
         if budget - len(line) < 0:
             break
         budget -= len(line) + 20
-        block: dict[str, Any] = {"type": "section", "text": md(line)}
+        block = section(line)
         buttons = _buttons(esc)
         if buttons:
             block["accessory"] = buttons[0]
@@ -169,10 +161,7 @@ def digest_message(items: Sequence[Escalation], desk: Desk, names: Names, key: s
                 "block_id": Block.ESCALATION_ACTIONS,
                 "elements": [
                     {
-                        "type": "button",
-                        "action_id": Action.ESCALATION_ACK_ALL,
-                        "text": plain(f"Acknowledge all {len(open_)} open"),
-                        "value": key,
+                        **button(f"Acknowledge all {len(open_)} open", Action.ESCALATION_ACK_ALL, key),
                         "confirm": {
                             "title": plain("Acknowledge all?"),
                             "text": plain(f"Acknowledge the {len(open_)} open escalations of this message."),
@@ -202,8 +191,8 @@ def level2_message(
     source = "" if esc.desk_wide else "Their report: "
     detail = f"\n{source}{escape(cut(esc.detail, 1500))}" if esc.detail else ""
     blocks: Blocks = [
-        {"type": "section", "text": md(head + detail)},
-        {"type": "context", "elements": [md(state_line(esc, desk, names))]},
+        section(head + detail),
+        context_block(state_line(esc, desk, names)),
     ]
     return f"Level 2: {escalation_text(esc, desk, names)}", blocks
 
@@ -231,34 +220,20 @@ def reminder_message(desk: Desk, run: ChecklistRun, trader_id: str) -> tuple[str
 
 
 def resolve_modal(esc: Escalation, desk: Desk, names: Names) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": Callback.RESOLVE_MODAL,
-        "private_metadata": json.dumps({"escalation_id": esc.id}),
-        "title": plain("Resolve escalation"),
-        "submit": plain("Resolve"),
-        "close": plain("Cancel"),
-        "blocks": [
-            {
-                "type": "context",
-                "elements": [md(f"{kind_title(esc.kind)} · {about(esc, names)} · desk *{desk.name}*")],
-            },
-            {
-                "type": "input",
-                "block_id": Block.RESOLUTION_NOTE,
-                "label": plain("What was done?"),
-                "optional": False,
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": FIELD,
-                    "multiline": True,
-                    "max_length": NOTE_LIMIT,
-                    "placeholder": plain("e.g. registered an authenticator app as second device"),
-                },
-                "hint": plain(f"A short note, at most {NOTE_LIMIT} characters."),
-            },
-        ],
+    note = {
+        "type": "plain_text_input",
+        "multiline": True,
+        "max_length": NOTE_LIMIT,
+        "placeholder": plain("e.g. registered an authenticator app as second device"),
     }
+    blocks: Blocks = [
+        context_block(f"{kind_title(esc.kind)} · {about(esc, names)} · desk *{desk.name}*"),
+        input_block(
+            Block.RESOLUTION_NOTE, "What was done?", note, hint=f"A short note, at most {NOTE_LIMIT} characters."
+        ),
+    ]
+    metadata = json.dumps({"escalation_id": esc.id})
+    return modal(Callback.RESOLVE_MODAL, "Resolve escalation", blocks, submit="Resolve", metadata=metadata)
 
 
 def item_line(esc: Escalation, desk: Desk, names: Names, *, with_trader: bool) -> str:

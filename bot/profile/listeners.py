@@ -28,10 +28,9 @@ from bot.profile import automation as automations
 from bot.profile import drill, views
 from bot.profile import service as profile
 from bot.profile.automation import AutomationInput
-from bot.profile.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
 from bot.profile.models import SecondFactor
 from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
-from bot.slack.ids import FIELD
+from bot.slack.ids import FIELD, ProfileAction, ProfileBlock, ProfileCallback, verified_block
 
 # Calls that carry a drill secret (the enrolment DM) go through a client with this logger:
 # nothing of them is ever logged, whatever the log level.

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from bot.desks.models import Desk
 from bot.profile.automation import AUTOMATION_INTERFACES, NAME_LIMIT
 from bot.profile.drill import LOCK_AFTER, CodeOutcome, CodeResult
-from bot.profile.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
 from bot.profile.labels import (
     FACTOR_HINT,
     FACTOR_LABEL,
@@ -39,10 +38,24 @@ from bot.profile.models import (
 )
 from bot.profile.policy import FLAG_TEXT, PROBLEM_ICON
 from bot.profile.service import NOTE_LIMIT, DeskOverview, ProfileCard, TraderLine, interfaces_text
-from bot.slack.blocks import Blocks, context_block, plain, section
-from bot.slack.ids import FIELD
+from bot.slack.blocks import (
+    HEADER_TEXT,
+    SECTION_BUDGET,
+    Blocks,
+    button,
+    checkboxes,
+    context_block,
+    cut,
+    input_block,
+    modal,
+    option,
+    options,
+    plain,
+    section,
+    select,
+)
+from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
 
-SECTION_LIMIT = 2900
 HOME_BLOCK_BUDGET = 60  # of the 100 a Home view may hold; the rest is the checklist's
 AUTOMATION_BUTTONS = 20
 
@@ -54,25 +67,16 @@ DRILL_PROMISE = (
 DRILL_PROMISE_PLAIN = DRILL_PROMISE.replace("*", "")
 
 
-def _button(text: str, action_id: str, value: str = "", *, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {"type": "button", "text": plain(text[:75]), "action_id": action_id}
-    if value:
-        button["value"] = value
-    if style:
-        button["style"] = style
-    return button
-
-
 def _chunks(lines: Sequence[str], head: str = "") -> list[str]:
     """Lines joined into texts that each fit one section."""
     chunks: list[str] = []
     current = head
     for line in lines:
         candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > SECTION_LIMIT and current:
+        if len(candidate) > SECTION_BUDGET and current:
             chunks.append(current)
             candidate = line
-        current = candidate[:SECTION_LIMIT]
+        current = cut(candidate, SECTION_BUDGET)
     if current:
         chunks.append(current)
     return chunks
@@ -189,8 +193,8 @@ def profile_home_blocks(
 
 
 def _with_button(text: str, label: str, action_id: str) -> dict[str, Any]:
-    block = section(text[:SECTION_LIMIT])
-    block["accessory"] = _button(label, action_id)
+    block = section(cut(text, SECTION_BUDGET))
+    block["accessory"] = button(label, action_id)
     return block
 
 
@@ -211,15 +215,15 @@ def _own_profile(card: ProfileCard, *, keys_configured: bool) -> Blocks:
             ProfileAction.EDIT_PERMISSIONS,
         ),
         _with_button(factors_text(card), "Edit second factors", ProfileAction.EDIT_FACTORS),
-        section(recovery_text(card)[:SECTION_LIMIT]),
+        section(cut(recovery_text(card), SECTION_BUDGET)),
         section(drill_text(card)),
     ]
     enrolled = card.enrollment is not None and card.enrollment.enrolled_at is not None
     buttons = []
     if enrolled:
-        buttons.append(_button("Run drill", ProfileAction.RUN_DRILL, style="primary"))
+        buttons.append(button("Run drill", ProfileAction.RUN_DRILL, style="primary"))
     if keys_configured:
-        buttons.append(_button("Re-enrol" if enrolled else "Enrol backup authenticator", ProfileAction.ENROLL))
+        buttons.append(button("Re-enrol" if enrolled else "Enrol backup authenticator", ProfileAction.ENROLL))
     if buttons:
         blocks.append({"type": "actions", "block_id": "profile_drill_actions", "elements": buttons})
     if not keys_configured:
@@ -228,9 +232,9 @@ def _own_profile(card: ProfileCard, *, keys_configured: bool) -> Blocks:
     lines = automation_lines(card)
     for chunk in _chunks(lines, "*Automations you own*") if lines else ["*Automations you own* — none registered."]:
         blocks.append(section(chunk))
-    elements = [_button("Add automation", ProfileAction.ADD_AUTOMATION)]
+    elements = [button("Add automation", ProfileAction.ADD_AUTOMATION)]
     elements += [
-        _button(f"Edit {item.automation.name}", ProfileAction.EDIT_AUTOMATION, str(item.automation.id))
+        button(f"Edit {item.automation.name}", ProfileAction.EDIT_AUTOMATION, str(item.automation.id))
         for item in card.automations[:AUTOMATION_BUTTONS]
     ]
     blocks.append({"type": "actions", "block_id": "profile_automation_actions", "elements": elements})
@@ -254,7 +258,7 @@ def desk_overview_blocks(overview: DeskOverview) -> Blocks:
     missing = sum(1 for t in overview.traders if t.status is None)
     blocks: Blocks = [
         {"type": "divider"},
-        {"type": "header", "text": plain(f"Desk readiness · {overview.desk.name}"[:150])},
+        {"type": "header", "text": plain(cut(f"Desk readiness · {overview.desk.name}", HEADER_TEXT))},
         context_block(
             f"{gaps} trader(s) without a recovery path, {missing} without a profile. Policy: "
             f"{overview.standard.describe()}; {overview.elevated.describe()}."
@@ -267,8 +271,8 @@ def desk_overview_blocks(overview: DeskOverview) -> Blocks:
             "type": "actions",
             "block_id": f"profile_manager_actions_{overview.desk.id}",
             "elements": [
-                _button("View a trader's profile", ProfileAction.VIEW_TRADER, str(overview.desk.id)),
-                _button("Set risk tier", ProfileAction.SET_TIER, str(overview.desk.id)),
+                button("View a trader's profile", ProfileAction.VIEW_TRADER, str(overview.desk.id)),
+                button("Set risk tier", ProfileAction.SET_TIER, str(overview.desk.id)),
             ],
         }
     )
@@ -278,39 +282,6 @@ def desk_overview_blocks(overview: DeskOverview) -> Blocks:
 # --- modals ----------------------------------------------------------------------------------------
 
 
-def _option(value: str, label: str) -> dict[str, Any]:
-    return {"text": plain(label[:75]), "value": value}
-
-
-def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool, hint: str = "") -> dict[str, Any]:
-    block: dict[str, Any] = {
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label[:2000]),
-        "optional": optional,
-        "element": {**element, "action_id": FIELD},
-    }
-    if hint:
-        block["hint"] = plain(hint[:2000])
-    return block
-
-
-def _select(options: list[dict[str, Any]], initial: str | None, placeholder: str = "Pick one") -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "static_select", "placeholder": plain(placeholder), "options": options}
-    chosen = next((o for o in options if o["value"] == initial), None)
-    if chosen is not None:
-        element["initial_option"] = chosen
-    return element
-
-
-def _checkboxes(options: list[dict[str, Any]], initial: Sequence[str]) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "checkboxes", "options": options}
-    chosen = [o for o in options if o["value"] in set(initial)]
-    if chosen:
-        element["initial_options"] = chosen
-    return element
-
-
 def _datepicker(initial: str | None) -> dict[str, Any]:
     element: dict[str, Any] = {"type": "datepicker", "placeholder": plain("Pick a date")}
     if initial:
@@ -318,42 +289,28 @@ def _datepicker(initial: str | None) -> dict[str, Any]:
     return element
 
 
-def _modal(callback: str, title: str, blocks: Blocks, *, submit: str = "Save", metadata: str = "") -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "type": "modal",
-        "callback_id": callback,
-        "title": plain(title[:24]),
-        "submit": plain(submit[:24]),
-        "close": plain("Cancel"),
-        "blocks": blocks,
-    }
-    if metadata:
-        view["private_metadata"] = metadata
-    return view
-
-
-INTERFACE_OPTIONS = [_option(i.value, label) for i, label in INTERFACE_LABEL.items()]
-PRODUCT_OPTIONS = [_option(p.value, label) for p, label in PRODUCT_LABEL.items()]
-FACTOR_OPTIONS = [_option(m.value, label) for m, label in FACTOR_LABEL.items()]
+INTERFACE_OPTIONS = options(INTERFACE_LABEL)
+PRODUCT_OPTIONS = options(PRODUCT_LABEL)
+FACTOR_OPTIONS = options(FACTOR_LABEL)
 
 
 def interfaces_modal(card: ProfileCard) -> dict[str, Any]:
     profile = card.profile
-    return _modal(
+    return modal(
         ProfileCallback.INTERFACES,
         "Your interfaces",
         [
             context_block("The platforms you trade on. If the primary one fails you switch to the secondary."),
-            _input(
+            input_block(
                 ProfileBlock.PRIMARY_INTERFACE,
                 "Primary interface",
-                _select(INTERFACE_OPTIONS, profile.primary_interface if profile else None),
+                select(INTERFACE_OPTIONS, profile.primary_interface if profile else None),
                 optional=False,
             ),
-            _input(
+            input_block(
                 ProfileBlock.SECONDARY_INTERFACE,
                 "Secondary interface",
-                _select(INTERFACE_OPTIONS, profile.secondary_interface if profile else None),
+                select(INTERFACE_OPTIONS, profile.secondary_interface if profile else None),
                 optional=True,
                 hint="e.g. Client Portal in a browser if you trade on TWS.",
             ),
@@ -364,7 +321,7 @@ def interfaces_modal(card: ProfileCard) -> dict[str, Any]:
 def permissions_modal(card: ProfileCard, interface: str | None = None) -> dict[str, Any]:
     chosen = interface or (card.profile.primary_interface if card.profile else None)
     current = next((p for p in card.permissions if p.interface == chosen), None)
-    return _modal(
+    return modal(
         ProfileCallback.PERMISSIONS,
         "Permissions",
         [
@@ -372,20 +329,20 @@ def permissions_modal(card: ProfileCard, interface: str | None = None) -> dict[s
                 "One platform per save. Trading permissions and market-data subscriptions are separate at IBKR: "
                 "subscriptions take effect at once, new trading permissions can take up to about 48 hours."
             ),
-            _input(ProfileBlock.INTERFACE, "Platform", _select(INTERFACE_OPTIONS, chosen), optional=False),
-            _input(
+            input_block(ProfileBlock.INTERFACE, "Platform", select(INTERFACE_OPTIONS, chosen), optional=False),
+            input_block(
                 ProfileBlock.TRADING,
                 "What you expect to trade there",
-                _checkboxes(PRODUCT_OPTIONS, products(current.trading) if current else []),
+                checkboxes(PRODUCT_OPTIONS, products(current.trading) if current else []),
                 optional=True,
             ),
-            _input(
+            input_block(
                 ProfileBlock.MARKET_DATA,
                 "Market-data subscriptions",
-                _checkboxes(PRODUCT_OPTIONS, products(current.market_data) if current else []),
+                checkboxes(PRODUCT_OPTIONS, products(current.market_data) if current else []),
                 optional=True,
             ),
-            _input(
+            input_block(
                 ProfileBlock.NOTE,
                 "Note",
                 {
@@ -409,16 +366,16 @@ def factors_modal(card: ProfileCard) -> dict[str, Any]:
             "a login. IBKR lets several be active at once; IB Key is active on one phone only. "
             "Never enter a code or a password here."
         ),
-        _input(
+        input_block(
             ProfileBlock.PRIMARY_FACTOR,
             "Primary method (what you use first)",
-            _select(FACTOR_OPTIONS, primary),
+            select(FACTOR_OPTIONS, primary),
             optional=False,
         ),
-        _input(
+        input_block(
             ProfileBlock.REGISTERED,
             "Registered with IBKR",
-            _checkboxes(FACTOR_OPTIONS, [m.value for m in card.factors]),
+            checkboxes(FACTOR_OPTIONS, [m.value for m in card.factors]),
             optional=True,
         ),
     ]
@@ -428,7 +385,7 @@ def factors_modal(card: ProfileCard) -> dict[str, Any]:
         if record is not None and record.last_verified_at is not None:
             initial = record.last_verified_at.astimezone(card.tz).strftime("%Y-%m-%d")
         blocks.append(
-            _input(
+            input_block(
                 verified_block(method.value),
                 f"{FACTOR_LABEL[method]}: last worked on",
                 _datepicker(initial),
@@ -436,13 +393,13 @@ def factors_modal(card: ProfileCard) -> dict[str, Any]:
                 hint=FACTOR_HINT[method],
             )
         )
-    return _modal(ProfileCallback.FACTORS, "Second factors", blocks)
+    return modal(ProfileCallback.FACTORS, "Second factors", blocks)
 
 
 FENCE_OPTIONS = [
-    _option("read_only_api", "Read-Only API is on"),
-    _option("trusted_ips", "Trusted-IP restriction in place"),
-    _option("order_size_limit", "Programmatic order-size limit in place"),
+    option("Read-Only API is on", "read_only_api"),
+    option("Trusted-IP restriction in place", "trusted_ips"),
+    option("Programmatic order-size limit in place", "order_size_limit"),
 ]
 
 
@@ -450,23 +407,23 @@ def automation_modal(
     automation: Automation | None, desks: Sequence[Desk], *, owner: str, can_assign: bool
 ) -> dict[str, Any]:
     a = automation
-    desk_options = [_option(str(d.id), d.name) for d in desks]
+    desk_options = [option(d.name, str(d.id)) for d in desks]
     fences = [] if a is None else [k for k in ("read_only_api", "trusted_ips", "order_size_limit") if getattr(a, k)]
     blocks: Blocks = [
         context_block(
             "One IBKR username per automation, so sessions don't compete (IBKR allows one brokerage session per "
             "username). Record the username only — never a password."
         ),
-        _input(
+        input_block(
             ProfileBlock.NAME,
             "Name",
             {"type": "plain_text_input", "max_length": NAME_LIMIT, **({"initial_value": a.name} if a else {})},
             optional=False,
         ),
-        _input(
+        input_block(
             ProfileBlock.DESK,
             "Desk",
-            _select(
+            select(
                 desk_options, str(a.desk_id) if a else (desk_options[0]["value"] if len(desk_options) == 1 else None)
             ),
             optional=False,
@@ -474,15 +431,15 @@ def automation_modal(
     ]
     if can_assign:
         owner_element: dict[str, Any] = {"type": "users_select", "initial_user": a.owner_id if a else owner}
-        blocks.append(_input(ProfileBlock.OWNER, "Owner", owner_element, optional=False))
+        blocks.append(input_block(ProfileBlock.OWNER, "Owner", owner_element, optional=False))
     blocks += [
-        _input(
+        input_block(
             ProfileBlock.INTERFACE,
             "Interface",
-            _select(
+            select(
                 [
-                    _option(
-                        i.value, INTERFACE_LABEL[i] + (" (through TWS or IB Gateway)" if i is Interface.TWS_API else "")
+                    option(
+                        INTERFACE_LABEL[i] + (" (through TWS or IB Gateway)" if i is Interface.TWS_API else ""), i.value
                     )
                     for i in AUTOMATION_INTERFACES
                 ],
@@ -490,22 +447,22 @@ def automation_modal(
             ),
             optional=False,
         ),
-        _input(
+        input_block(
             ProfileBlock.BROKER_USERNAME,
             "Its own IBKR username",
             {"type": "plain_text_input", "max_length": 64, **({"initial_value": a.broker_username} if a else {})},
             optional=False,
             hint="The username only, never the password.",
         ),
-        _input(ProfileBlock.FENCES, "Fences", _checkboxes(FENCE_OPTIONS, fences), optional=True),
-        _input(
+        input_block(ProfileBlock.FENCES, "Fences", checkboxes(FENCE_OPTIONS, fences), optional=True),
+        input_block(
             ProfileBlock.KILL_SWITCH,
             "Kill switch last tested on",
             _datepicker(a.kill_switch_tested_on.isoformat() if a and a.kill_switch_tested_on else None),
             optional=True,
             hint="Leave empty if it was never tested.",
         ),
-        _input(
+        input_block(
             ProfileBlock.CREDENTIALS,
             "Credentials last rotated on",
             _datepicker(a.credentials_rotated_on.isoformat() if a and a.credentials_rotated_on else None),
@@ -514,49 +471,41 @@ def automation_modal(
     ]
     if a is not None:
         blocks.append(
-            _input(
+            input_block(
                 ProfileBlock.REMOVE,
                 "Remove",
-                {"type": "checkboxes", "options": [_option("remove", "Remove this automation from the register")]},
+                {"type": "checkboxes", "options": [option("Remove this automation from the register", "remove")]},
                 optional=True,
             )
         )
     metadata = json.dumps({"automation_id": a.id if a else None})
-    return _modal(ProfileCallback.AUTOMATION, "Automation", blocks, metadata=metadata)
+    return modal(ProfileCallback.AUTOMATION, "Automation", blocks, metadata=metadata)
 
 
-def _code_input(label: str) -> dict[str, Any]:
-    return _input(
-        ProfileBlock.CODE,
-        label,
-        {"type": "plain_text_input", "min_length": 6, "max_length": 7, "placeholder": plain("123456")},
-        optional=False,
-        hint="The 6 digits shown under “IB Preflight” in your backup authenticator — not an IBKR code.",
-    )
+def _code_modal(callback: str, title: str, intro: str, label: str, *, submit: str) -> dict[str, Any]:
+    """A modal asking for the code the backup authenticator shows for IB Preflight (never IBKR's)."""
+    code = {"type": "plain_text_input", "min_length": 6, "max_length": 7, "placeholder": plain("123456")}
+    hint = "The 6 digits shown under “IB Preflight” in your backup authenticator — not an IBKR code."
+    blocks = [section(intro), input_block(ProfileBlock.CODE, label, code, hint=hint), context_block(DRILL_PROMISE)]
+    return modal(callback, title, blocks, submit=submit)
 
 
 def drill_modal() -> dict[str, Any]:
-    return _modal(
+    return _code_modal(
         ProfileCallback.DRILL,
         "Backup drill",
-        [
-            section("Open the authenticator on your *backup* device and enter the code it shows for *IB Preflight*."),
-            _code_input("Current code from your backup device"),
-            context_block(DRILL_PROMISE),
-        ],
+        "Open the authenticator on your *backup* device and enter the code it shows for *IB Preflight*.",
+        "Current code from your backup device",
         submit="Check code",
     )
 
 
 def enroll_modal() -> dict[str, Any]:
-    return _modal(
+    return _code_modal(
         ProfileCallback.ENROLL,
         "Finish enrolment",
-        [
-            section("Enter the code your backup authenticator now shows for *IB Preflight* to finish enrolling."),
-            _code_input("Current code"),
-            context_block(DRILL_PROMISE),
-        ],
+        "Enter the code your backup authenticator now shows for *IB Preflight* to finish enrolling.",
+        "Current code",
         submit="Finish",
     )
 
@@ -577,7 +526,7 @@ def code_error(result: CodeResult, tz: ZoneInfo) -> str:
 
 
 def tier_modal(desk_id: int | None) -> dict[str, Any]:
-    return _modal(
+    return modal(
         ProfileCallback.TIER,
         "Risk tier",
         [
@@ -586,11 +535,11 @@ def tier_modal(desk_id: int | None) -> dict[str, Any]:
                 "carry significant intraday margin — two independent backups and a drill every 14 days by default; "
                 "*standard*: one backup and a drill every 30 days."
             ),
-            _input(ProfileBlock.TRADER, "Trader", {"type": "users_select"}, optional=False),
-            _input(
+            input_block(ProfileBlock.TRADER, "Trader", {"type": "users_select"}, optional=False),
+            input_block(
                 ProfileBlock.TIER,
                 "Tier",
-                {"type": "radio_buttons", "options": [_option(t.value, TIER_LABEL[t]) for t in RiskTier]},
+                {"type": "radio_buttons", "options": options(TIER_LABEL)},
                 optional=False,
             ),
         ],
@@ -599,10 +548,10 @@ def tier_modal(desk_id: int | None) -> dict[str, Any]:
 
 
 def view_trader_modal() -> dict[str, Any]:
-    return _modal(
+    return modal(
         ProfileCallback.VIEW,
         "Trader profile",
-        [_input(ProfileBlock.TRADER, "Trader", {"type": "users_select"}, optional=False)],
+        [input_block(ProfileBlock.TRADER, "Trader", {"type": "users_select"}, optional=False)],
         submit="Show",
     )
 
@@ -614,9 +563,9 @@ def profile_view(card: ProfileCard) -> dict[str, Any]:
     blocks: Blocks = [
         section(f"*<@{card.user_id}>* · risk tier *{tier}*"),
         section(f"*Interfaces* — {interfaces_text(card.profile)}"),
-        section(("*Permissions per platform*\n" + ("\n".join(perms) if perms else "none recorded"))[:SECTION_LIMIT]),
-        section(factors_text(card)[:SECTION_LIMIT]),
-        section(recovery_text(card)[:SECTION_LIMIT]),
+        section(cut("*Permissions per platform*\n" + ("\n".join(perms) if perms else "none recorded"), SECTION_BUDGET)),
+        section(cut(factors_text(card), SECTION_BUDGET)),
+        section(cut(recovery_text(card), SECTION_BUDGET)),
         section(drill_text(card)),
     ]
     lines = automation_lines(card)
@@ -641,7 +590,7 @@ def enrollment_message(uri: str) -> tuple[str, Blocks]:
         {
             "type": "actions",
             "block_id": "profile_enroll_actions",
-            "elements": [_button("Enter code", ProfileAction.ENTER_ENROLL_CODE, style="primary")],
+            "elements": [button("Enter code", ProfileAction.ENTER_ENROLL_CODE, style="primary")],
         },
         context_block(DRILL_PROMISE),
     ]
@@ -684,8 +633,8 @@ def gap_notice(gap: ReadinessGap, desk: Desk, *, enrolled: bool) -> tuple[str, B
         "Add a backup second factor at IBKR (a Mobile Authenticator app or a Digital Security Card+; IBKR lets "
         "several be active at once), record it in App Home, then run the drill. Your desk's managers have been told."
     )
-    elements = [_button("Run drill", ProfileAction.RUN_DRILL, style="primary")] if enrolled else []
-    elements.append(_button("Enrol backup authenticator" if not enrolled else "Re-enrol", ProfileAction.ENROLL))
+    elements = [button("Run drill", ProfileAction.RUN_DRILL, style="primary")] if enrolled else []
+    elements.append(button("Enrol backup authenticator" if not enrolled else "Re-enrol", ProfileAction.ENROLL))
     return text, [
         section(f"{text}\n{advice}"),
         {"type": "actions", "block_id": "profile_notice_actions", "elements": elements},

@@ -10,10 +10,10 @@ from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 
 from bot.checklist import listeners as checklist_listeners
-from bot.checklist import report_listeners
+from bot.checklist import problem_listeners
 from bot.escalation import listeners as escalation_listeners
 from bot.profile import listeners as profile_listeners
-from bot.slack import commands, home, settings
+from bot.slack import commands, desk_settings, home
 from bot.slack.deps import Deps
 from bot.summary import listeners as summary_listeners
 
@@ -23,10 +23,10 @@ LISTENERS = (
     checklist_listeners,
     commands,
     home,
-    report_listeners,
+    problem_listeners,
     summary_listeners,
     escalation_listeners,
-    settings,
+    desk_settings,
     profile_listeners,
 )
 

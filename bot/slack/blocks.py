@@ -1,16 +1,26 @@
-"""Shared Block Kit helpers: text objects, simple blocks, desk-local times. Pure functions."""
+"""Shared Block Kit helpers: text objects, simple blocks, form elements, desk-local times, and
+fitting long lists into Slack's limits. Pure functions; every view builder uses these.
+
+One truncation rule: text Slack limits is cut to the documented limit (cited beside each
+constant below) with ``cut``, which ends a cut text with "…"; never sliced. Values and ids
+(``value``, ``action_id``, ``block_id``) are never cut: they come back in payloads and a cut
+one would name something else.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from bot import calendar
 from bot.desks.models import Desk
+from bot.slack.ids import FIELD
 from bot.text import clean
 
 Blocks = list[dict[str, Any]]
+E = TypeVar("E", bound=StrEnum)
 
 
 def escape(text: str | None) -> str:
@@ -63,6 +73,12 @@ SECTION_TEXT = 3000
 HEADER_TEXT = 150
 # https://api.slack.com/reference/block-kit/block-elements#button : button text at most 75.
 BUTTON_TEXT = 75
+# https://api.slack.com/reference/block-kit/composition-objects#option : option text at most 75.
+OPTION_TEXT = 75
+# https://api.slack.com/reference/block-kit/blocks#input : label and hint at most 2,000 each.
+INPUT_TEXT = 2000
+# https://api.slack.com/reference/surfaces/views : title, submit and close at most 24 characters.
+VIEW_TITLE = 24
 # https://api.slack.com/reference/surfaces/views : private_metadata at most 3,000 characters.
 PRIVATE_METADATA = 3000
 # https://api.slack.com/methods/chat.postMessage#truncating : text beyond 40,000 is truncated.
@@ -71,7 +87,8 @@ MESSAGE_TEXT = 40000
 # characters of text in all (``msg_blocks_too_long``, reported by users). Builders keep a
 # message's block text under this budget.
 MESSAGE_CHARS = 11000
-# What a section packed by ``pack`` may hold (leaves room for a closing "…and N more").
+# What a section built here may hold: ``SECTION_TEXT`` less room for a closing line (the
+# "…and N more" of ``pack``).
 SECTION_BUDGET = 2900
 
 
@@ -151,3 +168,77 @@ def pack(groups: list[Group], *, chars: int, sections: int) -> Packed:
         texts.append(current)
         used += len(current)
     return texts
+
+
+# --- form elements: buttons, options, inputs, modals -------------------------------------------
+
+
+def button(text: str, action_id: str, value: str = "", *, style: str | None = None) -> dict[str, Any]:
+    """A button (``style``: "primary" or "danger"); ``value`` is what the click carries back."""
+    element: dict[str, Any] = {"type": "button", "action_id": action_id, "text": plain(cut(text, BUTTON_TEXT))}
+    if value:
+        element["value"] = value
+    if style:
+        element["style"] = style
+    return element
+
+
+def option(text: str, value: str) -> dict[str, Any]:
+    """An option of a select, radio buttons or checkboxes: what it shows, then what it sends."""
+    return {"text": plain(cut(text, OPTION_TEXT)), "value": value}
+
+
+def options(labels: Mapping[E, str]) -> list[dict[str, Any]]:
+    """One option per choice of an enum's labels, in the mapping's order."""
+    return [option(label, choice.value) for choice, label in labels.items()]
+
+
+def select(choices: list[dict[str, Any]], initial: str | None = None, placeholder: str = "Pick one") -> dict[str, Any]:
+    """A static select of ``choices``, showing the one whose value is ``initial``."""
+    element: dict[str, Any] = {"type": "static_select", "placeholder": plain(placeholder), "options": choices}
+    chosen = next((o for o in choices if o["value"] == initial), None)
+    if chosen is not None:
+        element["initial_option"] = chosen
+    return element
+
+
+def checkboxes(choices: list[dict[str, Any]], initial: Iterable[str] = ()) -> dict[str, Any]:
+    """Checkboxes of ``choices``, those whose value is in ``initial`` ticked."""
+    element: dict[str, Any] = {"type": "checkboxes", "options": choices}
+    ticked = set(initial)
+    chosen = [o for o in choices if o["value"] in ticked]
+    if chosen:
+        element["initial_options"] = chosen
+    return element
+
+
+def input_block(
+    block_id: str, label: str, element: dict[str, Any], *, optional: bool = False, hint: str = ""
+) -> dict[str, Any]:
+    """A modal input whose element answers under ``FIELD``: its value arrives as
+    ``state.values[block_id][FIELD]``, and a field error is keyed by ``block_id``."""
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(cut(label, INPUT_TEXT)),
+        "optional": optional,
+        "element": {**element, "action_id": FIELD},
+    }
+    if hint:
+        block["hint"] = plain(cut(hint, INPUT_TEXT))
+    return block
+
+
+def modal(callback: str, title: str, blocks: Blocks, *, submit: str = "Save", metadata: str = "") -> dict[str, Any]:
+    """A modal with Submit and Cancel; ``metadata`` comes back on submission (``private_metadata``)."""
+    view: dict[str, Any] = {
+        "type": "modal",
+        "callback_id": callback,
+        "title": plain(cut(title, VIEW_TITLE)),
+        "submit": plain(cut(submit, VIEW_TITLE)),
+        "close": plain("Cancel"),
+        "blocks": blocks,
+    }
+    if metadata:
+        view["private_metadata"] = metadata
+    return view

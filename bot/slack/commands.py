@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.checklist import status, views
+from bot.checklist import status, status_views
 from bot.desks import away
 from bot.desks import service as desks
 from bot.desks import views as desk_views
@@ -24,7 +24,7 @@ from bot.errors import ServiceError
 from bot.escalation import queries as escalation
 from bot.escalation import views as escalation_views
 from bot.people import service as people
-from bot.slack import settings
+from bot.slack import desk_settings
 from bot.slack.blocks import MESSAGE_CHARS, cut
 from bot.slack.deps import RECEIVED, Deps, open_view
 from bot.slack.ids import Command
@@ -67,7 +67,7 @@ def _answer(session: Any, user: str, words: list[str], now: datetime) -> tuple[s
     if not words:
         return _overview(session, user, now), None
     if verb == "help" and len(words) == 1:
-        return views.USAGE, None
+        return status_views.USAGE, None
     if verb == "escalations" and len(words) == 1:
         managed, items = escalation.open_for_manager(session=session, user_id=user)
         names = escalation.names_of(session=session, escalations=[e for e, _ in items])
@@ -75,7 +75,7 @@ def _answer(session: Any, user: str, words: list[str], now: datetime) -> tuple[s
     if verb == "desk" and len(words) <= 2:
         name = words[1] if len(words) == 2 else None
         item = status.desk_status(session=session, user_id=user, name=name, now=now)
-        text = views.desk_status_text(item)
+        text = status_views.desk_status_text(item)
         # Desk-wide escalations (a morning that could not be posted) belong to the desk's state.
         about_desk = escalation_views.desk_escalations_text(
             escalation.open_desk_wide(session=session, desk_ids=[item.desk.id or 0])
@@ -87,8 +87,8 @@ def _answer(session: Any, user: str, words: list[str], now: datetime) -> tuple[s
     if len(words) == 1 and (mention := _MENTION.match(words[0])):
         trader = mention.group(1)
         found = status.trader_status(session=session, manager_id=user, trader_id=trader, now=now)
-        return views.trader_status_text(found, trader), None
-    return f"{NOT_UNDERSTOOD}\n\n{views.USAGE}", None
+        return status_views.trader_status_text(found, trader), None
+    return f"{NOT_UNDERSTOOD}\n\n{status_views.USAGE}", None
 
 
 def _overview(session: Any, user: str, now: datetime) -> str:
@@ -96,7 +96,7 @@ def _overview(session: Any, user: str, now: datetime) -> str:
     parts: list[str] = []
     mine = status.overview(session=session, user_id=user, now=now)
     if mine.trading:
-        parts.append(views.own_status_text(mine.trading))
+        parts.append(status_views.own_status_text(mine.trading))
         about_me = escalation.open_for_trader(session=session, user_id=user)
         if about_me:
             names = escalation.names_of(session=session, escalations=[e for e, _ in about_me])
@@ -107,7 +107,7 @@ def _overview(session: Any, user: str, now: datetime) -> str:
     managed = status.managed_status(session=session, user_id=user, now=now, managing=mine.managing)
     if managed:
         used = sum(len(p) for p in parts)
-        parts.append(views.managed_status_text(managed, chars=MESSAGE_CHARS - used - 200))
+        parts.append(status_views.managed_status_text(managed, chars=MESSAGE_CHARS - used - 200))
         count, items = escalation.open_for_manager(session=session, user_id=user)
         if items:
             parts.append(f"⚠️ {len(items)} open escalation(s) on your desks: `/ibstatus escalations`.")
@@ -115,7 +115,7 @@ def _overview(session: Any, user: str, now: datetime) -> str:
         admins = people.workspace_admins(session=session)[:5]
         managers = sorted({m for d in desks.list_desks(session=session) for m in _managers(session, d.id)})[:5]
         names = people.names_for(session=session, user_ids=[*managers, *admins])
-        return views.not_on_a_desk_text(managers, admins, names) + "\n\n" + views.USAGE
+        return status_views.not_on_a_desk_text(managers, admins, names) + "\n\n" + status_views.USAGE
     return "\n\n".join(parts)
 
 
@@ -134,7 +134,7 @@ def _away(deps: Deps, user: str, args: list[str], *, back: bool, now: datetime) 
                 if args:
                     raise ServiceError("Usage: `/ibstatus back` (managers: `/ibstatus back @user`).")
                 changed = away.back(session=session, actor=user, user_id=target, now=now)
-                touched = settings.touch_rosters(session, target, now)
+                touched = desk_settings.touch_rosters(session, target, now)
                 names = people.names_for(session=session, user_ids=[target])
                 text = ("Welcome back" if target == user else f"{names(target)} is back") + (
                     ": reminders and escalations are on again." if changed else " — no away days were set."
@@ -147,7 +147,7 @@ def _away(deps: Deps, user: str, args: list[str], *, back: bool, now: datetime) 
                 away.set_away(
                     session=session, actor=user, user_id=target, start=start, end=end, note=" ".join(args[2:]), now=now
                 )
-                touched = settings.touch_rosters(session, target, now)
+                touched = desk_settings.touch_rosters(session, target, now)
                 names = people.names_for(session=session, user_ids=[target])
                 text = desk_views.away_confirmation(target, start, end, names, own=target == user)
     except ServiceError as exc:
@@ -177,7 +177,7 @@ def _setup(deps: Deps, body: dict[str, Any], client: WebClient, user: str, args:
             return f"You manage several desks; name one: `/ibstatus setup NAME` ({names})."
         else:
             desk_id = None  # nothing managed: the New desk flow (workspace admins)
-    view, refusal = settings.settings_view_for(deps, user, desk_id, now)
+    view, refusal = desk_settings.settings_view_for(deps, user, desk_id, now)
     if view is None:
         return refusal
     deps.urgent(_open, deps=deps, body=body, view=view, client=client)

@@ -124,6 +124,31 @@ def ephemeral(client: WebClient, *, channel: str | None, user: str, text: str) -
         log.warning("ephemeral reply to %s failed: %s", user, exc.response.get("error"))
 
 
+@dataclass(frozen=True)
+class Click:
+    """A button click, read once from its payload: who clicked, where (None in App Home or a
+    DM), which button, and the value it carries (``id``: that value as a row id, or None)."""
+
+    user: str
+    channel: str | None
+    action_id: str
+    value: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Click:
+        action = (body.get("actions") or [{}])[0]
+        action_id = str(action.get("action_id") or "") if isinstance(action, dict) else ""
+        return cls(user=user_id(body), channel=channel_id(body), action_id=action_id, value=action_value(body))
+
+    @property
+    def id(self) -> int | None:
+        return parse_int(self.value)
+
+    def reply(self, client: WebClient, text: str) -> None:
+        """Tell only the one who clicked (see ``ephemeral``)."""
+        ephemeral(client, channel=self.channel, user=self.user, text=text)
+
+
 Work = Callable[..., None]
 
 
@@ -186,7 +211,7 @@ def open_view(deps: Deps, body: dict[str, Any], view: dict[str, Any], *, client:
         except SlackApiError as exc:
             error = exc.response.get("error")
             if exc.response.status_code == 429:
-                wait = _retry_after(exc)
+                wait = retry_after(exc, floor=0.1)
                 if age() + wait < TRIGGER_MARGIN:
                     time.sleep(wait)
                     continue
@@ -197,11 +222,12 @@ def open_view(deps: Deps, body: dict[str, Any], view: dict[str, Any], *, client:
         return True
 
 
-def _retry_after(exc: SlackApiError) -> float:
+def retry_after(exc: SlackApiError, *, floor: float) -> float:
+    """The seconds a 429 asks for (its ``Retry-After``; 1 when absent or unreadable), at least ``floor``."""
     raw = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
     if isinstance(raw, list):
         raw = raw[0]
     try:
-        return max(float(raw), 0.1)
+        return max(float(raw), floor)
     except ValueError:
         return 1.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.checklist import views as checklist_views
+from bot.checklist import roster_views, status_views
 from bot.checklist.service import TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
 from bot.desks import views as desk_views
@@ -23,9 +23,11 @@ from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation, EscalationState
 from bot.people.service import Names
 from bot.slack.blocks import (
+    SECTION_BUDGET,
     VIEW_BLOCKS,
     Blocks,
     Group,
+    button,
     context_block,
     cut,
     pack,
@@ -60,27 +62,18 @@ class HomeData:
     names: Names = field(default_factory=Names)
 
 
-def _button(text: str, action: str, value: str = "", *, primary: bool = False) -> dict[str, Any]:
-    button: dict[str, Any] = {"type": "button", "action_id": action, "text": plain(cut(text, 75))}
-    if value:
-        button["value"] = value
-    if primary:
-        button["style"] = "primary"
-    return button
-
-
 def _trader_blocks(data: HomeData) -> Blocks:
     blocks: Blocks = [{"type": "header", "text": plain("Your checklist today")}]
     for item in data.trading:
-        line = checklist_views.own_status_text([item])
+        line = status_views.own_status_text([item])
         blocks.append(section(line))
         entry = item.entry
         if item.run is not None and (entry is None or entry.state is not TraderState.READY):
-            buttons = checklist_views.answer_buttons(item.run, block_id=f"home_answer_{item.desk.id}")
+            buttons = roster_views.answer_buttons(item.run, block_id=f"home_answer_{item.desk.id}")
             blocks.append(buttons)
     mine = escalation_views.own_escalations_text(data.about_me, data.names)
     if mine:
-        blocks.append(section(cut(mine, 2900)))
+        blocks.append(section(cut(mine, SECTION_BUDGET)))
     away = desk_views.away_text(data.away)
     if away:
         for period in data.away[:5]:
@@ -88,10 +81,10 @@ def _trader_blocks(data: HomeData) -> Blocks:
                 {
                     "type": "section",
                     "text": {"type": "mrkdwn", "text": desk_views.away_line(period)},
-                    "accessory": _button("Cancel", Action.HOME_AWAY_CANCEL, str(period.id)),
+                    "accessory": button("Cancel", Action.HOME_AWAY_CANCEL, str(period.id)),
                 }
             )
-    blocks.append({"type": "actions", "elements": [_button("🌴 Set away days", Action.HOME_AWAY, "self")]})
+    blocks.append({"type": "actions", "elements": [button("🌴 Set away days", Action.HOME_AWAY, "self")]})
     return blocks
 
 
@@ -108,27 +101,27 @@ def _week_line(desk: ManagedDesk) -> str:
 
 def _escalation_block(esc: Escalation, desk: Desk, names: Names) -> dict[str, Any]:
     line = escalation_views.item_line(esc, desk, names, with_trader=True)
-    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": cut(line, 2900)}}
+    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": cut(line, SECTION_BUDGET)}}
     if esc.state == EscalationState.OPEN:
-        block["accessory"] = _button("Acknowledge", Action.ESCALATION_ACK, str(esc.id), primary=True)
+        block["accessory"] = button("Acknowledge", Action.ESCALATION_ACK, str(esc.id), style="primary")
     else:
-        block["accessory"] = _button("Resolve", Action.ESCALATION_RESOLVE, str(esc.id))
+        block["accessory"] = button("Resolve", Action.ESCALATION_RESOLVE, str(esc.id))
     return block
 
 
 def _desk_blocks(item: ManagedDesk, names: Names, *, room: int) -> Blocks:
     """One managed desk in at most ``room`` blocks."""
     status, desk = item.status, item.status.desk
-    head = checklist_views.desk_counts_line(status) + f" · {item.traders} traders"
+    head = status_views.desk_counts_line(status) + f" · {item.traders} traders"
     blocks: Blocks = [
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": cut(head, 2900)},
-            "accessory": _button("Desk settings", Action.HOME_DESK_SETTINGS, str(desk.id)),
+            "text": {"type": "mrkdwn", "text": cut(head, SECTION_BUDGET)},
+            "accessory": button("Desk settings", Action.HOME_DESK_SETTINGS, str(desk.id)),
         }
     ]
     if status.roster is not None:
-        restricted, pending = checklist_views.roster_groups(status.roster)[:2]
+        restricted, pending = roster_views.roster_groups(status.roster)[:2]
         texts = pack([restricted, pending], chars=DESK_CHARS, sections=2)
         blocks += [section(t) for t in texts]
     week = _week_line(item)
@@ -153,9 +146,9 @@ def _manager_blocks(data: HomeData, room: int) -> Blocks:
         blocks += _desk_blocks(item, data.names, room=per_desk)
         blocks.append({"type": "divider"})
     if rest:
-        lines = [checklist_views.desk_counts_line(i.status) for i in rest]
+        lines = [status_views.desk_counts_line(i.status) for i in rest]
         blocks += [section(t) for t in pack([Group("*More desks*", lines, "{n} more desks")], chars=2800, sections=1)]
-    blocks.append({"type": "actions", "elements": [_button("🌴 Set a trader away", Action.HOME_AWAY, "manager")]})
+    blocks.append({"type": "actions", "elements": [button("🌴 Set a trader away", Action.HOME_AWAY, "manager")]})
     return blocks
 
 
@@ -171,16 +164,16 @@ def home_view(data: HomeData, extra: Blocks | None = None) -> dict[str, Any]:
     if data.managed:
         blocks += _manager_blocks(data, VIEW_BLOCKS - len(blocks) - 4 - len(extra))
     if not data.trading and not data.managed:
-        blocks.append(section(checklist_views.not_on_a_desk_text(data.contacts, [], data.names)))
+        blocks.append(section(status_views.not_on_a_desk_text(data.contacts, [], data.names)))
     if data.admin:
         blocks.append(
             {
                 "type": "actions",
-                "elements": [_button("➕ New desk", Action.HOME_NEW_DESK, primary=True)],
+                "elements": [button("➕ New desk", Action.HOME_NEW_DESK, style="primary")],
             }
         )
         blocks.append(context_block("You're a workspace admin: you can create desks and change any desk's settings."))
     room = VIEW_BLOCKS - len(blocks) - 2
     blocks += extra[:room]
-    blocks += [{"type": "divider"}, section(checklist_views.USAGE)]
+    blocks += [{"type": "divider"}, section(status_views.USAGE)]
     return {"type": "home", "blocks": blocks[:VIEW_BLOCKS]}

@@ -1,8 +1,14 @@
-"""Every action_id, callback_id and block_id the app uses, in one place."""
+"""Every action_id, callback_id and block_id the app uses, in one place: Bolt routes a click
+by its action_id and a submission by its callback_id across the whole app, so they share one
+namespace: in one module, no two capabilities can claim one id unseen. The values are
+wire ids (in messages and modals already sent): rename a member freely, never its value."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+# The input element inside each modal block uses this action_id.
+FIELD = "value"
 
 
 class Command(StrEnum):
@@ -24,7 +30,7 @@ class Action(StrEnum):
 
 
 class Callback(StrEnum):
-    REPORT_MODAL = "checklist_report_modal"
+    REPORT_MODAL = "checklist_report_modal"  # the problem-report modal (bot.checklist.problem_views)
     RESOLVE_MODAL = "escalation_resolve_modal"
     DESK_SETTINGS_MODAL = "desk_settings_modal"
     AWAY_MODAL = "away_modal"
@@ -38,7 +44,7 @@ class Block(StrEnum):
     RESOLUTION_NOTE = "resolution_note"
     SUMMARY_ACTIONS = "summary_actions"
     REMINDER_ACTIONS = "reminder_actions"
-    # Report modal inputs (block_id == the field's error key).
+    # Problem-report modal inputs (block_id == the field's error key).
     FAILED = "failed"
     AUTH_LAYER = "auth_layer"
     PLATFORM = "platform"
@@ -53,5 +59,60 @@ class Event(StrEnum):
     USER_CHANGE = "user_change"
 
 
-# The input element inside each modal block uses this action_id.
-FIELD = "value"
+# --- the readiness profile (block_id == the error key) -----------------------------------------
+
+
+class ProfileAction(StrEnum):
+    EDIT_INTERFACES = "profile_edit_interfaces"
+    EDIT_PERMISSIONS = "profile_edit_permissions"
+    EDIT_FACTORS = "profile_edit_factors"
+    ADD_AUTOMATION = "profile_add_automation"
+    EDIT_AUTOMATION = "profile_edit_automation"
+    ENROLL = "profile_enroll"
+    ENTER_ENROLL_CODE = "profile_enroll_code"
+    RUN_DRILL = "profile_run_drill"
+    SET_TIER = "profile_set_tier"
+    VIEW_TRADER = "profile_view_trader"
+
+
+class ProfileCallback(StrEnum):
+    INTERFACES = "profile_interfaces_modal"
+    PERMISSIONS = "profile_permissions_modal"
+    FACTORS = "profile_factors_modal"
+    AUTOMATION = "profile_automation_modal"
+    ENROLL = "profile_enroll_modal"
+    DRILL = "profile_drill_modal"
+    TIER = "profile_tier_modal"
+    VIEW = "profile_view_modal"
+
+
+class ProfileBlock(StrEnum):
+    # Interfaces
+    PRIMARY_INTERFACE = "primary_interface"
+    SECONDARY_INTERFACE = "secondary_interface"
+    # Permissions (one platform per save) and automations
+    INTERFACE = "interface"
+    TRADING = "trading"
+    MARKET_DATA = "market_data"
+    NOTE = "note"
+    # Second factors; each method's date block is "verified_<method>"
+    PRIMARY_FACTOR = "primary_factor"
+    REGISTERED = "registered"
+    # Automations
+    DESK = "desk"
+    OWNER = "owner"
+    NAME = "name"
+    BROKER_USERNAME = "broker_username"
+    FENCES = "fences"
+    KILL_SWITCH = "kill_switch_tested_on"
+    CREDENTIALS = "credentials_rotated_on"
+    REMOVE = "remove"
+    # Drill and enrolment
+    CODE = "code"
+    # Managers
+    TRADER = "trader"
+    TIER = "tier"
+
+
+def verified_block(method: str) -> str:
+    return f"verified_{method}"

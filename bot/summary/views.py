@@ -11,12 +11,21 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.slack.blocks import HEADER_TEXT, MESSAGE_CHARS, context_block, cut, escape, section, text_size
+from bot.slack.blocks import (
+    HEADER_TEXT,
+    MESSAGE_CHARS,
+    SECTION_BUDGET,
+    Blocks,
+    button,
+    context_block,
+    cut,
+    escape,
+    section,
+    text_size,
+)
 from bot.slack.ids import Action, Block
 from bot.summary.report import Metric, MetricKind, MetricValue, WeeklyReport
 
-Blocks = list[dict[str, Any]]
-SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section's text
 ATTENTION_LIMIT = 20
 TABLE_ROWS = 100  # https://docs.slack.dev/reference/block-kit/blocks/table-block : at most 100 rows
 TABLE_CELLS = 20  # ... of at most 20 cells
@@ -137,7 +146,7 @@ def summary_blocks(report: WeeklyReport, *, with_download: bool = True) -> Block
     lines = attention_lines(report)
     if lines:
         text = "*Needs attention*\n" + "\n".join(lines)
-        blocks.append(section(text[:SECTION_LIMIT]))
+        blocks.append(section(cut(text, SECTION_BUDGET)))
     else:
         blocks.append(section("*Needs attention:* nobody — every trader answered, unrestricted, with a recovery path."))
     if report.recovery_gaps:
@@ -149,7 +158,7 @@ def summary_blocks(report: WeeklyReport, *, with_download: bool = True) -> Block
         if len(report.recovery_gaps) > ATTENTION_LIMIT:
             gaps.append(f"…and {len(report.recovery_gaps) - ATTENTION_LIMIT} more")
         text = "*Missing recovery path* (no backup second factor)\n" + "\n".join(gaps)
-        blocks.append(section(cut(text, SECTION_LIMIT)))
+        blocks.append(section(cut(text, SECTION_BUDGET)))
     blocks.append({"type": "divider"})
     blocks.append(context_block("Per trader this week (final answer of each day; people needing attention first):"))
     table, left_out = table_block(report, chars=MESSAGE_CHARS - text_size(blocks) - 400)
@@ -162,12 +171,7 @@ def summary_blocks(report: WeeklyReport, *, with_download: bool = True) -> Block
                 "type": "actions",
                 "block_id": Block.SUMMARY_ACTIONS,
                 "elements": [
-                    {
-                        "type": "button",
-                        "action_id": Action.SUMMARY_DOWNLOAD_CSV,
-                        "text": {"type": "plain_text", "text": "Download CSV"},
-                        "value": download_value(report.desk_id, report.iso_week),
-                    }
+                    button("Download CSV", Action.SUMMARY_DOWNLOAD_CSV, download_value(report.desk_id, report.iso_week))
                 ],
             }
         )

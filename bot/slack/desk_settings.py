@@ -26,16 +26,7 @@ from bot.errors import ServiceError
 from bot.people import jobs as people_jobs
 from bot.people import service as people
 from bot.slack import home
-from bot.slack.deps import (
-    Deps,
-    action_value,
-    channel_id,
-    ephemeral,
-    open_modal_now,
-    open_view,
-    parse_int,
-    user_id,
-)
+from bot.slack.deps import Click, Deps, ephemeral, open_modal_now, open_view, user_id
 from bot.slack.ids import FIELD, Action, Callback
 
 log = logging.getLogger(__name__)
@@ -104,14 +95,11 @@ def settings_view_for(deps: Deps, user: str, desk_id: int | None, now: datetime)
 
 def open_settings(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     """*Desk settings* (value: the desk's id) or *New desk* (no value) from App Home."""
-    user = user_id(body)
-    actions = body.get("actions") or [{}]
-    desk_id = (
-        parse_int(str(actions[0].get("value") or "")) if actions[0].get("action_id") != Action.HOME_NEW_DESK else None
-    )
-    view, refusal = settings_view_for(deps, user, desk_id, now)
+    clicked = Click.of(body)
+    desk_id = clicked.id if clicked.action_id != Action.HOME_NEW_DESK else None
+    view, refusal = settings_view_for(deps, clicked.user, desk_id, now)
     if view is None:
-        ephemeral(client, channel=channel_id(body), user=user, text=refusal)
+        clicked.reply(client, refusal)
         return
     open_view(deps, body, view, client=client)
 
@@ -326,8 +314,8 @@ def after_save(
 
 
 def open_away(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    user = user_id(body)
-    for_manager = action_value(body) == "manager"
+    clicked = Click.of(body)
+    user, for_manager = clicked.user, clicked.value == "manager"
     with deps.read() as session:
         today = away.today_for(session=session, user_id=user, now=now)
     open_view(deps, body, views.away_modal(for_manager=for_manager, today=today), client=client)
@@ -375,8 +363,8 @@ def after_away(client: WebClient, deps: Deps, user: str, text: str, now: datetim
 
 
 def on_away_cancel(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    user = user_id(body)
-    away_id = parse_int(action_value(body))
+    clicked = Click.of(body)
+    user, away_id = clicked.user, clicked.id
     reply = None
     touched: list[int] = []
     try:
@@ -391,7 +379,7 @@ def on_away_cancel(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     for run_id in touched:
         deps.refresher.notify(run_id)
     if reply:
-        deps.later(ephemeral, client=client, channel=channel_id(body), user=user, text=reply)
+        deps.later(clicked.reply, client=client, text=reply)
     deps.after_home_click(body, client, now)
 
 

@@ -37,8 +37,8 @@ from sqlmodel import Session, col, select
 
 from bot.checklist.facts import TraderFacts
 from bot.checklist.models import Answer, ChecklistRun
+from bot.checklist.roster_views import RosterMemo
 from bot.checklist.service import Roster, RosterEntry, roster, state_of
-from bot.checklist.views import RosterMemo
 from bot.db import read_scope
 from bot.desks.models import Desk, DeskMember, Role
 from bot.people.service import Names

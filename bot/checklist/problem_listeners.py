@@ -13,9 +13,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.checklist import service as checklist
-from bot.checklist import views
 from bot.checklist.facts import facts_for
+from bot.checklist.guidance import guidance_text
 from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, PermissionGap, Platform
+from bot.checklist.problem_views import problem_modal
 from bot.checklist.service import ProblemReport
 from bot.desks.models import Desk
 from bot.errors import ServiceError
@@ -29,8 +30,8 @@ E = TypeVar("E", bound=StrEnum)
 
 
 def register(app: App) -> None:
-    app.view(Callback.REPORT_MODAL)(on_report_submitted)
-    app.action({"block_id": Block.FAILED, "action_id": FIELD})(ack_then(redraw_report_modal))
+    app.view(Callback.REPORT_MODAL)(on_problem_submitted)
+    app.action({"block_id": Block.FAILED, "action_id": FIELD})(ack_then(redraw_problem_modal))
 
 
 class FieldErrors(Exception):
@@ -70,7 +71,7 @@ def _text(values: dict[str, Any], block: Block) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def parse_report(view: dict[str, Any]) -> ProblemReport:
+def parse_problem(view: dict[str, Any]) -> ProblemReport:
     """The modal's state as a ProblemReport, or FieldErrors keyed by block_id. Only the fields
     of the checks that failed are read: a field that does not apply is ignored, not refused."""
     values = (view.get("state") or {}).get("values") or {}
@@ -92,7 +93,7 @@ def parse_report(view: dict[str, Any]) -> ProblemReport:
     return report
 
 
-def redraw_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+def redraw_problem_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     """A check was ticked or unticked: redraw the modal with the fields that now apply."""
     view = body.get("view") or {}
     user = user_id(body)
@@ -105,11 +106,11 @@ def redraw_report_modal(body: dict[str, Any], client: WebClient, deps: Deps, now
         if run is None or desk is None:
             return
         known = facts_for(session, run, [user]).get(user)
-        new = views.report_modal(run, desk, channel_id=channel, failed=failed, facts=known)
+        new = problem_modal(run, desk, channel_id=channel, failed=failed, facts=known)
     try:
         client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=new)
     except SlackApiError as exc:  # hash_conflict: a later click's redraw is on its way
-        log.info("redrawing the report modal failed: %s", exc.response.get("error"))
+        log.info("redrawing the problem-report modal failed: %s", exc.response.get("error"))
 
 
 def _metadata(view: dict[str, Any]) -> tuple[int | None, str | None]:
@@ -122,12 +123,12 @@ def _metadata(view: dict[str, Any]) -> tuple[int | None, str | None]:
         return None, None
 
 
-def on_report_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+def on_problem_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     view = body.get("view") or {}
     user = user_id(body)
     run_id, channel = _metadata(view)
     try:
-        report = parse_report(view)
+        report = parse_problem(view)
     except FieldErrors as exc:
         ack(response_action="errors", errors=exc.errors)
         return
@@ -144,7 +145,7 @@ def on_report_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps:
         except ServiceError as exc:
             ack(response_action="errors", errors={Block.FAILED: str(exc)})
             return
-        text = views.guidance(result.answer)
+        text = guidance_text(result.answer)
     ack()
     if result.outcome is checklist.AnswerOutcome.STORED and run_id is not None:
         deps.refresher.notify(run_id)

@@ -31,10 +31,11 @@ from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.checklist.live import MAX_AGE, RosterCache, snapshot
 from bot.checklist.models import ChecklistRun
-from bot.checklist.views import checklist_message
+from bot.checklist.roster_cache import MAX_AGE, RosterCache, snapshot
+from bot.checklist.roster_views import checklist_message
 from bot.db import claim_lease, session_scope
+from bot.slack.deps import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +76,6 @@ PERMANENT = frozenset(
 )
 
 
-def _retry_after(exc: SlackApiError) -> float:
-    raw = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or "1"
-    if isinstance(raw, list):
-        raw = raw[0]
-    try:
-        return max(float(raw), 0.5)
-    except ValueError:
-        return 1.0
-
-
 class RosterRefresher:
     """Brings checklist messages up to date, one thread per process.
 
@@ -93,7 +84,7 @@ class RosterRefresher:
     and a run whose lease another process holds is tried again when that lease ends. An
     attempt first reads the run (a snapshot, no write lock on SQLite); only a run that is behind
     and whose lease is free is claimed (the conditional UPDATE) and rendered from the per-run
-    cache (``bot.checklist.live``: answers read incrementally, members and names kept)."""
+    cache (``bot.checklist.roster_cache``: answers read incrementally, members and names kept)."""
 
     def __init__(
         self,
@@ -248,7 +239,7 @@ class RosterRefresher:
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "")
                 if exc.response.status_code == 429:
-                    pause = _retry_after(exc)
+                    pause = retry_after(exc, floor=0.5)
                     self.budget.pause(pause)
                     log.info("chat.update rate limited: roster updates pause %.1fs", pause)
                     return pause
