@@ -21,8 +21,8 @@ from bot.escalation import service as escalation
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation
 from bot.profile import drill
-from bot.profile import service as profile
 from bot.profile import views as profile_views
+from bot.profile.gaps import gap_by_id
 from bot.slack.blocks import Blocks
 
 Spec = dict[str, Any]
@@ -82,7 +82,7 @@ def checklist_reminder(session: Session, spec: Spec) -> tuple[str, Blocks]:
 
 def profile_notice(session: Session, spec: Spec) -> tuple[str, Blocks]:
     """The trader's pre-morning notice of a readiness gap, with the drill's buttons."""
-    gap = profile.gap_by_id(session, int(spec["gap_id"]))
+    gap = gap_by_id(session, int(spec["gap_id"]))
     if gap is None:
         raise _gone(f"readiness gap {spec['gap_id']}")
     desk = session.get(Desk, gap.desk_id)
