@@ -39,7 +39,7 @@ from sqlmodel import col
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import bot.profile.service  # noqa: F401  (registers the profile's facts provider, as the bot does)
+import bot.profile.hooks  # noqa: F401  (registers the profile's facts provider, as the bot does)
 from bot.checklist import service as checklist
 from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
 from bot.checklist.roster_cache import LiveRoster, RosterCache, snapshot

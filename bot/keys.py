@@ -20,7 +20,7 @@ from bot.config import ConfigError
 from bot.crypto import Keyring, keyring
 from bot.db import read_scope
 from bot.desks.models import Desk
-from bot.profile import service as profile
+from bot.profile import drill
 from bot.profile.models import TotpEnrollment
 
 
@@ -55,7 +55,7 @@ def _totp_tokens(session: Session) -> Sequence[str]:
 # The one list of stored secrets.
 STORES: list[SecretStore] = [
     SecretStore("desk pager secrets", _desk_tokens, rotate_desk_secrets),
-    SecretStore("backup-authenticator (TOTP) secrets", _totp_tokens, profile.rotate_secrets),
+    SecretStore("backup-authenticator (TOTP) secrets", _totp_tokens, drill.rotate_secrets),
 ]
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+import bot.profile.hooks  # noqa: F401  (the profile's answer hook and ConfirmRule, as the bot registers them)
 from bot.checklist import click, events
 from bot.checklist import service as checklist
 from bot.checklist.models import Answer, Check, ChecklistRun, PermissionGap, Platform
@@ -27,7 +28,7 @@ from bot.desks import service as desks
 from bot.errors import ServiceError
 from bot.escalation.models import Escalation, EscalationState
 from bot.interactions import SeenInteraction, first_time
-from bot.profile import service as profile
+from bot.profile import saves
 from bot.profile.models import SecondFactorRecord
 from bot.slack.ids import Action
 from tests.escalation_fixtures import TODAY, post_checklist, run_pass
@@ -87,7 +88,7 @@ def version(engine: Engine, run_id: int) -> int:
 def register(engine: Engine, user: str, verified_on: dict[str, Any], now: datetime) -> None:
     """The trader's registered second factors (the first is the primary), saved the day before."""
     with session_scope(engine) as session:
-        profile.save_second_factors(
+        saves.save_second_factors(
             session=session,
             user_id=user,
             primary=next(iter(verified_on)),

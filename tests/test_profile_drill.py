@@ -19,7 +19,6 @@ from bot.crypto import Keyring
 from bot.db import session_scope
 from bot.errors import ServiceError
 from bot.profile import drill
-from bot.profile import service as profile
 from bot.profile.drill import CodeOutcome, Purpose
 from bot.profile.models import DrillAttempt, SecondFactorRecord, TotpEnrollment
 from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback
@@ -183,8 +182,8 @@ def test_key_rotation_keeps_secrets_readable_and_a_wrong_key_reads_none(engine: 
     clock = FakeClock(utc(2026, 11, 25, 13, 5))
     old, new, stranger = Keyring(["key-A"]), Keyring(["key-B", "key-A"]), Keyring(["key-C"])
     with session_scope(engine) as session:
-        started = profile.start_enrollment(session=session, user_id="UTRD1", account_name="a", keys=old, now=clock())
-        result = profile.submit_code(
+        started = drill.start_enrollment(session=session, user_id="UTRD1", account_name="a", keys=old, now=clock())
+        result = drill.submit_code(
             session=session,
             user_id="UTRD1",
             code=pyotp.TOTP(started.secret).at(clock()),
@@ -196,14 +195,14 @@ def test_key_rotation_keeps_secrets_readable_and_a_wrong_key_reads_none(engine: 
     before = enrollment_row(engine).secret
     assert before is not None and new.decrypt(before) == started.secret  # old ciphertexts read under the new list
     with session_scope(engine) as session:
-        assert profile.rotate_secrets(session=session, keys=new) == 1
+        assert drill.rotate_secrets(session=session, keys=new) == 1
     after = enrollment_row(engine).secret
     assert after is not None and after != before
     assert Keyring(["key-B"]).decrypt(after) == started.secret  # the old key can now be dropped
     assert not Keyring(["key-B"]).readable(before)
     clock.advance(seconds=60)
     with session_scope(engine) as session:
-        assert profile.submit_code(
+        assert drill.submit_code(
             session=session,
             user_id="UTRD1",
             code=pyotp.TOTP(started.secret).at(clock()),
@@ -216,7 +215,7 @@ def test_key_rotation_keeps_secrets_readable_and_a_wrong_key_reads_none(engine: 
         pytest.raises(ServiceError, match="can't be read with the bot's current keys"),
         session_scope(engine) as session,
     ):
-        profile.submit_code(
+        drill.submit_code(
             session=session,
             user_id="UTRD1",
             code=pyotp.TOTP(started.secret).at(clock()),
@@ -226,7 +225,7 @@ def test_key_rotation_keeps_secrets_readable_and_a_wrong_key_reads_none(engine: 
         )
     with session_scope(engine) as session:
         with pytest.raises(Exception, match="can't be decrypted"):
-            profile.rotate_secrets(session=session, keys=stranger)
+            drill.rotate_secrets(session=session, keys=stranger)
         session.rollback()
     assert enrollment_row(engine).secret == after  # a failed rotation changed nothing
 

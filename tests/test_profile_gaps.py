@@ -16,8 +16,8 @@ from bot.db import session_scope
 from bot.desks import service as desks
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.profile import jobs as profile_jobs
-from bot.profile import service as profile
 from bot.profile.models import ReadinessGap, SecondFactorRecord
+from bot.profile.weekly import week_figures
 from bot.runtime import deliver_due
 from bot.slack.ids import Action, Block, Callback, ProfileCallback
 from bot.summary import report as summary
@@ -250,7 +250,7 @@ def test_the_weekly_summary_shows_profile_gaps(bot: Bot, fake_slack: FakeSlack) 
     assert "Profile" in table and "no recovery path" in table
     with Session(engine) as session:
         assert (
-            profile.week_figures(session=session, desk_id=desk.id, start=utc(2026, 11, 30), end=utc(2026, 12, 7))[
+            week_figures(session=session, desk_id=desk.id, start=utc(2026, 11, 30), end=utc(2026, 12, 7))[
                 "UTRD1"
             ].recovery
             == "no recovery path"

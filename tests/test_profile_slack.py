@@ -16,9 +16,9 @@ from sqlmodel import Session, col, select
 from bot.audit import AuditEvent
 from bot.db import session_scope
 from bot.profile import automation as automations
-from bot.profile import service as profile
-from bot.profile import views
+from bot.profile import home, saves, views
 from bot.profile.automation import AutomationInput
+from bot.profile.gaps import open_gaps
 from bot.profile.models import Automation, PlatformPermission, ReadinessGap, SecondFactorRecord, TraderProfile
 from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback
 from tests.factories import make_desk
@@ -258,11 +258,11 @@ def test_every_profile_view_is_block_kit_that_slack_sdk_accepts_unchanged(engine
     assert desk.id is not None
     now = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
     with session_scope(engine) as session:
-        profile.save_interfaces(session=session, user_id="UTRD1", primary="tws", secondary="client_portal", now=now)
-        profile.save_permissions(
+        saves.save_interfaces(session=session, user_id="UTRD1", primary="tws", secondary="client_portal", now=now)
+        saves.save_permissions(
             session=session, user_id="UTRD1", interface="tws", trading=["options"], market_data=[], note="n", now=now
         )
-        profile.save_second_factors(
+        saves.save_second_factors(
             session=session,
             user_id="UTRD1",
             primary="ib_key",
@@ -273,10 +273,10 @@ def test_every_profile_view_is_block_kit_that_slack_sdk_accepts_unchanged(engine
         data = AutomationInput(desk.id, None, "algo", "tws_api", "u1", True, False, False, None, None)
         automations.save(session=session, actor="UTRD1", automation_id=None, data=data, today=TODAY, now=now)
     with session_scope(engine) as session:
-        card = profile.card(session=session, user_id="UTRD1", now=now)
-        _, overviews = profile.home_data(session=session, user_id="UMGR1", now=now)
+        card = home.card(session=session, user_id="UTRD1", now=now)
+        _, overviews = home.home_data(session=session, user_id="UMGR1", now=now)
         (auto,) = automations.owned_by(session=session, user_id="UTRD1")
-        gap = profile.open_gaps(session, desk.id)[0]
+        gap = open_gaps(session, desk.id)[0]
     modals = [
         views.interfaces_modal(card),
         views.permissions_modal(card),

@@ -8,7 +8,7 @@ is new:
   with ``id > last seen`` are what changed, each bumping ``answers_version`` once in the
   transaction that stores it;
 - ``answers_version`` is also bumped by what changes the roster *without* an answer row (away
-  days: ``service.mark_changed``; profile facts: ``bot.profile.service``). So the increment is
+  days, profile facts: both through ``service.mark_changed``). So the increment is
   used only when the bump since the last read is fully explained by the rows read (their count
   equals the version delta), every new row belongs to a known trader, the desk row and the
   trader list (count and greatest member id) are unchanged and the cache is younger than

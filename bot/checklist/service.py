@@ -488,17 +488,28 @@ def next_post_time(desk: Desk, now: datetime) -> datetime:
     raise ServiceError("no trading day in the next two weeks")
 
 
-def mark_changed(*, session: Session, user_id: str, now: datetime) -> list[int]:
-    """Today's posted runs of the desks ``user_id`` trades on must be drawn again (they went
-    away or came back): their ``answers_version`` is bumped; the run ids to refresh."""
-    touched: list[int] = []
+def rosters_showing(*, session: Session, user_id: str, now: datetime) -> list[int]:
+    """Today's rosters that show ``user_id``: on each desk they trade on, today's run (the
+    desk's date) if it has been posted and has not closed (``run_closed``: a closed
+    checklist's message is the day's record and is not drawn again). The run ids."""
+    shown: list[int] = []
     for desk in desks_of_user(session=session, user_id=user_id, role=Role.TRADER):
         run = today_run(session=session, desk=desk, now=now)
-        if run is not None and run.id is not None and run.message_ts is not None:
-            session.execute(
-                update(ChecklistRun)
-                .where(col(ChecklistRun.id) == run.id)
-                .values(answers_version=ChecklistRun.answers_version + 1)
-            )
-            touched.append(run.id)
+        if run is not None and run.id is not None and run.message_ts is not None and not run_closed(run, desk, now):
+            shown.append(run.id)
+    return shown
+
+
+def mark_changed(*, session: Session, user_id: str, now: datetime) -> list[int]:
+    """The one roster redraw for a change that stores no answer (an away day set or cancelled,
+    a readiness-profile fact): the ``answers_version`` of each roster showing ``user_id``
+    (``rosters_showing``) is bumped, so the refresher draws it again. The run ids, for the
+    caller to ``notify`` the refresher after its commit."""
+    touched = rosters_showing(session=session, user_id=user_id, now=now)
+    if touched:
+        session.execute(
+            update(ChecklistRun)
+            .where(col(ChecklistRun.id).in_(touched))
+            .values(answers_version=ChecklistRun.answers_version + 1)
+        )
     return touched

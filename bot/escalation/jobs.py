@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from bot.db import session_scope
-from bot.desks import service as desks
-from bot.escalation import service as escalation
-
-log = logging.getLogger(__name__)
+from bot.desks.jobs import each_desk
+from bot.escalation import passes
 
 
 def escalation_pass(engine: Engine, *, now: datetime, desk_name: str | None = None) -> list[str]:
@@ -20,18 +16,9 @@ def escalation_pass(engine: Engine, *, now: datetime, desk_name: str | None = No
     Idempotent: running it again at the same ``now`` (or concurrently) changes nothing.
     A failing desk is logged and does not keep the others from their pass.
     """
-    with session_scope(engine) as session:
-        names = [desk_name] if desk_name else [d.name for d in desks.list_desks(session=session)]
-    lines: list[str] = []
-    for name in names:
-        try:
-            with session_scope(engine) as session:
-                desk = desks.get_desk(session=session, name=name)
-                report = escalation.run_pass(session=session, desk=desk, now=now)
-        except Exception:
-            if desk_name:
-                raise
-            log.exception("escalation pass for %s failed", name)
-            continue
-        lines.append(report.describe(name))
-    return lines
+    return each_desk(
+        engine,
+        lambda session, desk: passes.run_pass(session=session, desk=desk, now=now).describe(desk.name),
+        what="escalation pass",
+        desk_name=desk_name,
+    )

@@ -3,12 +3,12 @@
 An automation belongs to a desk and has an owner (a member of that desk). Its owner and the
 desk's managers may add, change or remove it; every change is an audit event. Hygiene flags
 (``bot.profile.policy.automation_flags``) show in App Home and the weekly summary and open a
-lower-severity escalation (``bot.profile.service.sync_gaps``).
+lower-severity escalation (``bot.profile.gaps.sync_desk``). Saving through
+``bot.profile.saves.save_automation`` / ``remove_automation`` re-syncs those gaps.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session, col, func, select
 
-from bot.audit import AuditEvent
+from bot.audit import record
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
@@ -142,30 +142,29 @@ def save(
     session.add(row)
     session.flush()
     assert row.id is not None
-    session.add(
-        AuditEvent(
-            desk_id=row.desk_id,
-            at=now,
-            actor=actor,
-            subject=f"automation:{row.id}",
-            action="automation_added" if before is None else "automation_changed",
-            detail=json.dumps({"before": before, "after": _describe(row)}, default=str),
-        )
+    record(
+        session,
+        subject=f"automation:{row.id}",
+        action="automation_added" if before is None else "automation_changed",
+        at=now,
+        actor=actor,
+        desk_id=row.desk_id,
+        before=before,
+        after=_describe(row),
     )
     return row
 
 
 def remove(*, session: Session, actor: str, automation_id: int, now: datetime) -> Automation:
     row = check_can_edit(session=session, automation_id=automation_id, user_id=actor)
-    session.add(
-        AuditEvent(
-            desk_id=row.desk_id,
-            at=now,
-            actor=actor,
-            subject=f"automation:{row.id}",
-            action="automation_removed",
-            detail=json.dumps({"before": _describe(row)}, default=str),
-        )
+    record(
+        session,
+        subject=f"automation:{row.id}",
+        action="automation_removed",
+        at=now,
+        actor=actor,
+        desk_id=row.desk_id,
+        before=_describe(row),
     )
     session.delete(row)
     session.flush()

@@ -23,20 +23,20 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 def profile_policy(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
     from bot.desks import service as desks
-    from bot.profile import service as profile
+    from bot.profile import reading, saves
     from bot.runtime import clock_of
 
     if args.standard_drill_days is None and args.elevated_drill_days is None:
         with session_scope(database(settings)) as session:
             desk = desks.get_desk(session=session, name=args.name)
-            row = profile.policy_row(session, desk.id or 0)
+            row = reading.policy_row(session, desk.id or 0)
             standard = row.standard_drill_days if row else 30
             elevated = row.elevated_drill_days if row else 14
         print(f"Desk {args.name}: standard tier verifies a backup every {standard} days, elevated every {elevated}.")
         return 0
     with session_scope(database(settings)) as session:
         desk = desks.get_desk(session=session, name=args.name)
-        row = profile.set_policy(
+        row = saves.set_policy(
             session=session,
             desk=desk,
             standard_days=args.standard_drill_days,
@@ -55,7 +55,7 @@ def profile_gaps(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db import session_scope
     from bot.desks import service as desks
     from bot.profile import jobs
-    from bot.profile import service as profile
+    from bot.profile.gaps import open_gaps
     from bot.runtime import clock_of
 
     engine = database(settings)
@@ -64,7 +64,7 @@ def profile_gaps(args: argparse.Namespace, settings: Settings) -> int:
     with session_scope(engine) as session:
         chosen = [desks.get_desk(session=session, name=args.name)] if args.name else desks.list_desks(session=session)
         for desk in chosen:
-            for gap in profile.open_gaps(session, desk.id or 0):
+            for gap in open_gaps(session, desk.id or 0):
                 escalated = f"escalation {gap.escalation_id}" if gap.escalation_id else "not escalated yet"
                 print(f"  {desk.name}  {gap.user_id}  {gap.kind}  {gap.detail}  ({escalated})")
     return 0

@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import hmac
 import io
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel import Session, col, func, select
 
-from bot.audit import AuditEvent
+from bot.audit import record
 from bot.crypto import CryptoError, Keyring
 from bot.errors import ServiceError
-from bot.profile.models import DrillAttempt, TotpEnrollment
+from bot.profile.gaps import sync_trader
+from bot.profile.models import DrillAttempt, SecondFactor, TotpEnrollment, VerifiedBy
+from bot.profile.reading import factor_records
 
 ISSUER = "IB Preflight"
 DIGITS = 6
@@ -161,18 +162,6 @@ def locked_until(row: TotpEnrollment | None, now: datetime) -> datetime | None:
     return row.locked_until
 
 
-def _audit(session: Session, user_id: str, action: str, now: datetime, **detail: object) -> None:
-    session.add(
-        AuditEvent(
-            at=now,
-            actor=user_id,
-            subject=f"drill:{user_id}",
-            action=action,
-            detail=json.dumps(detail, default=str),
-        )
-    )
-
-
 def start_enrollment(
     *, session: Session, user_id: str, account_name: str, keys: Keyring, now: datetime
 ) -> NewEnrollment:
@@ -194,7 +183,7 @@ def start_enrollment(
     row.pending_at = now
     session.add(row)
     session.flush()
-    _audit(session, user_id, "enrollment_started", now)
+    record(session, subject=f"drill:{user_id}", action="enrollment_started", at=now, actor=user_id)
     return NewEnrollment(secret=secret, uri=provisioning_uri(secret, account_name))
 
 
@@ -202,7 +191,25 @@ def submit_code(
     *, session: Session, user_id: str, code: str, purpose: Purpose, keys: Keyring, now: datetime
 ) -> CodeResult:
     """Check a code for enrolment (against the pending secret) or the drill (the active one),
-    record the attempt (never the code), and lock after too many failures."""
+    record the attempt (never the code), and lock after too many failures. A passed one records
+    "backup verified" now on the trader's Mobile Authenticator app (when registered) and closes
+    the gaps it fixes."""
+    result = _check_code(session=session, user_id=user_id, code=code, purpose=purpose, keys=keys, now=now)
+    if result.ok:
+        factor = factor_records(session, [user_id])[user_id].get(SecondFactor.AUTHENTICATOR)
+        if factor is not None:
+            factor.last_verified_at, factor.verified_by, factor.unverified_reason = now, VerifiedBy.DRILL, None
+            factor.updated_at = now
+            session.add(factor)
+            session.flush()
+        sync_trader(session=session, user_id=user_id, now=now)
+    return result
+
+
+def _check_code(
+    *, session: Session, user_id: str, code: str, purpose: Purpose, keys: Keyring, now: datetime
+) -> CodeResult:
+    """The code against the secret; the attempt recorded, the lock set after too many failures."""
     digits = normalize_code(code)
     if digits is None:
         return CodeResult(CodeOutcome.MALFORMED, now)
@@ -227,9 +234,9 @@ def submit_code(
         row.locked_until = None
         if purpose is Purpose.ENROLL:
             row.secret, row.pending_secret, row.pending_at, row.enrolled_at = token, None, None, now
-            _audit(session, user_id, "enrolled", now)
+            record(session, subject=f"drill:{user_id}", action="enrolled", at=now, actor=user_id)
         else:
-            _audit(session, user_id, "drill_passed", now)
+            record(session, subject=f"drill:{user_id}", action="drill_passed", at=now, actor=user_id)
         session.add(row)
         session.flush()
         return CodeResult(CodeOutcome.OK, now)
@@ -247,7 +254,15 @@ def submit_code(
     if failures >= LOCK_AFTER:
         row.locked_until = now + LOCK_FOR
         session.add(row)
-        _audit(session, user_id, "drill_locked", now, failures=failures, until=row.locked_until.isoformat())
+        record(
+            session,
+            subject=f"drill:{user_id}",
+            action="drill_locked",
+            at=now,
+            actor=user_id,
+            failures=failures,
+            until=row.locked_until.isoformat(),
+        )
         return CodeResult(outcome, now, locked_until=row.locked_until, tries_left=0)
     return CodeResult(outcome, now, tries_left=LOCK_AFTER - failures)
 

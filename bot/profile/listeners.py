@@ -9,28 +9,31 @@ never logged, stored or echoed.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from bot import calendar
+from bot.checklist import service as checklist
 from bot.desks import service as desks
-from bot.desks.models import Desk, Role
+from bot.desks.models import Role
 from bot.errors import ServiceError
+from bot.profile import access, drill, home, reading, saves, views
 from bot.profile import automation as automations
-from bot.profile import drill, views
-from bot.profile import service as profile
 from bot.profile.automation import AutomationInput
+from bot.profile.home import ProfileCard
 from bot.profile.models import SecondFactor
-from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
-from bot.slack.ids import FIELD, ProfileAction, ProfileBlock, ProfileCallback, verified_block
+from bot.slack.deps import Deps, Work, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
+from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
+from bot.slack.modal_submit import NO_ERRORS, Plan, Submission, handler, refused
 
 # Calls that carry a drill secret (the enrolment DM) go through a client with this logger:
 # nothing of them is ever logged, whatever the log level.
@@ -45,9 +48,9 @@ STALE_AUTOMATION = "This automation no longer exists."
 
 
 def register(app: App) -> None:
-    app.action(ProfileAction.EDIT_INTERFACES)(ack_then(open_interfaces))
-    app.action(ProfileAction.EDIT_PERMISSIONS)(ack_then(open_permissions))
-    app.action(ProfileAction.EDIT_FACTORS)(ack_then(open_factors))
+    app.action(ProfileAction.EDIT_INTERFACES)(ack_then(_own_card_modal(views.interfaces_modal)))
+    app.action(ProfileAction.EDIT_PERMISSIONS)(ack_then(_own_card_modal(views.permissions_modal)))
+    app.action(ProfileAction.EDIT_FACTORS)(ack_then(_own_card_modal(views.factors_modal)))
     app.action(ProfileAction.ADD_AUTOMATION)(ack_then(open_automation))
     app.action(ProfileAction.EDIT_AUTOMATION)(ack_then(open_automation))
     app.action(ProfileAction.ENROLL)(ack_then(start_enrollment))
@@ -86,22 +89,16 @@ def _republish(client: WebClient, deps: Deps, user: str, now: datetime) -> None:
 # --- opening modals -------------------------------------------------------------------------------
 
 
-def open_interfaces(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    with deps.read() as session:
-        view = views.interfaces_modal(profile.card(session=session, user_id=user_id(body), now=now))
-    _open(body, client, view)
+def _own_card_modal(build: Callable[[ProfileCard], dict[str, Any]]) -> Work:
+    """Open the modal ``build`` draws from the clicking user's own profile card."""
 
+    def open_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
+        with deps.read() as session:
+            view = build(home.card(session=session, user_id=user_id(body), now=now))
+        _open(body, client, view)
 
-def open_permissions(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    with deps.read() as session:
-        view = views.permissions_modal(profile.card(session=session, user_id=user_id(body), now=now))
-    _open(body, client, view)
-
-
-def open_factors(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    with deps.read() as session:
-        view = views.factors_modal(profile.card(session=session, user_id=user_id(body), now=now))
-    _open(body, client, view)
+    open_modal.__name__ = f"open_{getattr(build, '__name__', 'modal')}"
+    return open_modal
 
 
 def open_automation(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -136,7 +133,7 @@ def start_enrollment(body: dict[str, Any], client: WebClient, deps: Deps, now: d
     name = str(person.get("name") or person.get("username") or user)
     try:
         with deps.db() as session:
-            new = profile.start_enrollment(session=session, user_id=user, account_name=name, keys=deps.keys, now=now)
+            new = drill.start_enrollment(session=session, user_id=user, account_name=name, keys=deps.keys, now=now)
     except ServiceError as exc:
         _refuse(body, client, str(exc))
         return
@@ -174,7 +171,7 @@ def open_drill(body: dict[str, Any], client: WebClient, deps: Deps, now: datetim
         row = drill.enrollment(session, user_id(body))
         until = drill.locked_until(row, now)
         enrolled = row is not None and row.secret is not None
-        tz = profile.user_zone(session, user_id(body))
+        tz = reading.user_zone(session, user_id(body))
     if not enrolled:
         _refuse(body, client, "Enrol your backup authenticator first (App Home → Enrol backup authenticator).")
         return
@@ -187,7 +184,7 @@ def open_drill(body: dict[str, Any], client: WebClient, deps: Deps, now: datetim
 def open_tier(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     try:
         with deps.read() as session:
-            profile.check_can_set_tier(session=session, manager_id=user_id(body))
+            access.check_can_set_tier(session=session, manager_id=user_id(body))
     except ServiceError as exc:
         _refuse(body, client, str(exc))
         return
@@ -196,302 +193,200 @@ def open_tier(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime
 
 def open_view(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
     with deps.read() as session:
-        allowed = profile.is_manager(session, user_id(body))
+        allowed = access.is_manager(session, user_id(body))
     if not allowed:
         _refuse(body, client, "Only a desk's managers can open another trader's readiness profile.")
         return
     _open(body, client, views.view_trader_modal())
 
 
-# --- reading submissions ------------------------------------------------------------------------
+# --- saving: each submission a declaration for the pipeline (bot.slack.modal_submit) ---------------
 
 
-def _values(body: dict[str, Any]) -> dict[str, Any]:
-    values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-    return values if isinstance(values, dict) else {}
+def _today(sub: Submission) -> date:
+    """The submitter's today (their first desk's date): dates in modals are theirs."""
+    with sub.deps.read() as session:
+        return calendar.local_date(sub.now, reading.user_zone(session, sub.user))
 
 
-def _field(values: dict[str, Any], block: str) -> dict[str, Any]:
-    value = (values.get(block) or {}).get(FIELD) or {}
-    return value if isinstance(value, dict) else {}
-
-
-def _one(values: dict[str, Any], block: str) -> str | None:
-    option = _field(values, block).get("selected_option")
-    value = option.get("value") if isinstance(option, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _many(values: dict[str, Any], block: str) -> list[str]:
-    options = _field(values, block).get("selected_options") or []
-    return [str(o.get("value")) for o in options if isinstance(o, dict)]
-
-
-def _text(values: dict[str, Any], block: str) -> str | None:
-    value = _field(values, block).get("value")
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _user(values: dict[str, Any], block: str) -> str | None:
-    value = _field(values, block).get("selected_user")
-    return value if isinstance(value, str) and value else None
-
-
-def _date(values: dict[str, Any], block: str, errors: dict[str, str]) -> date | None:
-    value = _field(values, block).get("selected_date")
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        errors[block] = "That isn't a date."
-        return None
-
-
-def _metadata(body: dict[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads((body.get("view") or {}).get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _errors(ack: Ack, errors: dict[str, str]) -> None:
-    ack(response_action="errors", errors=errors)
-
-
-def _save(
-    ack: Ack,
-    body: dict[str, Any],
-    client: WebClient,
-    deps: Deps,
-    now: datetime,
+def _profile_change(
+    sub: Submission,
+    field: str,
     work: Callable[[Session], object],
-    fallback: str,
     *,
+    errors: Mapping[str, str] = NO_ERRORS,
     affected: str | None = None,
-) -> bool:
-    """Run ``work(session)`` in a transaction; a ServiceError becomes a field error (its field,
-    else ``fallback``) and nothing is stored. On success: acknowledge, bring today's rosters
-    showing ``affected`` (default: the submitter) up to date, and republish App Home."""
-    user = user_id(body)
-    try:
-        with deps.db() as session:
-            work(session)
-            runs = profile.rosters_showing(session=session, user_id=affected or user, now=now)
-    except ServiceError as exc:
-        _errors(ack, {exc.field or fallback: str(exc)})
-        return False
-    ack()
+) -> Plan[list[int]]:
+    """A change to a trader's profile or automations (the submitter's, or ``affected``'s): saved
+    by ``work`` (the service re-syncs gaps and bumps rosters); after the acknowledgement, today's
+    rosters showing that trader are marked for the refresher and App Home is drawn again."""
+
+    def run(session: Session) -> list[int]:
+        work(session)
+        return checklist.rosters_showing(session=session, user_id=affected or sub.user, now=sub.now)
+
+    return Plan(work=run, field=field, errors=errors, after=lambda runs: _changed(sub, runs))
+
+
+def _changed(sub: Submission, runs: list[int]) -> None:
     for run_id in runs:
-        deps.refresher.notify(run_id)
-    deps.later(_republish, client=client, deps=deps, user=user, now=now)
-    return True
+        sub.deps.refresher.notify(run_id)
+    sub.deps.later(_republish, client=sub.client, deps=sub.deps, user=sub.user, now=sub.now)
 
 
-# --- saving ---------------------------------------------------------------------------------------
-
-
-def on_interfaces(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    values = _values(body)
-    primary, secondary = _one(values, ProfileBlock.PRIMARY_INTERFACE), _one(values, ProfileBlock.SECONDARY_INTERFACE)
-    errors = profile.validate_interfaces(primary, secondary)
-    if errors:
-        _errors(ack, errors)
-        return
-    _save(
-        ack,
-        body,
-        client,
-        deps,
-        now,
-        lambda s: profile.save_interfaces(
-            session=s, user_id=user_id(body), primary=primary, secondary=secondary, now=now
-        ),
+@handler
+def on_interfaces(sub: Submission) -> Plan[list[int]]:
+    primary, secondary = sub.one(ProfileBlock.PRIMARY_INTERFACE), sub.one(ProfileBlock.SECONDARY_INTERFACE)
+    return _profile_change(
+        sub,
         ProfileBlock.PRIMARY_INTERFACE,
+        lambda s: saves.save_interfaces(session=s, user_id=sub.user, primary=primary, secondary=secondary, now=sub.now),
+        errors=saves.validate_interfaces(primary, secondary),
     )
 
 
-def on_permissions(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    values = _values(body)
-    interface = _one(values, ProfileBlock.INTERFACE)
-    trading, market = _many(values, ProfileBlock.TRADING), _many(values, ProfileBlock.MARKET_DATA)
-    note = _text(values, ProfileBlock.NOTE)
-    errors = profile.validate_permissions(interface, trading, market, note)
-    if errors:
-        _errors(ack, errors)
-        return
-    _save(
-        ack,
-        body,
-        client,
-        deps,
-        now,
-        lambda s: profile.save_permissions(
+@handler
+def on_permissions(sub: Submission) -> Plan[list[int]]:
+    interface = sub.one(ProfileBlock.INTERFACE)
+    trading, market = sub.many(ProfileBlock.TRADING), sub.many(ProfileBlock.MARKET_DATA)
+    note = sub.text(ProfileBlock.NOTE)
+    return _profile_change(
+        sub,
+        ProfileBlock.INTERFACE,
+        lambda s: saves.save_permissions(
             session=s,
-            user_id=user_id(body),
+            user_id=sub.user,
             interface=interface,
             trading=trading,
             market_data=market,
             note=note,
-            now=now,
+            now=sub.now,
         ),
-        ProfileBlock.INTERFACE,
+        errors=saves.validate_permissions(interface, trading, market, note),
     )
 
 
-def on_factors(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    values = _values(body)
-    user = user_id(body)
-    errors: dict[str, str] = {}
-    primary = _one(values, ProfileBlock.PRIMARY_FACTOR)
-    registered = _many(values, ProfileBlock.REGISTERED)
-    verified = {m.value: _date(values, verified_block(m.value), errors) for m in SecondFactor}
-    with deps.read() as session:
-        today = calendar.local_date(now, profile.user_zone(session, user))
-    errors = {**profile.validate_second_factors(primary, registered, verified, today), **errors}
-    if errors:
-        _errors(ack, errors)
-        return
-    _save(
-        ack,
-        body,
-        client,
-        deps,
-        now,
-        lambda s: profile.save_second_factors(
-            session=s, user_id=user, primary=primary, registered=registered, verified_on=verified, now=now
-        ),
+@handler
+def on_factors(sub: Submission) -> Plan[list[int]]:
+    primary = sub.one(ProfileBlock.PRIMARY_FACTOR)
+    registered = sub.many(ProfileBlock.REGISTERED)
+    verified = {m.value: sub.date(verified_block(m.value)) for m in SecondFactor}
+    return _profile_change(
+        sub,
         ProfileBlock.REGISTERED,
+        lambda s: saves.save_second_factors(
+            session=s, user_id=sub.user, primary=primary, registered=registered, verified_on=verified, now=sub.now
+        ),
+        errors=saves.validate_second_factors(primary, registered, verified, _today(sub)),
     )
 
 
-def on_automation(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    values = _values(body)
-    user = user_id(body)
-    meta = _metadata(body)
-    automation_id = meta.get("automation_id") if isinstance(meta.get("automation_id"), int) else None
-    if automation_id is not None and "remove" in _many(values, ProfileBlock.REMOVE):
-        _save(
-            ack,
-            body,
-            client,
-            deps,
-            now,
-            lambda s: _remove_automation(s, user, automation_id, now),
+@handler
+def on_automation(sub: Submission) -> Plan[list[int]]:
+    automation_id = sub.metadata.get("automation_id") if isinstance(sub.metadata.get("automation_id"), int) else None
+    if automation_id is not None and "remove" in sub.many(ProfileBlock.REMOVE):
+        return _profile_change(
+            sub,
             ProfileBlock.REMOVE,
+            lambda s: saves.remove_automation(session=s, actor=sub.user, automation_id=automation_id, now=sub.now),
         )
-        return
-    errors: dict[str, str] = {}
-    desk_value = _one(values, ProfileBlock.DESK)
-    fences = set(_many(values, ProfileBlock.FENCES))
+    desk_value = sub.one(ProfileBlock.DESK)
+    fences = set(sub.many(ProfileBlock.FENCES))
     data = AutomationInput(
         desk_id=int(desk_value) if desk_value and desk_value.isdigit() else None,
-        owner_id=_user(values, ProfileBlock.OWNER),
-        name=_text(values, ProfileBlock.NAME) or "",
-        interface=_one(values, ProfileBlock.INTERFACE),
-        broker_username=_text(values, ProfileBlock.BROKER_USERNAME) or "",
+        owner_id=sub.chosen_user(ProfileBlock.OWNER),
+        name=sub.text(ProfileBlock.NAME) or "",
+        interface=sub.one(ProfileBlock.INTERFACE),
+        broker_username=sub.text(ProfileBlock.BROKER_USERNAME) or "",
         read_only_api="read_only_api" in fences,
         trusted_ips="trusted_ips" in fences,
         order_size_limit="order_size_limit" in fences,
-        kill_switch_tested_on=_date(values, ProfileBlock.KILL_SWITCH, errors),
-        credentials_rotated_on=_date(values, ProfileBlock.CREDENTIALS, errors),
+        kill_switch_tested_on=sub.date(ProfileBlock.KILL_SWITCH),
+        credentials_rotated_on=sub.date(ProfileBlock.CREDENTIALS),
     )
-    with deps.read() as session:
-        today = calendar.local_date(now, profile.user_zone(session, user))
-    errors = {**automations.validate(data, today=today), **errors}
-    if errors:
-        _errors(ack, errors)
-        return
-    _save(
-        ack,
-        body,
-        client,
-        deps,
-        now,
-        lambda s: _save_automation(s, user, automation_id, data, today, now),
+    today = _today(sub)
+    return _profile_change(
+        sub,
         ProfileBlock.NAME,
+        lambda s: saves.save_automation(
+            session=s, actor=sub.user, automation_id=automation_id, data=data, today=today, now=sub.now
+        ),
+        errors=automations.validate(data, today=today),
     )
 
 
-def _remove_automation(session: Session, user: str, automation_id: int, now: datetime) -> None:
-    row = automations.remove(session=session, actor=user, automation_id=automation_id, now=now)
-    desk = session.get(Desk, row.desk_id)
-    if desk is not None:  # its hygiene gap closes with it
-        profile.sync_desk(session=session, desk=desk, now=now)
-
-
-def _save_automation(
-    session: Session, user: str, automation_id: int | None, data: AutomationInput, today: date, now: datetime
-) -> None:
-    automations.save(session=session, actor=user, automation_id=automation_id, data=data, today=today, now=now)
-    profile.sync_trader(session=session, user_id=data.owner_id or user, now=now)
-
-
-def _code(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime, purpose: drill.Purpose) -> None:
-    """Enrolment or drill: a rejected code is a field error (the attempt is stored all the same,
-    for the lockout); a passed one closes the modal and tells the trader in their DM."""
-    user = user_id(body)
-    code = _text(_values(body), ProfileBlock.CODE) or ""
-    try:
-        with deps.db() as session:
-            result = profile.submit_code(
-                session=session, user_id=user, code=code, purpose=purpose, keys=deps.keys, now=now
-            )
-            recorded = SecondFactor.AUTHENTICATOR in profile.factor_records(session, [user])[user]
-            tz = profile.user_zone(session, user)
-            runs = profile.rosters_showing(session=session, user_id=user, now=now) if result.ok else []
-    except ServiceError as exc:
-        _errors(ack, {ProfileBlock.CODE: str(exc)})
-        return
-    if not result.ok:
-        _errors(ack, {ProfileBlock.CODE: views.code_error(result, tz)})
-        return
-    ack()
-    for run_id in runs:
-        deps.refresher.notify(run_id)
-    text = (
-        views.enrolled_text()
-        if purpose is drill.Purpose.ENROLL
-        else views.drill_passed_text(result, recorded=recorded, tz=tz)
-    )
-    deps.later(ephemeral, client=client, channel=None, user=user, text=text)
-    deps.later(_republish, client=client, deps=deps, user=user, now=now)
-
-
-def on_enroll_code(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    _code(ack, body, client, deps, now, drill.Purpose.ENROLL)
-
-
-def on_drill_code(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    _code(ack, body, client, deps, now, drill.Purpose.DRILL)
-
-
-def on_tier(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    values = _values(body)
-    trader, tier = _user(values, ProfileBlock.TRADER), _one(values, ProfileBlock.TIER)
-    _save(
-        ack,
-        body,
-        client,
-        deps,
-        now,
-        lambda s: profile.set_risk_tier(session=s, manager_id=user_id(body), trader_id=trader, tier=tier, now=now),
+@handler
+def on_tier(sub: Submission) -> Plan[list[int]]:
+    trader, tier = sub.chosen_user(ProfileBlock.TRADER), sub.one(ProfileBlock.TIER)
+    return _profile_change(
+        sub,
         ProfileBlock.TRADER,
+        lambda s: saves.set_risk_tier(session=s, manager_id=sub.user, trader_id=trader, tier=tier, now=sub.now),
         affected=trader,
     )
 
 
-def on_view(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    trader = _user(_values(body), ProfileBlock.TRADER)
+@dataclass(frozen=True)
+class _CodeChecked:
+    result: drill.CodeResult
+    recorded: bool  # the trader has a Mobile Authenticator app record (the drill verified it)
+    tz: ZoneInfo
+    runs: list[int]
+
+
+def _code(sub: Submission, purpose: drill.Purpose) -> Plan[_CodeChecked]:
+    """Enrolment or drill: a rejected code is a field error (the attempt is stored all the same,
+    for the lockout); a passed one closes the modal and tells the trader in their DM."""
+    code = sub.text(ProfileBlock.CODE) or ""
+
+    def check(session: Session) -> _CodeChecked:
+        result = drill.submit_code(
+            session=session, user_id=sub.user, code=code, purpose=purpose, keys=sub.deps.keys, now=sub.now
+        )
+        return _CodeChecked(
+            result=result,
+            recorded=SecondFactor.AUTHENTICATOR in reading.factor_records(session, [sub.user])[sub.user],
+            tz=reading.user_zone(session, sub.user),
+            runs=checklist.rosters_showing(session=session, user_id=sub.user, now=sub.now) if result.ok else [],
+        )
+
+    def passed(done: _CodeChecked) -> None:
+        text = (
+            views.enrolled_text()
+            if purpose is drill.Purpose.ENROLL
+            else views.drill_passed_text(done.result, recorded=done.recorded, tz=done.tz)
+        )
+        for run_id in done.runs:
+            sub.deps.refresher.notify(run_id)
+        sub.deps.later(ephemeral, client=sub.client, channel=None, user=sub.user, text=text)
+        sub.deps.later(_republish, client=sub.client, deps=sub.deps, user=sub.user, now=sub.now)
+
+    return Plan(
+        work=check,
+        field=ProfileBlock.CODE,
+        refuse=lambda done: None if done.result.ok else {ProfileBlock.CODE: views.code_error(done.result, done.tz)},
+        after=passed,
+    )
+
+
+@handler
+def on_enroll_code(sub: Submission) -> Plan[_CodeChecked]:
+    return _code(sub, drill.Purpose.ENROLL)
+
+
+@handler
+def on_drill_code(sub: Submission) -> Plan[_CodeChecked]:
+    return _code(sub, drill.Purpose.DRILL)
+
+
+@handler
+def on_view(sub: Submission) -> Plan[Any]:
+    trader = sub.chosen_user(ProfileBlock.TRADER)
     if trader is None:
-        _errors(ack, {ProfileBlock.TRADER: "Pick the trader."})
-        return
-    try:
-        with deps.read() as session:
-            card = profile.view_card(session=session, viewer_id=user_id(body), trader_id=trader, now=now)
-            view = views.profile_view(card)
-    except ServiceError as exc:
-        _errors(ack, {ProfileBlock.TRADER: str(exc)})
-        return
-    ack(response_action="update", view=view)
+        return refused(ProfileBlock.TRADER, "Pick the trader.")
+    return Plan(
+        work=lambda s: views.profile_view(home.view_card(session=s, viewer_id=sub.user, trader_id=trader, now=sub.now)),
+        field=ProfileBlock.TRADER,
+        read_only=True,
+        reply=lambda view: {"response_action": "update", "view": view},
+    )

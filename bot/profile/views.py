@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from bot.desks.models import Desk
 from bot.profile.automation import AUTOMATION_INTERFACES, NAME_LIMIT
 from bot.profile.drill import LOCK_AFTER, CodeOutcome, CodeResult
+from bot.profile.home import DeskOverview, ProfileCard, TraderLine, interfaces_text
 from bot.profile.labels import (
     FACTOR_HINT,
     FACTOR_LABEL,
@@ -37,7 +38,7 @@ from bot.profile.models import (
     VerifiedBy,
 )
 from bot.profile.policy import FLAG_TEXT, PROBLEM_ICON
-from bot.profile.service import NOTE_LIMIT, DeskOverview, ProfileCard, TraderLine, interfaces_text
+from bot.profile.saves import NOTE_LIMIT
 from bot.slack.blocks import (
     HEADER_TEXT,
     SECTION_BUDGET,

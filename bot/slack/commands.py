@@ -15,6 +15,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.checklist import service as checklist
 from bot.checklist import status, status_views
 from bot.desks import away
 from bot.desks import service as desks
@@ -134,7 +135,7 @@ def _away(deps: Deps, user: str, args: list[str], *, back: bool, now: datetime) 
                 if args:
                     raise ServiceError("Usage: `/ibstatus back` (managers: `/ibstatus back @user`).")
                 changed = away.back(session=session, actor=user, user_id=target, now=now)
-                touched = desk_settings.touch_rosters(session, target, now)
+                touched = checklist.mark_changed(session=session, user_id=target, now=now)
                 names = people.names_for(session=session, user_ids=[target])
                 text = ("Welcome back" if target == user else f"{names(target)} is back") + (
                     ": reminders and escalations are on again." if changed else " — no away days were set."
@@ -147,7 +148,7 @@ def _away(deps: Deps, user: str, args: list[str], *, back: bool, now: datetime) 
                 away.set_away(
                     session=session, actor=user, user_id=target, start=start, end=end, note=" ".join(args[2:]), now=now
                 )
-                touched = desk_settings.touch_rosters(session, target, now)
+                touched = checklist.mark_changed(session=session, user_id=target, now=now)
                 names = people.names_for(session=session, user_ids=[target])
                 text = desk_views.away_confirmation(target, start, end, names, own=target == user)
     except ServiceError as exc:

@@ -344,7 +344,7 @@ def on_away_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps: D
                 note=note if isinstance(note, str) else None,
                 now=now,
             )
-            touched = touch_rosters(session, target, now)
+            touched = checklist.mark_changed(session=session, user_id=target, now=now)
             names = people.names_for(session=session, user_ids=[target])
     except ServiceError as exc:
         block = exc.field if exc.field in ("start", "end", "note") else ("user" if meta.get("manager") else "start")
@@ -372,7 +372,7 @@ def on_away_cancel(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
             raise ServiceError("That away period no longer exists.")
         with deps.db() as session:
             gone = away.cancel(session=session, actor=user, away_id=away_id, now=now)
-            touched = touch_rosters(session, gone.user_id, now)
+            touched = checklist.mark_changed(session=session, user_id=gone.user_id, now=now)
     except ServiceError as exc:
         reply = str(exc)
     ack()
@@ -381,8 +381,3 @@ def on_away_cancel(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     if reply:
         deps.later(clicked.reply, client=client, text=reply)
     deps.after_home_click(body, client, now)
-
-
-def touch_rosters(session: Session, trader: str, now: datetime) -> list[int]:
-    """Today's rosters showing ``trader`` must be drawn again (🌴 away, or back)."""
-    return checklist.mark_changed(session=session, user_id=trader, now=now)

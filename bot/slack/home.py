@@ -21,8 +21,8 @@ from bot.desks.models import Role
 from bot.escalation import queries as escalation
 from bot.people import jobs as people_jobs
 from bot.people import service as people
-from bot.profile import service as profile
 from bot.profile import views as profile_views
+from bot.profile.home import home_data
 from bot.slack.deps import Deps, ack_then
 from bot.slack.home_views import HomeData, ManagedDesk, home_view
 from bot.slack.ids import Event
@@ -69,7 +69,7 @@ def publish(client: WebClient, deps: Deps, user: str, now: datetime) -> None:
     """Today's checklist status and the desks they manage, then their readiness profile
     (``bot.profile.views.profile_home_blocks``)."""
     with deps.read() as session:
-        card, overviews = profile.home_data(session=session, user_id=user, now=now)
+        card, overviews = home_data(session=session, user_id=user, now=now)
         extra = profile_views.profile_home_blocks(card, overviews, keys_configured=deps.keys.configured)
         view = home_view(gather(session, user, now), extra)
     client.views_publish(user_id=user, view=view)

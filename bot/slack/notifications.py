@@ -29,8 +29,8 @@ from bot.escalation import queries as escalation
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation
 from bot.profile import drill
-from bot.profile import service as profile
 from bot.profile import views as profile_views
+from bot.profile.gaps import gap_by_id
 from bot.slack.blocks import Blocks
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -89,7 +89,7 @@ def checklist_reminder(session: Session, spec: ChecklistReminder) -> tuple[str, 
 
 def profile_notice(session: Session, spec: ProfileNotice) -> tuple[str, Blocks]:
     """The trader's pre-morning notice of a readiness gap, with the drill's buttons."""
-    gap = _found(profile.gap_by_id(session, spec.gap_id), f"readiness gap {spec.gap_id}")
+    gap = _found(gap_by_id(session, spec.gap_id), f"readiness gap {spec.gap_id}")
     desk = _desk_of(session, gap.desk_id, f"readiness gap {gap.id}")
     enrollment = drill.enrollment(session, gap.user_id)
     enrolled = enrollment is not None and enrollment.enrolled_at is not None

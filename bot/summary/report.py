@@ -51,7 +51,7 @@ from bot.desks.models import Desk, Role
 from bot.desks.service import members
 from bot.people import service as people
 from bot.people.service import Names
-from bot.profile import service as profile
+from bot.profile.weekly import week_figures
 from bot.summary import reads
 from bot.summary.weeks import mon_fri, parse_iso_week, week_bounds, week_weekdays
 
@@ -332,7 +332,7 @@ def _add_profile(session: Session, report: WeeklyReport, desk: Desk, iso_week: s
     """The readiness profile's gaps that were open at some point of the week: one statement."""
     assert desk.id is not None
     start, end = week_bounds(desk, iso_week)
-    figures = profile.week_figures(session=session, desk_id=desk.id, start=start, end=end)
+    figures = week_figures(session=session, desk_id=desk.id, start=start, end=end)
     users = list(report.rows)
     report.add_column(PROFILE_GAP, {u: figures[u].recovery if u in figures else None for u in users})
     report.add_column(AUTOMATION_FLAGS, {u: figures[u].automation_flags if u in figures else 0 for u in users})

@@ -1,0 +1,177 @@
+"""What App Home shows of the readiness profile: a trader's own card (or the one a manager
+opens) and the readiness of every desk a manager manages.
+
+Domain only: no Slack (``bot.profile.views`` draws these).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from bot import calendar
+from bot.desks import service as desks
+from bot.desks.models import Desk, Role
+from bot.profile import automation as automations
+from bot.profile import drill
+from bot.profile.access import check_can_view
+from bot.profile.gaps import open_gaps
+from bot.profile.labels import interface_label
+from bot.profile.models import (
+    Automation,
+    GapKind,
+    PlatformPermission,
+    RiskTier,
+    SecondFactor,
+    SecondFactorRecord,
+    TotpEnrollment,
+    TraderProfile,
+)
+from bot.profile.policy import AutomationFlag, RecoveryStatus, TierPolicy, tier_policy
+from bot.profile.reading import (
+    factor_records,
+    get_profile,
+    permissions,
+    policy_for,
+    policy_row,
+    profiles_of,
+    status_of,
+    user_zone,
+)
+
+
+@dataclass(frozen=True)
+class DeskRecovery:
+    desk: Desk
+    status: RecoveryStatus
+
+
+@dataclass(frozen=True)
+class AutomationLine:
+    automation: Automation
+    desk_name: str
+    flags: list[AutomationFlag]
+
+
+@dataclass(frozen=True)
+class ProfileCard:
+    """Everything App Home (or a manager's view) shows of one trader's profile."""
+
+    user_id: str
+    profile: TraderProfile | None
+    permissions: list[PlatformPermission]
+    factors: dict[SecondFactor, SecondFactorRecord]
+    recovery: list[DeskRecovery]
+    enrollment: TotpEnrollment | None
+    locked_until: datetime | None
+    automations: list[AutomationLine]
+    desks: list[Desk]
+    today: date
+    tz: ZoneInfo  # the user's zone (their first desk's): dates in App Home and modals
+
+
+def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
+    profile = get_profile(session, user_id)
+    records = factor_records(session, [user_id])[user_id]
+    trader_desks = desks.desks_of_user(session=session, user_id=user_id, role=Role.TRADER)
+    recovery = []
+    if profile is not None:
+        for desk in trader_desks:
+            assert desk.id is not None
+            policy = policy_for(profile, policy_row(session, desk.id))
+            recovery.append(DeskRecovery(desk, status_of(profile, records, policy, now)))
+    enrollment = drill.enrollment(session, user_id)
+    autos = automations.owned_by(session=session, user_id=user_id)
+    tz = user_zone(session, user_id)
+    today = calendar.local_date(now, tz)
+    flags = automations.flags(session=session, automations=autos, today=today)
+    names = {d.id: d.name for d in desks.list_desks(session=session)}
+    return ProfileCard(
+        user_id=user_id,
+        profile=profile,
+        permissions=permissions(session, user_id),
+        factors=records,
+        recovery=recovery,
+        enrollment=enrollment,
+        locked_until=drill.locked_until(enrollment, now),
+        automations=[AutomationLine(a, names.get(a.desk_id, "?"), flags[a.id or 0]) for a in autos],
+        desks=trader_desks,
+        today=today,
+        tz=tz,
+    )
+
+
+def view_card(*, session: Session, viewer_id: str, trader_id: str, now: datetime) -> ProfileCard:
+    check_can_view(session=session, viewer_id=viewer_id, trader_id=trader_id)
+    return card(session=session, user_id=trader_id, now=now)
+
+
+@dataclass(frozen=True)
+class TraderLine:
+    user_id: str
+    tier: RiskTier
+    status: RecoveryStatus | None  # None: no profile yet
+    automation_flags: int
+
+
+@dataclass(frozen=True)
+class DeskOverview:
+    desk: Desk
+    standard: TierPolicy
+    elevated: TierPolicy
+    traders: list[TraderLine]
+
+
+def desk_overviews(*, session: Session, manager_id: str, now: datetime) -> list[DeskOverview]:
+    """The readiness of every desk ``manager_id`` manages (constant statements per desk)."""
+    out: list[DeskOverview] = []
+    for desk in desks.desks_of_user(session=session, user_id=manager_id, role=Role.MANAGER):
+        assert desk.id is not None
+        traders = desks.members(session=session, desk_id=desk.id, role=Role.TRADER)
+        profiles = profiles_of(session, traders)
+        records = factor_records(session, profiles)
+        row = policy_row(session, desk.id)
+        flagged: dict[str, int] = {}
+        for gap in open_gaps(session, desk.id):
+            if gap.kind == GapKind.AUTOMATION:
+                flagged[gap.user_id] = flagged.get(gap.user_id, 0) + 1
+        lines = []
+        for user in traders:
+            profile = profiles.get(user)
+            status = None if profile is None else status_of(profile, records[user], policy_for(profile, row), now)
+            tier = RiskTier(profile.risk_tier) if profile is not None else RiskTier.STANDARD
+            lines.append(TraderLine(user, tier, status, flagged.get(user, 0)))
+        out.append(
+            DeskOverview(
+                desk=desk,
+                standard=policy_for(None, row),
+                elevated=tier_policy(
+                    RiskTier.ELEVATED,
+                    standard_days=row.standard_drill_days if row else None,
+                    elevated_days=row.elevated_drill_days if row else None,
+                ),
+                traders=lines,
+            )
+        )
+    return out
+
+
+def interfaces_text(profile: TraderProfile | None) -> str:
+    if profile is None or not profile.primary_interface:
+        return "not recorded"
+    primary = interface_label(profile.primary_interface)
+    if not profile.secondary_interface:
+        return f"{primary} (no secondary)"
+    return f"{primary}, secondary {interface_label(profile.secondary_interface)}"
+
+
+def home_data(*, session: Session, user_id: str, now: datetime) -> tuple[ProfileCard | None, list[DeskOverview]]:
+    """App Home's profile part: the user's own card (traders, or anyone with a profile) and
+    the desks they manage."""
+    own = None
+    if desks.desks_of_user(session=session, user_id=user_id, role=Role.TRADER) or get_profile(session, user_id):
+        own = card(session=session, user_id=user_id, now=now)
+    return own, desk_overviews(session=session, manager_id=user_id, now=now)
