@@ -295,7 +295,7 @@ def drive(port: int, specs: list[Spec], clients: int, time_limit: float) -> Load
 
 def _slack_main(conn: Connection) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.fakes.slack import FakeSlack
+    from tests.support.fakes.slack import FakeSlack
 
     fake = FakeSlack().start()
     conn.send(fake.base_url)

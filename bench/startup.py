@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.slack import FakeSlack  # noqa: E402  (the repository root is on sys.path first)
+from tests.support.fakes.slack import FakeSlack  # noqa: E402  (the repository root is on sys.path first)
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token"

@@ -15,8 +15,8 @@ from sqlmodel import SQLModel
 
 from bot.db import make_engine
 from bot.migrate import upgrade
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, FakeClock, utc
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, FakeClock, utc
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

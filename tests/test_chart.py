@@ -14,9 +14,9 @@ from bot.desks.models import Desk
 from bot.summary import chart
 from bot.summary import report as summary
 from bot.summary.report import DayOutcome, EscalationFigures, TraderRow, WeeklyReport
-from tests.factories import make_desk
-from tests.harness import utc
-from tests.weekly_history import escalations, thanksgiving_week
+from tests.support.factories import make_desk
+from tests.support.harness import utc
+from tests.support.weekly_history import escalations, thanksgiving_week
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CYCLE = (DayOutcome.ON_TIME, DayOutcome.LATE, DayOutcome.PROBLEM, DayOutcome.MISSED, DayOutcome.ON_TIME)

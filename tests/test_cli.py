@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 from bot.cli import main
 from bot.config import describe_database
 from bot.migrate import upgrade
-from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SIGNING_SECRET
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -378,7 +378,7 @@ def test_a_deadline_after_the_close_and_the_grace_period(
 def test_desk_remove_members_rename_and_names_in_the_listing(
     env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.factories import name_people
+    from tests.support.factories import name_people
 
     assert run(capsys, ADD)[0] == 0
     name_people(engine, {"U03": "Ada Lovelace", "U01": "Mia"})

@@ -24,7 +24,7 @@ from bot.desks import service as desks
 from bot.desks.models import Away, Role
 from bot.migrate import alembic_config, upgrade
 from bot.people import service as people
-from tests.factories import CREATED, make_desk
+from tests.support.factories import CREATED, make_desk
 
 ROOT = Path(__file__).resolve().parent.parent
 

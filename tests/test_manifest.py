@@ -20,8 +20,8 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 
 from bot.slack.ids import Command, Event
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot
 
 ROOT = Path(__file__).resolve().parent.parent
 # Slack's manifest schemas (slackapi/manifest-schema v0.5.0), in the folder CI provides beside

@@ -24,8 +24,8 @@ from bot.db import make_engine, session_scope
 from bot.delivery.outbox import Kind, enqueue
 from bot.processes import Leadership
 from tests.conftest import PG_ADMIN_URL
-from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, sign, utc
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, sign, utc
 from tests.test_serve import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,6 +159,7 @@ def test_a_leader_whose_connection_dies_steps_down(pg_engines: tuple[Engine, Eng
 
 # --- two delivering processes share the Slack budget ------------------------------------------
 
+OUTBOX_PROCESS = "tests.support.outbox_process"
 RATE = 20.0  # messages per second: the configured pacing, and the fake Slack's limit
 
 
@@ -168,7 +169,7 @@ def deliver_with_two_processes(engine: Engine, fake: FakeSlack, tmp_path: Path, 
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.outbox_process", url, fake.base_url, token, service, str(RATE), str(go)],
+            [sys.executable, "-m", OUTBOX_PROCESS, url, fake.base_url, token, service, str(RATE), str(go)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -20,9 +20,9 @@ from bot.checklist.models import ChecklistRun
 from bot.db import session_scope
 from bot.desks import service as desks
 from bot.slack.ids import Action
-from tests.factories import make_desk, name_people
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot
+from tests.support.factories import make_desk, name_people
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot
 
 
 def post(bot: Bot) -> int:

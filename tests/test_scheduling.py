@@ -26,9 +26,9 @@ from bot.desks import service as desks
 from bot.desks.models import Desk
 from bot.runtime import make_client
 from bot.scheduler import Scheduler, desk_trigger
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack, Fault
-from tests.harness import BOT_TOKEN, FakeClock, utc
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack, Fault
+from tests.support.harness import BOT_TOKEN, FakeClock, utc
 
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

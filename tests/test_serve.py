@@ -23,9 +23,9 @@ from bot import calendar
 from bot.checklist import jobs
 from bot.serve import PAYLOAD_LOGGERS, logging_configured
 from bot.slack.ids import Action, Callback
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack, Fault
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, Bot, sign
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack, Fault
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, Bot, sign
 from tests.test_checklist_flow import report_values
 
 ROOT = Path(__file__).resolve().parent.parent

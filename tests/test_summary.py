@@ -25,10 +25,10 @@ from bot.summary import report as summary
 from bot.summary import views as summary_views
 from bot.summary.models import WeeklySummary
 from bot.summary.report import DayOutcome
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SECRET_KEYS, Bot, FakeClock, utc
-from tests.weekly_history import (
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import BOT_TOKEN, SECRET_KEYS, Bot, FakeClock, utc
+from tests.support.weekly_history import (
     FRI,
     MON,
     NO_BACKUP,
@@ -267,7 +267,7 @@ def test_post_summary_to_managers_channel(engine: Engine, history: int, fake_sla
 
 
 def test_failed_post_releases_the_claim(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
-    from tests.fakes.slack import Fault
+    from tests.support.fakes.slack import Fault
 
     fake_slack.script("chat.postMessage", Fault(body={"ok": False, "error": "channel_not_found"}))
     client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)

@@ -8,7 +8,7 @@ slow answers that time the client out) and a per-method rate limit.
 As real Slack does, a message sent with a user ID as ``channel`` comes back with a ``D…``
 channel id, and ``chat.update`` / ``chat.postEphemeral`` refuse a user ID as channel
 (``channel_not_found``); ``views.open`` refuses a trigger older than 3 seconds
-(``expired_trigger_id``, for triggers made by ``tests.harness``). ``users.info`` answers for
+(``expired_trigger_id``, for triggers made by ``tests.support.harness``). ``users.info`` answers for
 users added with ``add_user`` (``user_not_found`` otherwise).
 
 ``strict = True`` also refuses what real Slack refuses for size (each check cites Slack's
