@@ -23,7 +23,6 @@ from bot.cli import main
 from bot.db import make_engine, session_scope
 from bot.delivery.outbox import Kind, enqueue
 from bot.processes import Leadership
-from tests.conftest import PG_ADMIN_URL
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, sign, utc
 from tests.test_serve import free_port
@@ -135,16 +134,20 @@ def test_a_leader_whose_connection_dies_steps_down(pg_engines: tuple[Engine, Eng
     assert first.wait_leading(10)
     second.start()
     try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:  # the leader's session dies (as on a network cut or a server restart)
+        # The leader's session dies (as on a network cut or a server restart). pg_locks shows
+        # the whole server's locks: only this test database's holder is terminated, never
+        # another session's (advisory lock ids are per database).
+        own = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with own.connect() as conn:
             killed = conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND objid = :id AND granted"
+                    "WHERE locktype = 'advisory' AND objid = :id AND granted "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 ),
                 {"id": 7_345_002},
             ).all()
-        admin.dispose()
+        own.dispose()
         assert killed == [(True,)]
         deadline = time.monotonic() + 10
         while not ("deposed" in first_terms.events and (first.leading or second.leading)):
