@@ -6,6 +6,7 @@ import struct
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from bot import calendar
@@ -58,6 +59,7 @@ def synthetic(traders: int, iso_week: str = "2026-W48") -> WeeklyReport:
     )
 
 
+@pytest.mark.slow
 def test_png_grows_with_traders(tmp_path: Path) -> None:
     small = chart.render_heatmap(synthetic(5))
     large = chart.render_heatmap(synthetic(60))

@@ -230,6 +230,7 @@ def test_checklist_post_twice_posts_once(
     assert len(runs) == 1
 
 
+@pytest.mark.slow
 def test_python_m_bot_runs_as_a_subprocess(
     env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -570,6 +571,7 @@ def cli(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow
 def test_the_default_database_is_the_same_from_every_folder_and_is_named_when_empty(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
@@ -603,6 +605,7 @@ def test_the_default_database_is_the_same_from_every_folder_and_is_named_when_em
     ]
 
 
+@pytest.mark.slow
 def test_a_preflight_db_left_in_the_folder_is_refused_in_one_line_not_ignored(tmp_path: Path) -> None:
     home, data, folder = tmp_path / "home", tmp_path / "data", tmp_path / "old-checkout"
     home.mkdir()
@@ -621,6 +624,7 @@ def test_a_preflight_db_left_in_the_folder_is_refused_in_one_line_not_ignored(tm
     assert used.returncode == 0 and f"No desks yet in {folder / 'preflight.db'}." in used.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("setting", "value", "argv", "needle"),
     [

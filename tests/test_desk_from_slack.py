@@ -486,6 +486,7 @@ def test_every_later_dm_call_uses_the_channel_slack_returned(bot: Bot, fake_slac
 # --- Slack's limits, as a strict stand-in enforces them ---------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [200, 1000])
 def test_big_desks_are_accepted_by_a_strict_slack(bot: Bot, fake_slack: FakeSlack, n: int) -> None:
     from bot.checklist import service as checklist

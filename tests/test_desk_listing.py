@@ -154,6 +154,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow
 def test_desk_list_at_head_imports_neither_sqlalchemy_nor_sqlmodel(
     env: dict[str, str], engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -165,6 +166,7 @@ def test_desk_list_at_head_imports_neither_sqlalchemy_nor_sqlmodel(
     assert "".join(table) == run(capsys, ["desk", "list"])[1]  # the same bytes as in-process
 
 
+@pytest.mark.slow
 def test_behind_head_desk_list_migrates_and_uses_the_orm(env: dict[str, str], engine: Engine, tmp_path: Path) -> None:
     populate(engine)
     url = env["DATABASE_URL"]

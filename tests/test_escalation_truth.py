@@ -609,6 +609,7 @@ def test_a_deadline_after_the_exchange_close_is_refused(engine: Any, timezone: s
 # --- the whole morning ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_whole_morning(bot: Bot, fake_slack: FakeSlack, fake_pager: FakePager) -> None:  # noqa: F811
     """UTRD1 silent, then answers after the deadline; UTRD2 restricted, then confirms; UTRD3
     without a backup second factor, then fixes it; UTRD4 never answers; UTRD5 fine."""

@@ -131,6 +131,7 @@ def test_missing_schemas_skip_with_the_reason_on_a_fresh_clone_and_fail_under_ci
     require_schemas(present, {"CI": "true"})  # there: the real check runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("ci", "outcome"),
     [("", "SKIPPED [2] tests/test_manifest.py"), ("true", "FAILED tests/test_manifest.py::test_the_schema_check")],

@@ -200,6 +200,7 @@ def limited_slack(fake_slack: FakeSlack) -> FakeSlack:
     return fake_slack
 
 
+@pytest.mark.slow
 def test_two_processes_send_at_the_configured_rate_and_each_message_once(
     engine: Engine, limited_slack: FakeSlack, tmp_path: Path
 ) -> None:
@@ -212,6 +213,7 @@ def test_two_processes_send_at_the_configured_rate_and_each_message_once(
     assert {c.token for c in calls} == {"xoxb-process-a", "xoxb-process-b"}  # both processes sent
 
 
+@pytest.mark.slow
 def test_control_two_budgets_send_at_twice_the_rate(engine: Engine, limited_slack: FakeSlack, tmp_path: Path) -> None:
     """The previous test's detector works: two processes pacing on budgets of their own
     (each at the rate, as an in-process pacer would) together exceed it and meet 429s."""
@@ -259,6 +261,7 @@ def signed_help(base: str) -> httpx.Response:
     return httpx.post(f"{base}/slack/events", content=body, headers=headers, timeout=10)
 
 
+@pytest.mark.slow
 def test_serve_with_two_workers_answers_from_both(pg_url: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
     """PostgreSQL only: SQLite refuses --workers > 1 (test_workers_on_sqlite_are_refused_in_one_line)."""
     port = free_port()

@@ -312,6 +312,7 @@ def test_failed_post_releases_the_lease_and_a_later_catch_up_posts_once(
     assert run.message_ts is not None and run.post_error is None and run.post_attempts == 2
 
 
+@pytest.mark.slow
 def test_production_client_retries_5xx_before_giving_up(engine: Engine, fake_slack: FakeSlack) -> None:
     client = make_client(
         Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret="s", slack_api_url=fake_slack.base_url)

@@ -184,6 +184,7 @@ def _desk_with(engine: Engine, name: str, traders: int) -> int:
     return desk.id
 
 
+@pytest.mark.slow
 def test_statement_count_does_not_grow_with_traders(engine: Engine) -> None:
     small = _count_statements(engine, _desk_with(engine, "small", 10))
     large = _count_statements(engine, _desk_with(engine, "large", 100))
@@ -377,6 +378,7 @@ def test_away_days_are_left_out_of_the_denominators(engine: Engine, history: int
     assert '"Away"' in table
 
 
+@pytest.mark.slow
 def test_a_200_trader_summary_is_accepted_by_a_strict_slack(engine: Engine, fake_slack: FakeSlack) -> None:
     fake_slack.strict = True
     desk_id = _desk_with(engine, "big", 200)
