@@ -19,7 +19,7 @@ Measured in the same run, behind the same kind of server, through the same WSGI 
 
 Processes (the machine's cores are shared; each process has its own GIL):
 - this process: the WSGI apps under waitress, the bot's roster refresher, SQLite;
-- a fake Slack Web API process (tests/fakes/slack.py): real Slack does not use our CPU;
+- a fake Slack Web API process (tests/support/fakes/slack.py): real Slack does not use our CPU;
 - a load-generator process (started once): per measurement N threads, each on its own
   keep-alive ``http.client`` connection, requests built and signed before the clock starts.
 
@@ -135,7 +135,7 @@ def _sign(body: bytes, timestamp: str) -> str:
 
 
 def _body(spec: Spec, port: int) -> bytes:
-    """The wire body Slack sends (same shapes as tests/harness.py)."""
+    """The wire body Slack sends (same shapes as tests/support/harness.py)."""
     if spec.kind == "status":
         form = {
             "token": "legacy",
@@ -295,7 +295,7 @@ def drive(port: int, specs: list[Spec], clients: int, time_limit: float) -> Load
 
 def _slack_main(conn: Connection) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.fakes.slack import FakeSlack
+    from tests.support.fakes.slack import FakeSlack
 
     fake = FakeSlack().start()
     conn.send(fake.base_url)

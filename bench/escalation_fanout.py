@@ -42,7 +42,7 @@ from bot.desks import service as desks
 from bot.escalation import passes
 from bot.migrate import upgrade
 from bot.runtime import outbox_worker
-from tests.fakes.slack import FakeSlack
+from tests.support.fakes.slack import FakeSlack
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 DAY = date(2026, 11, 25)

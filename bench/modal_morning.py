@@ -43,8 +43,8 @@ from bot.db import make_engine, session_scope
 from bot.desks import service as desks
 from bot.migrate import upgrade
 from bot.slack.ids import Action
-from tests.fakes.slack import TRIGGER_LIFE_NS, FakeSlack
-from tests.harness import BOT_TOKEN, Bot, FakeClock
+from tests.support.fakes.slack import TRIGGER_LIFE_NS, FakeSlack
+from tests.support.harness import BOT_TOKEN, Bot, FakeClock
 
 NOW = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)  # 08:05 New York: the checklist is open
 

@@ -1,7 +1,7 @@
 """Benchmark (issue 11): how fast the commands start on an already-migrated database.
 
 - ``preflight serve``: a real subprocess (``python -m bot serve``) on a migrated SQLite file
-  (or ``--database-url``), with the fake Slack Web API (tests/fakes/slack.py) in this process;
+  (or ``--database-url``), with the fake Slack Web API (tests/support/fakes/slack.py) in this process;
   the time from ``Popen`` until ``GET /healthz`` first answers 200 (polled every 10 ms on a
   fresh connection), then SIGTERM.
 - ``preflight desk list``: the wall time of the whole command (``python -m bot desk list``),
@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.slack import FakeSlack  # noqa: E402  (the repository root is on sys.path first)
+from tests.support.fakes.slack import FakeSlack  # noqa: E402  (the repository root is on sys.path first)
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token"

@@ -10,7 +10,7 @@ import pytest
 from bot import calendar
 from bot.calendar import CalendarError, desk_day, parse_hhmm
 from bot.errors import ServiceError
-from tests.harness import utc
+from tests.support.harness import utc
 
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

@@ -6,6 +6,7 @@ import struct
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from bot import calendar
@@ -14,9 +15,9 @@ from bot.desks.models import Desk
 from bot.summary import chart, weeks
 from bot.summary import report as summary
 from bot.summary.report import DayOutcome, EscalationFigures, TraderRow, WeeklyReport
-from tests.factories import make_desk
-from tests.harness import utc
-from tests.weekly_history import escalations, thanksgiving_week
+from tests.support.factories import make_desk
+from tests.support.harness import utc
+from tests.support.weekly_history import escalations, thanksgiving_week
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CYCLE = (DayOutcome.ON_TIME, DayOutcome.LATE, DayOutcome.PROBLEM, DayOutcome.MISSED, DayOutcome.ON_TIME)
@@ -58,6 +59,7 @@ def synthetic(traders: int, iso_week: str = "2026-W48") -> WeeklyReport:
     )
 
 
+@pytest.mark.slow
 def test_png_grows_with_traders(tmp_path: Path) -> None:
     small = chart.render_heatmap(synthetic(5))
     large = chart.render_heatmap(synthetic(60))

@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 from bot.checklist import jobs
 from bot.checklist.models import Answer
 from bot.slack.ids import FIELD, Action, Block, Callback, Event
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, utc
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, utc
 
 TODAY = date(2026, 11, 25)
 
@@ -274,7 +274,7 @@ def test_burst_of_clicks_is_coalesced_and_the_final_state_appears(
 
 
 def test_roster_catches_up_after_a_failed_update(bot: Bot, fake_slack: FakeSlack) -> None:
-    from tests.fakes.slack import Fault
+    from tests.support.fakes.slack import Fault
 
     make_desk(bot.runtime.engine)
     result = post(bot)

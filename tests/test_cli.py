@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 from bot.cli import main
 from bot.config import describe_database
 from bot.migrate import upgrade
-from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, utc
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,6 +230,7 @@ def test_checklist_post_twice_posts_once(
     assert len(runs) == 1
 
 
+@pytest.mark.slow
 def test_python_m_bot_runs_as_a_subprocess(
     env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -378,7 +379,7 @@ def test_a_deadline_after_the_close_and_the_grace_period(
 def test_desk_remove_members_rename_and_names_in_the_listing(
     env: dict[str, str], engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.factories import name_people
+    from tests.support.factories import name_people
 
     assert run(capsys, ADD)[0] == 0
     name_people(engine, {"U03": "Ada Lovelace", "U01": "Mia"})
@@ -571,6 +572,7 @@ def cli(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow
 def test_the_default_database_is_the_same_from_every_folder_and_is_named_when_empty(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
@@ -604,6 +606,7 @@ def test_the_default_database_is_the_same_from_every_folder_and_is_named_when_em
     ]
 
 
+@pytest.mark.slow
 def test_a_preflight_db_left_in_the_folder_is_refused_in_one_line_not_ignored(tmp_path: Path) -> None:
     home, data, folder = tmp_path / "home", tmp_path / "data", tmp_path / "old-checkout"
     home.mkdir()
@@ -622,6 +625,7 @@ def test_a_preflight_db_left_in_the_folder_is_refused_in_one_line_not_ignored(tm
     assert used.returncode == 0 and f"No desks yet in {folder / 'preflight.db'}." in used.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("setting", "value", "argv", "needle"),
     [

@@ -31,9 +31,9 @@ from bot.interactions import SeenInteraction, first_time
 from bot.profile import saves
 from bot.profile.models import SecondFactorRecord
 from bot.slack.ids import Action
-from tests.escalation_fixtures import TODAY, post_checklist, run_pass
-from tests.factories import make_desk
-from tests.harness import Bot
+from tests.support.escalation_fixtures import TODAY, post_checklist, run_pass
+from tests.support.factories import make_desk
+from tests.support.harness import Bot
 
 FAST, TWIN = "UTRD1", "UTRD2"
 

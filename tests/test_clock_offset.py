@@ -19,9 +19,9 @@ from bot.desks import service as desks
 from bot.runtime import clock_of
 from bot.scheduler import Scheduler
 from bot.slack.blocks import local_datetime
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, FakeClock, sign, utc
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, FakeClock, sign, utc
 
 WEEK = 7 * 24 * 3600
 NO_FILE = Path("/nonexistent/.env")

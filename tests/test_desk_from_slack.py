@@ -25,7 +25,7 @@ from bot.runtime import deliver_due
 from bot.scheduler import Scheduler
 from bot.slack.ids import FIELD, Action, Callback, Event
 from bot.summary import export
-from tests.escalation_fixtures import (
+from tests.support.escalation_fixtures import (
     blocks_text,
     delivery_client,
     escalations,
@@ -33,9 +33,9 @@ from tests.escalation_fixtures import (
     post_checklist,
     run_pass,
 )
-from tests.factories import make_desk, name_people
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, utc
+from tests.support.factories import make_desk, name_people
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, utc
 
 TODAY = date(2026, 11, 25)
 
@@ -486,6 +486,7 @@ def test_every_later_dm_call_uses_the_channel_slack_returned(bot: Bot, fake_slac
 # --- Slack's limits, as a strict stand-in enforces them ---------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [200, 1000])
 def test_big_desks_are_accepted_by_a_strict_slack(bot: Bot, fake_slack: FakeSlack, n: int) -> None:
     from bot.checklist import service as checklist
@@ -521,7 +522,7 @@ def test_big_desks_are_accepted_by_a_strict_slack(bot: Bot, fake_slack: FakeSlac
 
 
 def test_a_refused_roster_is_not_retried_unchanged(bot: Bot, fake_slack: FakeSlack) -> None:
-    from tests.fakes.slack import Fault
+    from tests.support.fakes.slack import Fault
 
     make_desk(bot.runtime.engine)
     result = post_checklist(bot)
@@ -541,7 +542,7 @@ def test_a_refused_roster_is_not_retried_unchanged(bot: Bot, fake_slack: FakeSla
 
 
 def test_views_open_never_uses_an_expired_trigger(bot: Bot, fake_slack: FakeSlack) -> None:
-    from tests.fakes.slack import Fault
+    from tests.support.fakes.slack import Fault
 
     make_desk(bot.runtime.engine)
     result = post_checklist(bot)
@@ -588,7 +589,7 @@ def test_roster_updates_honour_retry_after_and_share_one_budget(bot: Bot, fake_s
     call: the refresher's client has no retry handlers), and the roster's budget spaces its
     calls across all desks."""
     from bot.checklist.roster_refresher import Budget
-    from tests.fakes.slack import Fault
+    from tests.support.fakes.slack import Fault
 
     make_desk(bot.runtime.engine)
     result = post_checklist(bot)

@@ -24,7 +24,7 @@ from bot.desks import service as desks
 from bot.desks.models import Away, Role
 from bot.migrate import alembic_config, upgrade
 from bot.people import service as people
-from tests.factories import CREATED, make_desk
+from tests.support.factories import CREATED, make_desk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,6 +154,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow
 def test_desk_list_at_head_imports_neither_sqlalchemy_nor_sqlmodel(
     env: dict[str, str], engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -165,6 +166,7 @@ def test_desk_list_at_head_imports_neither_sqlalchemy_nor_sqlmodel(
     assert "".join(table) == run(capsys, ["desk", "list"])[1]  # the same bytes as in-process
 
 
+@pytest.mark.slow
 def test_behind_head_desk_list_migrates_and_uses_the_orm(env: dict[str, str], engine: Engine, tmp_path: Path) -> None:
     populate(engine)
     url = env["DATABASE_URL"]

@@ -25,7 +25,7 @@ from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.runtime import deliver_due
 from bot.slack.ids import FIELD, Action, Block, Callback
 from bot.summary import export
-from tests.escalation_fixtures import (
+from tests.support.escalation_fixtures import (
     TODAY,
     audit_actions,
     blocks_text,
@@ -40,10 +40,10 @@ from tests.escalation_fixtures import (
     report_values,
     run_pass,
 )
-from tests.factories import NAMES, make_desk
-from tests.fakes.pager import FakePager
-from tests.fakes.slack import FakeSlack, Fault
-from tests.harness import BOT_TOKEN, Bot, utc
+from tests.support.factories import NAMES, make_desk
+from tests.support.fakes.pager import FakePager
+from tests.support.fakes.slack import FakeSlack, Fault
+from tests.support.harness import BOT_TOKEN, Bot, utc
 
 # Wed 25 Nov 2026, New York (EST = UTC-5): post 08:00 = 13:00Z, deadline 09:00 = 14:00Z.
 
@@ -609,6 +609,7 @@ def test_a_deadline_after_the_exchange_close_is_refused(engine: Any, timezone: s
 # --- the whole morning ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_whole_morning(bot: Bot, fake_slack: FakeSlack, fake_pager: FakePager) -> None:  # noqa: F811
     """UTRD1 silent, then answers after the deadline; UTRD2 restricted, then confirms; UTRD3
     without a backup second factor, then fixes it; UTRD4 never answers; UTRD5 fine."""

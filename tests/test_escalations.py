@@ -9,7 +9,7 @@ from bot.delivery.worker import PassResult
 from bot.escalation.models import EscalationKind, EscalationState
 from bot.runtime import deliver_due
 from bot.slack.ids import Action, Block, Callback
-from tests.escalation_fixtures import (
+from tests.support.escalation_fixtures import (
     SECRET_KEY,
     audit_actions,
     blocks_text,
@@ -24,10 +24,10 @@ from tests.escalation_fixtures import (
     report_values,
     run_pass,
 )
-from tests.factories import make_desk
-from tests.fakes.pager import FakePager
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, utc
+from tests.support.factories import make_desk
+from tests.support.fakes.pager import FakePager
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, utc
 
 
 def deliver(bot: Bot, fake: FakeSlack) -> PassResult:

@@ -26,8 +26,8 @@ from bot.errors import ServiceError
 from bot.escalation import actions, passes
 from bot.escalation.models import Escalation
 from bot.summary import export
-from tests.factories import make_desk
-from tests.weekly_history import (
+from tests.support.factories import make_desk
+from tests.support.weekly_history import (
     NO_SECOND_DEVICE,
     WED,
     at_local,

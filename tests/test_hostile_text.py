@@ -26,7 +26,7 @@ from bot.runtime import deliver_due
 from bot.slack.blocks import escape
 from bot.slack.ids import Action, Callback
 from bot.text import clean
-from tests.escalation_fixtures import (
+from tests.support.escalation_fixtures import (
     configure,
     delivery_client,
     escalations,
@@ -37,10 +37,10 @@ from tests.escalation_fixtures import (
     report_values,
     run_pass,
 )
-from tests.factories import make_desk
-from tests.fakes.pager import FakePager
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, utc
+from tests.support.factories import make_desk
+from tests.support.fakes.pager import FakePager
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, utc
 
 HOSTILE = "<!channel> <!here> <!everyone> <!subteam^S123> <@U999> <https://evil.example|click> a&b \u202egnp.exe\u200b"
 # What must never reach Slack raw: each would notify, mention or link.

@@ -24,7 +24,7 @@ from bot.delivery.pager import Pager
 from bot.desks import service as desks
 from bot.profile import drill
 from bot.runtime import deliver_due
-from tests.escalation_fixtures import (
+from tests.support.escalation_fixtures import (
     SECRET_KEY,
     configure,
     delivery_client,
@@ -32,10 +32,10 @@ from tests.escalation_fixtures import (
     outbox_rows,
     run_pass,
 )
-from tests.factories import make_desk
-from tests.fakes.pager import FakePager
-from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, utc
+from tests.support.factories import make_desk
+from tests.support.fakes.pager import FakePager
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, utc
 
 NEW_KEY = "the-new-current-key"
 T0 = utc(2026, 11, 25, 14, 0)

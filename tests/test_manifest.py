@@ -20,8 +20,8 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 
 from bot.slack.ids import Command, Event
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot
 
 ROOT = Path(__file__).resolve().parent.parent
 # Slack's manifest schemas (slackapi/manifest-schema v0.5.0), in the folder CI provides beside
@@ -131,6 +131,7 @@ def test_missing_schemas_skip_with_the_reason_on_a_fresh_clone_and_fail_under_ci
     require_schemas(present, {"CI": "true"})  # there: the real check runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("ci", "outcome"),
     [("", "SKIPPED [2] tests/test_manifest.py"), ("true", "FAILED tests/test_manifest.py::test_the_schema_check")],

@@ -17,7 +17,7 @@ from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind, enqueue
 from bot.delivery.worker import backoff
 from bot.runtime import deliver_due
-from tests.escalation_fixtures import (
+from tests.support.escalation_fixtures import (
     SECRET_KEY,
     audit_actions,
     configure,
@@ -28,10 +28,10 @@ from tests.escalation_fixtures import (
     outbox_rows,
     run_pass,
 )
-from tests.factories import make_desk
-from tests.fakes.pager import FakePager, PagerFault
-from tests.fakes.slack import FakeSlack, Fault
-from tests.harness import utc
+from tests.support.factories import make_desk
+from tests.support.fakes.pager import FakePager, PagerFault
+from tests.support.fakes.slack import FakeSlack, Fault
+from tests.support.harness import utc
 
 T0 = utc(2026, 11, 25, 14, 0)
 

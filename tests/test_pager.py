@@ -16,9 +16,9 @@ from bot.delivery.errors import DeliveryError
 from bot.delivery.pager import SIGNATURE_HEADER, Pager, PagerTarget
 from bot.desks import service as desks
 from bot.desks.models import Desk
-from tests.escalation_fixtures import SECRET_KEY, fake_pager, make_pager  # noqa: F401 - a fixture
-from tests.factories import make_desk
-from tests.fakes.pager import FakePager, PagerFault
+from tests.support.escalation_fixtures import SECRET_KEY, fake_pager, make_pager  # noqa: F401 - a fixture
+from tests.support.factories import make_desk
+from tests.support.fakes.pager import FakePager, PagerFault
 
 EVENT = {"action": "trigger", "escalation_id": 42, "escalation_kind": "recovery_path", "summary": "UTRD1 lost MFA"}
 
@@ -173,7 +173,7 @@ def test_desk_set_refuses_bad_input_and_changes_nothing(
 
 def test_escalations_run_with_at_is_idempotent(cli: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     from bot.checklist import service as checklist
-    from tests.harness import utc
+    from tests.support.harness import utc
 
     with session_scope(cli) as session:
         d = desks.get_desk(session=session, name="equities")

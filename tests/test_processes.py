@@ -23,9 +23,8 @@ from bot.cli import main
 from bot.db import make_engine, session_scope
 from bot.delivery.outbox import Kind, enqueue
 from bot.processes import Leadership
-from tests.conftest import PG_ADMIN_URL
-from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, sign, utc
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, sign, utc
 from tests.test_serve import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,16 +134,20 @@ def test_a_leader_whose_connection_dies_steps_down(pg_engines: tuple[Engine, Eng
     assert first.wait_leading(10)
     second.start()
     try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:  # the leader's session dies (as on a network cut or a server restart)
+        # The leader's session dies (as on a network cut or a server restart). pg_locks shows
+        # the whole server's locks: only this test database's holder is terminated, never
+        # another session's (advisory lock ids are per database).
+        own = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with own.connect() as conn:
             killed = conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND objid = :id AND granted"
+                    "WHERE locktype = 'advisory' AND objid = :id AND granted "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 ),
                 {"id": 7_345_002},
             ).all()
-        admin.dispose()
+        own.dispose()
         assert killed == [(True,)]
         deadline = time.monotonic() + 10
         while not ("deposed" in first_terms.events and (first.leading or second.leading)):
@@ -159,6 +162,7 @@ def test_a_leader_whose_connection_dies_steps_down(pg_engines: tuple[Engine, Eng
 
 # --- two delivering processes share the Slack budget ------------------------------------------
 
+OUTBOX_PROCESS = "tests.support.outbox_process"
 RATE = 20.0  # messages per second: the configured pacing, and the fake Slack's limit
 
 
@@ -168,7 +172,7 @@ def deliver_with_two_processes(engine: Engine, fake: FakeSlack, tmp_path: Path, 
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.outbox_process", url, fake.base_url, token, service, str(RATE), str(go)],
+            [sys.executable, "-m", OUTBOX_PROCESS, url, fake.base_url, token, service, str(RATE), str(go)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -196,6 +200,7 @@ def limited_slack(fake_slack: FakeSlack) -> FakeSlack:
     return fake_slack
 
 
+@pytest.mark.slow
 def test_two_processes_send_at_the_configured_rate_and_each_message_once(
     engine: Engine, limited_slack: FakeSlack, tmp_path: Path
 ) -> None:
@@ -208,6 +213,7 @@ def test_two_processes_send_at_the_configured_rate_and_each_message_once(
     assert {c.token for c in calls} == {"xoxb-process-a", "xoxb-process-b"}  # both processes sent
 
 
+@pytest.mark.slow
 def test_control_two_budgets_send_at_twice_the_rate(engine: Engine, limited_slack: FakeSlack, tmp_path: Path) -> None:
     """The previous test's detector works: two processes pacing on budgets of their own
     (each at the rate, as an in-process pacer would) together exceed it and meet 429s."""
@@ -255,6 +261,7 @@ def signed_help(base: str) -> httpx.Response:
     return httpx.post(f"{base}/slack/events", content=body, headers=headers, timeout=10)
 
 
+@pytest.mark.slow
 def test_serve_with_two_workers_answers_from_both(pg_url: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
     """PostgreSQL only: SQLite refuses --workers > 1 (test_workers_on_sqlite_are_refused_in_one_line)."""
     port = free_port()

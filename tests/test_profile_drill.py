@@ -22,10 +22,10 @@ from bot.profile import drill
 from bot.profile.drill import CodeOutcome, Purpose
 from bot.profile.models import DrillAttempt, SecondFactorRecord, TotpEnrollment
 from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, FakeClock, utc
-from tests.profile_fixtures import (
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, FakeClock, utc
+from tests.support.profile_fixtures import (
     KEY,
     audit_actions,
     code,

@@ -22,11 +22,11 @@ from bot.runtime import deliver_due
 from bot.slack.ids import Action, Block, Callback, ProfileCallback
 from bot.summary import report as summary
 from bot.summary import views as summary_views
-from tests.escalation_fixtures import delivery_client, report_values, run_pass
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, utc
-from tests.profile_fixtures import (
+from tests.support.escalation_fixtures import delivery_client, report_values, run_pass
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, utc
+from tests.support.profile_fixtures import (
     automation_values,
     dm_texts,
     factors_values,

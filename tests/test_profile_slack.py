@@ -21,10 +21,10 @@ from bot.profile.automation import AutomationInput
 from bot.profile.gaps import open_gaps
 from bot.profile.models import Automation, PlatformPermission, ReadinessGap, SecondFactorRecord, TraderProfile
 from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot
-from tests.profile_fixtures import (
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot
+from tests.support.profile_fixtures import (
     audit_actions,
     automation_values,
     checks,

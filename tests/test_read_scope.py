@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot.db import read_scope, session_scope
 from bot.desks.models import Desk
-from tests.factories import make_desk
+from tests.support.factories import make_desk
 
 
 def test_reads_while_a_writer_holds_its_transaction(engine: Engine) -> None:

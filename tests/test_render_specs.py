@@ -21,9 +21,9 @@ from bot.delivery.specs import (
     stored,
 )
 from bot.runtime import deliver_due
-from tests.escalation_fixtures import delivery_client, outbox_rows
-from tests.fakes.slack import FakeSlack
-from tests.harness import utc
+from tests.support.escalation_fixtures import delivery_client, outbox_rows
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import utc
 
 T0 = utc(2026, 11, 25, 14, 0)
 

@@ -17,10 +17,10 @@ from bot.delivery.models import OutboxMessage
 from bot.escalation.models import EscalationState
 from bot.interactions import REPLAYED_CLICK, REPLAYED_SUBMISSION, RETENTION, SeenInteraction, first_time
 from bot.slack.ids import Action, Block, Callback
-from tests.escalation_fixtures import audit_actions, escalations, note_values, post_checklist, report_values
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, FakeClock, utc
+from tests.support.escalation_fixtures import audit_actions, escalations, note_values, post_checklist, report_values
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, FakeClock, utc
 
 SIGNED_HEADERS = ("content-type", "x-slack-request-timestamp", "x-slack-signature")
 

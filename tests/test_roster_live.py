@@ -9,6 +9,7 @@ import time
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
@@ -20,9 +21,9 @@ from bot.checklist.roster_cache import RosterCache
 from bot.db import session_scope
 from bot.desks import service as desks
 from bot.slack.ids import Action
-from tests.factories import make_desk, name_people
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot
+from tests.support.factories import make_desk, name_people
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot
 
 
 def post(bot: Bot) -> int:
@@ -173,6 +174,7 @@ def test_an_unexplained_bump_next_to_a_click_is_a_full_load(bot: Bot, fake_slack
     assert "✅ 2 ready · 🚫 0 restricted · ⏳ 0 pending · 🌴 1 away" in last_roster(fake_slack)
 
 
+@pytest.mark.slow
 def test_many_notifies_claim_a_run_at_most_once_per_interval(engine: Engine, fake_slack: FakeSlack, clock: Any) -> None:
     make_desk(engine, traders=[f"UT{i:02d}" for i in range(20)])
     bot = Bot(engine, fake_slack.base_url, clock, roster_interval=1.0)

@@ -26,9 +26,9 @@ from bot.desks import service as desks
 from bot.desks.models import Desk
 from bot.runtime import make_client
 from bot.scheduler import Scheduler, desk_trigger
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack, Fault
-from tests.harness import BOT_TOKEN, FakeClock, utc
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack, Fault
+from tests.support.harness import BOT_TOKEN, FakeClock, utc
 
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")
@@ -312,6 +312,7 @@ def test_failed_post_releases_the_lease_and_a_later_catch_up_posts_once(
     assert run.message_ts is not None and run.post_error is None and run.post_attempts == 2
 
 
+@pytest.mark.slow
 def test_production_client_retries_5xx_before_giving_up(engine: Engine, fake_slack: FakeSlack) -> None:
     client = make_client(
         Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret="s", slack_api_url=fake_slack.base_url)

@@ -23,9 +23,9 @@ from bot import calendar
 from bot.checklist import jobs
 from bot.serve import PAYLOAD_LOGGERS, logging_configured
 from bot.slack.ids import Action, Callback
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack, Fault
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, Bot, sign
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack, Fault
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, Bot, sign
 from tests.test_checklist_flow import report_values
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +37,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_serve_runs_on_the_default_sqlite_file_and_stops_cleanly(tmp_path: Path, fake_slack: FakeSlack) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SLACK_APP_TOKEN", "LOG_LEVEL")}
     port = free_port()
@@ -128,6 +129,7 @@ def dead_slack() -> str:
     return f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error", ["invalid_auth", "not_authed", "account_inactive", "token_revoked"])
 def test_a_bot_token_slack_refuses_stops_serve_in_one_line(tmp_path: Path, fake_slack: FakeSlack, error: str) -> None:
     fake_slack.script("auth.test", Fault(body={"ok": False, "error": error}))
@@ -136,6 +138,7 @@ def test_a_bot_token_slack_refuses_stops_serve_in_one_line(tmp_path: Path, fake_
     assert BOT_TOKEN not in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "needle"),
     [
@@ -159,12 +162,14 @@ def test_socket_mode_that_cannot_connect_stops_serve_in_one_line(
     assert fake_slack.rejected[0].token == "xapp-test"
 
 
+@pytest.mark.slow
 def test_socket_mode_with_slack_unreachable_stops_serve_in_one_line(tmp_path: Path) -> None:
     dead = dead_slack()
     line = refused_start(tmp_path, serve_env(tmp_path, dead, SLACK_APP_TOKEN="xapp-test"))
     assert line == f"preflight serve: Socket Mode needs Slack, which is unreachable at {dead}: Connection refused"
 
 
+@pytest.mark.slow
 def test_http_mode_keeps_serving_when_slack_is_unreachable_and_healthz_says_so(tmp_path: Path) -> None:
     env = serve_env(tmp_path, dead_slack())
     proc = subprocess.Popen(
@@ -250,6 +255,7 @@ def test_serve_puts_the_log_levels_back_when_it_returns(caplog: pytest.LogCaptur
 # --- several processes (gunicorn, PostgreSQL) ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_with_workers_a_refused_token_stops_serve_in_one_line(
     pg_url: str, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
@@ -269,6 +275,7 @@ def test_with_workers_a_refused_token_stops_serve_in_one_line(
     ]
 
 
+@pytest.mark.slow
 def test_each_worker_reports_slack_on_healthz(pg_url: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
     env = serve_env(tmp_path, fake_slack.base_url, DATABASE_URL=pg_url)
     proc = subprocess.Popen(
@@ -292,6 +299,7 @@ def test_each_worker_reports_slack_on_healthz(pg_url: str, fake_slack: FakeSlack
     assert len(fake_slack.of("auth.test")) == 1  # the master's check at start; the workers' come a minute later
 
 
+@pytest.mark.slow
 def test_serve_with_a_clock_offset_warns_and_says_so_on_healthz(tmp_path: Path, fake_slack: FakeSlack) -> None:
     env = serve_env(tmp_path, fake_slack.base_url, PREFLIGHT_CLOCK_OFFSET="-86400")
     port = int(env["PORT"])

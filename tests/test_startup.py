@@ -61,6 +61,7 @@ def imports_alembic(code: str, cwd: Path, env: dict[str, str] | None = None) -> 
     return done.stdout.strip().splitlines()[-1] == "True"
 
 
+@pytest.mark.slow
 def test_at_head_no_alembic_is_imported(engine: Engine, tmp_path: Path) -> None:
     url = url_of(engine)
     assert at_head(url)
@@ -71,6 +72,7 @@ def test_at_head_no_alembic_is_imported(engine: Engine, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_database_behind_head_is_upgraded_by_alembic(engine: Engine, tmp_path: Path) -> None:
     url = url_of(engine)
     cfg = alembic_config(url)

@@ -17,8 +17,8 @@ from bot.db import session_scope
 from bot.desks import away
 from bot.desks import service as desks
 from bot.desks.models import Away, Role
-from tests.factories import make_desk
-from tests.harness import Bot, utc
+from tests.support.factories import make_desk
+from tests.support.harness import Bot, utc
 
 USER = "UTRD1"
 

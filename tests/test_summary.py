@@ -27,10 +27,10 @@ from bot.summary import report as summary
 from bot.summary import views as summary_views
 from bot.summary.models import WeeklySummary
 from bot.summary.report import DayOutcome
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SECRET_KEYS, Bot, FakeClock, utc
-from tests.weekly_history import (
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import BOT_TOKEN, SECRET_KEYS, Bot, FakeClock, utc
+from tests.support.weekly_history import (
     FRI,
     MON,
     NO_BACKUP,
@@ -202,6 +202,7 @@ def _desk_with(engine: Engine, name: str, traders: int) -> int:
     return desk.id
 
 
+@pytest.mark.slow
 def test_statement_count_does_not_grow_with_traders(engine: Engine) -> None:
     small = _count_statements(engine, _desk_with(engine, "small", 10))
     large = _count_statements(engine, _desk_with(engine, "large", 100))
@@ -298,7 +299,7 @@ def test_post_summary_to_managers_channel(engine: Engine, history: int, fake_sla
 
 
 def test_failed_post_releases_the_claim(engine: Engine, history: int, fake_slack: FakeSlack) -> None:
-    from tests.fakes.slack import Fault
+    from tests.support.fakes.slack import Fault
 
     fake_slack.script("chat.postMessage", Fault(body={"ok": False, "error": "channel_not_found"}))
     client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
@@ -408,6 +409,7 @@ def test_away_days_are_left_out_of_the_denominators(engine: Engine, history: int
     assert '"Away"' in table
 
 
+@pytest.mark.slow
 def test_a_200_trader_summary_is_accepted_by_a_strict_slack(engine: Engine, fake_slack: FakeSlack) -> None:
     fake_slack.strict = True
     desk_id = _desk_with(engine, "big", 200)

@@ -21,9 +21,9 @@ from waitress.server import create_server
 
 from bot.db import make_engine
 from bot.web import MAX_BODY, SlackHealth, WebApp, make_server
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack, Fault
-from tests.harness import BOT_TOKEN, Bot, sign
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack, Fault
+from tests.support.harness import BOT_TOKEN, Bot, sign
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

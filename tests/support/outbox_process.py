@@ -1,7 +1,7 @@
 """A delivering process for tests/test_processes.py: an OutboxWorker against DATABASE and the
 fake Slack, started when GO exists, stopped once nothing is left to deliver.
 
-    python -m tests.outbox_process DATABASE_URL SLACK_API_URL TOKEN PACER_SERVICE RATE GO_FILE
+    python -m tests.support.outbox_process DATABASE_URL SLACK_API_URL TOKEN PACER_SERVICE RATE GO_FILE
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from sqlmodel import Session, col, select
 
 from bot.audit import AuditEvent
 from bot.slack.ids import FIELD, ProfileAction, ProfileBlock, ProfileCallback, verified_block
-from tests.fakes.slack import FakeSlack
-from tests.harness import Bot, FakeClock
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot, FakeClock
 
 KEY = "test-profile-key-one"
 

@@ -15,7 +15,7 @@ from bot.checklist.service import ProblemReport
 from bot.db import session_scope
 from bot.desks.models import Desk
 from bot.escalation.models import Escalation, EscalationState
-from tests.harness import utc
+from tests.support.harness import utc
 
 MON, TUE, WED, THU, FRI = (date(2026, 11, d) for d in (23, 24, 25, 26, 27))
 PREV_MON = date(2026, 11, 16)

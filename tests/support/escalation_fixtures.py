@@ -22,8 +22,8 @@ from bot.desks import service as desks
 from bot.escalation import passes
 from bot.escalation.models import Escalation
 from bot.slack.ids import FIELD, Block
-from tests.fakes.pager import FakePager
-from tests.harness import BOT_TOKEN, Bot
+from tests.support.fakes.pager import FakePager
+from tests.support.harness import BOT_TOKEN, Bot
 
 TODAY = date(2026, 11, 25)
 SECRET_KEY = "test-preflight-secret-key"

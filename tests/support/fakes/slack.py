@@ -8,7 +8,7 @@ slow answers that time the client out) and a per-method rate limit.
 As real Slack does, a message sent with a user ID as ``channel`` comes back with a ``D…``
 channel id, and ``chat.update`` / ``chat.postEphemeral`` refuse a user ID as channel
 (``channel_not_found``); ``views.open`` refuses a trigger older than 3 seconds
-(``expired_trigger_id``, for triggers made by ``tests.harness``). ``users.info`` answers for
+(``expired_trigger_id``, for triggers made by ``tests.support.harness``). ``users.info`` answers for
 users added with ``add_user`` (``user_not_found`` otherwise).
 
 ``strict = True`` also refuses what real Slack refuses for size (each check cites Slack's
@@ -43,6 +43,7 @@ PRIVATE_METADATA = 3000
 TRIGGER_LIFE_NS = 3_000_000_000
 MESSAGE_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
 VIEW_METHODS = {"views.open", "views.update", "views.push", "views.publish"}
+POLL = 0.02  # seconds between serve_forever's checks for shutdown()
 
 
 def text_size(node: Any) -> int:
@@ -146,7 +147,9 @@ class FakeSlack:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/api/"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # serve_forever checks for shutdown() once per poll: the default 0.5 s made every
+        # test's teardown wait up to half a second.
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(POLL,), daemon=True)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> FakeSlack:
