@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, NoReturn
 
+from bot.clikit import CliError  # probe (issue 19): one CliError for every capability's commands
 from bot.config import ConfigError, Settings, load_settings, prepare_database
 from bot.errors import ServiceError
 
@@ -19,10 +20,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    pass
 
 
 class Parser(argparse.ArgumentParser):
@@ -206,6 +203,9 @@ def build_parser() -> Parser:
         "(put the new key first, the old ones after it; drop the old ones afterwards)",
     )
     keys.add_parser("check", help="say whether every stored secret can be read with PREFLIGHT_SECRET_KEYS")
+    from bot.probe.commands import register as register_probe  # probe (issue 19): a capability's own commands
+
+    register_probe(sub)
     return parser
 
 
@@ -812,6 +812,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings()
+        if getattr(args, "handler", None) is not None:  # probe (issue 19): commands registered by a capability
+            return int(args.handler(args, settings))
         sub = getattr(args, f"{args.command}_command", None)
         return HANDLERS[(args.command, sub)](args, settings)
     except Exception as exc:
