@@ -20,6 +20,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.desks import commands as desk_commands
 from bot.errors import ServiceError
 from bot.escalation import commands as escalation_commands
+from bot.probe import commands as probe_commands
 from bot.profile import commands as profile_commands
 from bot.summary import commands as summary_commands
 from bot.summary import export_commands
@@ -34,6 +35,7 @@ REGISTER: tuple[Callable[[argparse._SubParsersAction[Parser]], None], ...] = (
     checklist_commands.register,
     summary_commands.register,
     profile_commands.register,
+    probe_commands.register,
     export_commands.register,
     keys_commands.register,
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, NoReturn
 
@@ -137,3 +137,10 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def clock(settings: Settings) -> Callable[[], datetime]:
+    """The app's one clock (``bot.config.clock_of``): the real time plus ``PREFLIGHT_CLOCK_OFFSET``."""
+    from bot.config import clock_of
+
+    return clock_of(settings)

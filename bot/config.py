@@ -7,8 +7,9 @@ environment win). Every problem is reported as one sentence naming the setting.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -194,3 +195,23 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         log_level=level,
         clock_offset=_int("PREFLIGHT_CLOCK_OFFSET", get("PREFLIGHT_CLOCK_OFFSET") or "0", -MAX_OFFSET, MAX_OFFSET),
     )
+
+
+def utc_now() -> datetime:
+    """The real time (UTC). The app's own clock is ``clock_of(settings)``."""
+    return datetime.now(UTC)
+
+
+def clock_of(settings: Settings) -> Callable[[], datetime]:
+    """The one clock every ``now`` comes from — scheduler, escalation passes, clicks, the
+    outbox, the CLI: the real time plus ``PREFLIGHT_CLOCK_OFFSET`` (staging rehearsals).
+    Every process started with the same offset agrees on the time. Slack's request
+    signatures are checked against the real time (``bot.web``), never this clock."""
+    if not settings.clock_offset:
+        return utc_now
+    offset = timedelta(seconds=settings.clock_offset)
+
+    def shifted() -> datetime:
+        return datetime.now(UTC) + offset
+
+    return shifted

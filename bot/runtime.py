@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from slack_bolt import App
@@ -18,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy.engine import Engine
 
 from bot.checklist.roster_refresher import RosterRefresher
-from bot.config import Settings
+from bot.config import Settings, clock_of
 from bot.crypto import Keyring
 from bot.db import make_engine
 from bot.delivery import worker
@@ -31,26 +30,6 @@ from bot.slack import home, notifications
 from bot.slack.app import create_app
 from bot.slack.deps import Clock, Deps
 from bot.web import WebApp
-
-
-def utc_now() -> datetime:
-    """The real time (UTC). The app's own clock is ``clock_of(settings)``."""
-    return datetime.now(UTC)
-
-
-def clock_of(settings: Settings) -> Clock:
-    """The one clock every ``now`` comes from — scheduler, escalation passes, clicks, the
-    outbox, the CLI: the real time plus ``PREFLIGHT_CLOCK_OFFSET`` (staging rehearsals).
-    Every process started with the same offset agrees on the time. Slack's request
-    signatures are checked against the real time (``bot.web``), never this clock."""
-    if not settings.clock_offset:
-        return utc_now
-    offset = timedelta(seconds=settings.clock_offset)
-
-    def shifted() -> datetime:
-        return datetime.now(UTC) + offset
-
-    return shifted
 
 
 class AnyServerErrorRetryHandler(ServerErrorRetryHandler):

@@ -11,7 +11,19 @@ from bot.delivery import models as delivery
 from bot.desks import models as desks
 from bot.escalation import models as escalation
 from bot.people import models as people
+from bot.probe import models as probe
 from bot.profile import models as profile
 from bot.summary import models as summary
 
-__all__ = ["audit", "checklist", "delivery", "desks", "escalation", "interactions", "people", "profile", "summary"]
+__all__ = [
+    "audit",
+    "checklist",
+    "delivery",
+    "desks",
+    "escalation",
+    "interactions",
+    "people",
+    "probe",
+    "profile",
+    "summary",
+]

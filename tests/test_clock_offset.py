@@ -13,10 +13,9 @@ from sqlalchemy.engine import Engine
 
 from bot.checklist import jobs
 from bot.checklist import service as checklist
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, clock_of, load_settings
 from bot.db import session_scope
 from bot.desks import service as desks
-from bot.runtime import clock_of
 from bot.scheduler import Scheduler
 from bot.slack.blocks import local_datetime
 from tests.support.factories import make_desk

@@ -21,9 +21,10 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 def checklist_post(args: argparse.Namespace, settings: Settings) -> int:
     from bot.checklist import jobs
     from bot.checklist import service as checklist
+    from bot.config import clock_of
     from bot.db import session_scope
     from bot.desks import service as desks
-    from bot.runtime import clock_of, make_client
+    from bot.runtime import make_client
 
     client = make_client(settings)
     engine = database(settings)

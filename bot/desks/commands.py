@@ -75,9 +75,9 @@ def _register_set(desk: argparse._SubParsersAction[Parser]) -> None:
 
 
 def desk_add(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import clock_of
     from bot.db import session_scope
     from bot.desks import service as desks
-    from bot.runtime import clock_of
 
     managers = desks.parse_user_list(args.managers)
     traders = desks.parse_user_list(args.traders)
@@ -126,9 +126,9 @@ def desk_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def desk_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import clock_of
     from bot.db import session_scope
     from bot.desks import service as desks
-    from bot.runtime import utc_now
 
     engine = database(settings)
     with session_scope(engine) as session:
@@ -138,29 +138,29 @@ def desk_remove(args: argparse.Namespace, settings: Settings) -> int:
             f"preflight desk remove: this deletes {args.name} and its whole history; run again with --yes to do it"
         )
     with session_scope(engine) as session:
-        desks.remove_desk(session=session, name=args.name, now=utc_now(), actor="cli")
+        desks.remove_desk(session=session, name=args.name, now=clock_of(settings)(), actor="cli")
     print(f"Removed desk {args.name}.")
     return 0
 
 
 def desk_rename(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import clock_of
     from bot.db import session_scope
     from bot.desks import service as desks
-    from bot.runtime import utc_now
 
     with session_scope(database(settings)) as session:
         desk = desks.get_desk(session=session, name=args.name)
         assert desk.id is not None
-        desks.update_desk(session=session, desk_id=desk.id, now=utc_now(), actor="cli", name=args.new_name)
+        desks.update_desk(session=session, desk_id=desk.id, now=clock_of(settings)(), actor="cli", name=args.new_name)
     print(f"Renamed desk {args.name} to {args.new_name}.")
     return 0
 
 
 def desk_members(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import clock_of
     from bot.db import session_scope
     from bot.desks import service as desks
     from bot.desks.models import Role
-    from bot.runtime import utc_now
 
     lists = {
         key: desks.parse_user_list(value) if value else []
@@ -179,7 +179,7 @@ def desk_members(args: argparse.Namespace, settings: Settings) -> int:
         changed = desks.update_desk(
             session=session,
             desk_id=desk.id,
-            now=utc_now(),
+            now=clock_of(settings)(),
             actor="cli",
             add_traders=lists["add_traders"],
             remove_traders=lists["remove_traders"],
@@ -216,8 +216,8 @@ def desk_set(args: argparse.Namespace, settings: Settings) -> int:
     )
     if all(v is None for v in values):
         raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
+    from bot.config import clock_of
     from bot.desks import service as desks
-    from bot.runtime import utc_now
 
     with session_scope(database(settings)) as session:
         desk = desks.configure_desk(
@@ -234,7 +234,7 @@ def desk_set(args: argparse.Namespace, settings: Settings) -> int:
             summary_delay_minutes=args.summary_delay_minutes,
             grace_minutes=args.grace_minutes,
             actor="cli",
-            now=utc_now(),
+            now=clock_of(settings)(),
         )
         print(
             f"Desk {desk.name}: reminder {desk.reminder_minutes} min before the deadline, level 2 after "

@@ -25,12 +25,13 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def escalations_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import clock_of
     from bot.delivery.pacing import SharedPacer
     from bot.delivery.pager import Pager
     from bot.delivery.slack import delivery_client
     from bot.delivery.worker import SLACK_RATE, Pacer
     from bot.escalation.jobs import escalation_pass
-    from bot.runtime import clock_of, deliver_due, make_client
+    from bot.runtime import deliver_due, make_client
 
     clock = clock_of(settings)
     if args.at is not None and args.at > clock():

@@ -21,10 +21,10 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def profile_policy(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import clock_of
     from bot.db import session_scope
     from bot.desks import service as desks
     from bot.profile import reading, saves
-    from bot.runtime import clock_of
 
     if args.standard_drill_days is None and args.elevated_drill_days is None:
         with session_scope(database(settings)) as session:
@@ -52,11 +52,11 @@ def profile_policy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def profile_gaps(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import clock_of
     from bot.db import session_scope
     from bot.desks import service as desks
     from bot.profile import jobs
     from bot.profile.gaps import open_gaps
-    from bot.runtime import clock_of
 
     engine = database(settings)
     for line in jobs.profile_pass(engine, now=clock_of(settings)(), desk_name=args.name):

@@ -32,10 +32,11 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def summary_post(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import clock_of
     from bot.db import session_scope
     from bot.desks import service as desks
     from bot.errors import ServiceError
-    from bot.runtime import clock_of, make_client
+    from bot.runtime import make_client
     from bot.summary import jobs, service, weeks
 
     if args.chart and not args.preview:
