@@ -71,9 +71,9 @@ class Spacing:
 USERS_LIST = Spacing(PAGE_SPACING)
 
 
-class _Walk:
-    """Where the last walk through ``users.list`` stopped (per process), and whom the last
-    complete walk did not list."""
+class Walk:
+    """Where the last walk through ``users.list`` stopped, and whom the last complete walk did
+    not list (so they are left to ``users.info`` instead of walking the workspace again)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()  # one walk at a time per process
@@ -82,7 +82,7 @@ class _Walk:
         self.not_listed: frozenset[str] = frozenset()
 
 
-_walk = _Walk()
+WALK = Walk()  # this process's
 
 
 def fetch(engine: Engine, client: WebClient, user_id: str, *, now: datetime) -> bool:
@@ -118,6 +118,7 @@ def refresh(
     now: datetime,
     limit: int = REFRESH_LIMIT,
     pace: Spacing = USERS_LIST,
+    walk: Walk = WALK,
 ) -> int:
     """Fetch the unknown and stale among ``user_ids`` (unknown first): through ``users.list``
     when more than ``BULK_THRESHOLD`` are unknown, then at most ``limit`` by ``users.info``;
@@ -126,8 +127,8 @@ def refresh(
     with read_scope(engine) as session:
         unknown = people.unknown(session=session, user_ids=wanted)
     done = 0
-    if len(set(unknown) - _walk.not_listed) > BULK_THRESHOLD:
-        done += list_users(engine, client, wanted, now=now, pace=pace)
+    if len(set(unknown) - walk.not_listed) > BULK_THRESHOLD:
+        done += list_users(engine, client, wanted, now=now, pace=pace, walk=walk)
     with read_scope(engine) as session:
         due = people.stale(session=session, user_ids=wanted, now=now)[:limit]
     for user_id in due:
@@ -144,18 +145,19 @@ def list_users(
     *,
     now: datetime,
     pace: Spacing = USERS_LIST,
+    walk: Walk = WALK,
     pages: int = PAGES_PER_RUN,
 ) -> int:
     """Page through ``users.list`` (resuming where the last walk stopped) and store the
     unknown and stale among ``user_ids`` it lists; how many were stored. Stops at the first
     failure (a rate limit, an outage), when every one of them is stored, or after ``pages``."""
-    if not _walk.lock.acquire(blocking=False):
+    if not walk.lock.acquire(blocking=False):
         return 0  # another thread of this process is walking
     try:
         with read_scope(engine) as session:
             due = set(people.stale(session=session, user_ids=user_ids, now=now))
-        fresh = _walk.cursor_at is not None and now - CURSOR_LIFE <= _walk.cursor_at <= now
-        cursor = _walk.cursor if fresh else None
+        fresh = walk.cursor_at is not None and now - CURSOR_LIFE <= walk.cursor_at <= now
+        cursor = walk.cursor if fresh else None
         stored = 0
         for _ in range(pages):
             if not due:
@@ -166,11 +168,12 @@ def list_users(
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or exc.response.status_code)
                 log.info("users.list failed: %s", error)
-                if error == "invalid_cursor":
-                    _walk.cursor = None
+                # The next run resumes here (a cursor Slack no longer takes: from the start).
+                walk.cursor, walk.cursor_at = (None, None) if error == "invalid_cursor" else (cursor, now)
                 return stored
             except Exception as exc:  # Slack unreachable
                 log.info("users.list failed: %r", exc)
+                walk.cursor, walk.cursor_at = cursor, now
                 return stored
             members = response.get("members") or []
             profiles = [
@@ -186,13 +189,13 @@ def list_users(
             meta = response.get("response_metadata")
             cursor = (meta.get("next_cursor") if isinstance(meta, dict) else None) or None
             if cursor is None:  # the end of the workspace: whoever is still due isn't listed
-                _walk.not_listed = frozenset(due)
-                _walk.cursor, _walk.cursor_at = None, None
+                walk.not_listed = frozenset(due)
+                walk.cursor, walk.cursor_at = None, None
                 return stored
-        _walk.cursor, _walk.cursor_at = cursor, now
+        walk.cursor, walk.cursor_at = cursor, now
         return stored
     finally:
-        _walk.lock.release()
+        walk.lock.release()
 
 
 def ensure(engine: Engine, client: WebClient, user_id: str, *, now: datetime) -> None:

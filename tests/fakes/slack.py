@@ -133,6 +133,7 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self.strict = False
         self.users: dict[str, dict[str, Any]] = {}
+        self.unlisted: set[str] = set()
         self.messages: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, oldest first
         fake = self
 
@@ -217,8 +218,10 @@ class FakeSlack:
         is_owner: bool = False,
         deleted: bool = False,
         tz: str = "America/New_York",
+        listed: bool = True,
     ) -> dict[str, Any]:
-        """A user ``users.info`` knows (https://api.slack.com/types/user)."""
+        """A user ``users.info`` knows (https://api.slack.com/types/user); ``users.list`` lists
+        them unless ``listed`` is False (a Slack Connect guest from another workspace, say)."""
         user = {
             "id": user_id,
             "name": (real_name or user_id).lower().replace(" ", "."),
@@ -232,6 +235,8 @@ class FakeSlack:
         }
         with self._lock:
             self.users[user_id] = user
+            if not listed:
+                self.unlisted.add(user_id)
         return user
 
     # -- inspection ------------------------------------------------------------
@@ -416,7 +421,7 @@ class FakeSlack:
         if method == "users.info":
             return {"ok": True, "user": self.users[str(params.get("user"))]}
         if method == "users.list":
-            members = [self.users[u] for u in sorted(self.users)]
+            members = [self.users[u] for u in sorted(self.users) if u not in self.unlisted]
             return self._page("members", members, params, default_limit=0)
         if method == "conversations.history":
             return self._history(params)
