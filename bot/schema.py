@@ -5,8 +5,10 @@ lives in its capability's ``models`` module.
 """
 
 from bot import audit as audit
+from bot import events_once as events_once
 from bot import interactions as interactions
 from bot.checklist import models as checklist
+from bot.delivery import ledger as ledger
 from bot.delivery import models as delivery
 from bot.desks import models as desks
 from bot.escalation import models as escalation
@@ -21,7 +23,9 @@ __all__ = [
     "delivery",
     "desks",
     "escalation",
+    "events_once",
     "interactions",
+    "ledger",
     "people",
     "probe",
     "profile",

@@ -15,12 +15,15 @@ from bot.checklist.models import ChecklistRun
 from bot.checklist.roster_views import checklist_message
 from bot.checklist.service import PostOutcome
 from bot.db import session_scope
+from bot.delivery import ledger
+from bot.delivery.slack import find_posted
 from bot.desks import service as desks
 from bot.desks.models import Desk
 
 log = logging.getLogger(__name__)
 
 
+CHECKLIST_EVENT = "preflight_checklist"  # the message metadata's event_type of a checklist post
 UNREACHABLE = "unreachable"  # PostResult.outcome when Slack could not be reached (or did not answer in time)
 
 
@@ -45,6 +48,11 @@ def post_checklist(
 
     The same path serves the scheduler (``before_deadline_only=True``: a bot that was down
     at post time catches up until the deadline) and ``preflight checklist post``.
+
+    The post carries message metadata (``preflight_checklist``, the run id). An attempt whose
+    outcome is unknown (timed out, a 5xx, its process died before recording the ``ts``) stays
+    in ``bot.delivery.ledger``; the next attempt looks for its message in the channel first
+    and adopts it rather than posting the checklist twice.
     """
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name=desk_name)
@@ -57,12 +65,37 @@ def post_checklist(
         assert run is not None and run.id is not None
         text, blocks = checklist_message(checklist.roster(session=session, run=run))
         run_id, channel, version = run.id, run.channel_id, run.answers_version
+        key = ledger_key(run_id)
+        # An earlier attempt whose outcome is unknown (timed out, or its process died)? Look
+        # for its message before posting; otherwise this attempt is in the ledger, committed
+        # with the claim, until its outcome is known.
+        pending = ledger.pending_since(session=session, key=key)
+        if pending is None:
+            ledger.begin(session=session, key=key, channel=channel, now=now)
+    metadata = {"event_type": CHECKLIST_EVENT, "event_payload": {"run_id": run_id}}
+    posting = False
     try:
-        response = client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+        found = None
+        if pending is not None:
+            oldest = ledger.oldest(pending, now)
+            found = find_posted(client, channel=channel, metadata=metadata, oldest=oldest)
+        if found is not None:
+            with session_scope(engine) as session:
+                checklist.adopt_post(session=session, run_id=run_id, ts=found, now=now)
+                ledger.settle(session=session, key=key)
+            log.info("checklist %s %s: adopted the post of an earlier attempt (ts %s)", desk_name, day, found)
+            message = f"Posted {desk_name}'s checklist for {day} to {channel} (an earlier attempt had posted it)."
+            return PostResult(PostOutcome.CLAIMED, message, run_id, found)
+        posting = True
+        response = client.chat_postMessage(
+            channel=channel, text=text, blocks=blocks, unfurl_links=False, metadata=metadata
+        )
     except (SlackClientError, OSError) as exc:  # Slack said no, or could not be reached (refused, DNS, timeout)
         error = _reason(exc)
         with session_scope(engine) as session:  # release the lease: the next try (tick or CLI) posts
             checklist.mark_post_failed(session=session, run_id=run_id, error=error)
+            if posting and _refused(exc):  # certainly not posted: nothing to look for next time
+                ledger.settle(session=session, key=key)
         log.warning("posting %s %s failed: %s", desk_name, day, error)
         if isinstance(exc, SlackApiError):
             return PostResult("failed", f"Slack refused the post to {channel}: {error}", run_id)
@@ -70,12 +103,24 @@ def post_checklist(
     ts = str(response["ts"])
     with session_scope(engine) as session:
         checklist.mark_posted(session=session, run_id=run_id, ts=ts, now=now)
+        ledger.settle(session=session, key=key)
         run_after = session.get(ChecklistRun, run_id)
         assert run_after is not None
         # Keep the roster's bookkeeping true: what we posted is the rendered version.
         run_after.rendered_version = version
     log.info("posted checklist %s %s to %s (ts %s)", desk_name, day, channel, ts)
     return PostResult(PostOutcome.CLAIMED, f"Posted {desk_name}'s checklist for {day} to {channel}.", run_id, ts)
+
+
+def ledger_key(run_id: int) -> str:
+    """The checklist post's key in ``bot.delivery.ledger``."""
+    return f"checklist:{run_id}"
+
+
+def _refused(exc: BaseException) -> bool:
+    """Slack answered and refused (``ok: false``, a 4xx, a 429): nothing was posted. A 5xx or
+    no answer (a timeout) leaves the outcome unknown."""
+    return isinstance(exc, SlackApiError) and exc.response.status_code < 500
 
 
 def _reason(exc: BaseException) -> str:

@@ -190,6 +190,22 @@ def mark_posted(*, session: Session, run_id: int, ts: str, now: datetime) -> Non
     )
 
 
+def adopt_post(*, session: Session, run_id: int, ts: str, now: datetime) -> None:
+    """An earlier attempt's message, found in the channel, is the run's message. It was drawn
+    then (the answer window has moved since): the roster draws it again from the current state."""
+    session.execute(
+        update(ChecklistRun)
+        .where(col(ChecklistRun.id) == run_id)
+        .values(
+            message_ts=ts,
+            posted_at=now,
+            post_error=None,
+            post_claimed_at=None,
+            answers_version=ChecklistRun.answers_version + 1,
+        )
+    )
+
+
 def mark_post_failed(*, session: Session, run_id: int, error: str) -> None:
     """Release the lease so the next tick (or the CLI) tries again."""
     session.execute(

@@ -20,6 +20,12 @@
   DMs then runs at the rate limit instead of bouncing off it. The pacer's budget is a
   database row (``bot.delivery.pacing.SharedPacer``), so several processes or replicas
   delivering at once still send at the configured rate, not a multiple of it.
+- **Posts that must appear once.** A channel post stamped with message metadata (the
+  escalation channel's level-2 post, ``bot.delivery.slack.metadata_of``) is written in the
+  ``pending_post`` ledger before it is sent and settled when its outcome is known. A retry
+  that finds it still pending (the last attempt timed out, got a 5xx, or its worker died)
+  first looks for it in the channel's history and adopts the ``ts`` it finds instead of
+  posting again (``bot.delivery.ledger``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select as sa_select
@@ -38,13 +45,14 @@ from sqlmodel import Session, col, select
 
 from bot.audit import record
 from bot.db import claim_lease, read_scope, session_scope
+from bot.delivery import ledger
 from bot.delivery.errors import DeliveryError, NotReady
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind, service_of
 from bot.delivery.pacing import Pacer as Pacer  # re-exported: bot.cli names it
 from bot.delivery.pacing import SharedPacer
 from bot.delivery.pager import Pager, PagerTarget
-from bot.delivery.slack import deliver_slack, delivery_client
+from bot.delivery.slack import deliver_slack, delivery_client, find_posted, metadata_of, slack_errors
 from bot.delivery.specs import RenderSpec, SpecError, from_payload
 
 if TYPE_CHECKING:
@@ -188,6 +196,30 @@ def _render(session: Session, render: Renderer | None, data: Any) -> tuple[str, 
     return render(session, spec)
 
 
+def _adopt_or_begin(
+    engine: Engine,
+    client: WebClient,
+    *,
+    key: str,
+    body: dict[str, Any],
+    stamp: dict[str, Any],
+    pending: datetime | None,
+    now: datetime,
+) -> str | None:
+    """For a post that must appear once: the ``ts`` of an earlier attempt's message found in
+    the channel (that attempt's outcome was unknown), or None once this attempt is recorded in
+    the ledger (committed before the post)."""
+    channel = str(body["channel"])
+    if pending is not None:
+        look = partial(find_posted, client, channel=channel, metadata=stamp, oldest=ledger.oldest(pending, now))
+        found = slack_errors(look)
+        if found is not None:
+            return found
+    with session_scope(engine) as session:
+        ledger.begin(session=session, key=key, channel=channel, now=now)
+    return None
+
+
 def deliver_due(
     engine: Engine,
     client: WebClient,
@@ -219,11 +251,18 @@ def deliver_due(
         target: dict[str, Any] | None = None
         not_ready = False
         outcome: dict[str, Any] = {}
+        stamp: dict[str, Any] | None = None  # the message metadata of a post that must appear once
+        pending: datetime | None = None  # when an attempt of it whose outcome is unknown started
+        posted = False  # chat.postMessage was called (its failure may settle the ledger)
+        ledger_key = f"outbox:{message_id}"
         with read_scope(engine) as session:
             message = session.get(OutboxMessage, message_id)
             assert message is not None
             kind, body = message.kind, json.loads(message.payload)
             service = service_of(kind)
+            stamp = metadata_of(kind, body)
+            if stamp is not None:
+                pending = ledger.pending_since(session=session, key=ledger_key)
             page_to = (
                 pager_target(session, message.desk_id)
                 if service == "pager" and pager_target is not None and message.desk_id is not None
@@ -244,7 +283,17 @@ def deliver_due(
                     if pacer:
                         pacer.wait()
                     try:
-                        outcome = deliver_slack(kind, body, target, client)
+                        adopted = None
+                        if stamp is not None:
+                            adopted = _adopt_or_begin(
+                                engine, client, key=ledger_key, body=body, stamp=stamp, pending=pending, now=now
+                            )
+                        if adopted is not None:
+                            outcome = {"channel": body["channel"], "ts": adopted}
+                            log.info("outbox %s: adopted the post of an earlier attempt (ts %s)", message_id, adopted)
+                        else:
+                            posted = True
+                            outcome = deliver_slack(kind, body, target, client, metadata=stamp)
                     except DeliveryError as exc:
                         if exc.rate_limited and exc.retry_after is not None and pacer:
                             pacer.rate_limited(exc.retry_after)  # before done(): no one sends in between
@@ -272,6 +321,8 @@ def deliver_due(
                 result.deferred += 1
                 continue
             if error is not None:
+                if posted and (error.retry_after is None or error.rate_limited):
+                    ledger.settle(session=session, key=ledger_key)  # refused: certainly not posted
                 message.claimed_at = None
                 message.last_error = str(error)[:500]
                 if error.retry_after is None:
@@ -287,6 +338,8 @@ def deliver_due(
                     _audit_outcome(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
                     log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, error)
                 continue
+            if stamp is not None:
+                ledger.settle(session=session, key=ledger_key)
             message.delivered_at = now
             message.claimed_at = None
             message.last_error = None

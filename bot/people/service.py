@@ -16,6 +16,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.db import conflict_insert
 from bot.people.models import Person
 from bot.people.names import NAME_LIMIT as NAME_LIMIT  # re-exported: the rule lives in bot.people.names
 from bot.people.names import NO_NAMES as NO_NAMES
@@ -94,6 +95,16 @@ def stale(*, session: Session, user_ids: Iterable[str], now: datetime, max_age: 
     return missing + old
 
 
+def unknown(*, session: Session, user_ids: Iterable[str]) -> list[str]:
+    """Which of ``user_ids`` have no cached profile at all (sorted)."""
+    wanted = sorted(set(user_ids))
+    seen: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        seen.update(session.exec(select(Person.user_id).where(col(Person.user_id).in_(chunk))).all())
+    return [u for u in wanted if u not in seen]
+
+
 @dataclass(frozen=True)
 class Profile:
     """What the cache keeps of a Slack user object (``users.info`` / ``user_change``)."""
@@ -152,18 +163,52 @@ def _row(session: Session, user_id: str, now: datetime) -> Person:
 def remember(*, session: Session, profile: Profile, now: datetime) -> Person:
     """Insert or replace a user's cached profile."""
     person = _row(session, profile.user_id, now)
-    person.display_name = profile.display_name
-    person.real_name = profile.real_name
-    person.handle = profile.handle
-    person.tz = profile.tz
-    person.deleted = profile.deleted
-    person.is_admin = profile.is_admin
-    person.is_owner = profile.is_owner
-    person.is_bot = profile.is_bot
-    person.fetched_at = now
-    person.error = None
+    _store(person, profile, now)
     session.add(person)
     return person
+
+
+def remember_many(*, session: Session, profiles: Iterable[Profile], now: datetime) -> None:
+    """``remember`` for a page of users (``users.list``): their rows read in one query per 500,
+    the missing ones inserted (a concurrent writer may insert one first: it is then updated)."""
+    by_id = {p.user_id: p for p in profiles}
+    ids = sorted(by_id)
+    rows: dict[str, Person] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows.update((p.user_id, p) for p in session.exec(select(Person).where(col(Person.user_id).in_(chunk))).all())
+    missing = [by_id[u] for u in ids if u not in rows]
+    for start in range(0, len(missing), 200):
+        values = [{**_columns(p), "fetched_at": now, "error": None} for p in missing[start : start + 200]]
+        insert = conflict_insert(session.get_bind().dialect.name, Person).values(values)
+        inserted = set(session.execute(insert.on_conflict_do_nothing().returning(col(Person.user_id))).scalars())
+        for profile in missing[start : start + 200]:
+            if profile.user_id not in inserted:  # a concurrent writer inserted it first
+                remember(session=session, profile=profile, now=now)
+    for user_id, person in rows.items():
+        _store(person, by_id[user_id], now)
+        session.add(person)
+
+
+def _columns(profile: Profile) -> dict[str, Any]:
+    return {
+        "user_id": profile.user_id,
+        "display_name": profile.display_name,
+        "real_name": profile.real_name,
+        "handle": profile.handle,
+        "tz": profile.tz,
+        "deleted": profile.deleted,
+        "is_admin": profile.is_admin,
+        "is_owner": profile.is_owner,
+        "is_bot": profile.is_bot,
+    }
+
+
+def _store(person: Person, profile: Profile, now: datetime) -> None:
+    for column, value in _columns(profile).items():
+        setattr(person, column, value)
+    person.fetched_at = now
+    person.error = None
 
 
 def remember_failure(*, session: Session, user_id: str, error: str, now: datetime) -> None:

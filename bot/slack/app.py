@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
+from bot import events_once
 from bot.checklist import listeners as checklist_listeners
 from bot.checklist import problem_listeners
 from bot.escalation import listeners as escalation_listeners
@@ -57,6 +58,20 @@ def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
         # pool) and now (read once per request, so a request sees one instant).
         context["deps"] = deps
         context["now"] = deps.clock()
+        return next()
+
+    @app.middleware
+    def once(
+        req: BoltRequest, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]
+    ) -> BoltResponse:
+        # An Events API delivery is handled by the one replica whose insert of its event_id wins
+        # (bot.events_once); Slack's retries of it, wherever they land, are acknowledged only.
+        event_id = events_once.event_id_of(body)
+        if event_id is not None and not events_once.first_delivery(deps.engine, event_id=event_id, now=context["now"]):
+            retry = req.headers.get("x-slack-retry-num") or ["-"]
+            reason = req.headers.get("x-slack-retry-reason") or ["-"]
+            log.info("event %s already handled: acknowledged, skipped (retry %s, %s)", event_id, retry[0], reason[0])
+            return BoltResponse(status=200, body="")
         return next()
 
     @app.error

@@ -9,7 +9,16 @@ As real Slack does, a message sent with a user ID as ``channel`` comes back with
 channel id, and ``chat.update`` / ``chat.postEphemeral`` refuse a user ID as channel
 (``channel_not_found``); ``views.open`` refuses a trigger older than 3 seconds
 (``expired_trigger_id``, for triggers made by ``tests.support.harness``). ``users.info`` answers for
-users added with ``add_user`` (``user_not_found`` otherwise).
+users added with ``add_user`` (``user_not_found`` otherwise); ``users.list`` pages through them
+(``limit``, ``cursor``, ``response_metadata.next_cursor``).
+
+Messages posted are kept per channel (``messages``) with their message metadata, and
+``conversations.history`` answers with them as Slack does (https://api.slack.com/methods/
+conversations.history): newest first, ``oldest``/``latest`` exclusive unless ``inclusive``,
+``limit`` (default 100) with ``has_more`` and a ``next_cursor``, and a message's ``metadata``
+only with ``include_all_metadata``. A message's ``ts`` is the real time of its post (and a
+counter). ``Fault(accepted=True, delay=...)`` is a call Slack carries out whose answer comes
+late (past the client's timeout, say): the message is posted, the caller never hears of it.
 
 ``strict = True`` also refuses what real Slack refuses for size (each check cites Slack's
 docs): more than 50 blocks in a message or 100 in a view, a block that slack_sdk's models
@@ -20,6 +29,7 @@ reject (text longer than its limit, too many elements…) -> ``invalid_blocks``;
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -89,6 +99,26 @@ class Fault:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    accepted: bool = False  # Slack carries the call out (and answers after ``delay``)
+
+
+def truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def cursor_of(offset: int) -> str:
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def offset_of(cursor: Any) -> int | None:
+    """The offset a cursor stands for; 0 for none; None for a cursor Slack never gave."""
+    if not cursor:
+        return 0
+    try:
+        kind, _, number = base64.b64decode(str(cursor)).decode().partition(":")
+        return int(number) if kind == "offset" else None
+    except ValueError:
+        return None
 
 
 class FakeSlack:
@@ -104,6 +134,8 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self.strict = False
         self.users: dict[str, dict[str, Any]] = {}
+        self.unlisted: set[str] = set()
+        self.messages: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, oldest first
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -189,8 +221,10 @@ class FakeSlack:
         is_owner: bool = False,
         deleted: bool = False,
         tz: str = "America/New_York",
+        listed: bool = True,
     ) -> dict[str, Any]:
-        """A user ``users.info`` knows (https://api.slack.com/types/user)."""
+        """A user ``users.info`` knows (https://api.slack.com/types/user); ``users.list`` lists
+        them unless ``listed`` is False (a Slack Connect guest from another workspace, say)."""
         user = {
             "id": user_id,
             "name": (real_name or user_id).lower().replace(" ", "."),
@@ -204,6 +238,8 @@ class FakeSlack:
         }
         with self._lock:
             self.users[user_id] = user
+            if not listed:
+                self.unlisted.add(user_id)
         return user
 
     # -- inspection ------------------------------------------------------------
@@ -239,11 +275,15 @@ class FakeSlack:
         call = Call(method, params, token, time.monotonic())
         with self._lock:
             queue = self._faults.get(method)
+            late = 0.0
             if queue:
                 fault = queue.popleft()
-                self.rejected.append(call)
-                body = fault.body if fault.body is not None else {"ok": False, "error": "fatal_error"}
-                return fault.status, body, fault.headers, fault.delay
+                if fault.accepted:
+                    late = fault.delay
+                else:
+                    self.rejected.append(call)
+                    body = fault.body if fault.body is not None else {"ok": False, "error": "fatal_error"}
+                    return fault.status, body, fault.headers, fault.delay
             limit = self._limits.get(method)
             if limit is not None:
                 interval, retry_after = limit
@@ -259,7 +299,7 @@ class FakeSlack:
                 self.rejected.append(call)
                 return 200, {"ok": False, "error": refusal[0], "errors": [refusal[1]]}, {}, 0.0
             self.calls.append(call)
-            return 200, self._ok(method, params), {}, 0.0
+            return 200, self._ok(method, params), {}, late
 
     def _refusal(self, method: str, params: dict[str, Any]) -> tuple[str, str] | None:
         """(error, detail) for a call real Slack would refuse."""
@@ -275,6 +315,8 @@ class FakeSlack:
         if method == "users.info":
             if str(params.get("user") or "") not in self.users:
                 return "user_not_found", "no such user"
+        if method in ("users.list", "conversations.history") and offset_of(params.get("cursor")) is None:
+            return "invalid_cursor", "Value passed for cursor was not valid or is no longer valid."
         if not self.strict:
             return None
         if method in MESSAGE_METHODS:
@@ -307,13 +349,52 @@ class FakeSlack:
             return "msg_blocks_too_long", f"{text_size(blocks)} characters of block text"
         return None
 
+    @staticmethod
+    def _page(key: str, items: list[Any], params: dict[str, Any], *, default_limit: int) -> dict[str, Any]:
+        """One page of ``items`` from the cursor's offset (``limit`` 0: everything left)."""
+        start = offset_of(params.get("cursor")) or 0
+        limit = int(params.get("limit") or default_limit)
+        end = len(items) if limit <= 0 else start + limit
+        more = end < len(items)
+        return {
+            "ok": True,
+            key: items[start:end],
+            "has_more": more,
+            "response_metadata": {"next_cursor": cursor_of(end) if more else ""},
+        }
+
+    def _history(self, params: dict[str, Any]) -> dict[str, Any]:
+        inclusive = truthy(params.get("inclusive"))
+        oldest = float(params.get("oldest") or 0)
+        latest = float(params["latest"]) if params.get("latest") else float("inf")
+
+        def within(ts: float) -> bool:
+            return oldest <= ts <= latest if inclusive else oldest < ts < latest
+
+        found = [m for m in reversed(self.messages.get(str(params.get("channel") or ""), [])) if within(float(m["ts"]))]
+        if not truthy(params.get("include_all_metadata")):
+            found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+        return self._page("messages", found, params, default_limit=100)
+
     def _ok(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         n = next(self._ts)
         if method == "chat.postMessage":
-            ts = f"{1_700_000_000 + n}.{n:06d}"
+            ts = f"{int(time.time())}.{n:06d}"
             channel = str(params.get("channel") or "")
             if channel[:1] in ("U", "W"):  # a DM by user ID: Slack answers with the DM's own id
                 channel = "D" + channel[1:]
+            message: dict[str, Any] = {
+                "type": "message",
+                "ts": ts,
+                "user": "UBOT",
+                "bot_id": "BBOT",
+                "app_id": "A1",
+                "text": params.get("text"),
+                "blocks": params.get("blocks") or [],
+            }
+            if isinstance(params.get("metadata"), dict):
+                message["metadata"] = params["metadata"]
+            self.messages.setdefault(channel, []).append(message)
             return {
                 "ok": True,
                 "channel": channel,
@@ -321,6 +402,11 @@ class FakeSlack:
                 "message": {"text": params.get("text")},
             }
         if method == "chat.update":
+            for message in self.messages.get(str(params.get("channel") or ""), []):
+                if message["ts"] == params.get("ts"):
+                    message["text"], message["blocks"] = params.get("text"), params.get("blocks") or []
+                    if isinstance(params.get("metadata"), dict):
+                        message["metadata"] = params["metadata"]
             return {
                 "ok": True,
                 "channel": params.get("channel"),
@@ -337,6 +423,11 @@ class FakeSlack:
             return {"ok": True, "channel": {"id": "D" + users.replace(",", "")[1:]}}
         if method == "users.info":
             return {"ok": True, "user": self.users[str(params.get("user"))]}
+        if method == "users.list":
+            members = [self.users[u] for u in sorted(self.users) if u not in self.unlisted]
+            return self._page("members", members, params, default_limit=0)
+        if method == "conversations.history":
+            return self._history(params)
         if method == "chat.getPermalink":
             ts = str(params.get("message_ts") or "")
             return {
