@@ -12,6 +12,10 @@ channel id, and ``chat.update`` / ``chat.postEphemeral`` refuse a user ID as cha
 users added with ``add_user`` (``user_not_found`` otherwise); ``users.list`` pages through them
 (``limit``, ``cursor``, ``response_metadata.next_cursor``).
 
+``apps.connections.open`` wants an app-level token (``xapp-…``; anything else:
+``not_allowed_token_type``, as Slack answers) and answers with a WebSocket URL from
+``websocket`` (``FakeSocketMode.issue_url`` of ``tests.support.fakes.socket_mode``) when set.
+
 Messages posted are kept per channel (``messages``) with their message metadata, and
 ``conversations.history`` answers with them as Slack does (https://api.slack.com/methods/
 conversations.history): newest first, ``oldest``/``latest`` exclusive unless ``inclusive``,
@@ -35,6 +39,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -136,6 +141,7 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.unlisted: set[str] = set()
         self.messages: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, oldest first
+        self.websocket: Callable[[], str] | None = None  # Socket Mode URLs for apps.connections.open
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -294,14 +300,14 @@ class FakeSlack:
                 self._last_allowed[method] = call.at
             if not token:
                 return 200, {"ok": False, "error": "not_authed"}, {}, 0.0
-            refusal = self._refusal(method, params)
+            refusal = self._refusal(method, params, token)
             if refusal is not None:
                 self.rejected.append(call)
                 return 200, {"ok": False, "error": refusal[0], "errors": [refusal[1]]}, {}, 0.0
             self.calls.append(call)
             return 200, self._ok(method, params), {}, late
 
-    def _refusal(self, method: str, params: dict[str, Any]) -> tuple[str, str] | None:
+    def _refusal(self, method: str, params: dict[str, Any], token: str | None = None) -> tuple[str, str] | None:
         """(error, detail) for a call real Slack would refuse."""
         channel = str(params.get("channel") or "")
         if method in ("chat.update", "chat.postEphemeral", "chat.delete") and channel[:1] in ("U", "W"):
@@ -312,6 +318,8 @@ class FakeSlack:
             if trigger.startswith("trig-") and issued.isdigit():
                 if time.monotonic_ns() - int(issued) > TRIGGER_LIFE_NS:
                     return "expired_trigger_id", "the trigger is more than 3 seconds old"
+        if method == "apps.connections.open" and not str(token or "").startswith("xapp-"):
+            return "not_allowed_token_type", "apps.connections.open takes an app-level token (xapp-...)"
         if method == "users.info":
             if str(params.get("user") or "") not in self.users:
                 return "user_not_found", "no such user"
@@ -434,6 +442,8 @@ class FakeSlack:
                 "ok": True,
                 "permalink": f"https://fake.slack.com/archives/{params.get('channel')}/p{ts.replace('.', '')}",
             }
+        if method == "apps.connections.open" and self.websocket is not None:
+            return {"ok": True, "url": self.websocket()}
         if method == "auth.test":
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "url": "https://fake/"}
         if method == "files.getUploadURLExternal":
