@@ -8,12 +8,16 @@ field errors come back in it, and a delivery made twice changes things once."""
 
 from __future__ import annotations
 
+import base64
+import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -24,7 +28,7 @@ from bot.serve import open_socket_mode, socket_mode_url
 from bot.slack.ids import Action, Block, Callback
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack
-from tests.support.fakes.socket_mode import Ack, FakeSocketMode
+from tests.support.fakes.socket_mode import Ack, FakeSocketMode, accept_key
 from tests.support.harness import Bot, FakeClock
 from tests.test_checklist_flow import answers, ephemerals, last_roster, post, report_values
 from tests.test_serve import serve_env
@@ -86,6 +90,33 @@ def test_apps_connections_open_refuses_a_bot_token(fake_slack: FakeSlack, socket
         client.apps_connections_open(app_token="xoxb-test-token")
     assert refused.value.response["error"] == "not_allowed_token_type"
     assert client.apps_connections_open(app_token=APP_TOKEN)["url"].startswith("ws://127.0.0.1:")
+
+
+def handshake(url: str) -> str:
+    """The status line the stand-in answers a WebSocket handshake for ``url`` with."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=5) as conn:
+        key = base64.b64encode(os.urandom(16)).decode()
+        conn.sendall(
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.hostname}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        raw = b""
+        while b"\r\n\r\n" not in raw and (chunk := conn.recv(4096)):
+            raw += chunk
+    answer = raw.split(b"\r\n\r\n", 1)[0].decode()  # the hello frame may follow
+    status = answer.split("\r\n", 1)[0]
+    if status.startswith("HTTP/1.1 101"):
+        assert f"Sec-WebSocket-Accept: {accept_key(key)}" in answer
+    return status
+
+
+def test_a_websocket_url_is_good_for_one_connection(socket_mode: FakeSocketMode) -> None:
+    url = socket_mode.issue_url()
+    assert handshake(url) == "HTTP/1.1 101 Switching Protocols"
+    assert handshake(url) == "HTTP/1.1 401 Unauthorized"  # its ticket is used
+    assert handshake(url.replace("ticket=", "ticket=x")) == "HTTP/1.1 401 Unauthorized"
+    assert socket_mode.refused == ["unknown or used ticket"] * 2
 
 
 def test_slash_command_answers_in_the_ack(socket_bot: SocketBot) -> None:
