@@ -274,9 +274,7 @@ def test_the_pager_connects_to_the_checked_address_and_never_follows_a_redirect(
     """An allowed name is resolved once (by the guard) and the request goes to that address,
     the name in the Host header; a 3xx is an answer, not a hop."""
     port = int(fake_pager.url.rsplit(":", 1)[1])
-    pager = Pager(
-        keys=SECRET_KEY, timeout=1, retries=0, allow_private=True, resolve=lambda host, port: ["127.0.0.1"]
-    )
+    pager = Pager(keys=SECRET_KEY, timeout=1, retries=0, allow_private=True, resolve=lambda host, port: ["127.0.0.1"])
     pager.send(target=desk("webhook", f"http://pager.internal:{port}/hook?token=abc", "s"), event=EVENT)
     (request,) = fake_pager.requests
     assert request.path == "/hook?token=abc"
