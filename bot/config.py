@@ -50,6 +50,9 @@ class Settings:
     log_level: str = "INFO"
     # Staging only: seconds added to the real clock, for rehearsing a morning (README).
     clock_offset: int = 0
+    # PREFLIGHT_ALLOW_PRIVATE_PAGER=1: pager URLs may reach loopback/private addresses (an
+    # on-premises pager; plain http only to those). Link-local and metadata addresses never.
+    allow_private_pager: bool = False
 
     def require_slack(self) -> tuple[str, str]:
         """The bot token and signing secret, or a ConfigError naming the missing one."""
@@ -148,6 +151,16 @@ def _int(name: str, value: str, low: int, high: int) -> int:
     return number
 
 
+def _flag(name: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {value!r}")
+
+
 def _secret_keys(keys: str | None, single: str | None) -> tuple[str, ...]:
     """PREFLIGHT_SECRET_KEYS (comma-separated, current first) or the older PREFLIGHT_SECRET_KEY
     (one key, taken whole). A single key set beside a list that lacks it would leave the
@@ -194,6 +207,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         threads=_int("WEB_THREADS", get("WEB_THREADS") or "8", 1, 64),
         log_level=level,
         clock_offset=_int("PREFLIGHT_CLOCK_OFFSET", get("PREFLIGHT_CLOCK_OFFSET") or "0", -MAX_OFFSET, MAX_OFFSET),
+        allow_private_pager=_flag("PREFLIGHT_ALLOW_PRIVATE_PAGER", get("PREFLIGHT_ALLOW_PRIVATE_PAGER")),
     )
 
 

@@ -6,7 +6,7 @@ plain SQL through the driver itself: the standard library's ``sqlite3`` for a pl
 ``sqlite:///FILE`` URL, psycopg for ``postgresql+psycopg://...`` (the URL libpq takes once
 the ``+psycopg`` is dropped). ``read_at_head`` opens a read-only transaction only when it is
 sure of what it reads: the URL is one of those forms, the SQLite file exists, and the
-database's ``alembic_version`` is the head of ``migrations/versions`` (``bot.migrate``).
+database's ``alembic_version`` is the head of ``bot/migrations/versions`` (``bot.migrate``).
 Anything else -- another URL form, a missing file, any driver error, a database behind or
 ahead of the code -- gives None, and the caller takes the normal path (migrate, then the
 ORM), which reports problems in its own words.

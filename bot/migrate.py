@@ -3,7 +3,7 @@
 Every command that touches data calls ``upgrade`` first. Importing Alembic costs about a
 second (``import alembic`` pulls in ``alembic.context`` and its DDL machinery), so it is
 imported only when there is something to do: ``upgrade`` first compares the database's
-``alembic_version`` with the head of ``migrations/versions`` read straight from the revision
+``alembic_version`` with the head of ``bot/migrations/versions`` read straight from the revision
 files (``revision = ...`` / ``down_revision = ...``). At head: done, no Alembic. Behind, ahead,
 no version table, or anything the quick reading can't be sure of (a merge revision, two
 heads, an unreadable file): the full Alembic upgrade, which decides.
@@ -23,16 +23,19 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection
 
-ROOT = Path(__file__).resolve().parent.parent
-VERSIONS = ROOT / "migrations" / "versions"
+# The revisions ship inside the package (bot/migrations), so a plain ``pip install .`` (a
+# Dockerfile, a PaaS build) migrates as well as an editable install. Developers run the Alembic
+# CLI with the repository's alembic.ini, which points at the same folder.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSIONS = MIGRATIONS / "versions"
 _LOCK_ID = 7_345_001  # pg advisory lock: replicas starting together migrate one at a time
 
 
 def alembic_config(database_url: str) -> Config:
     from alembic.config import Config
 
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg = Config()  # no ini file: an installed package has none, and env.py needs nothing from it
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["database_url"] = database_url
     return cfg
 
@@ -89,7 +92,7 @@ def _current(conn: Connection) -> list[str] | None:
 
 
 def at_head(database_url: str) -> bool:
-    """True when the database is certainly at the head of ``migrations/versions``."""
+    """True when the database is certainly at the head of ``bot/migrations/versions``."""
     head = script_head()
     if head is None:
         return False

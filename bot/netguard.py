@@ -31,6 +31,9 @@ from urllib.parse import urlsplit
 
 from bot.errors import ServiceError
 
+# What every refusal raises. Delivery (which may not import bot.errors) catches it by this name.
+Refused = ServiceError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
 

@@ -188,7 +188,7 @@ class Jobs:
                 return
             rt = self.runtime
             scheduler = Scheduler(rt.engine, rt.client, rt.refresher, rt.deps.clock)
-            pager = Pager(keys=self.settings.secret_keys)
+            pager = Pager(keys=self.settings.secret_keys, allow_private=self.settings.allow_private_pager)
             # The outbox runs on the app's clock too: what a pass queues is due by that clock.
             worker = outbox_worker(rt.engine, rt.client, pager, clock=rt.deps.clock)
             scheduler.start()

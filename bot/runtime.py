@@ -111,6 +111,7 @@ def build(
         modal_client=bare_client(client),
         names_client=bare_client(client),  # users.info fails fast: a stranger is looked up again later
         keys=Keyring(settings.secret_keys),
+        allow_private_pager=settings.allow_private_pager,
         home_publisher=home.publish,
     )
     bolt = create_app(signing_secret=signing_secret, client=client, deps=deps)

@@ -69,6 +69,11 @@ def env(engine: Engine, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, 
     return values
 
 
+def sent(fake_slack: FakeSlack) -> list[str]:
+    """What the CLI asked Slack to do, beyond ``desk add`` checking the bot is in the channel."""
+    return [c.method for c in fake_slack.calls if c.method != "conversations.info"]
+
+
 def pretend_now(monkeypatch: pytest.MonkeyPatch, when: datetime) -> None:
     """Move the CLI's clock (PREFLIGHT_CLOCK_OFFSET, whole seconds) so that it reads ``when``."""
     monkeypatch.setenv("PREFLIGHT_CLOCK_OFFSET", str(round((when - datetime.now(UTC)).total_seconds())))
@@ -282,7 +287,7 @@ def test_checklist_post_for_a_future_day_is_refused_and_the_day_still_posts(
     code, out, err = run(capsys, ["checklist", "post", "equities", "--date", "2026-12-01"])
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "2026-12-01 is in the future: the scheduler posts it at 08:00 EST on Tue 01 Dec 2026" in err
-    assert fake_slack.calls == [] and snapshot(engine)[2] == []
+    assert sent(fake_slack) == [] and snapshot(engine)[2] == []
     # The real morning is untouched: on Dec 1 it posts.
     pretend_now(monkeypatch, datetime(2026, 12, 1, 13, 5, tzinfo=UTC))
     code, out, err = run(capsys, ["checklist", "post", "equities"])
@@ -301,7 +306,7 @@ def test_checklist_post_after_the_close_is_refused(
     code, out, err = run(capsys, ["checklist", "post", "equities"])
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "market closed at 16:00 EST on Wed 25 Nov 2026" in err
-    assert fake_slack.calls == [] and snapshot(engine)[2] == []
+    assert sent(fake_slack) == [] and snapshot(engine)[2] == []
 
 
 @pytest.mark.parametrize("week", ["2026-W48", "2026-W50"])
@@ -320,7 +325,7 @@ def test_summary_post_for_an_unfinished_or_future_week_is_refused(
     assert f"{week} isn't finished: the scheduler posts its summary at" in err and "--preview" in err
     if week == "2026-W48":  # Friday 27 Nov closes early (13:00) and the summary follows 30 min later
         assert "Fri 27 Nov 2026 13:30 EST" in err
-    assert fake_slack.calls == [] and _table(engine, "weekly_summary") == []
+    assert sent(fake_slack) == [] and _table(engine, "weekly_summary") == []
 
 
 def test_summary_preview_prints_and_writes_the_chart_and_posts_nothing(
@@ -338,7 +343,7 @@ def test_summary_preview_prints_and_writes_the_chart_and_posts_nothing(
     assert code == 0 and err == ""
     assert "Weekly readiness for equities, 2026-W48" in out and "Nothing was posted" in out
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    assert fake_slack.calls == [] and _table(engine, "weekly_summary") == []
+    assert sent(fake_slack) == [] and _table(engine, "weekly_summary") == []
     code, out, err = run(capsys, ["summary", "post", "equities", "--chart", str(chart)])
     assert code == 2 and "--chart goes with --preview" in err
 

@@ -200,7 +200,7 @@ def test_an_unreadable_pager_secret_is_a_visible_failure(
         checklist.mark_posted(session=session, run_id=claim.run.id, ts="1.0", now=utc(2026, 11, 25, 13, 0))
     run_pass(cli, T0)  # silent traders at the deadline
     run_pass(cli, T0 + timedelta(minutes=15))  # level 2: pages
-    wrong = Pager(keys=[NEW_KEY], timeout=1, retries=0)
+    wrong = Pager(keys=[NEW_KEY], timeout=1, retries=0, allow_private=True)
     with caplog.at_level(logging.WARNING, logger="bot.delivery.worker"):
         deliver_due(cli, delivery_client(fake_slack.base_url), wrong, now=T0 + timedelta(minutes=16), limit=1000)
     wrong.close()

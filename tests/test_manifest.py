@@ -35,6 +35,8 @@ SCOPE_OF: dict[str, str | tuple[str, ...] | None] = {
     "conversations.open": "im:write",
     # Public channels, private channels (bot.delivery.slack.find_posted reads desk channels).
     "conversations.history": ("channels:history", "groups:history"),
+    # Saving a desk asks whether the bot is in its channels (bot.slack.channels): public, private.
+    "conversations.info": ("channels:read", "groups:read"),
     "files": "files:write",
     "views": None,
     "auth": None,

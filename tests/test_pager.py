@@ -19,6 +19,8 @@ from bot.desks.models import Desk
 from tests.support.escalation_fixtures import SECRET_KEY, fake_pager, make_pager  # noqa: F401 - a fixture
 from tests.support.factories import make_desk
 from tests.support.fakes.pager import FakePager, PagerFault
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import BOT_TOKEN
 
 EVENT = {"action": "trigger", "escalation_id": 42, "escalation_kind": "recovery_path", "summary": "UTRD1 lost MFA"}
 
@@ -63,7 +65,7 @@ def test_webhook_is_signed_over_the_body(fake_pager: FakePager) -> None:  # noqa
 
 
 def test_faults_are_transient_or_permanent(fake_pager: FakePager) -> None:  # noqa: F811
-    pager = Pager(keys=SECRET_KEY, timeout=1, retries=2, backoff=0.01)
+    pager = Pager(keys=SECRET_KEY, timeout=1, retries=2, backoff=0.01, allow_private=True)
     d = desk("pagerduty", fake_pager.url, "rk")
     # 500, then slow (times out), then fine: retried inside one send.
     fake_pager.script(PagerFault(status=500), PagerFault(status=200, delay=2.0))
@@ -102,9 +104,12 @@ def test_no_pager_configured_is_skipped() -> None:
 
 
 @pytest.fixture
-def cli(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+def cli(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack) -> Engine:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    # Saving a channel asks (the fake) Slack whether the bot is in it.
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.base_url)
     monkeypatch.delenv("PREFLIGHT_SECRET_KEY", raising=False)
     make_desk(engine)
     return engine
@@ -146,8 +151,8 @@ def test_desk_set_changes_the_policy(
     ("argv", "needle"),
     [
         (["--pager-kind", "webhook", "--pager-url", "not a url"], "malformed"),
-        (["--pager-kind", "webhook", "--pager-url", "ftp://example.org/x"], "malformed"),
-        (["--pager-url", "http://:80/x"], "malformed"),
+        (["--pager-kind", "webhook", "--pager-url", "ftp://example.org/x"], "must start with https://"),
+        (["--pager-url", "http://:80/x"], "must start with https://"),
         (
             ["--pager-kind", "webhook", "--pager-url", "https://hooks.example/x", "--pager-secret", "s"],
             "PREFLIGHT_SECRET_KEY",
@@ -171,7 +176,10 @@ def test_desk_set_refuses_bad_input_and_changes_nothing(
     assert stored(cli).model_dump() == before
 
 
-def test_escalations_run_with_at_is_idempotent(cli: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+def test_escalations_run_with_at_is_idempotent(
+    cli: Engine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLACK_BOT_TOKEN")  # queued, not delivered: the running bot's outbox delivers
     from bot.checklist import service as checklist
     from tests.support.harness import utc
 
@@ -189,3 +197,90 @@ def test_escalations_run_with_at_is_idempotent(cli: Engine, capsys: pytest.Captu
     assert main(["escalations", "list"]) == 0
     out = capsys.readouterr().out
     assert out.count("silent") == 3 and "0 delivered, 2 waiting (attempts 0)" in out
+
+
+# --- where a page may go (bot.netguard, issue 17) -------------------------------------------
+
+REFUSED_TARGETS = [
+    ("http://169.254.169.254/latest/meta-data/iam", "must start with https://"),
+    ("https://169.254.169.254/latest/meta-data/iam", "metadata address"),
+    ("https://127.0.0.1:8443/hook", "loopback address"),
+    ("https://10.1.2.3/hook", "private address"),
+    ("https://[::1]/hook", "loopback address"),
+    ("https://[::ffff:169.254.169.254]/x", "metadata address"),
+    ("https://169.254.10.1/hook", "link-local address"),
+]
+
+
+@pytest.mark.parametrize(("url", "needle"), REFUSED_TARGETS)
+def test_desk_set_refuses_internal_pager_targets(
+    cli: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, needle: str
+) -> None:
+    monkeypatch.setenv("PREFLIGHT_SECRET_KEYS", SECRET_KEY)
+    monkeypatch.delenv("PREFLIGHT_ALLOW_PRIVATE_PAGER", raising=False)
+    before = stored(cli).model_dump()
+    assert main(["desk", "set", "equities", "--pager-kind", "webhook", "--pager-url", url]) == 2
+    line = error_line(capsys)
+    assert needle in line and "(--pager-url)" in line
+    assert stored(cli).model_dump() == before
+
+
+def test_private_pager_targets_only_when_allowed_and_metadata_never(
+    cli: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PREFLIGHT_SECRET_KEYS", SECRET_KEY)
+    monkeypatch.setenv("PREFLIGHT_ALLOW_PRIVATE_PAGER", "1")
+    assert main(["desk", "set", "equities", "--pager-kind", "webhook", "--pager-url", "http://10.1.2.3:8080/h"]) == 0
+    assert stored(cli).pager_url == "http://10.1.2.3:8080/h"
+    capsys.readouterr()
+    for url in ("http://169.254.169.254/latest/meta-data/iam", "https://169.254.169.254/", "https://169.254.1.1/"):
+        assert main(["desk", "set", "equities", "--pager-url", url]) == 2
+        assert "(--pager-url)" in error_line(capsys)
+    assert stored(cli).pager_url == "http://10.1.2.3:8080/h"
+
+
+def test_the_pager_secret_error_names_the_flag_that_was_used(
+    cli: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PREFLIGHT_SECRET_KEYS", raising=False)
+    secret = tmp_path / "rk"
+    secret.write_text("routing-key\n")
+    assert main(["desk", "set", "equities", "--pager-kind", "pagerduty", "--pager-secret-file", str(secret)]) == 2
+    line = error_line(capsys)
+    assert "(--pager-secret-file)" in line and "PREFLIGHT_SECRET_KEY" in line
+
+
+def test_a_name_resolving_to_loopback_at_delivery_is_a_permanent_failure_never_a_request(
+    fake_pager: FakePager,  # noqa: F811
+) -> None:
+    """Saved while it resolved to a public address; at delivery the name resolves to 127.0.0.1
+    (DNS rebinding): refused before any connection, permanently (the outbox records it)."""
+    port = int(fake_pager.url.rsplit(":", 1)[1])
+    pager = Pager(keys=SECRET_KEY, timeout=1, retries=1, backoff=0.01, resolve=lambda host, port: ["127.0.0.1"])
+    with pytest.raises(DeliveryError) as refused:
+        pager.send(target=desk("webhook", f"https://hooks.example:{port}/hook", "s"), event=EVENT)
+    assert refused.value.retry_after is None
+    assert "pager target refused" in str(refused.value) and "loopback" in str(refused.value)
+    assert fake_pager.requests == [] and fake_pager.rejected == []
+    # The PagerDuty base URL goes through the same guard.
+    with pytest.raises(DeliveryError, match="metadata"):
+        pager.send(target=desk("pagerduty", "https://169.254.169.254", "rk"), event=EVENT)
+    pager.close()
+
+
+def test_the_pager_connects_to_the_checked_address_and_never_follows_a_redirect(
+    fake_pager: FakePager,  # noqa: F811
+) -> None:
+    """An allowed name is resolved once (by the guard) and the request goes to that address,
+    the name in the Host header; a 3xx is an answer, not a hop."""
+    port = int(fake_pager.url.rsplit(":", 1)[1])
+    pager = Pager(keys=SECRET_KEY, timeout=1, retries=0, allow_private=True, resolve=lambda host, port: ["127.0.0.1"])
+    pager.send(target=desk("webhook", f"http://pager.internal:{port}/hook?token=abc", "s"), event=EVENT)
+    (request,) = fake_pager.requests
+    assert request.path == "/hook?token=abc"
+    assert request.headers["host"] == f"pager.internal:{port}"
+    fake_pager.script(PagerFault(status=302))
+    with pytest.raises(DeliveryError, match="302"):
+        pager.send(target=desk("webhook", f"http://pager.internal:{port}/hook", "s"), event=EVENT)
+    assert len(fake_pager.requests) == 1
+    pager.close()

@@ -6,6 +6,14 @@ rest with ``bot.crypto`` (MultiFernet under ``PREFLIGHT_SECRET_KEYS``). The outb
 transient failure (connection error, timeout, 429, 5xx) is retried here a couple of
 times with a short backoff and then handed back to the outbox, which backs off for
 longer. A 4xx is permanent (a wrong routing key does not get better by retrying).
+
+Where a page may go (``check_url``, through ``bot.netguard``, the one guard for every URL the
+bot calls): https only, to public addresses. Loopback and private addresses (and plain http to
+them) only when the operator allows private targets (``PREFLIGHT_ALLOW_PRIVATE_PAGER=1``, an
+on-premises pager); link-local, metadata and reserved addresses never. The URL is checked when
+it is saved and again at every delivery after resolving the name; the request then goes to
+one of the checked addresses (the name in the Host header and for TLS), never re-resolved,
+and a redirect is never followed. A refused target is a permanent, recorded delivery failure.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from bot import netguard as ng
 from bot.crypto import CryptoError, Keyring, keyring
 from bot.delivery.errors import DeliveryError
 
@@ -41,18 +50,45 @@ class PagerTarget:
     secret_token: str | None  # encrypted (bot.crypto)
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` can't be a pager URL, or None."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"the pager URL {url!r} is malformed: expected http(s)://host[/path]"
-    if any(ch.isspace() for ch in url):
-        return f"the pager URL {url!r} is malformed: it contains whitespace"
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        return f"the pager URL {url!r} is malformed: bad port"
-    return None
+PUBLIC_ONLY = ng.Policy(allowed=frozenset({ng.AddressClass.PUBLIC}), purpose="the pager")
+PRIVATE_ALLOWED = ng.Policy(
+    allowed=frozenset({ng.AddressClass.PUBLIC, ng.AddressClass.PRIVATE, ng.AddressClass.LOOPBACK}),
+    purpose="the pager (PREFLIGHT_ALLOW_PRIVATE_PAGER=1)",
+)
+_ON_PREMISES = frozenset({ng.AddressClass.PRIVATE, ng.AddressClass.LOOPBACK})
+WHAT = "The pager URL"
+
+
+def check_url(
+    url: str,
+    *,
+    allow_private: bool = False,
+    resolve: ng.Resolver = ng.system_resolver,
+    field: str = "pager_url",
+) -> tuple[ng.ParsedUrl, ng.Checked]:
+    """``url`` parsed and resolved, every address allowed; ``netguard.Refused`` (a ServiceError
+    carrying ``field``) otherwise.
+
+    https only, public addresses only; with ``allow_private`` also loopback and private
+    addresses, and plain http to a host whose every address is one of those."""
+    schemes = ("https", "http") if allow_private else ("https",)
+    parts = urlsplit(url.strip())
+    if parts.query and "#" not in url:  # a webhook's token may ride in its query: kept, not checked
+        url = urlunsplit(parts._replace(query=""))
+    parsed = ng.parse_url(url, what=WHAT, field=field, schemes=schemes)
+    parsed = ng.ParsedUrl(scheme=parsed.scheme, host=parsed.host, port=parsed.port, path=_target_of(parts))
+    policy = PRIVATE_ALLOWED if allow_private else PUBLIC_ONLY
+    checked = ng.check(parsed.host, parsed.port, policy=policy, what=WHAT, field=field, resolve=resolve)
+    if parsed.scheme == "http" and not checked.classes <= _ON_PREMISES:
+        raise ng.Refused(
+            f"{WHAT} must use https:// to reach a public address (plain http only to private ones).", field=field
+        )
+    return parsed, checked
+
+
+def _target_of(parts: SplitResult) -> str:
+    """The request target as given: its path (trailing slash kept) and query."""
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -71,6 +107,8 @@ class Pager:
         retries: int = 2,
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
+        allow_private: bool = False,
+        resolve: ng.Resolver = ng.system_resolver,
     ) -> None:
         # httpx is imported when a Pager is made (the outbox worker, off the way to /healthz):
         # its __init__ pulls in its command line (click, rich, pygments) when they are installed.
@@ -79,7 +117,15 @@ class Pager:
         self.keys = keyring(keys)
         self.retries = retries
         self.backoff = backoff
-        self.http = httpx.Client(timeout=timeout, transport=transport, headers={"User-Agent": "ib-preflight"})
+        self.allow_private = allow_private
+        self.resolve = resolve
+        self.http = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": "ib-preflight"},
+            follow_redirects=False,  # a redirect could point anywhere the guard would refuse
+            trust_env=False,  # never through a proxy from the environment: the checked address is the one called
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -112,20 +158,28 @@ class Pager:
             headers = {"Content-Type": "application/json"}
         else:
             raise DeliveryError(f"unknown pager kind {target.kind!r}", retry_after=None)
+        try:
+            parsed, checked = check_url(url, allow_private=self.allow_private, resolve=self.resolve)
+        except ng.Refused as exc:  # refused (or no longer resolving): recorded, never requested
+            raise DeliveryError(f"pager target refused: {exc}"[:300], retry_after=None) from None
         raw = json.dumps(body, separators=(",", ":")).encode()
         if target.kind == "webhook" and secret:
             headers[SIGNATURE_HEADER] = sign(raw, secret)
-        return self._post(url, raw, headers)
+        return self._post(parsed, checked, raw, headers)
 
-    def _post(self, url: str, raw: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    def _post(self, parsed: ng.ParsedUrl, checked: ng.Checked, raw: bytes, headers: dict[str, str]) -> dict[str, Any]:
         import httpx
 
         error = "no attempt"
+        headers = {**headers, "Host": ng.host_port(parsed.host, parsed.port)}
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
+            address = checked.addresses[attempt % len(checked.addresses)]
+            url = f"{parsed.scheme}://{ng.host_port(address, parsed.port)}{parsed.path}"
+            extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" and parsed.host != address else {}
             try:
-                response = self.http.post(url, content=raw, headers=headers)
+                response = self.http.post(url, content=raw, headers=headers, extensions=extensions)
             except httpx.TimeoutException as exc:
                 error = f"pager timed out ({type(exc).__name__})"
                 continue

@@ -1,13 +1,17 @@
-"""``preflight desk add|list|remove|rename|members|set``: desks, their people and settings.
+"""``preflight desk add|list|show|remove|rename|members|set``: desks, their people and settings.
 
 Handlers import lazily (``bot.clikit``): ``desk list`` at head reads through the DB-API alone."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from bot.clikit import CliError, Parser, database, group, plain, print_table, read_secret
 from bot.config import Settings, prepare_database
+
+if TYPE_CHECKING:
+    from bot.desks.service import ChannelCheck
 
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -22,6 +26,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     add.add_argument("--deadline", required=True, help="desk-local HH:MM")
     add.set_defaults(handler=desk_add)
     desk.add_parser("list", help="list desks (people by name and Slack ID)").set_defaults(handler=desk_list)
+    show = desk.add_parser("show", help="every setting of one desk (the pager secret only as set or not)")
+    show.add_argument("name")
+    show.set_defaults(handler=desk_show)
     remove = desk.add_parser("remove", help="delete a desk with its history (asks for --yes)")
     remove.add_argument("name")
     remove.add_argument("--yes", action="store_true", help="really delete it")
@@ -74,13 +81,20 @@ def _register_set(desk: argparse._SubParsersAction[Parser]) -> None:
     dset.set_defaults(handler=desk_set)
 
 
+def _channel_check(settings: Settings) -> ChannelCheck:
+    """Saving a channel asks Slack whether the bot is in it (bot.slack.channels)."""
+    from bot.slack.channels import cli_channel_check
+
+    return cli_channel_check(settings.slack_bot_token, settings.slack_api_url)
+
+
 def desk_add(args: argparse.Namespace, settings: Settings) -> int:
     from bot.config import clock_of
     from bot.db import session_scope
     from bot.desks import service as desks
 
-    managers = desks.parse_user_list(args.managers)
-    traders = desks.parse_user_list(args.traders)
+    managers = desks.parse_user_list(args.managers, "managers")
+    traders = desks.parse_user_list(args.traders, "traders")
     with session_scope(database(settings)) as session:
         desk = desks.add_desk(
             session=session,
@@ -92,6 +106,7 @@ def desk_add(args: argparse.Namespace, settings: Settings) -> int:
             post_at=args.post_at,
             deadline=args.deadline,
             now=clock_of(settings)(),
+            check_channel=_channel_check(settings),
         )
         print(
             f"Added desk {desk.name}: channel {desk.channel_id}, {len(managers)} manager(s), "
@@ -122,6 +137,16 @@ def desk_list(args: argparse.Namespace, settings: Settings) -> int:
             for d in listing.desks
         ],
     )
+    return 0
+
+
+def desk_show(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.desks.listing import show_lines
+
+    lines = show_lines(database(settings), args.name)
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        print(f"{label + ':':<{width + 1}} {plain(value)}")
     return 0
 
 
@@ -163,7 +188,7 @@ def desk_members(args: argparse.Namespace, settings: Settings) -> int:
     from bot.desks.models import Role
 
     lists = {
-        key: desks.parse_user_list(value) if value else []
+        key: desks.parse_user_list(value, key) if value else []
         for key, value in (
             ("add_traders", args.add_traders),
             ("remove_traders", args.remove_traders),
@@ -203,6 +228,7 @@ def desk_set(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.pager_secret_file is not None:
         args.pager_secret = read_secret(args.pager_secret_file)
+        args.field_hints = {"pager_secret": "--pager-secret-file"}  # the flag that was used
     values = (
         args.reminder_minutes,
         args.ack_timeout_minutes,
@@ -235,6 +261,8 @@ def desk_set(args: argparse.Namespace, settings: Settings) -> int:
             grace_minutes=args.grace_minutes,
             actor="cli",
             now=clock_of(settings)(),
+            allow_private_pager=settings.allow_private_pager,
+            check_channel=_channel_check(settings),
         )
         print(
             f"Desk {desk.name}: reminder {desk.reminder_minutes} min before the deadline, level 2 after "

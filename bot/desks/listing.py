@@ -106,3 +106,45 @@ def read_orm(engine: Engine) -> Listing:
         for r in rows
     ]
     return Listing(desks=listed, names=names)
+
+
+def show_lines(engine: Engine, name: str) -> list[tuple[str, str]]:
+    """Every setting of one desk, as ``preflight desk show NAME`` prints them: (label, value).
+    The pager secret only as set / not set; a webhook URL without its path (it may carry a
+    token), as the audit trail shows it. ServiceError when there is no such desk."""
+    from bot.db import session_scope
+    from bot.desks import service as desks
+    from bot.people import service as people
+
+    with session_scope(engine) as session:
+        desk = desks.get_desk(session=session, name=name)
+        view = desks.describe(session=session, desk=desk)
+        names = people.names_for(session=session, user_ids=[*view.managers, *view.traders])
+
+    def who(users: list[str]) -> str:
+        return ", ".join(f"{names(u)} ({u})" if u in names else u for u in users) or "-"
+
+    pager = desk.pager_kind
+    if desk.pager_kind != "none":
+        url = desks.shown("pager_url", desk.pager_url) or ("default" if desk.pager_kind == "pagerduty" else "-")
+        secret = "set, stored encrypted" if desk.pager_secret else "not set"
+        pager = f"{desk.pager_kind}, URL {url}, secret {secret}"
+    return [
+        ("name", desk.name),
+        ("channel", desk.channel_id),
+        ("time zone", desk.timezone),
+        ("post at", desk.post_at),
+        ("deadline", desk.deadline),
+        ("managers", who(view.managers)),
+        ("traders", who(view.traders)),
+        ("reminder", f"{desk.reminder_minutes} min before the deadline" if desk.reminder_minutes else "none"),
+        ("grace", f"a checklist posted late gets at least {desk.grace_minutes} min"),
+        ("level 2 after", f"{desk.ack_timeout_minutes} min unacknowledged"),
+        ("escalation channel", desk.escalation_channel_id or "-"),
+        ("pager", pager),
+        (
+            "weekly summary",
+            f"{desk.summary_delay_minutes} min after the week's close, to "
+            f"{desk.managers_channel_id or 'each manager by DM'}",
+        ),
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
@@ -20,10 +20,15 @@ from bot.delivery import pager as pager_mod
 from bot.delivery.pager import PagerTarget
 from bot.desks.models import Desk, DeskMember, Role
 from bot.errors import ServiceError
+from bot.netguard import Resolver, system_resolver
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 _CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,31}$")
+
+# ``check(channel_id, field)``: returns when the bot is in the channel, else a ServiceError
+# naming ``field`` (bot.slack.channels.channel_check). None: not checked (tests, scripts).
+ChannelCheck = Callable[[str, str], None]
 
 
 def valid_name(name: str) -> bool:
@@ -80,11 +85,11 @@ def _check_unique_name(session: Session, name: str, desk_id: int | None = None) 
         raise ServiceError(f"a desk named {name!r} already exists", field="desk_name")
 
 
-def parse_user_list(value: str) -> list[str]:
-    """'U01,U02' -> ['U01', 'U02'], validated and de-duplicated in order."""
+def parse_user_list(value: str, field: str | None = None) -> list[str]:
+    """'U01,U02' -> ['U01', 'U02'], validated and de-duplicated in order (errors name ``field``)."""
     users: list[str] = []
     for part in value.split(","):
-        user = check_user_id(part.strip())
+        user = check_user_id(part.strip(), field)
         if user not in users:
             users.append(user)
     return users
@@ -109,6 +114,7 @@ def add_desk(
     deadline: str,
     now: datetime,
     actor: str | None = None,
+    check_channel: ChannelCheck | None = None,
 ) -> Desk:
     """Register a desk. Every rule is checked before anything is written; errors carry the
     setting's ``field`` (the CLI names its flag, the Slack modal shows a field error)."""
@@ -126,6 +132,8 @@ def add_desk(
     post, due = _check_times(post_at, deadline)
     check_deadline_before_close(parse_hhmm(due), timezone, now)
     _check_unique_name(session, name)
+    if check_channel is not None:
+        check_channel(channel_id, "channel")
     desk = Desk(name=name, channel_id=channel_id, timezone=timezone, post_at=post, deadline=due, created_at=now)
     session.add(desk)
     session.flush()
@@ -295,12 +303,16 @@ def configure_desk(
     grace_minutes: int | None = None,
     actor: str | None = None,
     now: datetime | None = None,
+    allow_private_pager: bool = False,
+    resolve: Resolver = system_resolver,
+    check_channel: ChannelCheck | None = None,
 ) -> Desk:
     """Change a desk's escalation policy (reminder, acknowledgement timeout, the grace period
     of a checklist posted late), pager and weekly summary settings; every value is
     checked before anything changes. Errors name the setting in words and carry ``field``
     (the CLI turns it into a flag, the Slack modal into a field error). A change is an audit
-    event (before -> after, secrets masked) when ``now`` is given."""
+    event (before -> after, secrets masked) when ``now`` is given. The pager URL goes through
+    ``bot.delivery.pager.check_url`` (``allow_private_pager``: PREFLIGHT_ALLOW_PRIVATE_PAGER)."""
     desk = get_desk(session=session, name=name)
     _in_range(reminder_minutes, 0, 600, "The reminder lead time", "reminder_minutes")
     _in_range(ack_timeout_minutes, 1, 1440, "The acknowledgement timeout", "ack_timeout_minutes")
@@ -313,17 +325,19 @@ def configure_desk(
         raise ServiceError(
             f"the pager kind must be one of {', '.join(pager_mod.PAGER_KINDS)}, got {pager_kind!r}", field="pager_kind"
         )
-    if pager_url and (problem := pager_mod.url_problem(pager_url)):
-        raise ServiceError(problem, field="pager_url")
     try:
         encrypted = keyring(keys).encrypt(pager_secret) if pager_secret else None
     except CryptoError as exc:
         raise ServiceError(str(exc), field="pager_secret") from None
+    if pager_url:  # the webhook, or the PagerDuty base URL: https, public unless allowed (bot.netguard)
+        pager_mod.check_url(pager_url, allow_private=allow_private_pager, resolve=resolve)
     kind = pager_kind or desk.pager_kind
     if kind == "pagerduty" and not (encrypted or desk.pager_secret):
         raise ServiceError("a PagerDuty desk needs its routing key", field="pager_secret")
     if kind == "webhook" and not (pager_url or desk.pager_url):
         raise ServiceError("a webhook desk needs the webhook's URL (https://...)", field="pager_url")
+    if escalation_channel and check_channel is not None:
+        check_channel(escalation_channel, "escalation_channel")
     changes: dict[str, Any] = {
         "reminder_minutes": reminder_minutes,
         "ack_timeout_minutes": ack_timeout_minutes,
@@ -375,6 +389,7 @@ def update_desk(
     remove_managers: Sequence[str] = (),
     add_traders: Sequence[str] = (),
     remove_traders: Sequence[str] = (),
+    check_channel: ChannelCheck | None = None,
 ) -> dict[str, Any]:
     """Change a desk's name, channel, time zone, times or members (a full list, or additions
     and removals). Everything is checked before anything changes; the change is one audit
@@ -403,6 +418,8 @@ def update_desk(
         if not after:
             raise ServiceError(f"a desk needs at least one {role.value}", field=field)
         wanted[role] = after
+    if channel_id is not None and check_channel is not None:
+        check_channel(channel_id, "channel")
     diff: dict[str, Any] = {}
     for attr, value in (
         ("name", name),

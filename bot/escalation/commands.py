@@ -46,7 +46,7 @@ def escalations_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.slack_bot_token:
         print("SLACK_BOT_TOKEN is not set here: the running bot's outbox worker will deliver what was queued.")
         return 0
-    pager = Pager(keys=settings.secret_keys)
+    pager = Pager(keys=settings.secret_keys, allow_private=settings.allow_private_pager)
     client = delivery_client(make_client(settings))
     # The same database-held budget as the running bot's outbox: together they stay within Slack's rate.
     pacers: dict[str, Pacer] = {"slack": SharedPacer(engine, "slack", SLACK_RATE)}

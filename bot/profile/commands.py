@@ -59,12 +59,21 @@ def profile_gaps(args: argparse.Namespace, settings: Settings) -> int:
     from bot.profile.gaps import open_gaps
 
     engine = database(settings)
+    with session_scope(engine) as session:
+        if not args.name and not desks.list_desks(session=session):
+            # A command with nothing to show says so (and where it looked).
+            print(f"No desks yet in {settings.database_label}: no readiness gaps to look for.")
+            return 0
     for line in jobs.profile_pass(engine, now=clock_of(settings)(), desk_name=args.name):
         print(line)
+    shown = 0
     with session_scope(engine) as session:
         chosen = [desks.get_desk(session=session, name=args.name)] if args.name else desks.list_desks(session=session)
         for desk in chosen:
             for gap in open_gaps(session, desk.id or 0):
                 escalated = f"escalation {gap.escalation_id}" if gap.escalation_id else "not escalated yet"
                 print(f"  {desk.name}  {gap.user_id}  {gap.kind}  {gap.detail}  ({escalated})")
+                shown += 1
+    if not shown:
+        print(f"No open readiness gaps on {args.name or 'any desk'}.")
     return 0

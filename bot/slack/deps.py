@@ -54,6 +54,7 @@ class Deps:
     # capability can ask for it without importing App Home, which reads every capability).
     home_publisher: Callable[..., None] | None = None
     keys: Keyring = field(default_factory=lambda: Keyring(None))  # secrets at rest, signed exports
+    allow_private_pager: bool = False  # PREFLIGHT_ALLOW_PRIVATE_PAGER (bot.delivery.pager.check_url)
 
     def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""

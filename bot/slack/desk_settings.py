@@ -26,6 +26,7 @@ from bot.errors import ServiceError
 from bot.people import jobs as people_jobs
 from bot.people import service as people
 from bot.slack import home
+from bot.slack.channels import channel_check
 from bot.slack.deps import Click, Deps, ephemeral, open_modal_now, open_view, user_id
 from bot.slack.ids import FIELD, Action, Callback
 
@@ -206,6 +207,8 @@ def save_settings(
     values: dict[str, Any],
     keys: Keyring | None,
     now: datetime,
+    allow_private_pager: bool = False,
+    check_channel: desks.ChannelCheck | None = None,
 ) -> tuple[Desk, bool]:
     """Create or change a desk through the CLI's service functions, in one transaction:
     (the desk, created?). ServiceError (with ``field``) when a value is refused."""
@@ -231,6 +234,7 @@ def save_settings(
             deadline=values["deadline"],
             now=now,
             actor=user,
+            check_channel=check_channel,
         )
     else:
         desks.update_desk(
@@ -247,6 +251,7 @@ def save_settings(
             traders=None if large else values["traders"],
             add_traders=values["add_traders"] if large else (),
             remove_traders=values["remove_traders"] if large else (),
+            check_channel=check_channel,
         )
         desk = desks.get_desk_by_id(session=session, desk_id=desk_id)
     desks.configure_desk(
@@ -264,6 +269,8 @@ def save_settings(
         summary_delay_minutes=values["summary_delay_minutes"],
         actor=user,
         now=now,
+        allow_private_pager=allow_private_pager,
+        check_channel=check_channel,
     )
     return desk, created
 
@@ -289,7 +296,15 @@ def on_settings_submitted(ack: Ack, body: dict[str, Any], client: WebClient, dep
     try:
         with deps.db() as session:
             desk, created = save_settings(
-                session, user=user, desk_id=desk_id, large=large, values=values, keys=deps.keys, now=now
+                session,
+                user=user,
+                desk_id=desk_id,
+                large=large,
+                values=values,
+                keys=deps.keys,
+                now=now,
+                allow_private_pager=deps.allow_private_pager,
+                check_channel=channel_check(client),  # the bot must be in the channels it posts to
             )
             name = desk.name
             everyone = desks.all_member_ids(session=session)

@@ -37,7 +37,7 @@ def fake_pager() -> Iterator[FakePager]:
 
 
 def make_pager(timeout: float = 2.0) -> Pager:
-    return Pager(keys=SECRET_KEY, timeout=timeout, retries=1, backoff=0.01)
+    return Pager(keys=SECRET_KEY, timeout=timeout, retries=1, backoff=0.01, allow_private=True)
 
 
 def delivery_client(base_url: str, timeout: int = 5) -> WebClient:
@@ -52,6 +52,8 @@ def post_checklist(bot: Bot, name: str = "equities") -> jobs.PostResult:
 
 def configure(engine: Engine, name: str = "equities", **options: Any) -> None:
     with session_scope(engine) as session:
+        # The fake pager listens on http://127.0.0.1: an on-premises pager (PREFLIGHT_ALLOW_PRIVATE_PAGER).
+        options.setdefault("allow_private_pager", True)
         desks.configure_desk(session=session, name=name, keys=SECRET_KEY, **options)
 
 

@@ -99,6 +99,7 @@ class Bot:
             slack_api_url=slack_base_url,
             secret_keys=SECRET_KEYS if secret_keys is None else secret_keys,
             clock_offset=clock_offset,
+            allow_private_pager=True,  # the fake pager listens on http://127.0.0.1
         )
         self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.executor = TrackingExecutor()

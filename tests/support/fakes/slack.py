@@ -142,6 +142,9 @@ class FakeSlack:
         self.unlisted: set[str] = set()
         self.messages: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, oldest first
         self.websocket: Callable[[], str] | None = None  # Socket Mode URLs for apps.connections.open
+        # conversations.info: the bot is in every channel unless a test says otherwise.
+        self.outside: set[str] = set()  # channels the bot is not a member of
+        self.missing: set[str] = set()  # channels that don't exist (channel_not_found)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -249,6 +252,13 @@ class FakeSlack:
         return user
 
     # -- inspection ------------------------------------------------------------
+    def leave(self, *channels: str) -> None:
+        """The bot is not a member of ``channels`` (conversations.info says is_member false)."""
+        self.outside.update(channels)
+
+    def join(self, *channels: str) -> None:
+        self.outside.difference_update(channels)
+
     def of(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
@@ -436,6 +446,17 @@ class FakeSlack:
             return self._page("members", members, params, default_limit=0)
         if method == "conversations.history":
             return self._history(params)
+        if method == "conversations.info":
+            channel = str(params.get("channel") or "")
+            if channel in self.missing:
+                return {"ok": False, "error": "channel_not_found"}
+            info = {
+                "id": channel,
+                "name": channel.lower(),
+                "is_channel": True,
+                "is_member": channel not in self.outside,
+            }
+            return {"ok": True, "channel": info}
         if method == "chat.getPermalink":
             ts = str(params.get("message_ts") or "")
             return {
