@@ -294,6 +294,11 @@ def on_settings_submitted(ack: Ack, body: dict[str, Any], client: WebClient, dep
         ack(response_action="errors", errors=exc.errors)
         return
     try:
+        # Asked of Slack before the transaction opens: no Slack call with the write lock held.
+        check = channel_check(client)  # the bot must be in the channels it posts to
+        for key, field in (("channel_id", "channel"), ("escalation_channel", "escalation_channel")):
+            if values.get(key):
+                check(str(values[key]), field)
         with deps.db() as session:
             desk, created = save_settings(
                 session,
@@ -304,7 +309,6 @@ def on_settings_submitted(ack: Ack, body: dict[str, Any], client: WebClient, dep
                 keys=deps.keys,
                 now=now,
                 allow_private_pager=deps.allow_private_pager,
-                check_channel=channel_check(client),  # the bot must be in the channels it posts to
             )
             name = desk.name
             everyone = desks.all_member_ids(session=session)
