@@ -45,8 +45,8 @@ class QuickProblem(StrEnum):
 
 QUICK_LABEL = {
     QuickProblem.CANT_LOG_IN: "🔐 Can't log in",
-    QuickProblem.PERMISSION_MISSING: "🚫 Permission missing",
-    QuickProblem.NO_BACKUP: "🆘 No backup 2nd factor",
+    QuickProblem.PERMISSION_MISSING: "⛔ Permission missing",
+    QuickProblem.NO_BACKUP: "📵 No backup 2nd factor",
 }
 QUICK_CHECK = {
     QuickProblem.CANT_LOG_IN: Check.AUTHENTICATION,
