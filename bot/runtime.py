@@ -70,6 +70,25 @@ def bare_client(client: WebClient) -> WebClient:
     return delivery_client(client)
 
 
+def request_client(client: WebClient) -> WebClient:
+    """``client`` for the request and interaction pools (the Bolt app's listeners,
+    ``Deps.later``, ``Deps.urgent``): the same retries, except on a rate limit. slack_sdk's
+    RateLimitErrorRetryHandler sleeps for Retry-After (Slack asks for up to a minute) inside the
+    call; on these pools that sleep blocked every click queued behind it (modal triggers
+    expired, replies came late). A 429 there is the caller's to report or drop; the scheduler
+    and the outbox worker, on threads of their own, keep ``client``'s pacing."""
+    handlers = [h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)]
+    if len(handlers) == len(client.retry_handlers):
+        return client
+    return WebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry_handlers=handlers,
+        logger=client.logger,
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -114,7 +133,8 @@ def build(
         allow_private_pager=settings.allow_private_pager,
         home_publisher=home.publish,
     )
-    bolt = create_app(signing_secret=signing_secret, client=client, deps=deps)
+    # Listeners get a client that never sleeps on a 429 (request_client): no pool thread waits.
+    bolt = create_app(signing_secret=signing_secret, client=request_client(client), deps=deps)
     web = WebApp(bolt, signing_secret=signing_secret, engine=engine, clock_offset=settings.clock_offset)
     return Runtime(settings=settings, engine=engine, client=client, deps=deps, refresher=refresher, bolt=bolt, web=web)
 

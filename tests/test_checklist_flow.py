@@ -92,7 +92,13 @@ def test_checklist_message_names_the_three_checks_and_the_deadline(bot: Bot, fak
     for word in ("Authentication", "Permissions", "Contingency", "09:00 EST", "⏳ 3 pending"):
         assert word in blocks
     actions = next(b for b in message.params["blocks"] if b.get("block_id") == Block.ACTIONS)
-    assert [e["action_id"] for e in actions["elements"]] == [Action.CONFIRM_ALL, Action.REPORT_PROBLEM]
+    assert [e["action_id"] for e in actions["elements"]] == [
+        Action.CONFIRM_ALL,
+        Action.REPORT_PROBLEM,
+        Action.QUICK_CANT_LOG_IN,  # the one-click reports (tests/test_outage_morning.py)
+        Action.QUICK_PERMISSION_MISSING,
+        Action.QUICK_NO_BACKUP,
+    ]
 
 
 def test_one_click_confirmation_updates_the_roster_in_place(bot: Bot, fake_slack: FakeSlack) -> None:

@@ -16,9 +16,30 @@ from bot.checklist.labels import (
     PLATFORM_CHOICES,
 )
 from bot.checklist.models import Check, ChecklistRun, ContingencyGap
+from bot.checklist.quick import QUICK_LABEL, QuickProblem
 from bot.desks.models import Desk
-from bot.slack.blocks import Blocks, checkboxes, context_block, input_block, modal, options, plain, select
-from bot.slack.ids import Block, Callback
+from bot.slack.blocks import (
+    SECTION_TEXT,
+    Blocks,
+    button,
+    checkboxes,
+    context_block,
+    cut,
+    input_block,
+    modal,
+    options,
+    plain,
+    section,
+    select,
+)
+from bot.slack.ids import Action, Block, Callback
+
+# The one-click reports' buttons (the checklist message, the reminder DM, App Home, replies).
+QUICK_ACTION = {
+    QuickProblem.CANT_LOG_IN: Action.QUICK_CANT_LOG_IN,
+    QuickProblem.PERMISSION_MISSING: Action.QUICK_PERMISSION_MISSING,
+    QuickProblem.NO_BACKUP: Action.QUICK_NO_BACKUP,
+}
 
 # The backup-second-factor choices: not asked of a trader whose readiness profile shows a
 # verified backup (bot.checklist.facts).
@@ -83,3 +104,40 @@ def problem_modal(
     )
     metadata = json.dumps({"run_id": run.id, "channel_id": channel_id})
     return modal(Callback.REPORT_MODAL, "Report a problem", blocks, submit="Submit", metadata=metadata)
+
+
+# --- replies without a modal: after a one-click report, and when the modal can't open ----------
+
+MODAL_FALLBACK = (
+    "⚠️ Slack couldn't open the report form just now (it is very busy). You don't need it: report in one "
+    "click below — you're recorded at once — and add the details later."
+)
+
+
+def details_reply(run: ChecklistRun, text: str) -> Blocks:
+    """The guidance after a one-click report, with *Add details* (the full modal: its report
+    replaces the one-click one as a new version)."""
+    return [
+        section(cut(text, SECTION_TEXT)),
+        {
+            "type": "actions",
+            "block_id": Block.QUICK_REPLY,
+            "elements": [button("📝 Add details", Action.REPORT_PROBLEM, str(run.id))],
+        },
+    ]
+
+
+def modal_fallback(run_id: int) -> Blocks:
+    """What a trader whose report form couldn't open gets instead: the one-click reports, and
+    the form again."""
+    return [
+        section(MODAL_FALLBACK),
+        {
+            "type": "actions",
+            "block_id": Block.QUICK_REPLY,
+            "elements": [
+                *(button(QUICK_LABEL[kind], action, str(run_id)) for kind, action in QUICK_ACTION.items()),
+                button("⚠️ Try the form again", Action.REPORT_PROBLEM, str(run_id)),
+            ],
+        },
+    ]

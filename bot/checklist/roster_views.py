@@ -11,6 +11,8 @@ from typing import Any, overload
 from bot.checklist.facts import TraderFacts
 from bot.checklist.labels import CHECK_LABEL, problem_summary
 from bot.checklist.models import Answer, Check, ChecklistRun
+from bot.checklist.problem_views import QUICK_ACTION
+from bot.checklist.quick import QUICK_LABEL
 from bot.checklist.service import Roster, RosterEntry, TraderState
 from bot.desks.models import Desk
 from bot.people.service import Names
@@ -292,12 +294,20 @@ def checklist_message(roster: Roster, *, compact: bool = False, memo: RosterMemo
 
 
 def answer_buttons(run: ChecklistRun, block_id: str = Block.ACTIONS) -> dict[str, Any]:
-    """The two answer buttons (the checklist message, the reminder DM and App Home)."""
+    """The answer buttons (the checklist message, the reminder DM and App Home): all three
+    confirmed, the problem-report modal, and a one-click report per common failure, which
+    needs no modal (bot.checklist.quick)."""
     return {
         "type": "actions",
         "block_id": block_id,
         "elements": [
             button("✅ All three confirmed", Action.CONFIRM_ALL, str(run.id), style="primary"),
             button("⚠️ Report a problem", Action.REPORT_PROBLEM, str(run.id)),
+            *quick_buttons(run),
         ],
     }
+
+
+def quick_buttons(run: ChecklistRun) -> list[dict[str, Any]]:
+    """One button per one-click report (its value: the run id)."""
+    return [button(QUICK_LABEL[kind], action, str(run.id)) for kind, action in QUICK_ACTION.items()]

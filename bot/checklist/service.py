@@ -241,6 +241,8 @@ class ProblemReport:
     permission_gaps: frozenset[PermissionGap] = field(default_factory=frozenset)
     gaps: frozenset[ContingencyGap] = field(default_factory=frozenset)
     note: str | None = None
+    # A one-click report (bot.checklist.quick): the failed checks now, their details later.
+    details_pending: bool = False
 
 
 def applicable(report: ProblemReport) -> ProblemReport:
@@ -256,39 +258,31 @@ def applicable(report: ProblemReport) -> ProblemReport:
         permission_gaps=report.permission_gaps if Check.PERMISSIONS in failed else frozenset(),
         gaps=report.gaps if Check.CONTINGENCY in failed else frozenset(),
         note=report.note,
+        details_pending=report.details_pending,
     )
 
 
 def validate_report(report: ProblemReport) -> dict[str, str]:
     """Field errors keyed by field name ('failed', 'auth_layer', ...); empty when valid.
-    Call it on ``applicable(report)``: fields of checks that did not fail are not looked at."""
+    Call it on ``applicable(report)``: fields of checks that did not fail are not looked at;
+    a one-click report (``details_pending``) needs no details, only what it gives is checked."""
     errors: dict[str, str] = {}
     if not report.failed:
         errors["failed"] = "Pick at least one check that failed (or use “All three confirmed”)."
-    if Check.AUTHENTICATION in report.failed and report.auth_layer is None:
-        errors["auth_layer"] = "Which layer failed: identity, device trust, or the platform/session?"
-    if report.failed & {Check.AUTHENTICATION, Check.PERMISSIONS} and report.platform is None:
-        errors["platform"] = "Pick the platform you will trade on."
+    if not report.details_pending:
+        _require_details(report, errors)
     if report.platform in LEGACY_PLATFORMS:
         errors["platform"] = (
             "“API” is no longer offered: close this form, open “Report a problem” again and pick the TWS API "
             "or the Client Portal Web API."
         )
-    if Check.PERMISSIONS in report.failed:
-        if not (report.missing_permissions or "").strip():
-            errors["missing_permissions"] = "Name the instruments or markets that are missing."
-        if not report.permission_gaps:
-            errors["permission_gaps"] = "Is it a trading permission, a market-data subscription, or both?"
-    if Check.CONTINGENCY in report.failed:
-        if not report.gaps:
-            errors["gaps"] = "Pick what is missing: a backup second factor, more than SMS, or a secondary interface."
-        elif report.gaps & LEGACY_GAPS:
-            errors["gaps"] = (
-                "That choice is no longer offered (IBKR has no recovery codes): close this form and "
-                "open “Report a problem” again."
-            )
-        elif {ContingencyGap.NO_BACKUP_FACTOR, ContingencyGap.SMS_ONLY} <= report.gaps:
-            errors["gaps"] = "Pick one: no backup second factor at all, or SMS codes as the only backup."
+    if report.gaps & LEGACY_GAPS:
+        errors["gaps"] = (
+            "That choice is no longer offered (IBKR has no recovery codes): close this form and "
+            "open “Report a problem” again."
+        )
+    elif {ContingencyGap.NO_BACKUP_FACTOR, ContingencyGap.SMS_ONLY} <= report.gaps:
+        errors["gaps"] = "Pick one: no backup second factor at all, or SMS codes as the only backup."
     if report.note is not None and len(report.note) > NOTE_LIMIT:
         errors["note"] = f"Keep the note to {NOTE_LIMIT} characters (it has {len(report.note)})."
     elif looks_like_secret(report.note):
@@ -298,6 +292,21 @@ def validate_report(report: ProblemReport) -> dict[str, str]:
     elif looks_like_secret(report.missing_permissions):
         errors["missing_permissions"] = SECRET_REFUSAL
     return errors
+
+
+def _require_details(report: ProblemReport, errors: dict[str, str]) -> None:
+    """The details the modal asks for each failed check."""
+    if Check.AUTHENTICATION in report.failed and report.auth_layer is None:
+        errors["auth_layer"] = "Which layer failed: identity, device trust, or the platform/session?"
+    if report.failed & {Check.AUTHENTICATION, Check.PERMISSIONS} and report.platform is None:
+        errors["platform"] = "Pick the platform you will trade on."
+    if Check.PERMISSIONS in report.failed:
+        if not (report.missing_permissions or "").strip():
+            errors["missing_permissions"] = "Name the instruments or markets that are missing."
+        if not report.permission_gaps:
+            errors["permission_gaps"] = "Is it a trading permission, a market-data subscription, or both?"
+    if Check.CONTINGENCY in report.failed and not report.gaps:
+        errors["gaps"] = "Pick what is missing: a backup second factor, more than SMS, or a secondary interface."
 
 
 class AnswerOutcome(StrEnum):

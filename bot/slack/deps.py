@@ -11,10 +11,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -24,6 +26,7 @@ from bot.db import read_scope, session_scope
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Blocks = list[dict[str, Any]]
 
 
 class RosterNotifier(Protocol):
@@ -114,13 +117,13 @@ def channel_id(body: dict[str, Any]) -> str | None:
     return None
 
 
-def ephemeral(client: WebClient, *, channel: str | None, user: str, text: str) -> None:
+def ephemeral(client: WebClient, *, channel: str | None, user: str, text: str, blocks: Blocks | None = None) -> None:
     """Reply only to ``user``; in a channel when we know it, else by DM."""
     try:
         if channel:
-            client.chat_postEphemeral(channel=channel, user=user, text=text)
+            client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
         else:
-            client.chat_postMessage(channel=user, text=text)
+            client.chat_postMessage(channel=user, text=text, blocks=blocks)
     except SlackApiError as exc:
         log.warning("ephemeral reply to %s failed: %s", user, exc.response.get("error"))
 
@@ -190,37 +193,79 @@ def open_modal_now(work: Work) -> Callable[..., None]:
     return listener
 
 
-def open_view(deps: Deps, body: dict[str, Any], view: dict[str, Any], *, client: WebClient) -> bool:
-    """``views.open`` with the click's trigger, never after the trigger expired: past
-    ``TRIGGER_MARGIN`` seconds since the click arrived nothing is tried, a 429 is retried only
-    when its Retry-After still fits in the trigger's life, and otherwise (or on
-    ``expired_trigger_id``) the user is told to click again. True if the modal opened."""
+def open_view(
+    deps: Deps,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    *,
+    client: WebClient,
+    fallback: Blocks | None = None,
+) -> bool:
+    """``views.open`` with the click's trigger, never after the trigger expired and never
+    waiting on a rate limit: past ``TRIGGER_MARGIN`` seconds since the click arrived nothing is
+    tried, and a 429 or ``expired_trigger_id`` is not retried (a pool thread asleep on
+    Retry-After makes every other click behind it miss its own trigger). Then the user is told
+    so through the interaction's ``response_url`` (``respond``: not chat.postEphemeral, which
+    is rate-limited too), with ``fallback`` blocks (a way to answer without the modal) when
+    given. True if the modal opened."""
     received = body.get(RECEIVED)
     user = user_id(body)
-    channel = channel_id(body) or (str(body["channel_id"]) if body.get("channel_id") else None)
+    age = time.monotonic() - received if isinstance(received, float) else 0.0
+    if age > TRIGGER_MARGIN:
+        log.warning("views.open for %s skipped: the trigger is %.1fs old", user, age)
+        respond(client, body, TOO_LATE, fallback)
+        return False
+    try:
+        (deps.modal_client or client).views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        log.warning("views.open for %s failed: %s", user, error)
+        if error in ("expired_trigger_id", "ratelimited") or exc.response.status_code == 429:
+            respond(client, body, TOO_LATE if fallback is None else MODAL_REFUSED, fallback)
+        return False
+    return True
 
-    def age() -> float:
-        return time.monotonic() - received if isinstance(received, float) else 0.0
 
-    while True:
-        if age() > TRIGGER_MARGIN:
-            log.warning("views.open for %s skipped: the trigger is %.1fs old", user, age())
-            ephemeral(client, channel=channel, user=user, text=TOO_LATE)
-            return False
-        try:
-            (deps.modal_client or client).views_open(trigger_id=body["trigger_id"], view=view)
-        except SlackApiError as exc:
-            error = exc.response.get("error")
-            if exc.response.status_code == 429:
-                wait = retry_after(exc, floor=0.1)
-                if age() + wait < TRIGGER_MARGIN:
-                    time.sleep(wait)
-                    continue
-            log.warning("views.open for %s failed: %s", user, error)
-            if error in ("expired_trigger_id", "ratelimited") or exc.response.status_code == 429:
-                ephemeral(client, channel=channel, user=user, text=TOO_LATE)
-            return False
-        return True
+MODAL_REFUSED = "Slack couldn't open that form just now."
+
+
+# --- replies through the interaction's response_url ------------------------------------------
+
+# https://api.slack.com/interactivity/handling#message_responses : a response_url takes up to
+# 5 responses within 30 minutes; it is not one of the rate-tiered Web API methods.
+SLACK_HOOKS = "https://hooks.slack.com/"
+
+
+def _trusted_response_url(url: Any, client: WebClient) -> str | None:
+    """The payload's response_url when it points at Slack (hooks.slack.com, or the host the
+    Web API client talks to: a test's fake Slack), else None: the bot posts nowhere else."""
+    if not isinstance(url, str):
+        return None
+    api = urlsplit(client.base_url)
+    target = urlsplit(url)
+    if url.startswith(SLACK_HOOKS) or (target.scheme, target.netloc) == (api.scheme, api.netloc):
+        return url
+    return None
+
+
+def respond(client: WebClient, body: dict[str, Any], text: str, blocks: Blocks | None = None) -> None:
+    """Tell only the one who clicked: through the interaction's ``response_url`` (ephemeral,
+    the original message left alone), or, without one (App Home), ``ephemeral``."""
+    url = _trusted_response_url(body.get("response_url"), client)
+    if url is None:
+        ephemeral(client, channel=channel_id(body), user=user_id(body), text=text, blocks=blocks)
+        return
+    message: dict[str, Any] = {"text": text, "response_type": "ephemeral", "replace_original": False}
+    if blocks:
+        message["blocks"] = blocks
+    try:
+        # slack_sdk's default for a webhook retries connection errors only: nothing sleeps on a 429.
+        response = WebhookClient(url, timeout=client.timeout).send_dict(message)
+    except Exception as exc:  # network trouble: logged, as a refused ephemeral is
+        log.warning("response_url reply to %s failed: %s", user_id(body), type(exc).__name__)
+        return
+    if response.status_code != 200:
+        log.warning("response_url reply to %s failed: %s %s", user_id(body), response.status_code, response.body)
 
 
 def retry_after(exc: SlackApiError, *, floor: float) -> float:

@@ -18,6 +18,10 @@ class Command(StrEnum):
 class Action(StrEnum):
     CONFIRM_ALL = "checklist_confirm_all"
     REPORT_PROBLEM = "checklist_report_problem"
+    # One-click reports (bot.checklist.quick): "checklist_quick_" + QuickProblem's value.
+    QUICK_CANT_LOG_IN = "checklist_quick_cant_log_in"
+    QUICK_PERMISSION_MISSING = "checklist_quick_permission_missing"
+    QUICK_NO_BACKUP = "checklist_quick_no_backup"
     SUMMARY_DOWNLOAD_CSV = "summary_download_csv"
     ESCALATION_ACK = "escalation_acknowledge"
     ESCALATION_RESOLVE = "escalation_resolve"
@@ -44,6 +48,7 @@ class Block(StrEnum):
     RESOLUTION_NOTE = "resolution_note"
     SUMMARY_ACTIONS = "summary_actions"
     REMINDER_ACTIONS = "reminder_actions"
+    QUICK_REPLY = "checklist_quick_reply"  # the buttons of a reply after a one-click report
     # Problem-report modal inputs (block_id == the field's error key).
     FAILED = "failed"
     AUTH_LAYER = "auth_layer"

@@ -90,8 +90,11 @@ class Bot:
         roster_rate: float = 6000.0,
         secret_keys: tuple[str, ...] | None = None,
         clock_offset: int = 0,
+        client: WebClient | None = None,
     ) -> None:
-        """``clock=None``: the app's own clock from its settings (real time + ``clock_offset``)."""
+        """``clock=None``: the app's own clock from its settings (real time + ``clock_offset``);
+        ``client``: the app's Web API client (default: slack_sdk's, which retries only
+        connection errors)."""
         settings = Settings(
             database_url=str(engine.url),
             slack_bot_token=BOT_TOKEN,
@@ -101,7 +104,8 @@ class Bot:
             clock_offset=clock_offset,
             allow_private_pager=True,  # the fake pager listens on http://127.0.0.1
         )
-        self.client = WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
+        self.client = client or WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
+        self.slack_base_url = slack_base_url
         self.executor = TrackingExecutor()
         self.urgent = TrackingExecutor()  # modal opens (bot.slack.deps.Deps.urgent)
         self.clock = clock or FakeClock(datetime.now(UTC))  # unused by the app when clock is None
@@ -206,7 +210,7 @@ class Bot:
             "trigger_id": f"trig-{user}-{time.monotonic_ns()}",
             "channel": {"id": channel, "name": "desk"},
             "message": {"type": "message", "ts": message_ts, "text": "checklist"},
-            "response_url": f"{self.url}/response",
+            "response_url": self.response_url(user),
             "actions": [
                 {
                     "action_id": action_id,
@@ -219,6 +223,10 @@ class Bot:
             ],
         }
         return self.post_form({"payload": json.dumps(payload)})
+
+    def response_url(self, user: str) -> str:
+        """A click's response_url, at the fake Slack (``FakeSlack.responded(user)``)."""
+        return self.slack_base_url.replace("/api/", f"/response/{user}-{time.monotonic_ns()}")
 
     def home_click(
         self, user: str, action_id: str, value: str = "", *, trigger_id: str | None = None

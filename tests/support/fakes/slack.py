@@ -20,7 +20,8 @@ Messages posted are kept per channel (``messages``) with their message metadata,
 ``conversations.history`` answers with them as Slack does (https://api.slack.com/methods/
 conversations.history): newest first, ``oldest``/``latest`` exclusive unless ``inclusive``,
 ``limit`` (default 100) with ``has_more`` and a ``next_cursor``, and a message's ``metadata``
-only with ``include_all_metadata``. A message's ``ts`` is the real time of its post (and a
+only with ``include_all_metadata``. Interactions' ``response_url`` s point here too (``response_url``):
+what is posted to them is kept in ``responses`` (``responded``). A message's ``ts`` is the real time of its post (and a
 counter). ``Fault(accepted=True, delay=...)`` is a call Slack carries out whose answer comes
 late (past the client's timeout, say): the message is posted, the caller never hears of it.
 
@@ -58,6 +59,8 @@ PRIVATE_METADATA = 3000
 TRIGGER_LIFE_NS = 3_000_000_000
 MESSAGE_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
 VIEW_METHODS = {"views.open", "views.update", "views.push", "views.publish"}
+# https://api.slack.com/interactivity/handling#message_responses : 5 responses per response_url.
+RESPONSES_PER_URL = 5
 POLL = 0.02  # seconds between serve_forever's checks for shutdown()
 
 
@@ -145,6 +148,7 @@ class FakeSlack:
         # conversations.info: the bot is in every channel unless a test says otherwise.
         self.outside: set[str] = set()  # channels the bot is not a member of
         self.missing: set[str] = set()  # channels that don't exist (channel_not_found)
+        self.responses: list[Call] = []  # messages posted to interactions' response_urls
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -161,6 +165,10 @@ class FakeSlack:
                     with fake._lock:
                         fake.uploads[file_id] = raw
                     self._send(200, b"OK - %d" % len(raw), "text/plain")
+                    return
+                if self.path.startswith("/response/"):
+                    status, text = fake._respond(self.path, raw)
+                    self._send(status, text.encode(), "text/plain")
                     return
                 method = self.path.split("/api/", 1)[-1].split("?")[0]
                 params = fake._decode(raw, self.headers.get("Content-Type", ""))
@@ -251,6 +259,10 @@ class FakeSlack:
                 self.unlisted.add(user_id)
         return user
 
+    def response_url(self, name: str) -> str:
+        """A response_url for an interaction (the harness puts one in every click it sends)."""
+        return f"http://127.0.0.1:{self.port}/response/{name}"
+
     # -- inspection ------------------------------------------------------------
     def leave(self, *channels: str) -> None:
         """The bot is not a member of ``channels`` (conversations.info says is_member false)."""
@@ -258,6 +270,12 @@ class FakeSlack:
 
     def join(self, *channels: str) -> None:
         self.outside.difference_update(channels)
+
+    def responded(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Messages posted to response_urls (of interactions by ``user``: the harness names a
+        click's URL after its user)."""
+        with self._lock:
+            return [c.params for c in self.responses if user is None or c.token == user]
 
     def of(self, method: str) -> list[Call]:
         with self._lock:
@@ -272,6 +290,20 @@ class FakeSlack:
         return bool(predicate())
 
     # -- internals ---------------------------------------------------------------
+    def _respond(self, path: str, raw: bytes) -> tuple[int, str]:
+        """A POST to a response_url: JSON in; up to RESPONSES_PER_URL per URL, as at Slack
+        (https://api.slack.com/interactivity/handling#message_responses), then ``used_url``."""
+        name = path.rsplit("/", 1)[-1]
+        try:
+            params = json.loads(raw or b"{}")
+        except ValueError:
+            return 400, "invalid_payload"
+        with self._lock:
+            if sum(1 for c in self.responses if c.method == path) >= RESPONSES_PER_URL:
+                return 404, "used_url"
+            self.responses.append(Call(path, params, name.split("-", 1)[0], time.monotonic()))
+        return 200, "ok"
+
     @staticmethod
     def _decode(raw: bytes, content_type: str) -> dict[str, Any]:
         if not raw:
