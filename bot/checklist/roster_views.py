@@ -64,6 +64,8 @@ def _facts_suffix(answer: Answer | None, facts: TraderFacts | None) -> str:
         bits.append("🔁 weekly login done" if weekly_login_done(answer) else "🔁 weekly login due")
     if facts.recovery_gap:
         bits.append(facts.recovery_gap)
+    if facts.probe:
+        bits.append(escape(facts.probe))
     return "".join(f" · {b}" for b in bits)
 
 

@@ -31,6 +31,7 @@ KIND_TITLE = {
     EscalationKind.PROFILE_RECOVERY: "🆘 No recovery path (readiness profile)",
     EscalationKind.PROFILE_SMS_ONLY: "⚠️ Only SMS as backup (readiness profile)",
     EscalationKind.API_HYGIENE: "🤖 Automation hygiene",
+    EscalationKind.PROBE_FAILED: "🔌 Broker session down (probe)",
 }
 _LOST_PHONE = (
     "If the primary device is lost, IB Key moves to a new phone on the same SMS number by self-service; anything "
@@ -56,6 +57,8 @@ KIND_WHY = {
     EscalationKind.PROFILE_SMS_ONLY: "Lower severity: their readiness profile's only backup is SMS. " + _SMS_NUMBER,
     EscalationKind.API_HYGIENE: "An automation on the desk lacks one of its fences, or its broker username has a "
     "competing session (lower severity).",
+    EscalationKind.PROBE_FAILED: "A probe of their IBKR session (Client Portal Gateway or TWS / IB Gateway API "
+    "socket) found it not usable — whatever they reported. It resolves itself when a later probe is healthy.",
 }
 # What an automatic resolution says, after the trader's mention: "<@U> confirmed at 09:12".
 AUTO_REASON = {
@@ -65,6 +68,7 @@ AUTO_REASON = {
     EscalationKind.POST_FAILED: "the checklist was posted",
     EscalationKind.SECONDARY_INTERFACE: "reported a secondary interface",
     EscalationKind.SMS_ONLY: "no longer reports SMS as their only second factor",
+    EscalationKind.PROBE_FAILED: "a probe found their session healthy again",
 }
 
 
