@@ -21,6 +21,9 @@ from bot.probe.outcome import Outcome
 from bot.probe.tws import TwsTimeouts
 from tests.support.factories import make_desk
 from tests.support.fake_gateway import closed_port
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import Bot
+from tests.support.profile_fixtures import ephemerals
 
 NOW = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)  # Wed 08:05 New York: the 08:00 checklist is out
 
@@ -112,3 +115,24 @@ def test_the_pass_probes_due_desks_and_escalates(engine: Engine) -> None:
     (esc,) = escalations(engine)
     assert "not running or not logged in — Platform or session" in esc.detail
     assert wiring.probe_pass(engine, clock=lambda: NOW + timedelta(minutes=1), how=how) == []  # done this morning
+
+
+def test_ibstatus_probe_answers_the_callers_own_probes_escaped(bot: Bot, fake_slack: FakeSlack) -> None:
+    engine = bot.runtime.engine
+    port = closed_port()
+    setup(engine, ("UTRD1", "mine <b>", f"127.0.0.1:{port}"), ("UTRD2", "theirs", f"127.0.0.1:{port}"))
+    response = bot.command("UTRD1", "probe")
+    assert response.status_code == 200 and "answer follows" in response.json()["text"]
+    bot.settle()
+    (text,) = ephemerals(fake_slack, "UTRD1")
+    assert "mine &lt;b&gt;" in text and "<b>" not in text  # the label is escaped for mrkdwn
+    assert "not running or not logged in — Platform or session" in text and "theirs" not in text
+    (esc,) = escalations(engine)
+    assert esc.trader_id == "UTRD1"
+    assert "No probe is registered" in _answer_of(bot, fake_slack, "UOUTSIDER")
+
+
+def _answer_of(bot: Bot, fake_slack: FakeSlack, user: str) -> str:
+    bot.command(user, "probe")
+    bot.settle()
+    return ephemerals(fake_slack, user)[-1]
