@@ -25,6 +25,7 @@ from bot.delivery.slack import delivery_client
 from bot.delivery.worker import OutboxWorker
 from bot.desks import service as desks
 from bot.escalation import opening as _escalation_opening  # noqa: F401  (its answer hook: see build)
+from bot.probe import wiring as _probe_wiring  # noqa: F401  (registers the probe's checklist facts)
 from bot.profile import hooks as profile_hooks  # noqa: F401  (registers the profile's checklist facts and answer hook)
 from bot.slack import home, notifications
 from bot.slack.app import create_app

@@ -28,6 +28,7 @@ from bot.desks import service as desks
 from bot.desks.models import Desk
 from bot.escalation.jobs import escalation_pass
 from bot.people import jobs as people_jobs
+from bot.probe import wiring as probe_wiring
 from bot.profile import jobs as profile_jobs
 from bot.summary import jobs as weekly
 
@@ -37,6 +38,7 @@ SYNC_SECONDS = 60
 ESCALATION_SECONDS = 30
 SUMMARY_SECONDS = 300
 PROFILE_SECONDS = 60
+PROBE_SECONDS = 60
 
 
 def desk_trigger(desk: Desk) -> CronTrigger:
@@ -72,6 +74,7 @@ class Scheduler:
         self.aps.add_job(self.escalate, "interval", seconds=ESCALATION_SECONDS, id="escalations")
         self.aps.add_job(self.weekly_summaries, "interval", seconds=SUMMARY_SECONDS, id="weekly_summaries")
         self.aps.add_job(self.readiness_gaps, "interval", seconds=PROFILE_SECONDS, id="readiness_gaps")
+        self.aps.add_job(self.probes, "interval", seconds=PROBE_SECONDS, id="probes")
         self.aps.start()
 
     def readiness_gaps(self) -> None:
@@ -79,6 +82,12 @@ class Scheduler:
         when fixed (bot.profile.jobs; the outbox delivers)."""
         for line in profile_jobs.profile_pass(self.engine, now=self.clock()):
             log.debug("readiness gaps: %s", line)
+
+    def probes(self) -> None:
+        """Broker probes at each desk's checklist time (once per morning: the stored results
+        decide), then PROBE_FAILED escalations follow the results (bot.probe.wiring)."""
+        for line in probe_wiring.probe_pass(self.engine, clock=self.clock):
+            log.info("probes: %s", line)
 
     def weekly_summaries(self) -> None:
         """Post every desk's weekly summary that is due and not yet posted (bot.summary.jobs)."""

@@ -95,3 +95,38 @@ def test_migration_chain_is_linear() -> None:
     assert len(script.get_heads()) == 1, "more than one Alembic head: chain the new revision onto the current head"
     revisions = list(script.walk_revisions())
     assert revisions[-1].down_revision is None
+
+
+def test_0008_clears_the_stamps_a_drill_left_on_ibkr_methods(empty_url: str) -> None:
+    """A drill pass proves the backup device produces IB Preflight's own codes, not that IBKR's
+    Mobile Authenticator entry is active: 0008 clears the 'drill' stamps on second_factor and
+    leaves declared and checklist ones alone (the drill's time stays in totp_enrollment)."""
+    from alembic import command
+
+    script = ScriptDirectory.from_config(alembic_config(empty_url))
+    before = script.get_revision("0008").down_revision
+    assert isinstance(before, str)
+    command.upgrade(alembic_config(empty_url), before)
+    engine = make_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            for method, by in (("authenticator_app", "drill"), ("ib_key", "checklist"), ("dsc_plus", "declared")):
+                conn.execute(
+                    text(
+                        "INSERT INTO second_factor (user_id, method, last_verified_at, verified_by, updated_at) "
+                        "VALUES ('U1', :method, :at, :by, :at)"
+                    ),
+                    {"method": method, "by": by, "at": "2026-11-20 13:00:00+00:00"},
+                )
+        upgrade(empty_url)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT method, verified_by, last_verified_at IS NULL FROM second_factor ORDER BY method")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("authenticator_app", None, True),
+        ("dsc_plus", "declared", False),
+        ("ib_key", "checklist", False),
+    ]

@@ -117,8 +117,13 @@ def test_drill_with_correct_wrong_replayed_and_too_old_codes(keyed_bot: Bot, fak
     assert attempt(current) is None
     with Session(engine) as session:
         record = session.exec(select(SecondFactorRecord).where(SecondFactorRecord.method == "authenticator_app")).one()
-    assert (record.last_verified_at, record.verified_by) == (bot.clock(), "drill")
-    assert "Backup verified" in dm_texts(fake_slack, "UTRD1")[-1]
+    # The drill is its own fact: it proves the backup device produces IB Preflight's codes, not
+    # that IBKR's Mobile Authenticator entry is active, so the IBKR method is not marked verified.
+    assert (record.last_verified_at, record.verified_by) == (None, None)
+    assert enrollment_row(engine).last_success_at == bot.clock()
+    passed = dm_texts(fake_slack, "UTRD1")[-1]
+    assert "Drill passed" in passed and "you can produce codes from your backup device" in passed
+    assert "recovery path ok (backup device drilled)" in home_text(fake_slack, "UTRD1")
     assert "already used" in (attempt(current) or "")  # RFC 6238 §5.2: no second use
     assert "already used" in (attempt(code(secret, bot, steps=-1)) or "")  # nor an earlier step
     bot.clock.advance(seconds=30)
@@ -286,22 +291,21 @@ def test_a_drill_needs_a_finished_enrollment(engine: Engine) -> None:
 
 
 def test_an_evening_drill_shows_and_saves_as_the_desks_date(keyed_bot: Bot, fake_slack: FakeSlack) -> None:  # noqa: F811
-    """21:30 in New York is already tomorrow in UTC: the modal offers New York's date, and saving
-    it back is not "in the future" (nor does it overwrite the drill's time)."""
+    """21:30 in New York is already tomorrow in UTC: saving New York's date is not "in the future";
+    the drill before it left the IBKR method alone (its own fact), the declared date is stored."""
     bot = keyed_bot
     make_desk(bot.runtime.engine)
     submit(bot, "UTRD1", ProfileCallback.FACTORS, factors_values("ib_key", ["ib_key", "authenticator_app"]))
     secret = finish_enrollment(bot, fake_slack)
     bot.clock.set(utc(2026, 11, 26, 2, 30))  # Wed 25 Nov, 21:30 EST
     assert submit(bot, "UTRD1", ProfileCallback.DRILL, code_values(code(secret, bot))) == {}
-    drilled = bot.clock()
     bot.click("UTRD1", ProfileAction.EDIT_FACTORS, "")
     bot.settle()
     modal = opened_views(fake_slack)[-1]
     picker = next(b for b in modal["blocks"] if b.get("block_id") == "verified_authenticator_app")
-    assert picker["element"]["initial_date"] == "2026-11-25"
+    assert "initial_date" not in picker["element"]
     values = factors_values("ib_key", ["ib_key", "authenticator_app"], {"authenticator_app": date(2026, 11, 25)})
     assert submit(bot, "UTRD1", ProfileCallback.FACTORS, values) == {}
     with Session(bot.runtime.engine) as session:
         record = session.exec(select(SecondFactorRecord).where(SecondFactorRecord.method == "authenticator_app")).one()
-    assert (record.last_verified_at, record.verified_by) == (drilled, "drill")
+    assert (record.last_verified_at, record.verified_by) == (utc(2026, 11, 25, 5, 0), "declared")

@@ -70,7 +70,10 @@ def test_trader_and_manager_home_views(keyless_bot: Bot, fake_slack: FakeSlack) 
         assert f"<@{trader_id}> · standard · 📝 no profile yet" in manager
     assert ProfileAction.SET_TIER.value in manager and ProfileAction.VIEW_TRADER.value in manager
     assert "standard tier: 1 backup, verified every 30 days" in manager
-    assert "elevated tier: 2 independent backups, verified every 14 days" in manager
+    assert (
+        "elevated tier: 2 independent backups (1 without a Digital Security Card+ or other physical card), "
+        "verified every 14 days"
+    ) in manager
 
 
 def test_a_trader_records_their_setup_and_each_save_is_audited(bot: Bot, fake_slack: FakeSlack) -> None:
@@ -169,15 +172,17 @@ def test_the_automation_register_and_its_flags(bot: Bot, fake_slack: FakeSlack) 
     assert submit(bot, "UTRD1", ProfileCallback.AUTOMATION, fenced) == {}
     assert "*mean-reversion* · equities · TWS API · user `algo_mr1`" in home_text(fake_slack, "UTRD1")
     assert "✅ no flags" in home_text(fake_slack, "UTRD1")
-    # A second automation on the same username, unfenced: both are flagged.
+    # A second automation on the same username through another interface, unfenced: two brokerage
+    # sessions on one username compete, so both are flagged.
     sloppy = automation_values(desk_id=desk.id, name="momentum", username="ALGO_MR1", interface="cp_web_api")
     assert submit(bot, "UTRD2", ProfileCallback.AUTOMATION, sloppy) == {}
     home = home_text(fake_slack, "UTRD2")
     for flag in ("credentials not rotated in 90 days", "no programmatic order-size limit", "kill switch not tested"):
         assert flag in home
-    assert "shares its broker username" in home
+    competing = "another automation logs in with the same username through a different or unrecorded gateway"
+    assert competing in home
     open_home(bot, "UTRD1")
-    assert "shares its broker username" in home_text(fake_slack, "UTRD1")
+    assert competing in home_text(fake_slack, "UTRD1")
     with Session(engine) as session:
         rows = session.exec(select(Automation).order_by(col(Automation.id))).all()
     assert [(a.name, a.owner_id, a.created_by) for a in rows] == [
@@ -208,6 +213,54 @@ def test_the_automation_register_and_its_flags(bot: Bot, fake_slack: FakeSlack) 
         ("automation_added", "UTRD2"),
         ("automation_removed", "UTRD2"),
     ]
+
+
+def test_automations_sharing_one_gateway_session_do_not_compete_but_a_person_on_the_username_does(
+    engine: Engine,
+) -> None:
+    """One TWS / IB Gateway session serves several API clients (different client ids), so two
+    automations on one username through the same recorded gateway are not flagged; a third on
+    another gateway competes with both; a person logging in with the username competes with all."""
+    desk = make_desk(engine)
+    assert desk.id is not None
+    now = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
+
+    def add(name: str, host: str, *, username: str = "algo_shared", person: bool = False) -> None:
+        data = AutomationInput(
+            desk.id,
+            None,
+            name,
+            "tws_api",
+            username,
+            True,
+            True,
+            True,
+            TODAY,
+            TODAY,
+            session_host=host,
+            person_logs_in=person,
+        )
+        with session_scope(engine) as session:
+            automations.save(session=session, actor="UTRD1", automation_id=None, data=data, today=TODAY, now=now)
+
+    def flags() -> dict[str, list[str]]:
+        with session_scope(engine) as session:
+            rows = automations.owned_by(session=session, user_id="UTRD1")
+            found = automations.flags(session=session, automations=rows, today=TODAY)
+            return {a.name: [str(f) for f in found[a.id or 0]] for a in rows}
+
+    add("one", "gw-prod-1:4001")
+    add("two", " GW-PROD-1:4001 ")
+    assert flags() == {"one": [], "two": []}
+    add("three", "gw-prod-2:4001")
+    assert flags() == {"one": ["competing_session"], "three": ["competing_session"], "two": ["competing_session"]}
+    add("solo", "gw-prod-1:4001", username="algo_solo", person=True)
+    assert flags()["solo"] == ["shared_with_person"]
+    with session_scope(engine) as session:
+        row = session.exec(select(Automation).where(Automation.name == "two")).one()
+        assert (row.session_host, row.person_logs_in) == ("GW-PROD-1:4001", False)
+    bad = AutomationInput(desk.id, None, "bad", "tws_api", "u9", True, True, True, TODAY, TODAY, session_host="gw one")
+    assert set(automations.validate(bad, today=TODAY)) == {"session_host"}
 
 
 def test_a_trader_cannot_open_another_profile_or_the_risk_tier(bot: Bot, fake_slack: FakeSlack) -> None:

@@ -4,8 +4,9 @@ declared interface like ``bot.checklist.events``, the other way round.
 The readiness profile (``bot.profile``) provides, for a run's traders: a recovery-path gap
 to mark in the roster, a verified backup (so the trader is not asked to re-declare it), and
 whether the trader must confirm the weekly full login today (the week's first trading day,
-for TWS / IB Gateway / IBKR Desktop users). The checklist never imports the profile: the
-profile registers a provider here when it is imported. No provider: no facts.
+for TWS / IB Gateway / IBKR Desktop users). The broker probe (``bot.probe.wiring``) provides
+what the latest probe of the trader's session found. The checklist never imports either: they
+register a provider here when imported. No provider: no facts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class TraderFacts:
     recovery_gap: str | None = None  # plain text for the roster, e.g. "🆘 no backup … (profile)"
     verified_backup: str | None = None  # e.g. "Mobile Authenticator app (TOTP), verified Tue 24 Nov"
     weekly_login: bool = False  # confirming authentication today includes the weekly full login
+    probe: str | None = None  # plain text, e.g. "🔌 verified by probe 08:31" (bot.probe)
 
 
 Provider = Callable[[Session, ChecklistRun, Sequence[str]], Mapping[str, TraderFacts]]
@@ -50,5 +52,6 @@ def facts_for(session: Session, run: ChecklistRun, traders: Sequence[str]) -> di
                     recovery_gap=facts.recovery_gap or known.recovery_gap,
                     verified_backup=facts.verified_backup or known.verified_backup,
                     weekly_login=facts.weekly_login or known.weekly_login,
+                    probe=facts.probe or known.probe,
                 )
     return out

@@ -23,13 +23,14 @@ GUIDANCE = {
     "checks they give a temporary passcode — 2 days of full access, then 10 days of Client Portal only to print an "
     "online security card; IBKR won't issue two in a row.",
     AuthLayer.PLATFORM: "*Platform or session*: try your secondary interface, close competing sessions (one "
-    "brokerage session per username), and remember TWS / IB Gateway / IBKR Desktop need a full login with the "
-    "second factor once a week (tokens are invalidated Sunday 01:00 ET).",
+    "brokerage session per username: another TWS, Client Portal or IBKR Mobile login on it knocks yours out; API "
+    "clients of one TWS / IB Gateway don't), and remember TWS and IBKR Desktop on auto-restart need a full login "
+    "with the second factor once a week (tokens are invalidated Sunday 01:00 ET; IB Gateway most likely too).",
 }
 PERMISSIONS_GUIDANCE = {
     PermissionGap.TRADING: "*Trading permission* (an order rejected for a product or market): request it in Client "
-    "Portal; IBKR applies requests generally within 48 hours (allow up to ~2 business days). Avoid those trades "
-    "today.",
+    'Portal; IBKR says requests are "generally applied within 48 hours" (no guaranteed bound). Avoid those '
+    "trades today.",
     PermissionGap.MARKET_DATA: "*Market data* (quotes missing, trading works): subscribe in Client Portal; "
     "subscriptions take effect immediately under normal circumstances.",
 }
@@ -38,14 +39,17 @@ PERMISSIONS_GUIDANCE_ANY = (
     "Client Portal (generally within 48 hours) or subscribe to the market data (immediate). Avoid those trades today."
 )
 _NO_BACKUP = (
-    "add a backup second factor today — an authenticator app (choose one with cloud backup) or a Digital Security "
-    "Card+; IBKR keeps several different methods active at once (IB Key is active on one phone only: a second "
-    "phone is a move, not a backup)"
+    "add a backup second factor today — a Mobile Authenticator app (choose one with cloud backup), or a Digital "
+    "Security Card+ if your account's equity is at least USD 1 million; IBKR's Multiple Two-Factor keeps several "
+    "methods active at once (IB Key is active on one phone only: a second phone is a move, not a backup); on a desk "
+    "account this may need the account's primary user"
 )
 GAP_GUIDANCE = {
     ContingencyGap.NO_BACKUP_FACTOR: _NO_BACKUP,
-    ContingencyGap.SMS_ONLY: "SMS is temporary at IBKR and exposed to SIM swaps: activate IB Key or an "
-    "authenticator app (IBKR then removes SMS) and a second method as your backup",
+    ContingencyGap.SMS_ONLY: "SMS is temporary at IBKR (removed once another method is active): if you use IB Key, "
+    'your "SMS" is most likely just the phone number IBKR texts to move IB Key to a new phone — keep it current '
+    "and add a Mobile Authenticator app as your backup; if SMS is how you log in, activate IB Key and a Mobile "
+    "Authenticator app",
     ContingencyGap.SECONDARY_INTERFACE: "set up a second interface (e.g. Client Portal in a browser if you "
     "trade on TWS)",
     ContingencyGap.SECOND_MFA_DEVICE: _NO_BACKUP,
@@ -68,8 +72,9 @@ def guidance_text(answer: Answer) -> str:
         lines.append("• *Contingency*: " + "; ".join(GAP_GUIDANCE[g] for g in answer.gaps) + ".")
     if answer.missing_recovery_path:
         lines.append(
-            "Without a backup, losing your phone means a call to IBKR and a temporary passcode before you trade "
-            "again: your managers are being told."
+            "Without a backup, a lost phone means moving IB Key to a new phone on the same SMS number (self-service) "
+            "or, failing that, a call to IBKR and a temporary passcode before you trade again: your managers are "
+            "being told."
         )
     lines.append("Fixed it? Press *All three confirmed* on the checklist to clear the restriction.")
     return "\n".join(lines)

@@ -65,13 +65,14 @@ GAP_SHORT = {
 GAP_CHOICES = {g: label for g, label in GAP_LABEL.items() if g not in LEGACY_GAPS}
 GAP_HINT = (
     "A backup is another active second-factor method besides your primary one: an authenticator app (TOTP), "
-    "a Digital Security Card+, or IB Key if your primary is something else (IB Key is active on one phone only). "
+    "a Digital Security Card+ (accounts with at least USD 1 million equity), or IB Key if your primary is something "
+    "else (IB Key is active on one phone only). "
     "IBKR has no recovery codes."
 )
 
 
 PERMISSION_GAP_LABEL = {
-    PermissionGap.TRADING: "Trading permission (approval can take up to ~2 business days)",
+    PermissionGap.TRADING: "Trading permission (IBKR: generally applied within 48 hours)",
     PermissionGap.MARKET_DATA: "Market-data subscription (takes effect quickly)",
 }
 PERMISSION_GAP_SHORT = {PermissionGap.TRADING: "trading permission", PermissionGap.MARKET_DATA: "market data"}

@@ -41,8 +41,8 @@ CHECK_QUESTION = {
     Check.PERMISSIONS: "Are the trading permissions and market-data subscriptions for everything you'll trade "
     "today in place, on the platform you'll use?",
     Check.CONTINGENCY: "Do you have a recovery path — a second active second-factor method besides your primary "
-    "one (an authenticator app, a Digital Security Card+, or IB Key if your primary is something else) — *and* a "
-    "secondary interface?",
+    "one (a Mobile Authenticator app, a Digital Security Card+ if your account qualifies, or IB Key if your primary "
+    "is something else) — *and* a secondary interface?",
 }
 PROBLEM_CUT = 160  # a problem summary in a roster line (the full one is in the export)
 
@@ -66,6 +66,8 @@ def _facts_suffix(answer: Answer | None, facts: TraderFacts | None) -> str:
         bits.append("🔁 weekly login done" if weekly_login_done(answer) else "🔁 weekly login due")
     if facts.recovery_gap:
         bits.append(facts.recovery_gap)
+    if facts.probe:
+        bits.append(escape(facts.probe))
     return "".join(f" · {b}" for b in bits)
 
 
@@ -174,7 +176,8 @@ def weekly_login_text(roster: Roster) -> str | None:
     """The Monday re-login guard (the week's first trading day: Tuesday after a Monday holiday).
     IBKR invalidates the auto-restart tokens "each Sunday at 1:00 am ET", after which TWS and IBKR
     Desktop "require manual authentication" (https://ibkrguides.com/traderworkstation/
-    auto-restart-considerations.htm; docs/broker-facts.md §3)."""
+    auto-restart-considerations.htm; docs/broker-facts.md §3). IB Gateway is our inference, and
+    the text says so."""
     due = [e.user_id for e in roster.entries if (f := roster.facts.get(e.user_id)) is not None and f.weekly_login]
     if not due:
         return None
@@ -182,9 +185,9 @@ def weekly_login_text(roster: Roster) -> str | None:
     if len(due) > WEEKLY_LOGIN_NAMES:
         names += f" and {len(due) - WEEKLY_LOGIN_NAMES} more (see the roster)"
     return (
-        "🔁 *Weekly login* — first trading day of the week: IBKR invalidated the auto-restart tokens of TWS, "
-        "IB Gateway and IBKR Desktop on Sunday at 01:00 ET, so a full manual login with your second factor is "
-        f"due. {names}: confirming *Authentication* today means you have done it."
+        "🔁 *Weekly login* — first trading day of the week: IBKR invalidates the auto-restart tokens of TWS and "
+        "IBKR Desktop each Sunday at 01:00 ET (IB Gateway most likely too), so a full manual login with your second "
+        f"factor is due. {names}: confirming *Authentication* today means you have done it."
     )
 
 

@@ -19,6 +19,7 @@ USAGE = (
     "*`/ibstatus away 2026-12-01 2026-12-05 [note]`* — you're away (managers: `/ibstatus away @user …`)\n"
     "*`/ibstatus back`* — you're back (ends today's away period)\n"
     "*`/ibstatus setup [DESK]`* — desk settings (the desk's managers, workspace admins)\n"
+    "*`/ibstatus probe`* — ask your broker sessions now (managers: every probe of their desks)\n"
     "*`/ibstatus help`* — this help"
 )
 ABOUT = (

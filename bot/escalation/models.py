@@ -22,6 +22,8 @@ class EscalationKind(StrEnum):
     PROFILE_RECOVERY = "profile_recovery"
     PROFILE_SMS_ONLY = "profile_sms_only"
     API_HYGIENE = "api_hygiene"
+    # Opened by a failing broker probe (bot.probe), resolved by the next healthy one.
+    PROBE_FAILED = "probe_failed"
 
 
 class Severity(StrEnum):
@@ -39,6 +41,7 @@ SEVERITY = {
     EscalationKind.PROFILE_RECOVERY: Severity.HIGH,
     EscalationKind.PROFILE_SMS_ONLY: Severity.LOW,
     EscalationKind.API_HYGIENE: Severity.LOW,
+    EscalationKind.PROBE_FAILED: Severity.HIGH,
 }
 HIGH_KINDS = tuple(k for k, s in SEVERITY.items() if s is Severity.HIGH)
 # Lower severity: told to the managers, never raised to level 2 (no channel post, no page).

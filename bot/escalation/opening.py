@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import exists
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.audit import record
 from bot.checklist import events as checklist_events
@@ -114,6 +114,26 @@ def open_standing(
     _opened(session, esc, now, trader=trader_id)
     tell_managers(session, desk, [esc], now)
     return esc
+
+
+def open_standing_once(
+    *, session: Session, desk: Desk, trader_id: str, kind: EscalationKind, detail: str, now: datetime
+) -> Escalation | None:
+    """A standing escalation of ``kind`` for the trader on the desk unless one is open already
+    (None then); managers told. For conditions re-checked by a pass (a failing probe)."""
+    assert desk.id is not None
+    open_one = session.exec(
+        select(Escalation.id).where(
+            Escalation.desk_id == desk.id,
+            Escalation.trader_id == trader_id,
+            Escalation.kind == kind,
+            col(Escalation.run_id).is_(None),
+            col(Escalation.state).in_(OPEN_STATES),
+        )
+    ).first()
+    if open_one is not None:
+        return None
+    return open_standing(session=session, desk=desk, trader_id=trader_id, kind=kind, detail=detail, now=now)
 
 
 @checklist_events.subscribe

@@ -70,6 +70,28 @@ def resolve_automatically(*, session: Session, escalation_id: int, note: str, no
     return Transition(Outcome.DONE if done else Outcome.UNCHANGED, esc, desk)
 
 
+def resolve_standing(
+    *, session: Session, desk: Desk, trader_id: str, kind: EscalationKind, note: str, now: datetime
+) -> list[int]:
+    """Resolve the trader's open standing escalations of ``kind`` on the desk (their condition
+    has gone: a later probe was healthy), with the system as actor."""
+    rows = session.exec(
+        select(Escalation).where(
+            Escalation.desk_id == desk.id,
+            Escalation.trader_id == trader_id,
+            Escalation.kind == kind,
+            col(Escalation.run_id).is_(None),
+            col(Escalation.state).in_(OPEN_STATES),
+        )
+    ).all()
+    done = []
+    for esc in rows:
+        if _resolve(session, esc, desk, note[:NOTE_LIMIT], now):
+            assert esc.id is not None
+            done.append(esc.id)
+    return done
+
+
 def resolve_gone(
     session: Session, desk: Desk, run: ChecklistRun, trader: str, answer: Answer | None, now: datetime
 ) -> list[int]:

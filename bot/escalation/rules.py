@@ -18,6 +18,7 @@ from several replicas and from the CLI, and still remind, escalate and page once
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -94,6 +95,12 @@ def auto_reason(kind: EscalationKind, answer: Answer | None) -> str:
     if kind is EscalationKind.RECOVERY_PATH and answer is not None and ContingencyGap.RECOVERY_CODE in answer.gaps:
         return "reported only “no recovery code”, which is not a missing recovery path (IBKR has no recovery codes)"
     return AUTO_REASON[kind]
+
+
+def probe_failed_holds(healthy: Iterable[bool | None]) -> bool:
+    """PROBE_FAILED's condition on a trader's endpoints' latest results (None: never probed):
+    one probed endpoint is not healthy. It no longer holds once every probed one is."""
+    return any(h is False for h in healthy)
 
 
 def past_deadline(run: ChecklistRun, now: datetime) -> bool:

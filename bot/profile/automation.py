@@ -21,10 +21,17 @@ from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
 from bot.profile.models import Automation, Interface
-from bot.profile.policy import AutomationFlag, automation_flags, normalized_username
+from bot.profile.policy import (
+    AutomationFlag,
+    SessionUse,
+    automation_flags,
+    competing_sessions,
+    normalized_username,
+)
 
 NAME_LIMIT = 64
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SESSION_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 # Automations connect through the TWS API (to TWS or IB Gateway) or the Client Portal Web API.
 AUTOMATION_INTERFACES = (Interface.TWS_API, Interface.CP_WEB_API)
 
@@ -41,6 +48,10 @@ class AutomationInput:
     order_size_limit: bool
     kill_switch_tested_on: date | None
     credentials_rotated_on: date | None
+    # The gateway it logs in through ("" when not recorded) and whether a person logs in with its
+    # username too: what decides whether sessions compete (``bot.profile.policy.competing_sessions``).
+    session_host: str = ""
+    person_logs_in: bool = False
 
 
 def validate(data: AutomationInput, *, today: date) -> dict[str, str]:
@@ -58,6 +69,12 @@ def validate(data: AutomationInput, *, today: date) -> dict[str, str]:
     if not USERNAME.match(data.broker_username.strip()):
         errors["broker_username"] = (
             "Enter the IBKR username it logs in with (letters, digits, '.', '_' or '-'; never a password)."
+        )
+    host = data.session_host.strip()
+    if host and not SESSION_HOST.match(host):
+        errors["session_host"] = (
+            "Enter the TWS / IB Gateway it connects through as a name or host:port "
+            "(letters, digits, '.', '_', ':' or '-')."
         )
     for field, value in (
         ("kill_switch_tested_on", data.kill_switch_tested_on),
@@ -133,6 +150,8 @@ def save(
     row.name = data.name.strip()
     row.interface = str(data.interface)
     row.broker_username = data.broker_username.strip()
+    row.session_host = data.session_host.strip()
+    row.person_logs_in = data.person_logs_in
     row.read_only_api = data.read_only_api
     row.trusted_ips = data.trusted_ips
     row.order_size_limit = data.order_size_limit
@@ -177,6 +196,8 @@ def _describe(row: Automation) -> dict[str, object]:
         "owner": row.owner_id,
         "interface": row.interface,
         "broker_username": row.broker_username,
+        "session_host": row.session_host,
+        "person_logs_in": row.person_logs_in,
         "read_only_api": row.read_only_api,
         "trusted_ips": row.trusted_ips,
         "order_size_limit": row.order_size_limit,
@@ -204,18 +225,18 @@ def owned_by(*, session: Session, user_id: str) -> list[Automation]:
 
 
 def flags(*, session: Session, automations: Sequence[Automation], today: date) -> dict[int, list[AutomationFlag]]:
-    """Each automation's flags; a shared username is looked for across the whole register
-    (one brokerage session per username, whatever the desk): one statement."""
+    """Each automation's flags. Competing sessions are looked for across the whole register (one
+    brokerage session per username, whatever the desk): one statement. Sharing a username is no
+    flag by itself — API clients of one TWS / IB Gateway session don't compete — but a person
+    logging in with it, or another automation on a different (or unrecorded) gateway, is."""
     if not automations:
         return {}
     names = sorted({normalized_username(a.broker_username) for a in automations})
-    counts = dict(
-        session.exec(
-            select(func.lower(Automation.broker_username), func.count(col(Automation.id)))
-            .where(func.lower(Automation.broker_username).in_(names))
-            .group_by(func.lower(Automation.broker_username))
-        ).all()
+    register = session.exec(select(Automation).where(func.lower(Automation.broker_username).in_(names))).all()
+    competing = competing_sessions(
+        SessionUse(r.id, r.broker_username, r.interface, r.session_host) for r in register if r.id is not None
     )
+    with_person = {normalized_username(r.broker_username) for r in register if r.person_logs_in}
     out: dict[int, list[AutomationFlag]] = {}
     for a in automations:
         assert a.id is not None
@@ -223,7 +244,8 @@ def flags(*, session: Session, automations: Sequence[Automation], today: date) -
             order_size_limit=a.order_size_limit,
             kill_switch_tested_on=a.kill_switch_tested_on,
             credentials_rotated_on=a.credentials_rotated_on,
-            shared_username=counts.get(normalized_username(a.broker_username), 0) > 1,
+            shared_with_person=normalized_username(a.broker_username) in with_person,
+            competing_session=a.id in competing,
             today=today,
         )
     return out

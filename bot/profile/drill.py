@@ -1,5 +1,8 @@
 """The backup-device drill: the bot's own TOTP secret (pyotp) in the trader's backup
-authenticator proves that device is in hand and working.
+authenticator proves the trader can produce codes from that device. It is IB Preflight's own
+entry, not IBKR's, so a pass says nothing about IBKR's Mobile Authenticator entry and never
+marks an IBKR method verified (docs/broker-facts.md §8): it is its own fact,
+``TotpEnrollment.last_success_at``.
 
 - **Enrol**: a fresh secret, shown once in a DM (QR code and ``otpauth://`` URI), stored only
   encrypted (``bot.crypto.Keyring``: MultiFernet under the configured keys). Enrolment completes
@@ -30,8 +33,7 @@ from bot.audit import record
 from bot.crypto import CryptoError, Keyring
 from bot.errors import ServiceError
 from bot.profile.gaps import sync_trader
-from bot.profile.models import DrillAttempt, SecondFactor, TotpEnrollment, VerifiedBy
-from bot.profile.reading import factor_records
+from bot.profile.models import DrillAttempt, TotpEnrollment
 
 ISSUER = "IB Preflight"
 DIGITS = 6
@@ -191,17 +193,12 @@ def submit_code(
     *, session: Session, user_id: str, code: str, purpose: Purpose, keys: Keyring, now: datetime
 ) -> CodeResult:
     """Check a code for enrolment (against the pending secret) or the drill (the active one),
-    record the attempt (never the code), and lock after too many failures. A passed one records
-    "backup verified" now on the trader's Mobile Authenticator app (when registered) and closes
-    the gaps it fixes."""
+    record the attempt (never the code), and lock after too many failures. A passed one is the
+    drill's own fact (``TotpEnrollment.last_success_at``: the backup device produces IB Preflight's
+    codes), never an IBKR method's verification, and closes the gaps it fixes (the recovery rule
+    reads it apart, docs/broker-facts.md §8)."""
     result = _check_code(session=session, user_id=user_id, code=code, purpose=purpose, keys=keys, now=now)
     if result.ok:
-        factor = factor_records(session, [user_id])[user_id].get(SecondFactor.AUTHENTICATOR)
-        if factor is not None:
-            factor.last_verified_at, factor.verified_by, factor.unverified_reason = now, VerifiedBy.DRILL, None
-            factor.updated_at = now
-            session.add(factor)
-            session.flush()
         sync_trader(session=session, user_id=user_id, now=now)
     return result
 

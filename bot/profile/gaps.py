@@ -28,7 +28,7 @@ from bot.escalation.models import EscalationKind
 from bot.profile import automation as automations
 from bot.profile.models import GapKind, ReadinessGap
 from bot.profile.policy import FLAG_TEXT
-from bot.profile.reading import factor_records, policy_for, policy_row, profiles_of, status_of
+from bot.profile.reading import drill_times, factor_records, policy_for, policy_row, profiles_of, status_of
 
 GAP_ESCALATION = {
     GapKind.RECOVERY: EscalationKind.PROFILE_RECOVERY,
@@ -84,9 +84,10 @@ def _desk_gaps(session: Session, desk: Desk, at: datetime, today: date) -> dict[
     wanted: dict[tuple[str, str], _Wanted] = {}
     profiles = profiles_of(session, traders)
     records = factor_records(session, profiles)
+    drilled = drill_times(session, profiles)
     row = policy_row(session, desk.id)
     for user, profile in profiles.items():
-        status = status_of(profile, records[user], policy_for(profile, row), at)
+        status = status_of(profile, records[user], policy_for(profile, row), at, drilled.get(user))
         kind = status.gap_kind
         if kind is not None:
             subject = f"profile:{user}"

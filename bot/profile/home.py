@@ -32,6 +32,7 @@ from bot.profile.models import (
 )
 from bot.profile.policy import AutomationFlag, RecoveryStatus, TierPolicy, tier_policy
 from bot.profile.reading import (
+    drill_times,
     factor_records,
     get_profile,
     permissions,
@@ -77,13 +78,14 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
     profile = get_profile(session, user_id)
     records = factor_records(session, [user_id])[user_id]
     trader_desks = desks.desks_of_user(session=session, user_id=user_id, role=Role.TRADER)
+    enrollment = drill.enrollment(session, user_id)
+    drilled_at = enrollment.last_success_at if enrollment is not None and enrollment.enrolled_at else None
     recovery = []
     if profile is not None:
         for desk in trader_desks:
             assert desk.id is not None
             policy = policy_for(profile, policy_row(session, desk.id))
-            recovery.append(DeskRecovery(desk, status_of(profile, records, policy, now)))
-    enrollment = drill.enrollment(session, user_id)
+            recovery.append(DeskRecovery(desk, status_of(profile, records, policy, now, drilled_at)))
     autos = automations.owned_by(session=session, user_id=user_id)
     tz = user_zone(session, user_id)
     today = calendar.local_date(now, tz)
@@ -133,6 +135,7 @@ def desk_overviews(*, session: Session, manager_id: str, now: datetime) -> list[
         traders = desks.members(session=session, desk_id=desk.id, role=Role.TRADER)
         profiles = profiles_of(session, traders)
         records = factor_records(session, profiles)
+        drilled = drill_times(session, profiles)
         row = policy_row(session, desk.id)
         flagged: dict[str, int] = {}
         for gap in open_gaps(session, desk.id):
@@ -141,7 +144,11 @@ def desk_overviews(*, session: Session, manager_id: str, now: datetime) -> list[
         lines = []
         for user in traders:
             profile = profiles.get(user)
-            status = None if profile is None else status_of(profile, records[user], policy_for(profile, row), now)
+            status = (
+                None
+                if profile is None
+                else status_of(profile, records[user], policy_for(profile, row), now, drilled.get(user))
+            )
             tier = RiskTier(profile.risk_tier) if profile is not None else RiskTier.STANDARD
             lines.append(TraderLine(user, tier, status, flagged.get(user, 0)))
         out.append(

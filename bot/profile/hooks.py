@@ -30,7 +30,15 @@ from bot.desks.models import Desk
 from bot.profile.labels import FACTOR_LABEL
 from bot.profile.models import PlatformPermission, SecondFactor, SecondFactorRecord, TraderProfile, VerifiedBy
 from bot.profile.policy import PROBLEM_ICON, RecoveryStatus, first_trading_day_of_week, needs_weekly_login
-from bot.profile.reading import factor_records, get_profile, policy_for, policy_row, profiles_of, status_of
+from bot.profile.reading import (
+    drill_times,
+    factor_records,
+    get_profile,
+    policy_for,
+    policy_row,
+    profiles_of,
+    status_of,
+)
 
 
 def verified_backup_text(
@@ -40,6 +48,8 @@ def verified_backup_text(
     for method in status.verified:
         at = records[method].last_verified_at
         parts.append(FACTOR_LABEL[method] + (f", verified {at.astimezone(tz):%a %d %b}" if at else ""))
+    if status.drilled_at is not None:
+        parts.append(f"backup device drilled {status.drilled_at.astimezone(tz):%a %d %b}")
     return "; ".join(parts)
 
 
@@ -52,6 +62,7 @@ def _checklist_facts(
     if not profiles:
         return {}
     records = factor_records(session, profiles)
+    drilled = drill_times(session, profiles)
     row = policy_row(session, run.desk_id)
     desk = session.get(Desk, run.desk_id)
     tz = calendar.zone(desk.timezone) if desk is not None else ZoneInfo("UTC")
@@ -64,7 +75,7 @@ def _checklist_facts(
             used[perm.user_id].add(perm.interface)
     out: dict[str, checklist_facts.TraderFacts] = {}
     for user, profile in profiles.items():
-        status = status_of(profile, records[user], policy_for(profile, row), run.post_due_at)
+        status = status_of(profile, records[user], policy_for(profile, row), run.post_due_at, drilled.get(user))
         gap = None if status.problem is None else f"{PROBLEM_ICON[status.problem]} {status.describe()} (profile)"
         weekly = weekly_day and needs_weekly_login(
             [profile.primary_interface, profile.secondary_interface, *used[user]]

@@ -25,10 +25,12 @@ PRODUCT_LABEL = {
     Product.NON_US: "Non-US markets",
 }
 
+# IBKR's names (docs/broker-facts.md §1).
 FACTOR_LABEL = {
     SecondFactor.IB_KEY: "IB Key (IBKR Mobile)",
     SecondFactor.AUTHENTICATOR: "Mobile Authenticator app (TOTP)",
     SecondFactor.DSC_PLUS: "Digital Security Card+",
+    SecondFactor.SECURITY_CODE_CARD: "Security Code Card",
     SecondFactor.SMS: "SMS",
 }
 
@@ -36,8 +38,10 @@ FACTOR_HINT = {
     SecondFactor.IB_KEY: "IB Key is active on one phone only; a second phone is a move, not a backup.",
     SecondFactor.AUTHENTICATOR: "Google or Microsoft Authenticator, Authy, 1Password… on a device other than "
     "your primary phone.",
-    SecondFactor.DSC_PLUS: "IBKR's physical card.",
-    SecondFactor.SMS: "IBKR treats SMS as temporary and removes it once another device is active.",
+    SecondFactor.DSC_PLUS: "IBKR's physical card for accounts with equity of at least USD 1 million.",
+    SecondFactor.SECURITY_CODE_CARD: "IBKR's older paper card, if you still have one active.",
+    SecondFactor.SMS: "IBKR removes SMS login once another method is active: beside IB Key, what you have is "
+    "most likely the phone number IBKR texts to move IB Key to a new phone.",
 }
 
 TIER_LABEL = {RiskTier.STANDARD: "standard", RiskTier.ELEVATED: "elevated"}

@@ -298,6 +298,8 @@ def on_automation(sub: Submission) -> Plan[list[int]]:
         name=sub.text(ProfileBlock.NAME) or "",
         interface=sub.one(ProfileBlock.INTERFACE),
         broker_username=sub.text(ProfileBlock.BROKER_USERNAME) or "",
+        session_host=sub.text(ProfileBlock.SESSION_HOST) or "",
+        person_logs_in="person_logs_in" in set(sub.many(ProfileBlock.PERSON_LOGS_IN)),
         read_only_api="read_only_api" in fences,
         trusted_ips="trusted_ips" in fences,
         order_size_limit="order_size_limit" in fences,
@@ -318,10 +320,13 @@ def on_automation(sub: Submission) -> Plan[list[int]]:
 @handler
 def on_tier(sub: Submission) -> Plan[list[int]]:
     trader, tier = sub.chosen_user(ProfileBlock.TRADER), sub.one(ProfileBlock.TIER)
+    eligible = "dsc_plus_eligible" in set(sub.many(ProfileBlock.DSC_PLUS_ELIGIBLE))
     return _profile_change(
         sub,
         ProfileBlock.TRADER,
-        lambda s: saves.set_risk_tier(session=s, manager_id=sub.user, trader_id=trader, tier=tier, now=sub.now),
+        lambda s: saves.set_risk_tier(
+            session=s, manager_id=sub.user, trader_id=trader, tier=tier, now=sub.now, dsc_plus_eligible=eligible
+        ),
         affected=trader,
     )
 
@@ -329,7 +334,7 @@ def on_tier(sub: Submission) -> Plan[list[int]]:
 @dataclass(frozen=True)
 class _CodeChecked:
     result: drill.CodeResult
-    recorded: bool  # the trader has a Mobile Authenticator app record (the drill verified it)
+    recorded: bool  # the trader has a Mobile Authenticator app record (the drill leaves it as it is)
     tz: ZoneInfo
     runs: list[int]
 

@@ -38,7 +38,7 @@ class Product(StrEnum):
 
 
 class SecondFactor(StrEnum):
-    """Second-factor methods IBKR's Secure Login System offers today (docs/broker-facts.md §1).
+    """Second-factor methods of IBKR's Secure Login System (docs/broker-facts.md §1).
 
     - IB Key lives in IBKR Mobile and "can only be active on a single smartphone"; moving it to
       another phone is a migration that removes it from the first
@@ -46,17 +46,23 @@ class SecondFactor(StrEnum):
       "IB Key on a second device" as a backup: a second phone is a move, not a second factor.
     - Third-party TOTP apps are supported as the "Mobile Authenticator app"
       (https://ibkrguides.com/kb/how-to-activate-a-mobile-authenticator-app.htm).
-    - Digital Security Card+ is the highest-protection physical device
-      (https://ibkrguides.com/securelogin/sls/multiple-two-factor.htm).
+    - Digital Security Card+: "Accounts with equity of at least USD 1 million (or equivalent) are
+      eligible" (https://ibkrguides.com/advisorportal/sls/secure-login-with-dsc+.htm), so not
+      every trader can have one (``TraderProfile.dsc_plus_eligible``).
+    - Security Code Card: the older paper card, still listed and ranked lowest ("Lowest Security
+      Code Card (SLS card)", https://ibkr.info/tag/sls?page=1). We found no IBKR page offering new
+      ones, so it counts only for a trader who registers one.
     - SMS is temporary: "will be removed once you activate one of the digital or physical
       security devices" (https://www.interactivebrokers.com/en/index.php?f=56685), so it is never
-      a full backup.
-    - Several devices may be active at once (M2FS, same multiple-two-factor page).
+      a backup beside another method.
+    - Several devices may be active at once (M2FS,
+      https://ibkrguides.com/securelogin/sls/multiple-two-factor.htm).
     """
 
     IB_KEY = "ib_key"
     AUTHENTICATOR = "authenticator_app"
     DSC_PLUS = "dsc_plus"
+    SECURITY_CODE_CARD = "security_code_card"
     SMS = "sms"
 
 
@@ -67,7 +73,10 @@ class RiskTier(StrEnum):
 
 class VerifiedBy(StrEnum):
     DECLARED = "declared"  # the trader gave a date in their profile
-    DRILL = "drill"  # passed the backup-device drill (or completed enrolment)
+    # Legacy: a drill pass once stamped the Mobile Authenticator app as verified. A drill proves the
+    # trader's backup device produces IB Preflight's own codes, not that IBKR's entry is active, so
+    # it is a separate fact now (TotpEnrollment.last_success_at); migration 0008 cleared the stamps.
+    DRILL = "drill"
     CHECKLIST = "checklist"  # confirmed authentication on the primary device in the morning checklist
 
 
@@ -84,6 +93,9 @@ class TraderProfile(SQLModel, table=True):
     risk_tier: str = Field(default=RiskTier.STANDARD, max_length=16)
     risk_tier_set_by: str | None = Field(default=None, max_length=32)
     risk_tier_set_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Declared by the desk: the account's equity is at least USD 1 million, so IBKR offers it a
+    # Digital Security Card+ (docs/broker-facts.md §1). A registered DSC+ shows it too.
+    dsc_plus_eligible: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -170,6 +182,13 @@ class Automation(SQLModel, table=True):
     name: str = Field(max_length=64)
     interface: str = Field(max_length=16)
     broker_username: str = Field(max_length=64)
+    # The TWS / IB Gateway (or Client Portal Gateway) it logs in through, e.g. "gw-prod-1:4001"; "" when
+    # not recorded. One TWS / IB Gateway session serves up to 32 API clients with different client ids,
+    # so automations sharing one don't compete; a second session on the username does
+    # (docs/broker-facts.md §6).
+    session_host: str = Field(default="", max_length=64)
+    # A person also logs in with this username (TWS, Client Portal, IBKR Mobile): competing sessions.
+    person_logs_in: bool = False
     read_only_api: bool = False
     trusted_ips: bool = False
     order_size_limit: bool = False

@@ -21,6 +21,7 @@ from bot.profile.models import (
     RiskTier,
     SecondFactor,
     SecondFactorRecord,
+    TotpEnrollment,
     TraderProfile,
 )
 from bot.profile.policy import RecoveryStatus, TierPolicy, recovery_status, tier_policy
@@ -69,8 +70,25 @@ def policy_for(profile: TraderProfile | None, row: ProfilePolicy | None) -> Tier
     )
 
 
+def drill_times(session: Session, user_ids: Iterable[str]) -> dict[str, datetime | None]:
+    """Each user's last drill pass (enrolled users only): a separate fact from IBKR verification."""
+    users = sorted(set(user_ids))
+    if not users:
+        return {}
+    rows = session.exec(
+        select(TotpEnrollment.user_id, TotpEnrollment.last_success_at).where(
+            col(TotpEnrollment.user_id).in_(users), col(TotpEnrollment.enrolled_at).is_not(None)
+        )
+    ).all()
+    return dict(rows)
+
+
 def status_of(
-    profile: TraderProfile, records: Mapping[SecondFactor, SecondFactorRecord], policy: TierPolicy, at: datetime
+    profile: TraderProfile,
+    records: Mapping[SecondFactor, SecondFactorRecord],
+    policy: TierPolicy,
+    at: datetime,
+    drilled_at: datetime | None = None,
 ) -> RecoveryStatus:
     try:
         primary = SecondFactor(profile.primary_factor)
@@ -81,6 +99,8 @@ def status_of(
         verified_at={m: r.last_verified_at for m, r in records.items()},
         policy=policy,
         at=at,
+        drilled_at=drilled_at,
+        dsc_plus_eligible=profile.dsc_plus_eligible,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -124,8 +125,8 @@ def save_permissions(
     now: datetime,
 ) -> PlatformPermission:
     """What the trader expects to trade on one platform, and apart from it their market data
-    (subscriptions take effect at once; trading permissions take up to about 48 hours —
-    docs/broker-facts.md §4, https://ibkr.info/it/tag/account-mgmt?page=9)."""
+    (subscriptions take effect at once; trading permission requests are "generally applied within
+    48 hours" — docs/broker-facts.md §4, https://ibkr.info/it/tag/account-mgmt?page=9)."""
     _first_error(validate_permissions(interface, trading, market_data, note))
     assert interface is not None
     _ensure(session, user_id, now)
@@ -236,7 +237,13 @@ def save_second_factors(
 
 
 def set_risk_tier(
-    *, session: Session, manager_id: str, trader_id: str | None, tier: str | None, now: datetime
+    *,
+    session: Session,
+    manager_id: str,
+    trader_id: str | None,
+    tier: str | None,
+    now: datetime,
+    dsc_plus_eligible: bool | None = None,
 ) -> TraderProfile:
     if trader_id is None:
         raise ServiceError("Pick the trader.", field="trader")
@@ -246,6 +253,10 @@ def set_risk_tier(
     profile = _ensure(session, trader_id, now)
     before = profile.risk_tier
     profile.risk_tier, profile.risk_tier_set_by, profile.risk_tier_set_at = tier, manager_id, now
+    eligible: dict[str, Any] = {}
+    if dsc_plus_eligible is not None and dsc_plus_eligible != profile.dsc_plus_eligible:
+        eligible = {"dsc_plus_eligible": dsc_plus_eligible}
+        profile.dsc_plus_eligible = dsc_plus_eligible
     profile.updated_at = now
     session.add(profile)
     record(
@@ -256,6 +267,7 @@ def set_risk_tier(
         actor=manager_id,
         before=before,
         after=tier,
+        **eligible,
     )
     sync_trader(session=session, user_id=trader_id, now=now)
     return profile

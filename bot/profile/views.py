@@ -2,7 +2,7 @@
 enrolment messages, the pre-morning notice. Pure functions: data in, blocks out.
 
 Every drill and enrolment text says what the drill is — the bot's own secret proving the backup
-device is in hand — and that the bot never asks for IBKR's passwords or one-time codes.
+device produces codes — and that the bot never asks for IBKR's passwords or one-time codes.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ HOME_BLOCK_BUDGET = 60  # of the 100 a Home view may hold; the rest is the check
 AUTOMATION_BUTTONS = 20
 
 DRILL_PROMISE = (
-    "The drill uses IB Preflight's *own* secret, kept in your backup authenticator, to prove that device is in "
-    "your hands and working. IB Preflight never asks for your IBKR password or an IBKR one-time code — "
-    "never type either here."
+    "The drill uses IB Preflight's *own* secret, kept in your backup authenticator, to prove you can produce codes "
+    "from your backup device (it doesn't check IBKR's own entry). IB Preflight never asks for your IBKR password or "
+    "an IBKR one-time code — never type either here."
 )
 DRILL_PROMISE_PLAIN = DRILL_PROMISE.replace("*", "")
 
@@ -328,7 +328,8 @@ def permissions_modal(card: ProfileCard, interface: str | None = None) -> dict[s
         [
             context_block(
                 "One platform per save. Trading permissions and market-data subscriptions are separate at IBKR: "
-                "subscriptions take effect at once, new trading permissions can take up to about 48 hours."
+                'subscriptions take effect at once; IBKR says trading permission requests are "generally applied '
+                'within 48 hours".'
             ),
             input_block(ProfileBlock.INTERFACE, "Platform", select(INTERFACE_OPTIONS, chosen), optional=False),
             input_block(
@@ -364,7 +365,8 @@ def factors_modal(card: ProfileCard) -> dict[str, Any]:
     blocks: Blocks = [
         context_block(
             "Which second-factor methods are active for your IBKR username, and the last day each one worked for "
-            "a login. IBKR lets several be active at once; IB Key is active on one phone only. "
+            "an IBKR login. IBKR's Multiple Two-Factor lets several be active at once (Portal's Secure Login System "
+            "page lists yours); IB Key is active on one phone only. Adding one may need your account's primary user. "
             "Never enter a code or a password here."
         ),
         input_block(
@@ -404,6 +406,9 @@ FENCE_OPTIONS = [
 ]
 
 
+PERSON_OPTIONS = [option("A person also logs in with this username (TWS, Portal, IBKR Mobile)", "person_logs_in")]
+
+
 def automation_modal(
     automation: Automation | None, desks: Sequence[Desk], *, owner: str, can_assign: bool
 ) -> dict[str, Any]:
@@ -412,8 +417,9 @@ def automation_modal(
     fences = [] if a is None else [k for k in ("read_only_api", "trusted_ips", "order_size_limit") if getattr(a, k)]
     blocks: Blocks = [
         context_block(
-            "One IBKR username per automation, so sessions don't compete (IBKR allows one brokerage session per "
-            "username). Record the username only — never a password."
+            "IBKR allows one brokerage session per username: a person and an automation, or automations on "
+            "different gateways, can't share one; API clients of one TWS / IB Gateway session (different client "
+            "ids) can. Record the username only — never a password."
         ),
         input_block(
             ProfileBlock.NAME,
@@ -454,6 +460,23 @@ def automation_modal(
             {"type": "plain_text_input", "max_length": 64, **({"initial_value": a.broker_username} if a else {})},
             optional=False,
             hint="The username only, never the password.",
+        ),
+        input_block(
+            ProfileBlock.SESSION_HOST,
+            "Gateway it connects through",
+            {
+                "type": "plain_text_input",
+                "max_length": 64,
+                **({"initial_value": a.session_host} if a and a.session_host else {}),
+            },
+            optional=True,
+            hint="The TWS / IB Gateway (or Client Portal Gateway) as a name or host:port, e.g. gw-prod-1:4001.",
+        ),
+        input_block(
+            ProfileBlock.PERSON_LOGS_IN,
+            "Who else logs in",
+            checkboxes(PERSON_OPTIONS, ["person_logs_in"] if a and a.person_logs_in else []),
+            optional=True,
         ),
         input_block(ProfileBlock.FENCES, "Fences", checkboxes(FENCE_OPTIONS, fences), optional=True),
         input_block(
@@ -533,8 +556,10 @@ def tier_modal(desk_id: int | None) -> dict[str, Any]:
         [
             context_block(
                 "Match the security posture to the potential loss: *elevated* for traders who run algorithms or "
-                "carry significant intraday margin — two independent backups and a drill every 14 days by default; "
-                "*standard*: one backup and a drill every 30 days."
+                "carry significant intraday margin — two independent backups where the trader can hold them (a "
+                "Digital Security Card+ needs account equity of at least USD 1 million; otherwise IB Key and a "
+                "Mobile Authenticator app) and a verification every 14 days by default; *standard*: one backup and "
+                "a verification every 30 days."
             ),
             input_block(ProfileBlock.TRADER, "Trader", {"type": "users_select"}, optional=False),
             input_block(
@@ -542,6 +567,13 @@ def tier_modal(desk_id: int | None) -> dict[str, Any]:
                 "Tier",
                 {"type": "radio_buttons", "options": options(TIER_LABEL)},
                 optional=False,
+            ),
+            input_block(
+                ProfileBlock.DSC_PLUS_ELIGIBLE,
+                "Digital Security Card+",
+                checkboxes([option("The account's equity is at least USD 1 million", "dsc_plus_eligible")]),
+                optional=True,
+                hint="IBKR offers a Digital Security Card+ only to such accounts.",
             ),
         ],
         metadata=json.dumps({"desk_id": desk_id}),
@@ -602,15 +634,19 @@ NEVER_IBKR = "That was IB Preflight's own code: the bot never needs your IBKR pa
 
 def enrolled_text() -> str:
     return (
-        "✅ Enrolled: your backup authenticator holds IB Preflight's drill secret. Backup verified just now. "
-        + NEVER_IBKR
+        "✅ Enrolled: you can produce IB Preflight's codes from your backup device. That doesn't check IBKR's Mobile "
+        "Authenticator entry: record the day it last worked for an IBKR login under *Second factors*. " + NEVER_IBKR
     )
 
 
 def drill_passed_text(result: CodeResult, *, recorded: bool, tz: ZoneInfo) -> str:
     when = f"{result.at.astimezone(tz):%a %d %b} {_clock(result.at, tz)}"
     if recorded:
-        return f"✅ Backup verified at {when}: your backup device is in hand and working. {NEVER_IBKR}"
+        return (
+            f"✅ Drill passed at {when}: you can produce codes from your backup device. That checks IB Preflight's "
+            "own entry, not IBKR's: record the day IBKR's Mobile Authenticator entry last worked for a login under "
+            f"*Second factors*. {NEVER_IBKR}"
+        )
     return (
         f"✅ Drill passed at {when}. Your profile has no Mobile Authenticator app registered with IBKR yet: tick it "
         "under *Second factors* in App Home once you've added IBKR's entry to that app, so it counts as your backup. "
@@ -631,8 +667,10 @@ def gap_notice(gap: ReadinessGap, desk: Desk, *, enrolled: bool) -> tuple[str, B
     icon = "⚠️" if gap.kind == GapKind.SMS_ONLY else "🆘"
     text = f"{icon} Before the next checklist on {desk.name}: your readiness profile shows {gap.detail}."
     advice = (
-        "Add a backup second factor at IBKR (a Mobile Authenticator app or a Digital Security Card+; IBKR lets "
-        "several be active at once), record it in App Home, then run the drill. Your desk's managers have been told."
+        "Add a backup second factor at IBKR — a Mobile Authenticator app, or a Digital Security Card+ if your "
+        "account's equity is at least USD 1 million (IBKR's Multiple Two-Factor keeps several active; on a desk "
+        "account this may need the account's primary user) — record it in App Home, then run the drill. Your desk's "
+        "managers have been told."
     )
     elements = [button("Run drill", ProfileAction.RUN_DRILL, style="primary")] if enrolled else []
     elements.append(button("Enrol backup authenticator" if not enrolled else "Re-enrol", ProfileAction.ENROLL))

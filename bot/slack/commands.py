@@ -25,15 +25,17 @@ from bot.errors import ServiceError
 from bot.escalation import queries as escalation
 from bot.escalation import views as escalation_views
 from bot.people import service as people
+from bot.probe import wiring as probe_wiring
 from bot.slack import desk_settings
-from bot.slack.blocks import MESSAGE_CHARS, cut
-from bot.slack.deps import RECEIVED, Deps, open_view
+from bot.slack.blocks import MESSAGE_CHARS, cut, escape
+from bot.slack.deps import RECEIVED, Deps, ephemeral, open_view
 from bot.slack.ids import Command
 from bot.summary import service as summary
 from bot.summary import views as summary_views
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 NOT_UNDERSTOOD = "Sorry, I didn't understand that."
+PROBING = "🔌 Asking your broker sessions now (a probe never logs in); the answer follows here."
 
 
 def register(app: App) -> None:
@@ -50,6 +52,11 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, n
         text = _away(deps, user, words[1:], back=verb == "back", now=now)
     elif verb == "setup":
         text = _setup(deps, body, client, user, words[1:], now)
+    elif verb == "probe" and len(words) == 1:
+        # Probes take seconds: the answer follows as an ephemeral message (bot.probe.wiring).
+        channel = str(body.get("channel_id") or "") or None
+        deps.later(_probe_reply, client=client, deps=deps, user=user, channel=channel)
+        text = PROBING
     else:
         try:
             with deps.read() as session:  # read-only: never waits behind writers
@@ -61,6 +68,17 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, n
         return
     # Slack truncates a message's text beyond 40,000 characters; builders stay far below.
     ack(text=cut(text, MESSAGE_CHARS + 1000), blocks=blocks, response_type="ephemeral")
+
+
+def _probe_reply(*, client: WebClient, deps: Deps, user: str, channel: str | None) -> None:
+    """``/ibstatus probe``: the caller's own endpoints, or the desks they manage, probed now."""
+    try:
+        found = probe_wiring.probe_for(deps.engine, user_id=user, clock=deps.clock)
+    except ServiceError as exc:
+        text = escape(str(exc))
+    else:
+        text = "🔌 *Probe*\n" + "\n".join(escape(line) for line in probe_wiring.status_lines(found))
+    ephemeral(client, channel=channel, user=user, text=cut(text, MESSAGE_CHARS))
 
 
 def _answer(session: Any, user: str, words: list[str], now: datetime) -> tuple[str, list[dict[str, Any]] | None]:

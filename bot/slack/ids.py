@@ -108,6 +108,8 @@ class ProfileBlock(StrEnum):
     OWNER = "owner"
     NAME = "name"
     BROKER_USERNAME = "broker_username"
+    SESSION_HOST = "session_host"
+    PERSON_LOGS_IN = "person_logs_in"
     FENCES = "fences"
     KILL_SWITCH = "kill_switch_tested_on"
     CREDENTIALS = "credentials_rotated_on"
@@ -117,6 +119,7 @@ class ProfileBlock(StrEnum):
     # Managers
     TRADER = "trader"
     TIER = "tier"
+    DSC_PLUS_ELIGIBLE = "dsc_plus_eligible"
 
 
 def verified_block(method: str) -> str:

@@ -20,8 +20,7 @@ from alembic import op
 import bot.dbtypes
 
 revision: str = "0009"
-# TEMPORARY: "0006" until the branches adding 0007 (probe) and 0008 (broker facts) land; then "0008".
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
