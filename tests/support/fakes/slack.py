@@ -344,7 +344,14 @@ class FakeSlack:
                 "permalink": f"https://fake.slack.com/archives/{params.get('channel')}/p{ts.replace('.', '')}",
             }
         if method == "auth.test":
-            return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "url": "https://fake/"}
+            return {
+                "ok": True,
+                "user_id": "UBOT",
+                "bot_id": "BBOT",
+                "team": "Fake Workspace",
+                "team_id": "T1",
+                "url": "https://fake/",
+            }
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ids):08d}"
             return {
