@@ -20,8 +20,9 @@ from bot import metrics
 from bot.config import ConfigError, Settings, prepare_database
 from bot.db import make_engine
 from bot.keys import check_at_start as check_keys
-from bot.logs import PAYLOAD_LOGGERS as PAYLOAD_LOGGERS  # re-exported: what serve keeps out of DEBUG
-from bot.logs import SOCKET_MODE_LOGGER, logging_configured
+from bot.logs import PAYLOAD_LOGGERS as PAYLOAD_LOGGERS  # re-exported (bot.logs holds them now)
+from bot.logs import SOCKET_MODE_LOGGER
+from bot.logs import logging_configured as logging_configured
 from bot.migrate import upgrade
 from bot.processes import Serving, run_jobs, serve_workers, start_serving
 from bot.runtime import Runtime, build, make_client

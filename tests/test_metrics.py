@@ -22,7 +22,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk.errors import SlackApiError
-from sqlalchemy.engine import Engine
 
 from bot import logs, metrics
 from bot.checklist import jobs
