@@ -75,6 +75,20 @@ def bound(**fields: str | None) -> Iterator[None]:
         _context.reset(token)
 
 
+def add(**fields: str | None) -> None:
+    """Add ``fields`` (None values are left out) to the enclosing ``bound()`` until it ends
+    (it puts back what was there before it)."""
+    added = {k: v for k, v in fields.items() if v}
+    if added:
+        _context.set({**_context.get(), **added})
+
+
+def replace(**fields: str | None) -> None:
+    """Exactly ``fields`` from now on in this thread (for a thread that runs one request after
+    another with no scope around each, as Socket Mode's pool does)."""
+    _context.set({k: v for k, v in fields.items() if v})
+
+
 class ContextFields(logging.Filter):
     """Copies the bound fields onto each record (a handler's filter: it sees every record the
     handler writes, whichever logger made it). A field given with ``extra=`` wins."""

@@ -416,6 +416,7 @@ def process_model(workers: int) -> Iterator[str | None]:
     ``PROMETHEUS_MULTIPROC_DIR`` for this serve (removed on the way out); with one process,
     none (an inherited one would switch prometheus_client to files nobody reads)."""
     global _multiproc_dir
+    owner = os.getpid()
     before = os.environ.get(MULTIPROC_ENV)
     path = tempfile.mkdtemp(prefix="preflight-metrics-") if workers > 1 else None
     if "prometheus_client.values" in sys.modules:
@@ -428,13 +429,16 @@ def process_model(workers: int) -> Iterator[str | None]:
     try:
         yield path
     finally:
-        _multiproc_dir = None
-        if before is None:
-            os.environ.pop(MULTIPROC_ENV, None)
-        else:
-            os.environ[MULTIPROC_ENV] = before
-        if path is not None:
-            shutil.rmtree(path, ignore_errors=True)
+        # A gunicorn worker leaves through serve's stack too (its SystemExit unwinds the
+        # master's frames it was forked in): only the process that made the directory removes it.
+        if os.getpid() == owner:
+            _multiproc_dir = None
+            if before is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = before
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def process_exited(pid: int) -> None:

@@ -364,7 +364,8 @@ class Observer:
     """Bolt middleware (``bolt.use(observer.middleware)``), for HTTP and Socket Mode alike:
     binds the user and the desk (by the request's channel) for the logs, times ack(), and
     hands listeners a Web API client that counts its calls (Bolt makes a plain one for each
-    request). Socket Mode's requests skip ``WebApp``: they get a request id, and are counted, here."""
+    request). Socket Mode's requests skip ``WebApp``: they get their request id here (and are
+    timed to ack(), not counted: the counter is of HTTP requests)."""
 
     desks: DeskChannels | None = None
 
@@ -375,12 +376,14 @@ class Observer:
         context["ack"] = TimedAck(kind, started)
         context["client"] = metrics.metered(context.client)
         desk = self.desks.desk_of(channel_of(body)) if self.desks is not None else None
-        request_id = logs.new_request_id() if arrival is None else None
-        with logs.bound(request_id=request_id, user=user_of(body), desk=desk):
-            response = next()
-        if arrival is None:  # Socket Mode: no WebApp counted it
-            metrics.request_handled(kind, outcome_of(response.status), time.perf_counter() - started)
-        return response
+        # Bolt runs the listener after every middleware has returned (next() only says go on),
+        # so the fields are set, not scoped: WebApp's scope ends with the HTTP request; a
+        # Socket Mode request replaces what the thread's previous one left.
+        if arrival is not None:
+            logs.add(user=user_of(body), desk=desk)
+        else:
+            logs.replace(request_id=logs.new_request_id(), user=user_of(body), desk=desk)
+        return next()
 
 
 def describe(body: object) -> str:

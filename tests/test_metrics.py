@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from slack_bolt.request import BoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot import logs, metrics
@@ -116,6 +117,30 @@ def test_requests_are_counted_by_kind_and_outcome_and_timed(bot: Bot, fake_slack
     # Nothing else came to /slack/events.
     total = sum(v for (name, _), v in after.items() if name == "preflight_slack_requests_total")
     assert total - sum(v for (name, _), v in before.items() if name == "preflight_slack_requests_total") == 8
+
+
+def test_a_socket_mode_request_is_counted_and_logged_with_its_own_request_id(bot: Bot) -> None:
+    """Socket Mode hands requests to Bolt directly (no WebApp): the middleware times ack()
+    and gives each request its own fields (the HTTP counter doesn't count it)."""
+    seen: list[dict[str, str]] = []
+
+    def probe(ack: Any) -> None:
+        seen.append(dict(logs.current()))
+        ack("seen")
+
+    bot.runtime.bolt.command("/fields")(probe)  # a listener of this test's, to look inside
+    before = scrape(bot)
+    body = "command=%2Ffields&text=&user_id=UTRD1&channel_id=C0123&team_id=T1&trigger_id=1"
+    with logs.bound(user="USTALE", job="stale"):  # what a previous request left in the thread
+        for user in ("UTRD1", "UTRD2"):
+            response = bot.runtime.bolt.dispatch(BoltRequest(body=body.replace("UTRD1", user), mode="socket_mode"))
+            assert response.status == 200 and response.body == "seen"
+    after = scrape(bot)
+    assert delta(before, after, "preflight_slack_ack_seconds_count", kind="slash_command") == 2
+    assert delta(before, after, "preflight_slack_requests_total", kind="slash_command", outcome="ok") == 0
+    first, second = seen
+    assert len(first.pop("request_id")) == 16 and len(second.pop("request_id")) == 16
+    assert (first, second) == ({"user": "UTRD1"}, {"user": "UTRD2"})  # no desk has channel C0123 here
 
 
 # --- Slack's answers -----------------------------------------------------------------------
