@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
 from functools import partial
 from types import MappingProxyType
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
@@ -218,8 +218,3 @@ def logging_configured(level: str, fmt: LogFormat = "text") -> Iterator[None]:
         bolt.removeFilter(_NO_TOKEN_NOTICE)
         for name, was in saved.items():
             logging.getLogger(name).setLevel(was)
-
-
-def fields_of(record: logging.LogRecord) -> dict[str, Any]:
-    """The context fields a record carries (for tests and tools)."""
-    return {k: getattr(record, k) for k in FIELDS if hasattr(record, k)}

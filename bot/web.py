@@ -1,6 +1,6 @@
 """The WSGI application: POST /slack/events (signature checked here), GET /healthz and GET
 /metrics; and the Bolt middleware that gives each Slack request its log fields, its ack()
-timing and a Web API client that counts its calls (``observe``)."""
+timing and a Web API client that counts its calls (``Observer``)."""
 
 from __future__ import annotations
 
