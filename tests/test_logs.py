@@ -29,22 +29,21 @@ from bot.db import session_scope
 from bot.delivery.pager import Pager
 from bot.desks import service as desks
 from bot.escalation.models import EscalationState
-from bot.profile.ids import ProfileAction, ProfileCallback
 from bot.runtime import deliver_due
 from bot.scheduler import Scheduler
-from bot.slack.ids import Action, Callback
-from tests.escalation_fixtures import (
+from bot.slack.ids import Action, Callback, ProfileAction, ProfileCallback
+from tests.support.escalation_fixtures import (
     delivery_client,
     escalations,
     fake_pager,  # noqa: F401 - a fixture
     report_values,
     run_pass,
 )
-from tests.factories import make_desk
-from tests.fakes.pager import FakePager
-from tests.fakes.slack import FakeSlack
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, Bot, utc
-from tests.profile_fixtures import (
+from tests.support.factories import make_desk
+from tests.support.fakes.pager import FakePager
+from tests.support.fakes.slack import FakeSlack
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, Bot, utc
+from tests.support.profile_fixtures import (
     KEY,
     code,
     code_values,
@@ -221,6 +220,7 @@ def test_logging_configured_puts_the_formatters_back() -> None:
     assert "job" not in record  # fields that don't apply are left out
 
 
+@pytest.mark.slow
 def test_serve_says_where_it_stands_in_json(tmp_path: Path, fake_slack: FakeSlack) -> None:
     env = serve_env(tmp_path, fake_slack.base_url, LOG_FORMAT="json", PREFLIGHT_CLOCK_OFFSET="-3600")
     proc = subprocess.Popen(

@@ -32,10 +32,10 @@ from bot.delivery.outbox import Kind, enqueue
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.scheduler import Scheduler
 from bot.slack.ids import Action, Callback
-from tests.escalation_fixtures import report_values
-from tests.factories import make_desk
-from tests.fakes.slack import FakeSlack, Fault
-from tests.harness import BOT_TOKEN, SIGNING_SECRET, Bot, FakeClock, sign
+from tests.support.escalation_fixtures import report_values
+from tests.support.factories import make_desk
+from tests.support.fakes.slack import FakeSlack, Fault
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, Bot, FakeClock, sign
 from tests.test_processes import Output
 from tests.test_serve import free_port
 
@@ -327,6 +327,7 @@ def json_lines(output: Output) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.text().splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_two_workers_report_the_sum_of_both_and_clean_their_directory(
     pg_url: str, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
