@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
@@ -48,6 +49,8 @@ class Settings:
     secret_keys: tuple[str, ...] = ()
     threads: int = 8
     log_level: str = "INFO"
+    # LOG_FORMAT: "text" (one line per record, for people) or "json" (one JSON object per line).
+    log_format: Literal["text", "json"] = "text"
     # Staging only: seconds added to the real clock, for rehearsing a morning (README).
     clock_offset: int = 0
     # PREFLIGHT_ALLOW_PRIVATE_PAGER=1: pager URLs may reach loopback/private addresses (an
@@ -196,6 +199,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     level = (get("LOG_LEVEL") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    log_format = (get("LOG_FORMAT") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {log_format!r}")
     return Settings(
         database_url=normalize_database_url(get("DATABASE_URL") or default_database_url()),
         slack_bot_token=bot_token,
@@ -206,6 +212,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         secret_keys=_secret_keys(get("PREFLIGHT_SECRET_KEYS"), get("PREFLIGHT_SECRET_KEY")),
         threads=_int("WEB_THREADS", get("WEB_THREADS") or "8", 1, 64),
         log_level=level,
+        log_format="json" if log_format == "json" else "text",
         clock_offset=_int("PREFLIGHT_CLOCK_OFFSET", get("PREFLIGHT_CLOCK_OFFSET") or "0", -MAX_OFFSET, MAX_OFFSET),
         allow_private_pager=_flag("PREFLIGHT_ALLOW_PRIVATE_PAGER", get("PREFLIGHT_ALLOW_PRIVATE_PAGER")),
     )

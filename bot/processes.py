@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from bot import logs, metrics
 from bot.config import Settings
 from bot.runtime import Runtime, build, outbox_worker
 
@@ -258,9 +259,25 @@ def gunicorn_options(settings: Settings, workers: int, *, bind: str | None = Non
         "loglevel": settings.log_level.lower(),
         "errorlog": "-",
         "accesslog": "-" if debug else None,
-        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s',
+        # The request id the app sent back (X-Request-Id): the same as in the app's own lines.
+        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s request_id=%({x-request-id}o)s',
         "graceful_timeout": 20,
     }
+
+
+def json_gunicorn_logger() -> type[Any]:
+    """gunicorn's logger with its error and access lines as JSON objects too (LOG_FORMAT=json),
+    with the app's context fields (bot.logs)."""
+    from gunicorn.glogging import Logger
+
+    class JsonLogger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for handler in [*self.error_log.handlers, *self.access_log.handlers]:
+                handler.setFormatter(logs.json_formatter())
+                handler.addFilter(logs.ContextFields())
+
+    return JsonLogger
 
 
 def serve_workers(
@@ -281,11 +298,17 @@ def serve_workers(
         while mine:
             mine.pop().stop()
 
+    def child_exit(_arbiter: Any, worker: Any) -> None:
+        metrics.process_exited(worker.pid)  # in the master: a gone worker's live gauges go too
+
     class Application(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in gunicorn_options(settings, workers, bind=bind).items():
                 self.cfg.set(key, value)
             self.cfg.set("worker_exit", worker_exit)
+            self.cfg.set("child_exit", child_exit)
+            if settings.log_format == "json":
+                self.cfg.set("logger_class", json_gunicorn_logger())
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no ~/.gunicorn/*.ctl
                 self.cfg.set("control_socket_disable", True)
 
@@ -294,7 +317,6 @@ def serve_workers(
             mine.append(serving)
             return serving.wsgi
 
-    log.info("IB Preflight: %s gunicorn gthread workers x %s threads", workers, settings.threads)
     try:
         Application().run()
     except SystemExit as exc:  # the arbiter exits when it stops; a clean stop is a normal return

@@ -14,23 +14,27 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
+from bot import logs, metrics
 from bot.checklist.roster_refresher import RosterRefresher
 from bot.config import Settings, clock_of
 from bot.crypto import Keyring
-from bot.db import make_engine
+from bot.db import make_engine, read_scope
 from bot.delivery import worker
 from bot.delivery.slack import delivery_client
 from bot.delivery.worker import OutboxWorker
 from bot.desks import service as desks
+from bot.desks.models import Desk
 from bot.escalation import opening as _escalation_opening  # noqa: F401  (its answer hook: see build)
 from bot.probe import wiring as _probe_wiring  # noqa: F401  (registers the probe's checklist facts)
 from bot.profile import hooks as profile_hooks  # noqa: F401  (registers the profile's checklist facts and answer hook)
 from bot.slack import home, notifications
 from bot.slack.app import create_app
 from bot.slack.deps import Clock, Deps
-from bot.web import WebApp
+from bot.web import DeskChannels, Observer, WebApp
 
 
 class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
@@ -48,9 +52,10 @@ class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
 
 
 def make_client(settings: Settings) -> WebClient:
-    """A WebClient that retries connection errors, 429 (honouring Retry-After) and 5xx."""
+    """A WebClient that retries connection errors, 429 (honouring Retry-After) and 5xx, and
+    counts its calls (``bot.metrics.MeteredWebClient``; the clients made from it do too)."""
     token, _ = settings.require_slack()
-    return WebClient(
+    return metrics.MeteredWebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=15,
@@ -81,7 +86,7 @@ def request_client(client: WebClient) -> WebClient:
     handlers = [h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)]
     if len(handlers) == len(client.retry_handlers):
         return client
-    return WebClient(
+    return type(client)(  # a counting client stays one (bot.metrics)
         token=client.token,
         base_url=client.base_url,
         timeout=client.timeout,
@@ -114,7 +119,7 @@ def build(
 ) -> Runtime:
     signing_secret = settings.require_slack()[1] or "socket-mode"
     engine = engine or make_engine(settings.database_url)
-    client = client or make_client(settings)
+    client = metrics.metered(client) if client is not None else make_client(settings)
     # The roster is cosmetic: its chat.update calls share a budget below Slack's Tier 3
     # allowance, leaving the rest to escalations (bot.checklist.roster_refresher).
     refresher = RosterRefresher(engine, bare_client(client), interval=roster_interval, rate_per_minute=roster_rate)
@@ -125,9 +130,14 @@ def build(
         clock=clock or clock_of(settings),
         refresher=refresher,
         # Work after the acknowledgement (answers, Slack replies) runs on this pool.
-        executor=executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack"),
+        # Both pools run each task with the submitting request's log fields (bot.logs).
+        executor=logs.ContextExecutor(
+            executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack")
+        ),
         # Modal opens run on a pool of their own, with a client that never retries (bot.slack.deps).
-        urgent_executor=urgent_executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="modal"),
+        urgent_executor=logs.ContextExecutor(
+            urgent_executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="modal")
+        ),
         modal_client=bare_client(client),
         names_client=bare_client(client),  # users.info fails fast: a stranger is looked up again later
         keys=Keyring(settings.secret_keys),
@@ -136,8 +146,29 @@ def build(
     )
     # Listeners get a client that never sleeps on a 429 (request_client): no pool thread waits.
     bolt = create_app(signing_secret=signing_secret, client=request_client(client), deps=deps)
-    web = WebApp(bolt, signing_secret=signing_secret, engine=engine, clock_offset=settings.clock_offset)
+    # Each request's log fields, ack() timing and counting client (after the deps middleware).
+    bolt.use(Observer(DeskChannels(partial(desk_channels, engine))).middleware)
+    web = WebApp(
+        bolt,
+        signing_secret=signing_secret,
+        engine=engine,
+        clock_offset=settings.clock_offset,
+        exposition=metrics.Exposition(engine, deps.clock),
+    )
     return Runtime(settings=settings, engine=engine, client=client, deps=deps, refresher=refresher, bolt=bolt, web=web)
+
+
+def desk_channels(engine: Engine) -> dict[str, str]:
+    """Each desk's channel and name, for the logs (a channel two desks share names neither)."""
+    with read_scope(engine, per_statement=True) as session:
+        rows = session.execute(sa_select(col(Desk.channel_id), col(Desk.name))).all()
+    found: dict[str, str] = {}
+    shared: set[str] = set()
+    for channel, name in rows:
+        if channel in found:
+            shared.add(channel)
+        found[channel] = name
+    return {channel: name for channel, name in found.items() if channel not in shared}
 
 
 # --- the outbox, wired to the Slack renderers and the desks' pager settings -------------

@@ -10,15 +10,26 @@ decides what is posted; the scheduler's memory decides nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+)
+from apscheduler.executors.pool import BasePoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
-from bot import calendar
+from bot import calendar, logs, metrics
 from bot.checklist import jobs
 from bot.checklist import service as checklist
 from bot.checklist.roster_refresher import RosterRefresher
@@ -47,6 +58,51 @@ def desk_trigger(desk: Desk) -> CronTrigger:
     return CronTrigger(day_of_week="mon-fri", hour=at.hour, minute=at.minute, timezone=calendar.zone(desk.timezone))
 
 
+def job_name(job_id: str) -> str:
+    """The job's name for metrics: ``checklist:12`` (one desk's post) counts as ``checklist``."""
+    return job_id.split(":", 1)[0]
+
+
+JOB_EVENTS = EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+_OUTCOMES = {EVENT_JOB_EXECUTED: "ok", EVENT_JOB_ERROR: "error", EVENT_JOB_MISSED: "missed"}
+
+
+def job_event(event: JobEvent) -> None:
+    """APScheduler's job events, counted: a run ended (ok, error), was missed (the scheduler
+    was busy or down past the grace time) or skipped (the previous run still going)."""
+    metrics.job_ran(job_name(event.job_id), _OUTCOMES.get(event.code, "skipped"))
+
+
+class _JobPool(ThreadPoolExecutor):
+    """APScheduler's pool: each job runs with its name (and, for a desk's post, the desk) bound
+    for the logs, and is timed."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        job = args[0] if args else None  # APScheduler submits run_job(job, jobstore, run_times, logger)
+        job_id = str(getattr(job, "id", "") or "")
+        desk = None
+        if job_id.startswith("checklist:") and getattr(job, "args", None):
+            desk = str(job.args[0])  # type: ignore[union-attr]
+
+        def run() -> Any:
+            started = time.perf_counter()
+            try:
+                with logs.bound(job=job_name(job_id) or None, desk=desk):
+                    return fn(*args, **kwargs)
+            finally:
+                if job_id:
+                    metrics.job_took(job_name(job_id), time.perf_counter() - started)
+
+        return super().submit(run)
+
+
+class JobPoolExecutor(BasePoolExecutor):  # type: ignore[misc]
+    """APScheduler's thread pool executor (10 threads, as its default) on ``_JobPool``."""
+
+    def __init__(self, max_workers: int = 10) -> None:
+        super().__init__(_JobPool(max_workers, thread_name_prefix="scheduler"))
+
+
 class Scheduler:
     """Jobs fire on the real time; each one reads ``now`` from ``clock``. With a moved clock
     (PREFLIGHT_CLOCK_OFFSET) the per-desk cron jobs fire at the wrong moment and do nothing
@@ -65,7 +121,14 @@ class Scheduler:
         self.clock = clock
         # users.info without in-call retries: a rate limit ends this refresh, the next continues.
         self.names_client = delivery_client(client)
-        self.aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        self.aps = BackgroundScheduler(
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1},
+            executors={"default": JobPoolExecutor()},  # each run logs with its job (and desk) and is timed
+        )
+        self.aps.add_listener(
+            job_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
         self._signatures: dict[str, tuple[str, str]] = {}
 
     def start(self) -> None:

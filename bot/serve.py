@@ -7,20 +7,22 @@ run in one leader process per database (``bot.processes.run_jobs``)."""
 from __future__ import annotations
 
 import logging
-import re
 import signal
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 
+from bot import metrics
 from bot.config import ConfigError, Settings, prepare_database
 from bot.db import make_engine
 from bot.keys import check_at_start as check_keys
+from bot.logs import PAYLOAD_LOGGERS as PAYLOAD_LOGGERS  # re-exported (bot.logs holds them now)
+from bot.logs import SOCKET_MODE_LOGGER
+from bot.logs import logging_configured as logging_configured
 from bot.migrate import upgrade
 from bot.processes import Serving, run_jobs, serve_workers, start_serving
 from bot.runtime import Runtime, build, make_client
@@ -31,77 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Loggers that get whole request and response bodies (trader notes) at DEBUG: the Slack
-# libraries, the Bolt app's own logger (named in bot/slack/app.py) and Socket Mode's.
-BOLT_APP_LOGGER = "bot.slack.bolt"
-SOCKET_MODE_LOGGER = "bot.socket_mode"
-PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt", BOLT_APP_LOGGER, SOCKET_MODE_LOGGER)
-_WEB_API_LOGGER = "slack_sdk.web.base_client"
-_SEND_FAILED = "Failed to send a request to Slack API server"
-
 
 class ServeError(Exception):
     """The bot cannot start; the message is one line."""
-
-
-class _WebApiSummary(logging.Filter):
-    """Keeps slack_sdk's DEBUG lines about Web API calls to the URL and the status: the
-    library formats the request parameters and the response body into the same line."""
-
-    _REQUEST = re.compile(r"Sending a request - url: (\S+?),")
-    _RESPONSE = re.compile(r"Received the following response - status: (\d+),")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith(_SEND_FAILED):
-            return False  # the exception that follows reaches the caller, which reports it in its own words
-        if record.levelno > logging.DEBUG:
-            return True
-        if found := self._REQUEST.match(message):
-            record.msg, record.args = "Slack Web API call %s", (found.group(1),)
-            return True
-        if found := self._RESPONSE.match(message):
-            record.msg, record.args = "Slack Web API answered HTTP %s", (found.group(1),)
-            return True
-        return False  # anything else at DEBUG from there may carry a body
-
-
-_SUMMARY = _WebApiSummary()
-
-
-class _NoTokenNotice(logging.Filter):
-    """Bolt warns at every start that the client's token wins over SLACK_BOT_TOKEN from the
-    environment: they are the same token (bot.runtime builds the client from it)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != warning_client_prioritized_and_token_skipped()
-
-
-_NO_TOKEN_NOTICE = _NoTokenNotice()
-
-
-@contextmanager
-def logging_configured(level: str) -> Iterator[None]:
-    """The root logger at ``level``; the Slack libraries never below INFO (at DEBUG they log
-    payloads), except slack_sdk's Web API calls, reduced to method URL and HTTP status.
-    Everything is put back on the way out (serve also runs in-process, in tests)."""
-    names = ["", *PAYLOAD_LOGGERS, _WEB_API_LOGGER]
-    saved = {name: logging.getLogger(name).level for name in names}
-    web_api, bolt = logging.getLogger(_WEB_API_LOGGER), logging.getLogger(BOLT_APP_LOGGER)
-    logging.getLogger().setLevel(level)
-    floor = max(logging.INFO, logging.getLevelName(level))
-    for name in PAYLOAD_LOGGERS:
-        logging.getLogger(name).setLevel(floor)
-    web_api.setLevel(logging.getLevelName(level))
-    web_api.addFilter(_SUMMARY)
-    bolt.addFilter(_NO_TOKEN_NOTICE)
-    try:
-        yield
-    finally:
-        web_api.removeFilter(_SUMMARY)
-        bolt.removeFilter(_NO_TOKEN_NOTICE)
-        for name, was in saved.items():
-            logging.getLogger(name).setLevel(was)
 
 
 def probe_client(settings: Settings) -> WebClient:
@@ -188,18 +122,41 @@ def open_socket_mode(runtime: Runtime, app_token: str, url: str) -> SocketModeHa
     return handler
 
 
+def process_model(settings: Settings, workers: int) -> str:
+    """The process model in a phrase, for the start-up line."""
+    if workers > 1:
+        return (
+            f"{workers} gunicorn gthread workers x {settings.threads} threads on :{settings.port}; "
+            "the leader runs the scheduler and the outbox; /metrics adds up every worker"
+        )
+    if settings.slack_app_token:
+        return f"one process, Socket Mode (HTTP on :{settings.port} for /healthz and /metrics)"
+    return f"one process (waitress, {settings.threads} threads) on :{settings.port}"
+
+
+def announce(settings: Settings, workers: int, slack: SlackCheck) -> None:
+    """Where the bot stands, one line each, once nothing can refuse the start any more (a
+    refused start says one line and nothing else): the database, the process model, the
+    Slack workspace and, in a staging rehearsal, the clock offset."""
+    log.info("database: %s", settings.database_label)
+    log.info("processes: %s", process_model(settings, workers))
+    log.info("Slack workspace: %s", slack.workspace if slack.state == "ok" else f"unknown (Slack is {slack.state})")
+    if settings.clock_offset:
+        log.warning(
+            "PREFLIGHT_CLOCK_OFFSET=%s: the bot's clock is moved %+d seconds from the real time (staging only)",
+            settings.clock_offset,
+            settings.clock_offset,
+        )
+
+
 def serve(settings: Settings, *, workers: int = 1) -> None:
     settings.require_slack()
     prepare_database(settings)
     upgrade(settings.database_url)  # before the log level is lowered: `preflight migrate` is as quiet
     with ExitStack() as cleanup:  # stops, in reverse order, whatever was started
-        cleanup.enter_context(logging_configured(settings.log_level))
-        if settings.clock_offset:  # after logging is set up: the CLI logs only errors until then
-            log.warning(
-                "PREFLIGHT_CLOCK_OFFSET=%s: the bot's clock is moved %+d seconds from the real time (staging only)",
-                settings.clock_offset,
-                settings.clock_offset,
-            )
+        # Before anything counts: prometheus_client's mode follows the process model (bot.metrics).
+        cleanup.enter_context(metrics.process_model(workers))
+        cleanup.enter_context(logging_configured(settings.log_level, settings.log_format))
         health = check_slack(settings)
         if workers > 1:
             engine = make_engine(settings.database_url)
@@ -207,6 +164,7 @@ def serve(settings: Settings, *, workers: int = 1) -> None:
                 check_keys(engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
             finally:
                 engine.dispose()
+            announce(settings, workers, health.latest)
             serve_workers(settings, workers, start=lambda: _start_worker(settings, health.latest))
             return
         runtime = build(settings)
@@ -216,12 +174,13 @@ def serve(settings: Settings, *, workers: int = 1) -> None:
         if settings.slack_app_token and wss_url is not None:
             socket_mode = open_socket_mode(runtime, settings.slack_app_token, wss_url)
             cleanup.callback(socket_mode.close)
-            log.info("Socket Mode connected; HTTP serves /healthz only")
+            log.info("Socket Mode connected; HTTP serves /healthz and /metrics only")
         try:
             # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
             server = make_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)
         except OSError as exc:
             raise ServeError(f"cannot listen on PORT {settings.port}: {exc.strerror or exc}") from None
+        announce(settings, workers, health.latest)
         runtime.refresher.start()
         cleanup.callback(runtime.refresher.stop)
         jobs = run_jobs(runtime, settings)  # the scheduler and the outbox worker, while this process leads

@@ -1,4 +1,6 @@
-"""The WSGI application: POST /slack/events (signature checked here) and GET /healthz."""
+"""The WSGI application: POST /slack/events (signature checked here), GET /healthz and GET
+/metrics; and the Bolt middleware that gives each Slack request its log fields, its ack()
+timing and a Web API client that counts its calls (``Observer``)."""
 
 from __future__ import annotations
 
@@ -9,18 +11,20 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from slack_bolt import App
+from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
+from bot import logs, metrics
 from bot.db import ping
 
 if TYPE_CHECKING:
@@ -53,6 +57,16 @@ class SlackCheck:
     state: SlackState
     detail: str = ""  # Slack's error code, or why it could not be reached
     checked_at: datetime | None = None
+    workspace: str = ""  # whom auth.test says the token belongs to (``workspace_of``), when it answered
+
+
+def workspace_of(answer: object) -> str:
+    """auth.test's answer in one phrase: the team's name and id, its URL, the bot user."""
+    if not isinstance(answer, Mapping):
+        return ""
+    team, team_id, url, user = (str(answer.get(k) or "") for k in ("team", "team_id", "url", "user_id"))
+    named = f"{team} ({team_id})" if team and team_id else team or team_id or "an unnamed workspace"
+    return named + (f" at {url}" if url else "") + (f", bot user {user}" if user else "")
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -82,8 +96,8 @@ class SlackHealth:
 
     def check(self) -> SlackCheck:
         try:
-            self.client.auth_test()
-            result = SlackCheck("ok", checked_at=datetime.now(UTC))
+            answer = self.client.auth_test()
+            result = SlackCheck("ok", checked_at=datetime.now(UTC), workspace=workspace_of(answer.data))
         except SlackApiError as exc:
             reason = failure_reason(exc)
             state: SlackState = "invalid" if reason in INVALID_TOKEN_ERRORS else "unreachable"
@@ -126,6 +140,7 @@ class WebApp:
         now: Callable[[], float] = time.time,
         clock_offset: int = 0,
         slack: SlackHealth | None = None,
+        exposition: metrics.Exposition | None = None,
     ) -> None:
         self.bolt = bolt
         self.engine = engine
@@ -133,6 +148,7 @@ class WebApp:
         self.now = now  # the real time: Slack signs requests with it (never the offset clock)
         self.clock_offset = clock_offset
         self.slack = slack  # set by serve: /healthz reports Slack's reachability from it
+        self.exposition = exposition  # GET /metrics (404 without)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -140,10 +156,14 @@ class WebApp:
             if method not in ("GET", "HEAD"):
                 return _reply(start_response, 405, {"error": "method not allowed"})
             return self._health(start_response)
+        if path == "/metrics" and self.exposition is not None:
+            if method not in ("GET", "HEAD"):
+                return _reply(start_response, 405, {"error": "method not allowed"})
+            return self._metrics(environ, start_response)
         if path == "/slack/events":
             if method != "POST":
                 return _reply(start_response, 405, {"error": "method not allowed"})
-            return self._slack(environ, start_response)
+            return self._observed(environ, start_response)
         return _reply(start_response, 404, {"error": "not found"})
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -163,13 +183,35 @@ class WebApp:
             body["clock"] = (datetime.now(UTC) + timedelta(seconds=self.clock_offset)).isoformat(timespec="seconds")
         return _reply(start_response, 200 if healthy else 503, body)
 
-    def _slack(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def _metrics(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        assert self.exposition is not None
+        body, content_type = self.exposition.render(str(environ.get("HTTP_ACCEPT") or ""))
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _observed(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """A Slack request with its request id bound for the logs (and sent back as
+        X-Request-Id), counted and timed by kind and outcome."""
+        started = time.perf_counter()
+        request_id = logs.new_request_id()
+        arrival = _ARRIVAL.set(started)
+        try:
+            with logs.bound(request_id=request_id):
+                answer = self._slack(environ)
+        finally:
+            _ARRIVAL.reset(arrival)
+        headers = [*answer.headers, ("X-Request-Id", request_id)]
+        start_response(f"{answer.status} {_REASONS.get(answer.status, 'OK')}", headers)
+        metrics.request_handled(answer.kind, outcome_of(answer.status), time.perf_counter() - started)
+        return [answer.body]
+
+    def _slack(self, environ: WSGIEnvironment) -> _Answer:
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return _reply(start_response, 400, {"error": "bad content length"})
+            return _answer(400, {"error": "bad content length"})
         if length > MAX_BODY:
-            return _reply(start_response, 413, {"error": "payload too large"})
+            return _answer(413, {"error": "payload too large"})
         raw = environ["wsgi.input"].read(length) if length else b""
         headers: dict[str, str | Sequence[str]] = {
             k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")
@@ -177,7 +219,7 @@ class WebApp:
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = str(environ["CONTENT_TYPE"])
         if not self._signed(raw, headers):
-            return _reply(start_response, 401, {"error": "invalid signature"})
+            return _answer(401, {"error": "invalid signature"})
         try:
             body = raw.decode("utf-8")
             request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
@@ -186,16 +228,16 @@ class WebApp:
             problem = str(exc) or type(exc).__name__
         if problem is not None:
             log.info("rejected malformed Slack payload: %s", problem)
-            return _reply(start_response, 400, {"error": "malformed payload"})
+            return _answer(400, {"error": "malformed payload"})
+        kind = request_kind(request.body)
         try:
             response = self.bolt.dispatch(request)
         except Exception:  # Bolt's own parsing choked on a shape malformed() does not know
             log.exception("Bolt could not process a signed request")
-            return _reply(start_response, 400, {"error": "malformed payload"})
+            return _answer(400, {"error": "malformed payload"}, kind=kind)
         log.debug("slack request %s -> %s", describe(request.body), response.status)
         out_headers = [(k, v) for k, values in response.headers.items() for v in values]
-        start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
-        return [response.body.encode("utf-8")]
+        return _Answer(response.status, out_headers, response.body.encode("utf-8"), kind)
 
     def _signed(self, raw: bytes, headers: dict[str, str | Sequence[str]]) -> bool:
         timestamp = str(headers.get("x-slack-request-timestamp", ""))
@@ -208,6 +250,140 @@ class WebApp:
         base = b"v0:" + timestamp.encode() + b":" + raw
         expected = "v0=" + hmac.new(self.secret, base, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    kind: str = "other"
+
+
+def _answer(status: int, payload: dict[str, str | None], *, kind: str = "other") -> _Answer:
+    body = json.dumps(payload).encode()
+    return _Answer(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body, kind)
+
+
+# When the Slack request being handled in this thread arrived (perf_counter), for ack() timing.
+_ARRIVAL: ContextVar[float | None] = ContextVar("preflight_request_arrival", default=None)
+
+_KINDS = {
+    "block_actions": "action",
+    "interactive_message": "action",
+    "view_submission": "view_submission",
+    "event_callback": "event",
+}
+
+
+def request_kind(body: object) -> str:
+    """slash_command, action, view_submission, event or other (bot.metrics.REQUEST_KINDS)."""
+    if not isinstance(body, dict):
+        return "other"
+    kind = body.get("type")
+    if isinstance(kind, str):
+        return _KINDS.get(kind, "other")
+    return "slash_command" if isinstance(body.get("command"), str) else "other"
+
+
+def outcome_of(status: int) -> str:
+    if 200 <= status < 300:
+        return "ok"
+    return {401: "unauthorized", 400: "malformed", 413: "malformed", 404: "unhandled"}.get(status, "error")
+
+
+def _id_of(value: object) -> str | None:
+    found = value.get("id") if isinstance(value, dict) else value
+    return found if isinstance(found, str) and found else None
+
+
+def user_of(body: Mapping[str, Any]) -> str | None:
+    """The Slack user a request comes from (an interaction's user, a command's user_id, an event's user)."""
+    event = body.get("event")
+    return (
+        _id_of(body.get("user"))
+        or _id_of(body.get("user_id"))
+        or (_id_of(event.get("user")) if isinstance(event, dict) else None)
+    )
+
+
+def channel_of(body: Mapping[str, Any]) -> str | None:
+    container = body.get("container")
+    event = body.get("event")
+    return (
+        _id_of(body.get("channel"))
+        or _id_of(body.get("channel_id"))
+        or (_id_of(container.get("channel_id")) if isinstance(container, dict) else None)
+        or (_id_of(event.get("channel")) if isinstance(event, dict) else None)
+    )
+
+
+class DeskChannels:
+    """Which desk a channel belongs to, for the logs: the desks' channels, read at most once
+    every ``ttl`` seconds (a request pays one short query a minute, not one each)."""
+
+    def __init__(self, load: Callable[[], Mapping[str, str]], *, ttl: float = 60.0) -> None:
+        self._load = load
+        self._ttl = ttl
+        self._known: Mapping[str, str] = {}
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def desk_of(self, channel: str | None) -> str | None:
+        if not channel:
+            return None
+        if time.monotonic() - self._loaded_at > self._ttl:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > self._ttl:
+                    try:
+                        self._known = self._load()
+                    except Exception as exc:  # the logs lose the desk; the request goes on
+                        log.warning("cannot read the desks' channels for the logs: %s", type(exc).__name__)
+                    self._loaded_at = time.monotonic()
+        return self._known.get(channel)
+
+
+class TimedAck(Ack):
+    """Bolt's ack() that records, at its first call, how long after the request's arrival it came."""
+
+    def __init__(self, kind: str, started: float) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.kind = kind
+        self.started = started
+        self.timed = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        if not self.timed:
+            self.timed = True
+            metrics.acknowledged(self.kind, time.perf_counter() - self.started)
+        return super().__call__(*args, **kwargs)
+
+
+@dataclass
+class Observer:
+    """Bolt middleware (``bolt.use(observer.middleware)``), for HTTP and Socket Mode alike:
+    binds the user and the desk (by the request's channel) for the logs, times ack(), and
+    hands listeners a Web API client that counts its calls (Bolt makes a plain one for each
+    request). Socket Mode's requests skip ``WebApp``: they get their request id here (and are
+    timed to ack(), not counted: the counter is of HTTP requests)."""
+
+    desks: DeskChannels | None = None
+
+    def middleware(self, body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        arrival = _ARRIVAL.get()
+        started = time.perf_counter() if arrival is None else arrival
+        kind = request_kind(body)
+        context["ack"] = TimedAck(kind, started)
+        context["client"] = metrics.metered(context.client)
+        desk = self.desks.desk_of(channel_of(body)) if self.desks is not None else None
+        # Bolt runs the listener after every middleware has returned (next() only says go on),
+        # so the fields are set, not scoped: WebApp's scope ends with the HTTP request; a
+        # Socket Mode request replaces what the thread's previous one left.
+        if arrival is not None:
+            logs.add(user=user_of(body), desk=desk)
+        else:
+            logs.replace(request_id=logs.new_request_id(), user=user_of(body), desk=desk)
+        return next()
 
 
 def describe(body: object) -> str:

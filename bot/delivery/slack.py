@@ -33,8 +33,9 @@ HISTORY_PAGES = 5  # at most 1,000 messages since the first attempt are looked t
 
 
 def delivery_client(client: WebClient) -> WebClient:
-    """The same workspace and timeout, without slack_sdk's in-call retries (see module doc)."""
-    return WebClient(
+    """The same workspace and timeout, without slack_sdk's in-call retries (see module doc).
+    Of the same class (a client that counts its calls, bot.metrics, makes one that does too)."""
+    return type(client)(
         token=client.token,
         base_url=client.base_url,
         timeout=client.timeout,

@@ -70,7 +70,7 @@ def register(app: App) -> None:
 
 def secret_client(client: WebClient) -> WebClient:
     """The same workspace, for calls that carry a secret: a silenced logger, no retries."""
-    return WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout, logger=_SECRET_LOG)
+    return type(client)(token=client.token, base_url=client.base_url, timeout=client.timeout, logger=_SECRET_LOG)
 
 
 def _refuse(body: dict[str, Any], client: WebClient, text: str) -> None:

@@ -498,7 +498,14 @@ class FakeSlack:
         if method == "apps.connections.open" and self.websocket is not None:
             return {"ok": True, "url": self.websocket()}
         if method == "auth.test":
-            return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "url": "https://fake/"}
+            return {
+                "ok": True,
+                "user_id": "UBOT",
+                "bot_id": "BBOT",
+                "team": "Fake Workspace",
+                "team_id": "T1",
+                "url": "https://fake/",
+            }
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ids):08d}"
             return {
