@@ -170,34 +170,35 @@ def serve(settings: Settings, *, workers: int = 1) -> None:
         runtime = build(settings)
         runtime.web.slack = health
         check_keys(runtime.engine, settings.secret_keys)  # stored secrets no key reads: one line, exit 2
-        wss_url = socket_mode_url(settings, settings.slack_app_token) if settings.slack_app_token else None
-        if settings.slack_app_token and wss_url is not None:
-            socket_mode = open_socket_mode(runtime, settings.slack_app_token, wss_url)
-            cleanup.callback(socket_mode.close)
-            log.info("Socket Mode connected; HTTP serves /healthz and /metrics only")
-        try:
-            # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
-            server = make_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)
-        except OSError as exc:
-            raise ServeError(f"cannot listen on PORT {settings.port}: {exc.strerror or exc}") from None
-        announce(settings, workers, health.latest)
-        runtime.refresher.start()
-        cleanup.callback(runtime.refresher.stop)
-        jobs = run_jobs(runtime, settings)  # the scheduler and the outbox worker, while this process leads
-        cleanup.callback(jobs.stop)
-        health.start()
-        cleanup.callback(health.stop)
-        cleanup.callback(server.close)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
-            # Runs in the main thread, inside server.run(): unwind it and clean up below.
+            # Runs in the main thread: unwind whatever is running (start-up included) and clean up below.
             log.info("signal %s: shutting down", signum)
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        log.info("IB Preflight listening on :%s", settings.port)
-        try:
+        try:  # a signal during start-up stops as cleanly as one while serving
+            wss_url = socket_mode_url(settings, settings.slack_app_token) if settings.slack_app_token else None
+            if settings.slack_app_token and wss_url is not None:
+                socket_mode = open_socket_mode(runtime, settings.slack_app_token, wss_url)
+                cleanup.callback(socket_mode.close)
+                log.info("Socket Mode connected; HTTP serves /healthz and /metrics only")
+            try:
+                # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
+                server = make_server(runtime.web, host="0.0.0.0", port=settings.port, threads=settings.threads)
+            except OSError as exc:
+                raise ServeError(f"cannot listen on PORT {settings.port}: {exc.strerror or exc}") from None
+            announce(settings, workers, health.latest)
+            runtime.refresher.start()
+            cleanup.callback(runtime.refresher.stop)
+            jobs = run_jobs(runtime, settings)  # the scheduler and the outbox worker, while this process leads
+            cleanup.callback(jobs.stop)
+            health.start()
+            cleanup.callback(health.stop)
+            cleanup.callback(server.close)
+
+            log.info("IB Preflight listening on :%s", settings.port)
             server.run()
         except KeyboardInterrupt:
             pass
