@@ -57,6 +57,7 @@ from bot.slack.blocks import (
     select,
 )
 from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
+from bot.text import clean
 
 HOME_BLOCK_BUDGET = 60  # of the 100 a Home view may hold; the rest is the checklist's
 AUTOMATION_BUTTONS = 20
@@ -351,7 +352,7 @@ def permissions_modal(card: ProfileCard, interface: str | None = None) -> dict[s
                     "type": "plain_text_input",
                     "multiline": True,
                     "max_length": NOTE_LIMIT,
-                    **({"initial_value": current.note} if current and current.note else {}),
+                    **({"initial_value": clean(current.note)} if current and current.note else {}),
                 },
                 optional=True,
                 hint=f"At most {NOTE_LIMIT} characters, e.g. which exchanges.",
@@ -419,7 +420,7 @@ def automation_modal(
         input_block(
             ProfileBlock.NAME,
             "Name",
-            {"type": "plain_text_input", "max_length": NAME_LIMIT, **({"initial_value": a.name} if a else {})},
+            {"type": "plain_text_input", "max_length": NAME_LIMIT, **({"initial_value": clean(a.name)} if a else {})},
             optional=False,
         ),
         input_block(

@@ -47,7 +47,8 @@ def md(text: str) -> dict[str, Any]:
 
 
 def plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
+    """Plain text (never parsed for mentions or markup), without invisible characters."""
+    return {"type": "plain_text", "text": clean(text), "emoji": True}
 
 
 def section(text: str, block_id: str | None = None) -> dict[str, Any]:
