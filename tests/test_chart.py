@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from datetime import date, timedelta
 from pathlib import Path
@@ -91,3 +92,24 @@ def test_real_report_renders(engine: Engine) -> None:
     assert size(png)[1] == round(chart.figure_size(3)[1] * chart.DPI)
     assert [report.names(u) for u in chart.chart_rows(report)] == ["Alice", "Bob", "Carol"]
     assert date(2026, 11, 26) in dict(report.holidays)
+
+
+def test_hostile_names_render_as_plain_text_without_warnings() -> None:
+    """A name is user text: ``$\\evil$`` is drawn as written, not parsed as mathtext (which
+    raised), and an emoji the font lacks is left out instead of warning (issue 17)."""
+    import warnings
+
+    from bot.people.service import Names
+
+    report = synthetic(4)
+    users = list(report.rows)
+    hostile = ["$\\evil$", "🚀 Rocket Trader", "a $b$ c $", "\u202eRTL\u200b name"]
+    report = dataclasses.replace(report, names=Names(dict(zip(users, hostile, strict=True))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = chart.render_heatmap(report)
+    assert png[:8] == PNG_SIGNATURE
+    assert chart.plain_label("$\\evil$") == "\\$\\evil\\$"
+    assert chart.plain_label("🚀 Rocket") == "Rocket"
+    assert chart.plain_label("🚀", "U1") == "U1"
+    assert chart.plain_label("\u202eRTL\u200b") == "RTL"

@@ -31,8 +31,7 @@ from bot.desks.service import desks_of_user, is_member, members
 from bot.errors import ServiceError
 from bot.people import service as people
 from bot.people.service import Names
-from bot.secret_text import REFUSAL as SECRET_REFUSAL
-from bot.secret_text import looks_like_secret
+from bot.text import text_error
 
 POST_LEASE = timedelta(minutes=2)
 NOTE_LIMIT = 500
@@ -283,14 +282,13 @@ def validate_report(report: ProblemReport) -> dict[str, str]:
         )
     elif {ContingencyGap.NO_BACKUP_FACTOR, ContingencyGap.SMS_ONLY} <= report.gaps:
         errors["gaps"] = "Pick one: no backup second factor at all, or SMS codes as the only backup."
-    if report.note is not None and len(report.note) > NOTE_LIMIT:
-        errors["note"] = f"Keep the note to {NOTE_LIMIT} characters (it has {len(report.note)})."
-    elif looks_like_secret(report.note):
-        errors["note"] = SECRET_REFUSAL
-    if report.missing_permissions is not None and len(report.missing_permissions) > NOTE_LIMIT:
-        errors["missing_permissions"] = f"Keep the list to {NOTE_LIMIT} characters."
-    elif looks_like_secret(report.missing_permissions):
-        errors["missing_permissions"] = SECRET_REFUSAL
+    for key, value, what in (
+        ("note", report.note, "note"),
+        ("missing_permissions", report.missing_permissions, "list"),
+    ):
+        refused = text_error(value, limit=NOTE_LIMIT, what=what, multiline=key == "note")
+        if refused:
+            errors[key] = refused
     return errors
 
 

@@ -18,7 +18,7 @@ from bot import calendar
 from bot.desks import service as desks
 from bot.desks.models import Away, Role
 from bot.errors import ServiceError
-from bot.text import clean
+from bot.text import user_text
 
 MAX_DAYS = 60
 NOTE_LIMIT = 200
@@ -60,10 +60,7 @@ def validate(start: date, end: date, today: date, note: str | None) -> str | Non
         raise ServiceError(f"{start:%a %d %b %Y} is in the past: away days start today or later.", field="start")
     if (end - start).days + 1 > MAX_DAYS:
         raise ServiceError(f"An away period lasts at most {MAX_DAYS} days.", field="end")
-    text = " ".join(clean(note or "").split())
-    if len(text) > NOTE_LIMIT:
-        raise ServiceError(f"Keep the note to {NOTE_LIMIT} characters (it has {len(text)}).", field="note")
-    return text or None
+    return user_text(note, field="note", limit=NOTE_LIMIT)
 
 
 def set_away(

@@ -21,6 +21,8 @@ from bot.delivery.pager import PagerTarget
 from bot.desks.models import Desk, DeskMember, Role
 from bot.errors import ServiceError
 from bot.netguard import Resolver, system_resolver
+from bot.secret_text import REFUSAL as SECRET_REFUSAL
+from bot.secret_text import looks_like_secret
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
@@ -42,6 +44,8 @@ def check_name(name: str) -> str:
         raise ServiceError(
             f"desk name{shown} is invalid: use lowercase letters, digits, '-' or '_' (at most 64)", field="desk_name"
         )
+    if looks_like_secret(name):
+        raise ServiceError(SECRET_REFUSAL, field="desk_name")
     return name
 
 

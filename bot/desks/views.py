@@ -366,6 +366,12 @@ def away_confirmation(user_id: str, start: date, end: date, names: Names, *, own
     return f"🌴 {who} away {start:%a %d %b} – {end:%a %d %b %Y}: no reminders, no escalations."
 
 
+def back_confirmation(user_id: str, names: Names, *, own: bool, changed: bool) -> str:
+    """The answer to `/ibstatus back [@user]`."""
+    who = "Welcome back" if own else f"{escape(names(user_id))} is back"
+    return who + (": reminders and escalations are on again." if changed else " — no away days were set.")
+
+
 def settings_saved(desk_name: str, created: bool) -> str:
     return f"✅ Desk *{escape(desk_name)}* {'created' if created else 'saved'}. Changes apply from the next checklist."
 

@@ -17,8 +17,7 @@ from bot.escalation.labels import NOTE_LIMIT
 from bot.escalation.models import Escalation, EscalationState
 from bot.escalation.notices import digest_ids, digests_of, page, page_resolved, update_digest, update_everywhere
 from bot.escalation.rules import OPEN_STATES, Outcome, Transition, subject
-from bot.secret_text import REFUSAL as SECRET_REFUSAL
-from bot.secret_text import looks_like_secret
+from bot.text import user_text
 
 
 class NotManagerError(ServiceError):
@@ -83,13 +82,9 @@ def acknowledge(
 
 
 def validate_note(note: str | None) -> str:
-    text = (note or "").strip()
+    text = user_text(note, field="note", limit=NOTE_LIMIT, multiline=True)
     if not text:
-        raise ServiceError("Write a short note on what was done.")
-    if len(text) > NOTE_LIMIT:
-        raise ServiceError(f"Keep the note to {NOTE_LIMIT} characters (it has {len(text)}).")
-    if looks_like_secret(text):
-        raise ServiceError(SECRET_REFUSAL)
+        raise ServiceError("Write a short note on what was done.", field="note")
     return text
 
 

@@ -27,6 +27,8 @@ from bot.errors import ServiceError
 from bot.probe.models import HEALTHY, ProbeEndpoint, ProbeKind, ProbeResult, ProbeState, TlsMode
 from bot.probe.outcome import Outcome, tidy
 from bot.profile.models import Automation
+from bot.secret_text import REFUSAL as SECRET_REFUSAL
+from bot.secret_text import looks_like_secret
 
 POLICY = ng.Policy(allowed=frozenset({ng.AddressClass.LOOPBACK, ng.AddressClass.PRIVATE}), purpose="a probe")
 LABEL_LIMIT = 64
@@ -54,6 +56,8 @@ def check_label(label: str) -> str:
         raise ServiceError(f"Keep the label to {LABEL_LIMIT} characters (it has {len(text)}).", field="label")
     if tidy(text, LABEL_LIMIT) != text:
         raise ServiceError("The label may not contain control or invisible characters.", field="label")
+    if looks_like_secret(text):
+        raise ServiceError(SECRET_REFUSAL, field="label")
     return text
 
 

@@ -28,9 +28,11 @@ from bot.profile.policy import (
     competing_sessions,
     normalized_username,
 )
+from bot.text import clean, text_error, user_text
 
 NAME_LIMIT = 64
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ONLY_DIGITS = re.compile(r"^\d+$")  # a code pasted where the username goes: never a username
 SESSION_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 # Automations connect through the TWS API (to TWS or IB Gateway) or the Client Portal Web API.
 AUTOMATION_INTERFACES = (Interface.TWS_API, Interface.CP_WEB_API)
@@ -57,16 +59,16 @@ class AutomationInput:
 def validate(data: AutomationInput, *, today: date) -> dict[str, str]:
     """Field errors keyed by field name; empty when valid."""
     errors: dict[str, str] = {}
-    name = data.name.strip()
-    if not name:
+    refused = text_error(data.name, limit=NAME_LIMIT, what="name")
+    if refused:
+        errors["name"] = refused
+    elif not clean(data.name).strip():
         errors["name"] = "Give the automation a name."
-    elif len(name) > NAME_LIMIT:
-        errors["name"] = f"Keep the name to {NAME_LIMIT} characters (it has {len(name)})."
     if data.interface not in {i.value for i in AUTOMATION_INTERFACES}:
         errors["interface"] = (
             "Pick the interface it uses: the TWS API (through TWS or IB Gateway) or the Client Portal Web API."
         )
-    if not USERNAME.match(data.broker_username.strip()):
+    if not USERNAME.match(data.broker_username.strip()) or ONLY_DIGITS.match(data.broker_username.strip()):
         errors["broker_username"] = (
             "Enter the IBKR username it logs in with (letters, digits, '.', '_' or '-'; never a password)."
         )
@@ -135,19 +137,20 @@ def save(
             desk_id=data.desk_id, owner_id=owner, name="", interface="", broker_username="", created_by=actor
         )
         row.created_at = now
+    name = user_text(data.name, field="name", limit=NAME_LIMIT, what="name") or ""
     clash = session.exec(
         select(Automation.id).where(
             Automation.desk_id == data.desk_id,
-            func.lower(Automation.name) == data.name.strip().lower(),
+            func.lower(Automation.name) == name.lower(),
             col(Automation.id) != (automation_id or 0),
         )
     ).first()
     if clash is not None:
-        raise ServiceError(f"The {desk.name} desk already has an automation named {data.name.strip()!r}.", field="name")
+        raise ServiceError(f"The {desk.name} desk already has an automation named {name!r}.", field="name")
     before = _describe(row) if automation_id is not None else None
     row.desk_id = data.desk_id
     row.owner_id = owner
-    row.name = data.name.strip()
+    row.name = name
     row.interface = str(data.interface)
     row.broker_username = data.broker_username.strip()
     row.session_host = data.session_host.strip()

@@ -37,6 +37,7 @@ from bot.profile.models import (
 )
 from bot.profile.policy import DRILL_DAYS_RANGE
 from bot.profile.reading import factor_records, get_profile, policy_row, user_zone
+from bot.text import text_error, user_text
 
 NOTE_LIMIT = 300
 
@@ -109,8 +110,9 @@ def validate_permissions(
         errors["trading"] = "That choice isn't one of the products; pick again."
     if any(p not in known for p in market_data):
         errors["market_data"] = "That choice isn't one of the products; pick again."
-    if note is not None and len(note.strip()) > NOTE_LIMIT:
-        errors["note"] = f"Keep the note to {NOTE_LIMIT} characters (it has {len(note.strip())})."
+    refused = text_error(note, limit=NOTE_LIMIT)
+    if refused:
+        errors["note"] = refused
     return errors
 
 
@@ -140,7 +142,7 @@ def save_permissions(
     order = [p.value for p in Product]
     row.trading = ",".join(p for p in order if p in set(trading))
     row.market_data = ",".join(p for p in order if p in set(market_data))
-    row.note = (note or "").strip() or None
+    row.note = user_text(note, field="note", limit=NOTE_LIMIT)
     row.updated_at = now
     if not row.trading and not row.market_data and not row.note:
         if row.id is not None:

@@ -47,6 +47,7 @@ from bot.slack.blocks import (
     checkboxes,
     context_block,
     cut,
+    escape,
     input_block,
     modal,
     option,
@@ -56,6 +57,7 @@ from bot.slack.blocks import (
     select,
 )
 from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
+from bot.text import clean
 
 HOME_BLOCK_BUDGET = 60  # of the 100 a Home view may hold; the rest is the checklist's
 AUTOMATION_BUTTONS = 20
@@ -167,8 +169,8 @@ def automation_lines(card: ProfileCard) -> list[str]:
         )
         flags = "; ".join(FLAG_TEXT[f] for f in item.flags)
         lines.append(
-            f"• *{a.name}* · {item.desk_name} · {interface_label(a.interface)} · user `{a.broker_username}` · "
-            f"{fences or 'no fences'}" + (f"\n   ⚠️ {flags}" if flags else " · ✅ no flags")
+            f"• *{escape(a.name)}* · {escape(item.desk_name)} · {interface_label(a.interface)} · "
+            f"user `{a.broker_username}` · {fences or 'no fences'}" + (f"\n   ⚠️ {flags}" if flags else " · ✅ no flags")
         )
     return lines
 
@@ -200,7 +202,7 @@ def _with_button(text: str, label: str, action_id: str) -> dict[str, Any]:
 
 
 def _own_profile(card: ProfileCard, *, keys_configured: bool) -> Blocks:
-    perms = [permission_line(p) + (f" · _{p.note}_" if p.note else "") for p in card.permissions]
+    perms = [permission_line(p) + (f" · _{escape(p.note)}_" if p.note else "") for p in card.permissions]
     tier = TIER_LABEL.get(RiskTier(card.profile.risk_tier), card.profile.risk_tier) if card.profile else "standard"
     blocks: Blocks = [
         {"type": "divider"},
@@ -351,7 +353,7 @@ def permissions_modal(card: ProfileCard, interface: str | None = None) -> dict[s
                     "type": "plain_text_input",
                     "multiline": True,
                     "max_length": NOTE_LIMIT,
-                    **({"initial_value": current.note} if current and current.note else {}),
+                    **({"initial_value": clean(current.note)} if current and current.note else {}),
                 },
                 optional=True,
                 hint=f"At most {NOTE_LIMIT} characters, e.g. which exchanges.",
@@ -424,7 +426,7 @@ def automation_modal(
         input_block(
             ProfileBlock.NAME,
             "Name",
-            {"type": "plain_text_input", "max_length": NAME_LIMIT, **({"initial_value": a.name} if a else {})},
+            {"type": "plain_text_input", "max_length": NAME_LIMIT, **({"initial_value": clean(a.name)} if a else {})},
             optional=False,
         ),
         input_block(
@@ -660,12 +662,13 @@ def gap_notice(gap: ReadinessGap, desk: Desk, *, enrolled: bool) -> tuple[str, B
         text = f"✅ Your readiness gap on {desk.name} is fixed — nothing to do."
         return text, [section(text)]
     if gap.kind == GapKind.AUTOMATION:
-        text = f"🤖 Before the next checklist on {desk.name}: an automation you own needs attention — {gap.detail}."
+        detail = escape(gap.detail)
+        text = f"🤖 Before the next checklist on {desk.name}: an automation you own needs attention — {detail}."
         return text, [
             section(text + "\nUpdate it in App Home once it's fenced; your desk's managers have been told."),
         ]
     icon = "⚠️" if gap.kind == GapKind.SMS_ONLY else "🆘"
-    text = f"{icon} Before the next checklist on {desk.name}: your readiness profile shows {gap.detail}."
+    text = f"{icon} Before the next checklist on {desk.name}: your readiness profile shows {escape(gap.detail)}."
     advice = (
         "Add a backup second factor at IBKR — a Mobile Authenticator app, or a Digital Security Card+ if your "
         "account's equity is at least USD 1 million (IBKR's Multiple Two-Factor keeps several active; on a desk "

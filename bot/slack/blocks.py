@@ -28,10 +28,18 @@ def escape(text: str | None) -> str:
     documents (``&`` ``<`` ``>`` -> ``&amp;`` ``&lt;`` ``&gt;``), so ``<!channel>``, ``<@U…>``,
     ``<!subteam^…>`` and ``<url|label>`` show as text and notify nobody; invisible characters
     removed. https://api.slack.com/reference/surfaces/formatting#escaping
-    Every piece of user-written text placed in mrkdwn goes through this helper."""
+    Every piece of user-written text placed in mrkdwn goes through this helper.
+
+    Slack has no escape for its formatting marks, so ``*`` (bold), ``~`` (strike) and `` ` ``
+    (code) become look-alikes (∗ ∼ ˋ): a display name like ``*CEO*`` can't turn the
+    surrounding text bold or close the bot's own ``*…*``. (``_`` is kept: names like
+    ``j_smith`` are common and italics hide nothing.)"""
     if not text:
         return ""
-    return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").translate(_MARKS)
+
+
+_MARKS = str.maketrans({"*": "\u2217", "~": "\u223c", "`": "\u02cb"})
 
 
 def md(text: str) -> dict[str, Any]:
@@ -39,7 +47,8 @@ def md(text: str) -> dict[str, Any]:
 
 
 def plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
+    """Plain text (never parsed for mentions or markup), without invisible characters."""
+    return {"type": "plain_text", "text": clean(text), "emoji": True}
 
 
 def section(text: str, block_id: str | None = None) -> dict[str, Any]:

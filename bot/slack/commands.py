@@ -155,9 +155,7 @@ def _away(deps: Deps, user: str, args: list[str], *, back: bool, now: datetime) 
                 changed = away.back(session=session, actor=user, user_id=target, now=now)
                 touched = checklist.mark_changed(session=session, user_id=target, now=now)
                 names = people.names_for(session=session, user_ids=[target])
-                text = ("Welcome back" if target == user else f"{names(target)} is back") + (
-                    ": reminders and escalations are on again." if changed else " — no away days were set."
-                )
+                text = desk_views.back_confirmation(target, names, own=target == user, changed=bool(changed))
             else:
                 if len(args) < 2:
                     raise ServiceError("Usage: `/ibstatus away 2026-12-01 2026-12-05 [note]`.")

@@ -1,11 +1,18 @@
 """The weekly heatmap: trader x weekday, as PNG bytes. Matplotlib's Agg canvas only — no
-pyplot, no display — so it renders in a server process and in threads alike."""
+pyplot, no display — so it renders in a server process and in threads alike.
+
+Names and holiday names are user text: every label is drawn as plain text (``$`` escaped,
+so ``$\\evil$`` is a name, not a formula), and characters the font has no glyph for (emoji,
+most scripts DejaVu Sans lacks) are left out rather than drawn as boxes with a warning.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 
 from bot.summary.report import DayOutcome, WeeklyReport
+from bot.text import clean
 
 DPI = 100
 ORDER: tuple[DayOutcome, ...] = (
@@ -60,6 +67,25 @@ def alt_text(report: WeeklyReport) -> str:
     )
 
 
+@functools.cache
+def _glyphs() -> frozenset[int]:
+    """The code points the default font can draw."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
+
+
+def plain_label(text: str, fallback: str = "?") -> str:
+    """``text`` fit for a chart label: invisible and control characters and characters the
+    font lacks left out, spaces collapsed, ``$`` escaped (matplotlib reads text between two
+    ``$`` as mathtext, and ``\\$`` is its literal dollar: a tick label created at draw time
+    can't be told ``parse_math=False``); ``fallback`` when nothing is left."""
+    glyphs = _glyphs()
+    kept = "".join(ch if ord(ch) in glyphs and ch.isprintable() else " " for ch in clean(text))
+    return " ".join(kept.split()).replace("$", r"\$") or fallback
+
+
 def chart_rows(report: WeeklyReport) -> list[str]:
     """The traders drawn: all of them up to ``MAX_ROWS``, else who needs attention first."""
     first = [a.user_id for a in report.attention]
@@ -104,13 +130,13 @@ def render_heatmap(report: WeeklyReport) -> bytes:
     for d in days:
         label = f"{d:%a %d %b}"
         if d in holiday_names:
-            label += f"\n{holiday_names[d][:18]}"
+            label += f"\n{plain_label(holiday_names[d][:18], '')}"
         elif d in report.early_closes:
             label += "\nearly close"
         xlabels.append(label)
     ax.set_xticks(range(len(days)), labels=xlabels, fontsize=9)
     ax.xaxis.tick_top()
-    ax.set_yticks(range(len(users)), labels=[names(u) for u in users], fontsize=label_size)
+    ax.set_yticks(range(len(users)), labels=[plain_label(names(u), u) for u in users], fontsize=label_size)
     ax.set_xticks([x - 0.5 for x in range(1, len(days))], minor=True)
     ax.set_yticks([y - 0.5 for y in range(1, n)], minor=True)
     ax.grid(which="minor", color="white", linewidth=1.5)
@@ -121,7 +147,7 @@ def render_heatmap(report: WeeklyReport) -> bytes:
     for spine in ax.spines.values():
         spine.set_visible(False)
     shown = "" if len(users) == len(report.rows) else f" ({len(users)} of {len(report.rows)}, needing attention first)"
-    fig.suptitle(f"{report.desk_name} — readiness, week {report.iso_week}{shown}", fontsize=12, y=0.995)
+    fig.suptitle(f"{plain_label(report.desk_name)} — readiness, week {report.iso_week}{shown}", fontsize=12, y=0.995)
     fig.legend(
         handles=[Patch(facecolor=COLOURS[o], edgecolor="#999", label=LABELS[o]) for o in ORDER],
         loc="lower center",
