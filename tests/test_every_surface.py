@@ -297,6 +297,10 @@ RENDER: dict[str, Callable[[], list[Any]]] = {
 # Builders that take no user text at all (numbers, ids, dates, enums): nothing hostile can reach them.
 NO_USER_TEXT = {
     _R + "answer_buttons",
+    _R + "quick_buttons",  # the one-click report buttons: fixed labels, the run id
+    "bot.checklist.problem_views.modal_fallback",  # fixed text and buttons
+    # Its text is guidance_text's (escaped there, walked with it); the blocks add a button.
+    "bot.checklist.problem_views.details_reply",
     _R + "roster_groups",  # pieces of checklist_message / roster_lines, rendered through them
     _R + "roster_sections",
     _R + "state_counts",

@@ -78,6 +78,8 @@ def validate(data: AutomationInput, *, today: date) -> dict[str, str]:
             "Enter the TWS / IB Gateway it connects through as a name or host:port "
             "(letters, digits, '.', '_', ':' or '-')."
         )
+    elif host and (refused := text_error(host, limit=64, what="gateway")):
+        errors["session_host"] = refused  # a code pasted here is refused like anywhere else
     for field, value in (
         ("kill_switch_tested_on", data.kill_switch_tested_on),
         ("credentials_rotated_on", data.credentials_rotated_on),
