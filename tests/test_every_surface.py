@@ -299,7 +299,7 @@ NO_USER_TEXT = {
     _R + "answer_buttons",
     _R + "quick_buttons",  # the one-click report buttons: fixed labels, the run id
     "bot.checklist.problem_views.modal_fallback",  # fixed text and buttons
-    # Its text is guidance_text's (escaped there, walked with it); the blocks add a button.
+    # Its text is guidance_text's: fixed broker guidance chosen by the answer's checks, no user text.
     "bot.checklist.problem_views.details_reply",
     _R + "roster_groups",  # pieces of checklist_message / roster_lines, rendered through them
     _R + "roster_sections",
