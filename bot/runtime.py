@@ -17,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy.engine import Engine
 
 from bot.checklist.roster_refresher import RosterRefresher
-from bot.config import Settings, clock_of
+from bot.config import Settings, clock_of, utc_now
 from bot.crypto import Keyring
 from bot.db import make_engine
 from bot.delivery import worker
@@ -103,6 +103,8 @@ def build(
     deps = Deps(
         engine=engine,
         clock=clock or clock_of(settings),
+        # An injected clock (tests) is the real time too; else the real time, without the offset.
+        wall=clock or utc_now,
         refresher=refresher,
         # Work after the acknowledgement (answers, Slack replies) runs on this pool.
         executor=executor or ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="after-ack"),

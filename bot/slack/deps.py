@@ -54,6 +54,12 @@ class Deps:
     # capability can ask for it without importing App Home, which reads every capability).
     home_publisher: Callable[..., None] | None = None
     keys: Keyring = field(default_factory=lambda: Keyring(None))  # secrets at rest, signed exports
+    # The real time, for what is checked against the outside world (drill codes from a phone's
+    # authenticator app): ``clock`` may be moved by PREFLIGHT_CLOCK_OFFSET. None: ``clock``.
+    wall: Clock | None = None
+
+    def wall_now(self) -> datetime:
+        return (self.wall or self.clock)()
 
     def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""
