@@ -21,7 +21,8 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
-from bot.db import ping
+from bot import outage
+from bot.db import REQUEST_WAIT, ping, waiting_at_most
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -188,8 +189,15 @@ class WebApp:
             log.info("rejected malformed Slack payload: %s", problem)
             return _reply(start_response, 400, {"error": "malformed payload"})
         try:
-            response = self.bolt.dispatch(request)
-        except Exception:  # Bolt's own parsing choked on a shape malformed() does not know
+            # The request's database work waits at most REQUEST_WAIT on a lock: its user hears
+            # within Slack's 3 seconds (bot.outage), jobs and the CLI wait longer.
+            with waiting_at_most(REQUEST_WAIT):
+                response = self.bolt.dispatch(request)
+        except Exception as exc:
+            if outage.is_outage(exc):  # a database fault Bolt's error handler did not see
+                log.error("could not complete %s: %r", describe(request.body), exc)
+                return _outage(start_response, request.body)
+            # Bolt's own parsing choked on a shape malformed() does not know
             log.exception("Bolt could not process a signed request")
             return _reply(start_response, 400, {"error": "malformed payload"})
         log.debug("slack request %s -> %s", describe(request.body), response.status)
@@ -271,6 +279,16 @@ def malformed(body: object) -> str | None:
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
 _REASONS |= {413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def _outage(start_response: StartResponse, body: object) -> list[bytes]:
+    answer = outage.answer(body)
+    raw = answer.body.encode()
+    headers = [*answer.headers.items(), ("Content-Length", str(len(raw)))]
+    start_response(f"{answer.status} {_REASONS.get(answer.status, 'OK')}", headers)
+    if answer.response_url:
+        outage.tell(answer.response_url)
+    return [raw]
 
 
 def _reply(start_response: StartResponse, status: int, payload: dict[str, str | None]) -> list[bytes]:

@@ -121,6 +121,9 @@ def offset_of(cursor: Any) -> int | None:
         return None
 
 
+RESPONSE_URL = "response_url"  # Call.method of a POST to an interaction's response_url
+
+
 class FakeSlack:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -153,6 +156,13 @@ class FakeSlack:
                         fake.uploads[file_id] = raw
                     self._send(200, b"OK - %d" % len(raw), "text/plain")
                     return
+                if self.path.startswith("/response/"):  # an interaction's response_url
+                    params = fake._decode(raw, self.headers.get("Content-Type", ""))
+                    params["_url"] = self.path
+                    with fake._lock:
+                        fake.calls.append(Call(RESPONSE_URL, params, None, time.monotonic()))
+                    self._send(200, b"ok", "text/plain")
+                    return
                 method = self.path.split("/api/", 1)[-1].split("?")[0]
                 params = fake._decode(raw, self.headers.get("Content-Type", ""))
                 auth = self.headers.get("Authorization", "")
@@ -179,6 +189,9 @@ class FakeSlack:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/api/"
+        # What the harness sends as an interaction's response_url (+ the user id): posts to it
+        # are recorded as calls of RESPONSE_URL.
+        self.response_url = f"http://127.0.0.1:{self.port}/response/"
         # serve_forever checks for shutdown() once per poll: the default 0.5 s made every
         # test's teardown wait up to half a second.
         self._thread = threading.Thread(target=self.server.serve_forever, args=(POLL,), daemon=True)
