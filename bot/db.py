@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,19 +24,68 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound=SQLModel)
 
+# How long a statement may wait on a lock. Jobs and the CLI wait long (another process may hold
+# SQLite's write lock for a while); a Slack request waits at most REQUEST_WAIT, so that its user
+# hears within Slack's 3 seconds that nothing was recorded (bot.outage) instead of nothing.
+BACKGROUND_WAIT = 30.0
+REQUEST_WAIT = 2.0
+CONNECT_TIMEOUT = 2  # seconds (PostgreSQL): a database that doesn't answer is unavailable
+_wait: ContextVar[float | None] = ContextVar("db_wait", default=None)
+
+
+@contextmanager
+def waiting_at_most(seconds: float) -> Iterator[None]:
+    """Database work in this block (this thread) waits at most ``seconds`` on a lock: SQLite's
+    busy timeout and the in-process writer queue, PostgreSQL's ``lock_timeout`` and
+    ``statement_timeout``. The WSGI layer wraps every Slack request in it; /healthz's probe too."""
+    token = _wait.set(seconds)
+    try:
+        yield
+    finally:
+        _wait.reset(token)
+
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": BACKGROUND_WAIT},
             pool_size=10,
             max_overflow=20,
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") else {},
+    )
+    _configure_postgresql(engine)
+    return engine
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    """A connection checked out inside ``waiting_at_most`` gets that ``lock_timeout`` and
+    ``statement_timeout``; one checked out outside it, none (the server's default). Set only
+    when it changes (the pool's connections keep it), committed so a rollback can't undo it."""
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        wanted = _wait.get()
+        if record.info.get("wait") == wanted:
+            return
+        ms = 0 if wanted is None else int(wanted * 1000)
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = {ms}")
+        cursor.execute(f"SET statement_timeout = {0 if wanted is None else ms + 500}")
+        cursor.close()
+        if not getattr(dbapi_connection, "autocommit", False):
+            dbapi_connection.commit()
+        record.info["wait"] = wanted
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -48,9 +98,17 @@ def _configure_sqlite(engine: Engine) -> None:
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(BACKGROUND_WAIT * 1000)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        # A request's session waits ~2 s for another process's write lock, a job 30 s.
+        wanted = _wait.get() or BACKGROUND_WAIT
+        if record.info.get("busy") != wanted:
+            dbapi_connection.execute(f"PRAGMA busy_timeout={int(wanted * 1000)}")
+            record.info["busy"] = wanted
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -63,14 +121,31 @@ _sqlite_writers: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary(
 _sqlite_writers_guard = threading.Lock()
 
 
+class WriterBusy(TimeoutError):
+    """The in-process writer queue was not free within the request's wait (``waiting_at_most``)."""
+
+
 def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
     """On SQLite, writing sessions of one process queue on a lock that wakes the next writer
     at once; SQLite's own busy handler (still there for other processes, such as the CLI)
-    polls with sleeps of up to 100 ms, which made a burst of clicks wait in steps."""
+    polls with sleeps of up to 100 ms, which made a burst of clicks wait in steps. Inside
+    ``waiting_at_most`` the wait is bounded (WriterBusy)."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _sqlite_writers_guard:
-        return _sqlite_writers.setdefault(engine, threading.RLock())
+        lock = _sqlite_writers.setdefault(engine, threading.RLock())
+    wait = _wait.get()
+    return lock if wait is None else _bounded(lock, wait)
+
+
+@contextmanager
+def _bounded(lock: threading.RLock, wait: float) -> Iterator[None]:
+    if not lock.acquire(timeout=wait):
+        raise WriterBusy(f"the database is busy: no write within {wait:g} s")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager
@@ -161,9 +236,14 @@ def insert_or_skip(session: Session, table: type[SQLModel], values: dict[str, An
     return int(new_id) if new_id is not None else None
 
 
+PING_WAIT = 1.0  # seconds: /healthz answers in under a second
+
+
 def ping(engine: Engine) -> bool:
+    """Whether the database answers a read: a read-only probe (a deferred BEGIN on SQLite, never
+    queued behind a writer) that waits at most PING_WAIT on a lock."""
     try:
-        with engine.connect() as conn:
+        with waiting_at_most(PING_WAIT), engine.execution_options(readonly=True).connect() as conn:
             conn.execute(text("SELECT 1"))
         return True
     except Exception:

@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from bot import logs, metrics
 from bot.checklist.roster_refresher import RosterRefresher
-from bot.config import Settings, clock_of
+from bot.config import Settings, clock_of, utc_now
 from bot.crypto import Keyring
 from bot.db import make_engine, read_scope
 from bot.delivery import worker
@@ -128,6 +128,8 @@ def build(
     deps = Deps(
         engine=engine,
         clock=clock or clock_of(settings),
+        # An injected clock (tests) is the real time too; else the real time, without the offset.
+        wall=clock or utc_now,
         refresher=refresher,
         # Work after the acknowledgement (answers, Slack replies) runs on this pool.
         # Both pools run each task with the submitting request's log fields (bot.logs).

@@ -24,8 +24,8 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
-from bot import logs, metrics
-from bot.db import ping
+from bot import logs, metrics, outage
+from bot.db import REQUEST_WAIT, ping, waiting_at_most
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -231,8 +231,15 @@ class WebApp:
             return _answer(400, {"error": "malformed payload"})
         kind = request_kind(request.body)
         try:
-            response = self.bolt.dispatch(request)
-        except Exception:  # Bolt's own parsing choked on a shape malformed() does not know
+            # The request's database work waits at most REQUEST_WAIT on a lock: its user hears
+            # within Slack's 3 seconds (bot.outage), jobs and the CLI wait longer.
+            with waiting_at_most(REQUEST_WAIT):
+                response = self.bolt.dispatch(request)
+        except Exception as exc:
+            if outage.is_outage(exc):  # a database fault Bolt's error handler did not see
+                log.error("could not complete %s: %r", describe(request.body), exc)
+                return _outage(request.body, kind)
+            # Bolt's own parsing choked on a shape malformed() does not know
             log.exception("Bolt could not process a signed request")
             return _answer(400, {"error": "malformed payload"}, kind=kind)
         log.debug("slack request %s -> %s", describe(request.body), response.status)
@@ -447,6 +454,17 @@ def malformed(body: object) -> str | None:
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
 _REASONS |= {413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def _outage(body: object, kind: str) -> _Answer:
+    """The one answer when the database failed a request (bot.outage): the sentence in the
+    acknowledgement, or told through the interaction's response_url."""
+    answer = outage.answer(body)
+    raw = answer.body.encode()
+    headers = [*answer.headers.items(), ("Content-Length", str(len(raw)))]
+    if answer.response_url:
+        outage.tell(answer.response_url)
+    return _Answer(answer.status, headers, raw, kind)
 
 
 def _reply(start_response: StartResponse, status: int, payload: dict[str, str | None]) -> list[bytes]:

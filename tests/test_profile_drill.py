@@ -6,7 +6,9 @@ or the logs). Signed requests into the real app, the fake Slack, both databases.
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 
 import pyotp
 import pytest
@@ -309,3 +311,68 @@ def test_an_evening_drill_shows_and_saves_as_the_desks_date(keyed_bot: Bot, fake
     with Session(bot.runtime.engine) as session:
         record = session.exec(select(SecondFactorRecord).where(SecondFactorRecord.method == "authenticator_app")).one()
     assert (record.last_verified_at, record.verified_by) == (utc(2026, 11, 25, 5, 0), "declared")
+
+
+REUSED = "That code was already used. Wait for the next one."
+
+
+def test_a_reused_code_is_refused_and_never_locks_the_drill(keyed_bot: Bot, fake_slack: FakeSlack) -> None:  # noqa: F811
+    """Resubmitting an accepted code (a double click, a retry) proves the device as much as the
+    first submit did: refused with its own sentence, never a step toward the lock."""
+    bot = keyed_bot
+    make_desk(bot.runtime.engine)
+    secret = finish_enrollment(bot, fake_slack)
+    current = code(secret, bot)
+    assert submit(bot, "UTRD1", ProfileCallback.DRILL, code_values(current)) == {}
+    for _ in range(7):
+        assert errors_of(submit(bot, "UTRD1", ProfileCallback.DRILL, code_values(current))) == {
+            ProfileBlock.CODE: REUSED
+        }
+    assert enrollment_row(bot.runtime.engine).locked_until is None
+    bot.clock.advance(seconds=30)
+    assert submit(bot, "UTRD1", ProfileCallback.DRILL, code_values(code(secret, bot))) == {}
+
+
+def test_six_simultaneous_submits_of_one_code_pass_once_and_lock_nothing(
+    keyed_bot: Bot,  # noqa: F811
+    fake_slack: FakeSlack,
+) -> None:
+    bot = keyed_bot
+    make_desk(bot.runtime.engine)
+    secret = finish_enrollment(bot, fake_slack)
+    current = code(secret, bot)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(
+            pool.map(lambda _: bot.submit_view("UTRD1", ProfileCallback.DRILL, code_values(current)), range(6))
+        )
+    bot.settle()
+    assert all(r.status_code == 200 for r in responses)
+    bodies = [r.json() if r.content else {} for r in responses]
+    assert bodies.count({}) == 1
+    assert sorted(errors_of(b).get(ProfileBlock.CODE, "") for b in bodies if b) == [REUSED] * 5
+    assert enrollment_row(bot.runtime.engine).locked_until is None
+
+
+@pytest.fixture
+def offset_keyed_bot(engine: Engine, fake_slack: FakeSlack) -> Iterator[Bot]:
+    running = Bot(engine, fake_slack.base_url, None, secret_keys=(KEY,), clock_offset=7 * 24 * 3600)
+    yield running
+    running.close()
+
+
+def test_codes_are_checked_against_the_real_clock_during_a_rehearsal(
+    offset_keyed_bot: Bot, fake_slack: FakeSlack
+) -> None:
+    """PREFLIGHT_CLOCK_OFFSET moves the app's clock a week; the phone's authenticator app shows
+    codes of the real time, and those are the ones that pass."""
+    bot = offset_keyed_bot
+    make_desk(bot.runtime.engine)
+    secret = enroll(bot, fake_slack)
+    shifted = pyotp.TOTP(secret).at(datetime.now(UTC) + timedelta(days=7))
+    assert (
+        "isn't right"
+        in errors_of(submit(bot, "UTRD1", ProfileCallback.ENROLL, code_values(shifted)))[ProfileBlock.CODE]
+    )
+    assert submit(bot, "UTRD1", ProfileCallback.ENROLL, code_values(pyotp.TOTP(secret).now())) == {}
+    following = pyotp.TOTP(secret).at(datetime.now(UTC), counter_offset=1)  # a later step: fresh
+    assert submit(bot, "UTRD1", ProfileCallback.DRILL, code_values(following)) == {}

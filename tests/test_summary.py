@@ -309,6 +309,50 @@ def test_failed_post_releases_the_claim(engine: Engine, history: int, fake_slack
     assert retried.outcome == "claimed"
 
 
+def test_a_chart_that_fails_to_draw_leaves_the_summary_posted_without_it(
+    engine: Engine, history: int, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any failure drawing the chart: the summary goes out without it, saying so."""
+    from bot.summary import chart
+
+    def broken(report: Any) -> bytes:
+        raise ValueError("a name the font can't draw")
+
+    monkeypatch.setattr(chart, "render_heatmap", broken)
+    with session_scope(engine) as session:
+        desk = session.get(Desk, history)
+        assert desk is not None
+        desk.managers_channel_id = "CMGRS"
+    client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
+    result = weekly.post_summary(engine, client, desk_name="equities", iso_week=WEEK, now=AFTER_WEEK)
+    assert result.outcome == "claimed"
+    assert [c.method for c in fake_slack.calls] == ["chat.postMessage"]
+    (posted,) = fake_slack.of("chat.postMessage")
+    assert weekly.CHART_FAILED in posted.params["text"] and weekly.CHART_FAILED in str(posted.params["blocks"])
+    with session_scope(engine) as session:
+        assert session.exec(select(WeeklySummary)).one().posted_at == AFTER_WEEK
+
+
+def test_any_failure_releases_the_claim(
+    engine: Engine, history: int, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only Slack's refusals: whatever fails after the claim, the next try is not told
+    "being posted elsewhere"."""
+    from bot.summary import views as summary_views
+
+    def broken(report: Any) -> str:
+        raise RuntimeError("a view that fails")
+
+    client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url)
+    with monkeypatch.context() as patched:
+        patched.setattr(summary_views, "summary_text", broken)
+        with pytest.raises(RuntimeError):
+            weekly.post_summary(engine, client, desk_name="equities", iso_week=WEEK, now=AFTER_WEEK)
+    with session_scope(engine) as session:
+        assert session.exec(select(WeeklySummary)).one().claimed_at is None
+    assert weekly.post_summary(engine, client, desk_name="equities", iso_week=WEEK, now=AFTER_WEEK).outcome == "claimed"
+
+
 def _desk(engine: Engine, desk_id: int) -> Desk:
     with session_scope(engine) as session:
         desk = session.get(Desk, desk_id)

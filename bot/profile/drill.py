@@ -12,6 +12,11 @@ marks an IBKR method verified (docs/broker-facts.md §8): it is its own fact,
   A code is accepted within ±1 step of now (RFC 6238 §5.2 allows "one time step" of network delay)
   and only if its step is *after* the last accepted one: "the verifier MUST NOT accept the second
   attempt of the OTP after the successful validation has been issued for the first OTP" (§5.2).
+- **Reuse**: a code of a step at or before the last accepted one (a resubmitted code, or the
+  second of several simultaneous submits of one code) is refused as *replayed*: it proves the
+  device as much as the first did, so it never counts toward the lockout.
+- **Real time**: codes are checked against the real clock (``wall``), never the app's clock moved
+  by ``PREFLIGHT_CLOCK_OFFSET``: the authenticator app on the trader's phone knows only real time.
 - **Lockout**: 5 rejected codes within 15 minutes (since the last success) lock enrolment and drill
   for 15 minutes (RFC 4226 §7.3 throttling); the lock is recorded (audit event). Nothing here ever
   logs or stores a code or a secret in plain text.
@@ -60,7 +65,7 @@ class CodeOutcome(StrEnum):
     NOT_ENROLLED = "not_enrolled"
 
 
-FAILURES = (CodeOutcome.WRONG, CodeOutcome.REPLAYED, CodeOutcome.EXPIRED)
+FAILURES = (CodeOutcome.WRONG, CodeOutcome.EXPIRED)  # what counts toward the lock (never a reused code)
 
 
 @dataclass(frozen=True)
@@ -190,21 +195,31 @@ def start_enrollment(
 
 
 def submit_code(
-    *, session: Session, user_id: str, code: str, purpose: Purpose, keys: Keyring, now: datetime
+    *,
+    session: Session,
+    user_id: str,
+    code: str,
+    purpose: Purpose,
+    keys: Keyring,
+    now: datetime,
+    wall: datetime | None = None,
 ) -> CodeResult:
     """Check a code for enrolment (against the pending secret) or the drill (the active one),
     record the attempt (never the code), and lock after too many failures. A passed one is the
     drill's own fact (``TotpEnrollment.last_success_at``: the backup device produces IB Preflight's
     codes), never an IBKR method's verification, and closes the gaps it fixes (the recovery rule
-    reads it apart, docs/broker-facts.md §8)."""
-    result = _check_code(session=session, user_id=user_id, code=code, purpose=purpose, keys=keys, now=now)
+    reads it apart, docs/broker-facts.md §8). ``now`` is the app's clock (what is recorded); ``wall`` the real
+    time the code is checked against (default ``now``: they differ only under PREFLIGHT_CLOCK_OFFSET)."""
+    result = _check_code(
+        session=session, user_id=user_id, code=code, purpose=purpose, keys=keys, now=now, wall=wall or now
+    )
     if result.ok:
         sync_trader(session=session, user_id=user_id, now=now)
     return result
 
 
 def _check_code(
-    *, session: Session, user_id: str, code: str, purpose: Purpose, keys: Keyring, now: datetime
+    *, session: Session, user_id: str, code: str, purpose: Purpose, keys: Keyring, now: datetime, wall: datetime
 ) -> CodeResult:
     """The code against the secret; the attempt recorded, the lock set after too many failures."""
     digits = normalize_code(code)
@@ -223,7 +238,7 @@ def _check_code(
         raise ServiceError(UNREADABLE) from None
     # A new secret starts its own step sequence: replay protection is per secret.
     last_step = row.last_step if purpose is Purpose.DRILL else None
-    outcome, step = check_code(secret, digits, now=now, last_step=last_step)
+    outcome, step = check_code(secret, digits, now=wall, last_step=last_step)
     session.add(DrillAttempt(user_id=user_id, at=now, purpose=purpose, outcome=outcome))
     if outcome is CodeOutcome.OK:
         row.last_step = step
@@ -238,6 +253,8 @@ def _check_code(
         session.flush()
         return CodeResult(CodeOutcome.OK, now)
     session.flush()
+    if outcome not in FAILURES:  # a reused code: refused, never a guess toward the lock
+        return CodeResult(outcome, now)
     since = now - LOCK_WINDOW
     if row.last_success_at is not None and row.last_success_at > since:
         since = row.last_success_at

@@ -346,7 +346,13 @@ def _code(sub: Submission, purpose: drill.Purpose) -> Plan[_CodeChecked]:
 
     def check(session: Session) -> _CodeChecked:
         result = drill.submit_code(
-            session=session, user_id=sub.user, code=code, purpose=purpose, keys=sub.deps.keys, now=sub.now
+            session=session,
+            user_id=sub.user,
+            code=code,
+            purpose=purpose,
+            keys=sub.deps.keys,
+            now=sub.now,
+            wall=sub.deps.wall_now(),  # the authenticator app's time: the real one, never the offset clock
         )
         return _CodeChecked(
             result=result,

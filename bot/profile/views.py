@@ -536,6 +536,9 @@ def enroll_modal() -> dict[str, Any]:
     )
 
 
+REUSED_CODE = "That code was already used. Wait for the next one."
+
+
 def code_error(result: CodeResult, tz: ZoneInfo) -> str:
     """The field error for a rejected code (never echoing it)."""
     left = f" {result.tries_left} more wrong code(s) lock the drill for 15 minutes." if result.tries_left else ""
@@ -545,7 +548,7 @@ def code_error(result: CodeResult, tz: ZoneInfo) -> str:
         CodeOutcome.MALFORMED: "Enter the 6 digits your backup authenticator shows for IB Preflight.",
         CodeOutcome.WRONG: "That code isn't right. Check you're reading the IB Preflight entry." + left,
         CodeOutcome.EXPIRED: "That code has expired: enter the one showing now." + left,
-        CodeOutcome.REPLAYED: "That code was already used: wait for the next one (each code works once)." + left,
+        CodeOutcome.REPLAYED: REUSED_CODE,
         CodeOutcome.NOT_ENROLLED: "There's no enrolment to check this against: press Enrol in App Home first.",
         CodeOutcome.LOCKED: "Too many wrong codes: the drill is locked for now.",
     }.get(result.outcome, "That code isn't right.")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
-from bot import events_once
+from bot import events_once, outage
 from bot.checklist import listeners as checklist_listeners
 from bot.checklist import problem_listeners
 from bot.escalation import listeners as escalation_listeners
@@ -75,8 +75,18 @@ def create_app(*, signing_secret: str, client: WebClient, deps: Deps) -> App:
         return next()
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> None:
+    def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        # The one responder for a request the bot can't complete (database down, locked or
+        # read-only; Slack refusing): the user is told nothing was recorded (bot.outage).
+        if outage.is_outage(error):
+            log.error("could not complete %s: %r", body.get("type") or body.get("command"), error)
+            answer = outage.answer(body)
+            if answer.response_url:
+                outage.tell(answer.response_url)
+            headers: dict[str, str | Sequence[str]] = dict(answer.headers)
+            return BoltResponse(status=answer.status, body=answer.body, headers=headers)
         log.error("listener failed for %s: %r", body.get("type") or body.get("command"), error, exc_info=error)
+        return None
 
     for module in LISTENERS:
         module.register(app)

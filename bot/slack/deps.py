@@ -58,6 +58,12 @@ class Deps:
     home_publisher: Callable[..., None] | None = None
     keys: Keyring = field(default_factory=lambda: Keyring(None))  # secrets at rest, signed exports
     allow_private_pager: bool = False  # PREFLIGHT_ALLOW_PRIVATE_PAGER (bot.delivery.pager.check_url)
+    # The real time, for what is checked against the outside world (drill codes from a phone's
+    # authenticator app): ``clock`` may be moved by PREFLIGHT_CLOCK_OFFSET. None: ``clock``.
+    wall: Clock | None = None
+
+    def wall_now(self) -> datetime:
+        return (self.wall or self.clock)()
 
     def later(self, fn: Callable[..., None], /, **kwargs: Any) -> None:
         """Run ``fn(**kwargs)`` on the background pool, after the HTTP response has gone."""

@@ -56,6 +56,27 @@ def upload_chart(client: WebClient, *, channel: str, report: WeeklyReport, png: 
     )
 
 
+CHART_FAILED = "_The readiness chart couldn't be drawn this week: the figures above are complete._"
+
+
+def _chart(report: WeeklyReport, *, desk_name: str, iso_week: str) -> bytes | None:
+    """The heatmap PNG, or None when drawing it fails for any reason: the summary is posted
+    without it (saying so) rather than not at all."""
+    try:
+        return chart.render_heatmap(report)
+    except Exception:
+        log.exception("drawing the %s chart for %s failed: posting the summary without it", desk_name, iso_week)
+        return None
+
+
+def _release(engine: Engine, summary_id: int) -> None:
+    try:
+        with session_scope(engine) as session:
+            service.release_post(session=session, summary_id=summary_id)
+    except Exception:  # the lease expires on its own (SUMMARY_LEASE)
+        log.exception("releasing the claim on summary %s failed: it expires with its lease", summary_id)
+
+
 def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week: str, now: datetime) -> SummaryResult:
     """Post the week's summary unless the WeeklySummary row says it is posted (or being posted).
     ServiceError (``service.check_due``) for a week whose summary isn't due at ``now``."""
@@ -72,29 +93,39 @@ def post_summary(engine: Engine, client: WebClient, *, desk_name: str, iso_week:
         assert summary_id is not None
         report = build_summary(session=session, desk=desk, iso_week=iso_week, now=now)
         managers = desks.members(session=session, desk_id=desk.id or 0, role=Role.MANAGER)
-    text, blocks = summary_views.summary_text(report), summary_views.summary_blocks(report)
-    png = chart.render_heatmap(report)
-    first_ts: str | None = None
+    posted = False
     try:
-        for channel in _recipients(client, desk, managers):
-            response = client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
-            first_ts = first_ts or str(response["ts"])
-            upload_chart(client, channel=channel, report=report, png=png)
-    except (SlackClientError, OSError) as exc:  # refused, or Slack could not be reached: release the claim
-        refused = isinstance(exc, SlackApiError)
-        error = (
-            str(exc.response.get("error") or exc) if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
-        )
+        text, blocks = summary_views.summary_text(report), summary_views.summary_blocks(report)
+        png = _chart(report, desk_name=desk_name, iso_week=iso_week)
+        if png is None:
+            text = f"{text}\n{CHART_FAILED}"
+            blocks = [*blocks, {"type": "context", "elements": [{"type": "mrkdwn", "text": CHART_FAILED}]}]
+        first_ts: str | None = None
+        try:
+            for channel in _recipients(client, desk, managers):
+                response = client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+                first_ts = first_ts or str(response["ts"])
+                if png is not None:
+                    upload_chart(client, channel=channel, report=report, png=png)
+        except (SlackClientError, OSError) as exc:  # refused, or Slack could not be reached
+            refused = isinstance(exc, SlackApiError)
+            error = (
+                str(exc.response.get("error") or exc)
+                if isinstance(exc, SlackApiError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            log.warning("posting the %s summary for %s failed: %s", desk_name, iso_week, error)
+            if refused:
+                return SummaryResult("failed", f"Slack refused the {desk_name} summary for {iso_week}: {error}")
+            return SummaryResult(
+                UNREACHABLE, f"Slack could not be reached to post the {desk_name} summary for {iso_week}: {error}"
+            )
         with session_scope(engine) as session:
-            service.release_post(session=session, summary_id=summary_id)
-        log.warning("posting the %s summary for %s failed: %s", desk_name, iso_week, error)
-        if refused:
-            return SummaryResult("failed", f"Slack refused the {desk_name} summary for {iso_week}: {error}")
-        return SummaryResult(
-            UNREACHABLE, f"Slack could not be reached to post the {desk_name} summary for {iso_week}: {error}"
-        )
-    with session_scope(engine) as session:
-        service.mark_posted(session=session, summary_id=summary_id, ts=first_ts, now=now)
+            service.mark_posted(session=session, summary_id=summary_id, ts=first_ts, now=now)
+        posted = True
+    finally:
+        if not posted:  # any failure (Slack, a view, the database): the next tick or the CLI tries again
+            _release(engine, summary_id)
     where = desk.managers_channel_id or f"{len(managers)} manager(s) by DM"
     return SummaryResult(SummaryOutcome.CLAIMED, f"Posted {desk_name}'s summary for {iso_week} to {where}.", first_ts)
 

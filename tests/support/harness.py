@@ -106,6 +106,8 @@ class Bot:
         )
         self.client = client or WebClient(token=BOT_TOKEN, base_url=slack_base_url, timeout=5)
         self.slack_base_url = slack_base_url
+        # An interaction's response_url points at the fake Slack, which records what is posted to it.
+        self.response_base = slack_base_url.rsplit("/api/", 1)[0] + "/response/"
         self.executor = TrackingExecutor()
         self.urgent = TrackingExecutor()  # modal opens (bot.slack.deps.Deps.urgent)
         self.clock = clock or FakeClock(datetime.now(UTC))  # unused by the app when clock is None
@@ -187,7 +189,7 @@ class Bot:
                 "command": command,
                 "text": text,
                 "api_app_id": "A1",
-                "response_url": f"{self.url}/response",
+                "response_url": f"{self.response_base}{user}",
                 "trigger_id": "1.2.3",
             }
         )

@@ -129,6 +129,9 @@ def offset_of(cursor: Any) -> int | None:
         return None
 
 
+RESPONSE_URL = "response_url"  # Call.method of a POST to an interaction's response_url
+
+
 class FakeSlack:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -168,6 +171,10 @@ class FakeSlack:
                     return
                 if self.path.startswith("/response/"):
                     status, text = fake._respond(self.path, raw)
+                    params = fake._decode(raw, self.headers.get("Content-Type", ""))
+                    params["_url"] = self.path
+                    with fake._lock:  # also a call, for tests that read calls by method
+                        fake.calls.append(Call(RESPONSE_URL, params, None, time.monotonic()))
                     self._send(status, text.encode(), "text/plain")
                     return
                 method = self.path.split("/api/", 1)[-1].split("?")[0]
@@ -196,6 +203,9 @@ class FakeSlack:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/api/"
+        # What the harness sends as an interaction's response_url (+ the user id): posts to it
+        # are recorded as calls of RESPONSE_URL.
+        self.response_base = f"http://127.0.0.1:{self.port}/response/"
         # serve_forever checks for shutdown() once per poll: the default 0.5 s made every
         # test's teardown wait up to half a second.
         self._thread = threading.Thread(target=self.server.serve_forever, args=(POLL,), daemon=True)
