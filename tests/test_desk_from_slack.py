@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from bot.audit import AuditEvent
 from bot.checklist.models import Answer, PermissionGap
 from bot.db import session_scope
+from bot.desks import away
 from bot.desks import service as desks
 from bot.desks.models import Away, Desk, Role
 from bot.people.models import Person
@@ -374,6 +375,53 @@ def test_away_days_silence_reminders_and_escalations_and_leave_the_figures(bot: 
         assert session.exec(select(Away)).all() == []
     assert "dentist" not in json.dumps(fake_slack.of("views.publish")[-1].params["view"], ensure_ascii=False)
     assert result.run_id is not None
+
+
+def test_a_managers_away_applies_on_their_desks_only(bot: Bot, fake_slack: FakeSlack) -> None:
+    """Authority by desk: Bob trades on equities and rates. Rates' manager marking him away
+    doesn't silence equities (its managers still hear of him); his own away silences both."""
+    engine = bot.runtime.engine
+    make_desk(engine)
+    make_desk(engine, "rates", channel="C0999", managers=["UMGR9"], traders=["UTRD2"])
+    post_checklist(bot)
+
+    assert "Bob is away Wed 25 Nov – Wed 25 Nov 2026: no reminders, no escalations on rates." in command(
+        bot, "UMGR9", "away <@UTRD2|bob> 2026-11-25 2026-11-25"
+    )
+    with Session(engine) as session:
+        (theirs,) = session.exec(select(Away)).all()
+    roster = blocks_text(fake_slack.of("chat.update")[-1].params) if fake_slack.of("chat.update") else ""
+    assert "🌴" not in roster  # equities' roster doesn't show him away
+    # Equities' manager can't remove rates' away; saying he's back leaves it alone.
+    bot.home_click("UMGR1", Action.HOME_AWAY_CANCEL, str(theirs.id))
+    bot.settle()
+    assert any("another desk's managers" in str(c.params["text"]) for c in fake_slack.of("chat.postMessage"))
+    assert "no away days were set" in command(bot, "UMGR1", "back <@UTRD2|bob>")
+    with Session(engine) as session:
+        assert [a.id for a in session.exec(select(Away)).all()] == [theirs.id]
+
+    bot.clock.set(utc(2026, 11, 25, 13, 30))  # equities still reminds Bob
+    assert run_pass(engine, bot.clock()).reminders == 3
+    bot.clock.set(utc(2026, 11, 25, 14, 0))  # and escalates him to equities' managers
+    run_pass(engine, bot.clock())
+    assert sorted(e.trader_id for e in escalations(engine)) == ["UTRD1", "UTRD2", "UTRD3"]
+    with Session(engine) as session:
+        ids = {d.name: d.id for d in session.exec(select(Desk)).all()}
+        day = date(2026, 11, 25)
+        assert away.away_on(session=session, user_ids=["UTRD2"], day=day, desk_id=ids["equities"]) == set()
+        assert away.away_on(session=session, user_ids=["UTRD2"], day=day, desk_id=ids["rates"]) == {"UTRD2"}
+
+    # His own away applies on every desk he trades on.
+    assert "You're away Thu 26 Nov – Thu 26 Nov 2026: no reminders, no escalations." in command(
+        bot, "UTRD2", "away 2026-11-26 2026-11-26"
+    )
+    with Session(engine) as session:
+        desk_ids = [d.id for d in session.exec(select(Desk)).all()]
+        assert all(
+            away.away_on(session=session, user_ids=["UTRD2"], day=date(2026, 11, 26), desk_id=d) == {"UTRD2"}
+            for d in desk_ids
+        )
+        assert len(session.exec(select(Away)).all()) == 2  # rates' own period is untouched
 
 
 def test_away_modal_field_errors(bot: Bot, fake_slack: FakeSlack) -> None:

@@ -488,7 +488,7 @@ def roster(*, session: Session, run: ChecklistRun) -> Roster:
     assert desk is not None
     traders = members(session=session, desk_id=run.desk_id, role=Role.TRADER)
     latest = current_answers(session=session, run_id=run.id)
-    gone = away.away_on(session=session, user_ids=traders, day=run.trading_date)
+    gone = away.away_on(session=session, user_ids=traders, day=run.trading_date, desk_id=run.desk_id)
     entries = [RosterEntry(u, state_of(latest.get(u), u in gone), latest.get(u)) for u in traders]
     names = people.names_for(session=session, user_ids=traders)
     known = facts_for(session, run, traders)

@@ -59,7 +59,7 @@ def _trader_status(session: Session, desk: Desk, trader_id: str, now: datetime) 
     answerable = None
     if run is not None and run.id is not None and run.message_ts is not None:
         answer = checklist.latest_answer(session=session, run_id=run.id, user_id=trader_id)
-        is_away = bool(away.away_on(session=session, user_ids=[trader_id], day=run.trading_date))
+        is_away = bool(away.away_on(session=session, user_ids=[trader_id], day=run.trading_date, desk_id=desk.id))
         entry = RosterEntry(trader_id, checklist.state_of(answer, is_away), answer)
         answerable = None if checklist.run_closed(run, desk, now) else run
     return TraderStatus(
@@ -149,7 +149,7 @@ def overview(*, session: Session, user_id: str, now: datetime) -> Overview:
         run = runs.get(desk.id)
         if run is not None and run.id is not None and run.message_ts is not None:
             answer = latest.get(desk.id)
-            is_away = any(p.start <= run.trading_date <= p.end for p in periods)
+            is_away = any(p.start <= run.trading_date <= p.end and away.applies_on(p, desk.id) for p in periods)
             entry = RosterEntry(user_id, checklist.state_of(answer, is_away), answer)
             answerable = None if checklist.run_closed(run, desk, now) else run
         statuses.append(

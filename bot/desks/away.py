@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, or_, true
 from sqlmodel import Session, col, select
 
 from bot import calendar
@@ -63,13 +64,47 @@ def validate(start: date, end: date, today: date, note: str | None) -> str | Non
     return user_text(note, field="note", limit=NOTE_LIMIT)
 
 
+def scope_of(*, session: Session, actor: str, user_id: str) -> str | None:
+    """Where an away set by ``actor`` applies: None (every desk) for the trader's own; else the
+    desks ``actor`` manages that the trader trades on, as ",3,7," (a manager acts on their own desks)."""
+    if actor == user_id:
+        return None
+    traded = {d.id for d in desks.desks_of_user(session=session, user_id=user_id, role=Role.TRADER)}
+    shared = sorted(i for i in traded & _managed(session, actor) if i is not None)
+    return "," + ",".join(str(i) for i in shared) + "," if shared else None
+
+
+def applies_on(away: Away, desk_id: int | None) -> bool:
+    """Whether ``away`` keeps its trader off desk ``desk_id``'s reminders and escalations."""
+    return away.desks is None or f",{desk_id}," in away.desks
+
+
+def scope_names(*, session: Session, away: Away) -> list[str]:
+    """The names of the desks a manager's away applies to ([] for the trader's own: every desk)."""
+    if away.desks is None:
+        return []
+    ids = {int(i) for i in away.desks.strip(",").split(",") if i}
+    return sorted(d.name for d in desks.desks_of_user(session=session, user_id=away.user_id) if d.id in ids)
+
+
+def _on_desk(desk_id: int | None) -> Any:
+    """Away rows that apply on ``desk_id`` (None: any desk)."""
+    if desk_id is None:
+        return true()
+    return or_(col(Away.desks).is_(None), col(Away.desks).contains(f",{desk_id},"))
+
+
 def set_away(
     *, session: Session, actor: str, user_id: str, start: date, end: date, note: str | None, now: datetime
 ) -> Away:
     check_can_set(session=session, actor=actor, user_id=user_id)
     text = validate(start, end, today_for(session=session, user_id=user_id, now=now), note)
-    session.execute(delete(Away).where(col(Away.user_id) == user_id, col(Away.start) <= end, col(Away.end) >= start))
-    away = Away(user_id=user_id, start=start, end=end, note=text, set_by=actor, created_at=now)
+    scope = scope_of(session=session, actor=actor, user_id=user_id)
+    overlapping = delete(Away).where(col(Away.user_id) == user_id, col(Away.start) <= end, col(Away.end) >= start)
+    if scope is not None:  # a manager replaces only what they set for their own desks
+        overlapping = overlapping.where(col(Away.desks) == scope)
+    session.execute(overlapping)
+    away = Away(user_id=user_id, start=start, end=end, note=text, set_by=actor, created_at=now, desks=scope)
     session.add(away)
     session.flush()
     _record(session, actor, user_id, "away_set", now, start=start.isoformat(), end=end.isoformat())
@@ -77,11 +112,16 @@ def set_away(
 
 
 def back(*, session: Session, actor: str, user_id: str, now: datetime) -> int:
-    """End today's away period (yesterday is its last day) and drop future ones; how many changed."""
+    """End today's away period (yesterday is its last day) and drop future ones; how many changed.
+    A manager ends those that apply on their desks (the trader's own included: ending an away
+    only ever brings reminders and escalations back), not another desk's managers' ones."""
     check_can_set(session=session, actor=actor, user_id=user_id)
     today = today_for(session=session, user_id=user_id, now=now)
+    mine = _managed(session, actor) if actor != user_id else None
     changed = 0
     for away in session.exec(select(Away).where(Away.user_id == user_id, col(Away.end) >= today)).all():
+        if mine is not None and not any(applies_on(away, d) for d in mine):
+            continue
         changed += 1
         if away.start >= today:
             session.delete(away)
@@ -100,10 +140,18 @@ def cancel(*, session: Session, actor: str, away_id: int, now: datetime) -> Away
     if away is None:
         raise ServiceError("That away period no longer exists.")
     check_can_set(session=session, actor=actor, user_id=away.user_id)
+    if actor != away.user_id and not any(applies_on(away, d) for d in _managed(session, actor)):
+        raise ServiceError(
+            "That away period was set by another desk's managers: only they or the trader can remove it."
+        )
     session.delete(away)
     session.flush()
     _record(session, actor, away.user_id, "away_cancelled", now, start=away.start.isoformat(), end=away.end.isoformat())
     return away
+
+
+def _managed(session: Session, actor: str) -> set[int]:
+    return {d.id for d in desks.desks_of_user(session=session, user_id=actor, role=Role.MANAGER) if d.id is not None}
 
 
 def _record(session: Session, actor: str, user_id: str, action: str, now: datetime, **detail: str) -> None:
@@ -121,28 +169,35 @@ def upcoming(*, session: Session, user_id: str, now: datetime) -> list[Away]:
     )
 
 
-def away_on(*, session: Session, user_ids: Iterable[str], day: date) -> set[str]:
-    """Who among ``user_ids`` is away on ``day`` (one query per 500 users)."""
+def away_on(*, session: Session, user_ids: Iterable[str], day: date, desk_id: int | None) -> set[str]:
+    """Who among ``user_ids`` is away on ``day`` on desk ``desk_id`` (an away a manager of
+    another desk set doesn't count here; one query per 500 users)."""
     wanted = sorted(set(user_ids))
     found: set[str] = set()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         found |= set(
             session.exec(
-                select(Away.user_id).where(col(Away.user_id).in_(chunk), col(Away.start) <= day, col(Away.end) >= day)
+                select(Away.user_id).where(
+                    col(Away.user_id).in_(chunk), col(Away.start) <= day, col(Away.end) >= day, _on_desk(desk_id)
+                )
             ).all()
         )
     return found
 
 
-def away_days(*, session: Session, user_ids: Iterable[str], start: date, end: date) -> dict[str, set[date]]:
-    """Each user's away dates within [start, end]."""
+def away_days(
+    *, session: Session, user_ids: Iterable[str], start: date, end: date, desk_id: int | None
+) -> dict[str, set[date]]:
+    """Each user's away dates within [start, end], on desk ``desk_id``."""
     wanted = sorted(set(user_ids))
     days: dict[str, set[date]] = {}
     for first in range(0, len(wanted), 500):
         chunk = wanted[first : first + 500]
         for away in session.exec(
-            select(Away).where(col(Away.user_id).in_(chunk), col(Away.start) <= end, col(Away.end) >= start)
+            select(Away).where(
+                col(Away.user_id).in_(chunk), col(Away.start) <= end, col(Away.end) >= start, _on_desk(desk_id)
+            )
         ).all():
             day = max(away.start, start)
             while day <= min(away.end, end):

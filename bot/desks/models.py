@@ -52,7 +52,9 @@ class DeskMember(SQLModel, table=True):
 
 class Away(SQLModel, table=True):
     """A trader away from ``start`` to ``end`` (inclusive, desk-local trading dates): no reminder,
-    no escalation, not counted in the weekly figures. Applies on every desk they trade on."""
+    no escalation, not counted in the weekly figures. ``desks`` NULL: set by the trader, it
+    applies on every desk they trade on; else set by a manager, it applies only on the desks
+    listed (",3,7,": that manager's desks the trader trades on) — a manager acts on their own desks."""
 
     __tablename__ = "away"
     __table_args__ = (Index("ix_away_user_end", "user_id", "end"),)
@@ -64,3 +66,4 @@ class Away(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=200)
     set_by: str = Field(max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    desks: str | None = Field(default=None, max_length=500)

@@ -361,9 +361,11 @@ def away_text(periods: Sequence[Away]) -> str:
     return "*Your away days*\n" + "\n".join(away_line(a) for a in periods[:10])
 
 
-def away_confirmation(user_id: str, start: date, end: date, names: Names, *, own: bool) -> str:
+def away_confirmation(user_id: str, start: date, end: date, names: Names, *, own: bool, on: Sequence[str] = ()) -> str:
+    """``on``: the desks a manager's away applies to (their own desks); empty: every desk."""
     who = "You're" if own else f"{escape(names(user_id))} is"
-    return f"🌴 {who} away {start:%a %d %b} – {end:%a %d %b %Y}: no reminders, no escalations."
+    where = f" on {', '.join(escape(n) for n in on)}" if on else ""
+    return f"🌴 {who} away {start:%a %d %b} – {end:%a %d %b %Y}: no reminders, no escalations{where}."
 
 
 def back_confirmation(user_id: str, names: Names, *, own: bool, changed: bool) -> str:

@@ -35,7 +35,7 @@ def _open(
     session: Session, desk: Desk, run: ChecklistRun, trader_id: str, kind: EscalationKind, detail: str, now: datetime
 ) -> Escalation | None:
     assert desk.id is not None and run.id is not None
-    if away.away_on(session=session, user_ids=[trader_id], day=run.trading_date):
+    if away.away_on(session=session, user_ids=[trader_id], day=run.trading_date, desk_id=desk.id):
         return None
     existing = session.exec(
         select(Escalation.id).where(

@@ -111,7 +111,7 @@ def reminder_from(run: ChecklistRun, reminder_minutes: int) -> datetime:
 def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, report: PassReport) -> None:
     assert run.id is not None and desk.id is not None
     members = desks.members(session=session, desk_id=desk.id, role=Role.TRADER)
-    gone = away.away_on(session=session, user_ids=members, day=run.trading_date)
+    gone = away.away_on(session=session, user_ids=members, day=run.trading_date, desk_id=desk.id)
     traders = [t for t in members if t not in gone]  # away traders: no reminder, no escalation
     latest = checklist.current_answers(session=session, run_id=run.id)
     opened: list[Escalation] = []

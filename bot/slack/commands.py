@@ -161,12 +161,14 @@ def _away(deps: Deps, user: str, args: list[str], *, back: bool, now: datetime) 
                     raise ServiceError("Usage: `/ibstatus away 2026-12-01 2026-12-05 [note]`.")
                 start = away.parse_day(args[0], "start")
                 end = away.parse_day(args[1], "end")
-                away.set_away(
+                period = away.set_away(
                     session=session, actor=user, user_id=target, start=start, end=end, note=" ".join(args[2:]), now=now
                 )
                 touched = checklist.mark_changed(session=session, user_id=target, now=now)
                 names = people.names_for(session=session, user_ids=[target])
-                text = desk_views.away_confirmation(target, start, end, names, own=target == user)
+                text = desk_views.away_confirmation(
+                    target, start, end, names, own=target == user, on=away.scope_names(session=session, away=period)
+                )
     except ServiceError as exc:
         return str(exc)
     for run_id in touched:

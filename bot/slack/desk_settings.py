@@ -354,7 +354,7 @@ def on_away_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps: D
         end = away.parse_day(str(values.get("end", {}).get("selected_date") or ""), "end")
         note = values.get("note", {}).get("value")
         with deps.db() as session:
-            away.set_away(
+            period = away.set_away(
                 session=session,
                 actor=user,
                 user_id=target,
@@ -365,6 +365,7 @@ def on_away_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps: D
             )
             touched = checklist.mark_changed(session=session, user_id=target, now=now)
             names = people.names_for(session=session, user_ids=[target])
+            on = away.scope_names(session=session, away=period)
     except ServiceError as exc:
         block = exc.field if exc.field in ("start", "end", "note") else ("user" if meta.get("manager") else "start")
         ack(response_action="errors", errors={block: str(exc)})
@@ -372,7 +373,7 @@ def on_away_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps: D
     ack()
     for run_id in touched:
         deps.refresher.notify(run_id)
-    text = views.away_confirmation(target, start, end, names, own=target == user)
+    text = views.away_confirmation(target, start, end, names, own=target == user, on=on)
     deps.later(after_away, client=client, deps=deps, user=user, text=text, now=now)
 
 

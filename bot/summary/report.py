@@ -241,7 +241,7 @@ def build_summary(*, session: Session, desk: Desk, iso_week: str, now: datetime)
     traders = members(session=session, desk_id=desk.id, role=Role.TRADER)
     all_runs, all_cells = reads.load_answers(session, desk.id, prev_monday, friday)
     everyone = {*traders, *(user for _, user in all_cells)}
-    away_days = away.away_days(session=session, user_ids=everyone, start=prev_monday, end=friday)
+    away_days = away.away_days(session=session, user_ids=everyone, start=prev_monday, end=friday, desk_id=desk.id)
     runs = {rid: r for rid, r in all_runs.items() if r.trading_date >= monday}
     prev_runs = {rid: r for rid, r in all_runs.items() if r.trading_date < monday}
     cells = {k: c for k, c in all_cells.items() if k[0] in runs}
