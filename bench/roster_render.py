@@ -40,6 +40,7 @@ from sqlmodel import col
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bot.profile.hooks  # noqa: F401  (registers the profile's facts provider, as the bot does)
+from bot.checklist import rosters
 from bot.checklist import service as checklist
 from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
 from bot.checklist.roster_cache import LiveRoster, RosterCache, snapshot
@@ -151,7 +152,7 @@ def measure(engine: Engine, run_id: int, pending: list[str], repeat: int) -> dic
         with snapshot(engine) as session:
             run = session.get(ChecklistRun, run_id)
             assert run is not None
-            assert checklist_message(checklist.roster(session=session, run=run)) == (txt, blocks)
+            assert checklist_message(rosters.roster(session=session, run=run)) == (txt, blocks)
         results[mode] = {
             "load": (statistics.median(load_wall), p95(load_wall), statistics.median(load_cpu)),
             "render": (statistics.median(render_wall), p95(render_wall), statistics.median(render_cpu)),

@@ -42,7 +42,7 @@ from bot.db import make_engine, session_scope
 from bot.desks.models import Desk, DeskMember, Role
 from bot.escalation.models import Escalation
 from bot.migrate import upgrade
-from bot.summary import export
+from bot.summary import chain, export
 from bot.summary import report as summary
 
 WEEK = "2026-W48"
@@ -227,7 +227,7 @@ def run_backend(label: str, engine: Engine, traders: int, weeks: int) -> list[st
             t = time.perf_counter()
             rows, peak = peak_mb(lambda s=start, p=path: export_to(engine, big, s, LAST_DAY, p))  # type: ignore[misc]
             elapsed = time.perf_counter() - t
-            ok = export.verify(path.open(encoding="utf-8", newline="")).ok
+            ok = chain.verify(path.open(encoding="utf-8", newline="")).ok
             lines.append(
                 f"{label}: export {span:<8} {rows:>9,} rows  peak traced {peak:6.1f} MB  {elapsed:5.1f} s"
                 f"  verify={'ok' if ok else 'BAD'}"

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.checklist import jobs
-from bot.checklist import service as checklist
+from bot.checklist import jobs, rosters
 from bot.config import ConfigError, clock_of, load_settings
 from bot.db import session_scope
 from bot.desks import service as desks
@@ -63,8 +62,8 @@ def test_the_app_runs_on_the_moved_clock_but_checks_signatures_on_the_real_one(o
     assert response.status_code == 200
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name="equities")
-        moved = local_datetime(checklist.next_post_time(desk, datetime.now(UTC) + timedelta(seconds=WEEK)), desk)
-        real = local_datetime(checklist.next_post_time(desk, datetime.now(UTC)), desk)
+        moved = local_datetime(rosters.next_post_time(desk, datetime.now(UTC) + timedelta(seconds=WEEK)), desk)
+        real = local_datetime(rosters.next_post_time(desk, datetime.now(UTC)), desk)
     assert moved != real
     assert f"next checklist {moved}" in response.json()["text"]
     # Signed with the moved time: outside Slack's five-minute window.
@@ -88,7 +87,7 @@ def test_a_cron_job_firing_before_post_time_on_a_moved_clock_posts_nothing(
     assert fake_slack.of("chat.postMessage") == []
     with session_scope(engine) as session:
         assert (
-            checklist.today_run(session=session, desk=desks.get_desk(session=session, name="equities"), now=clock())
+            rosters.today_run(session=session, desk=desks.get_desk(session=session, name="equities"), now=clock())
             is None
         )
     (posted,) = jobs.catch_up(engine, bot.client, now=utc(2026, 11, 25, 13, 0, 30))

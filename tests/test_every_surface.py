@@ -33,7 +33,7 @@ from sqlmodel import Session, SQLModel, select
 import bot
 from bot.checklist import problem_views, roster_views, status_views
 from bot.checklist.models import Answer, Check, ChecklistRun
-from bot.checklist.service import Roster, RosterEntry, TraderState
+from bot.checklist.rosters import Roster, RosterEntry, TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
 from bot.db import session_scope
 from bot.desks import views as desk_views
@@ -41,6 +41,7 @@ from bot.desks.models import Away, Desk
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.people.service import Names
+from bot.profile import modals as profile_modals
 from bot.profile import views as profile_views
 from bot.profile.drill import CodeOutcome, CodeResult
 from bot.profile.home import AutomationLine, DeskOverview, ProfileCard, TraderLine
@@ -62,7 +63,7 @@ def view_modules() -> list[str]:
     found = []
     for info in pkgutil.walk_packages(bot.__path__, "bot."):
         last = info.name.rsplit(".", 1)[-1]
-        if last == "views" or last.endswith("_views"):
+        if last in ("views", "modals") or last.endswith("_views"):
             found.append(info.name)
     return sorted(found)
 
@@ -196,6 +197,7 @@ _R = "bot.checklist.roster_views."
 _S = "bot.checklist.status_views."
 _D = "bot.desks.views."
 _P = "bot.profile.views."
+_PM = "bot.profile.modals."
 _W = "bot.summary.views."
 # Each builder rendered with hostile user text: a list of outputs to check.
 RENDER: dict[str, Callable[[], list[Any]]] = {
@@ -255,20 +257,20 @@ RENDER: dict[str, Callable[[], list[Any]]] = {
     _E + "resolve_modal": lambda: [escalation_views.resolve_modal(e, DESK, NAMES) for e in escalations()],
     _E + "state_line": lambda: [escalation_views.state_line(e, DESK, NAMES) for e in escalations()],
     _P + "automation_lines": lambda: profile_views.automation_lines(card()),
-    _P + "automation_modal": lambda: [
-        profile_views.automation_modal(card().automations[0].automation, [DESK], owner="UTRD1", can_assign=True)
+    _PM + "automation_modal": lambda: [
+        profile_modals.automation_modal(card().automations[0].automation, [DESK], owner="UTRD1", can_assign=True)
     ],
     _P + "code_error": lambda: [profile_views.code_error(CodeResult(o, NOW, NOW, 1), TZ) for o in CodeOutcome],
     _P + "desk_overview_blocks": lambda: [profile_views.desk_overview_blocks(overview())],
-    _P + "drill_modal": lambda: [profile_views.drill_modal()],
+    _PM + "drill_modal": lambda: [profile_modals.drill_modal()],
     _P + "drill_passed_text": lambda: [
         profile_views.drill_passed_text(CodeResult(CodeOutcome.OK, NOW), recorded=r, tz=TZ) for r in (True, False)
     ],
     _P + "drill_text": lambda: [profile_views.drill_text(card())],
-    _P + "enroll_modal": lambda: [profile_views.enroll_modal()],
+    _PM + "enroll_modal": lambda: [profile_modals.enroll_modal()],
     _P + "enrolled_text": lambda: [profile_views.enrolled_text()],
     _P + "enrollment_message": lambda: [profile_views.enrollment_message("otpauth://totp/x")],
-    _P + "factors_modal": lambda: [profile_views.factors_modal(card())],
+    _PM + "factors_modal": lambda: [profile_modals.factors_modal(card())],
     _P + "factors_text": lambda: [profile_views.factors_text(card())],
     _P + "gap_notice": lambda: [
         profile_views.gap_notice(_gap(k, c), DESK, enrolled=e)
@@ -276,15 +278,15 @@ RENDER: dict[str, Callable[[], list[Any]]] = {
         for c in (True, False)
         for e in (True, False)
     ],
-    _P + "interfaces_modal": lambda: [profile_views.interfaces_modal(card())],
+    _PM + "interfaces_modal": lambda: [profile_modals.interfaces_modal(card())],
     _P + "permission_line": lambda: [profile_views.permission_line(p) for p in card().permissions],
-    _P + "permissions_modal": lambda: [profile_views.permissions_modal(card(), "tws")],
+    _PM + "permissions_modal": lambda: [profile_modals.permissions_modal(card(), "tws")],
     _P + "profile_home_blocks": lambda: [profile_views.profile_home_blocks(card(), [overview()], keys_configured=True)],
     _P + "profile_view": lambda: [profile_views.profile_view(card())],
     _P + "recovery_text": lambda: [profile_views.recovery_text(card())],
-    _P + "tier_modal": lambda: [profile_views.tier_modal(7)],
+    _PM + "tier_modal": lambda: [profile_modals.tier_modal(7)],
     _P + "trader_line": lambda: [profile_views.trader_line(t) for t in overview().traders],
-    _P + "view_trader_modal": lambda: [profile_views.view_trader_modal()],
+    _PM + "view_trader_modal": lambda: [profile_modals.view_trader_modal()],
     "bot.slack.home_views.home_view": lambda: [home()],
     _W + "attention_lines": lambda: summary_views.attention_lines(report()),
     _W + "calendar_note": lambda: [summary_views.calendar_note(report())],
@@ -407,13 +409,13 @@ def _problem(running: Bot, engine: Engine) -> Opened:
 
 
 def _permissions(running: Bot, engine: Engine) -> Opened:
-    return Opened("UTRD1", profile_views.permissions_modal(card(), "tws"))
+    return Opened("UTRD1", profile_modals.permissions_modal(card(), "tws"))
 
 
 def _automation(running: Bot, engine: Engine) -> Opened:
     with session_scope(engine) as session:
         desk = _desk(session)
-    return Opened("UTRD1", profile_views.automation_modal(None, [desk], owner="UTRD1", can_assign=False))
+    return Opened("UTRD1", profile_modals.automation_modal(None, [desk], owner="UTRD1", can_assign=False))
 
 
 def _settings(running: Bot, engine: Engine) -> Opened:
@@ -448,23 +450,23 @@ def _no_text_input(build: Callable[[], dict[str, Any]]) -> Callable[[Bot, Engine
 
 OPEN: dict[str, Callable[[Bot, Engine], Opened]] = {
     "bot.checklist.problem_views.problem_modal": _problem,
-    _P + "permissions_modal": _permissions,
-    _P + "automation_modal": _automation,
+    _PM + "permissions_modal": _permissions,
+    _PM + "automation_modal": _automation,
     _D + "settings_modal": _settings,
     _D + "away_modal": _away,
     _E + "resolve_modal": _resolve,
-    _P + "interfaces_modal": _no_text_input(lambda: profile_views.interfaces_modal(card())),
-    _P + "factors_modal": _no_text_input(lambda: profile_views.factors_modal(card())),
-    _P + "tier_modal": _no_text_input(lambda: profile_views.tier_modal(7)),
-    _P + "view_trader_modal": _no_text_input(profile_views.view_trader_modal),
+    _PM + "interfaces_modal": _no_text_input(lambda: profile_modals.interfaces_modal(card())),
+    _PM + "factors_modal": _no_text_input(lambda: profile_modals.factors_modal(card())),
+    _PM + "tier_modal": _no_text_input(lambda: profile_modals.tier_modal(7)),
+    _PM + "view_trader_modal": _no_text_input(profile_modals.view_trader_modal),
     _P + "profile_view": _no_text_input(lambda: profile_views.profile_view(card())),
-    _P + "drill_modal": _no_text_input(profile_views.drill_modal),
-    _P + "enroll_modal": _no_text_input(profile_views.enroll_modal),
+    _PM + "drill_modal": _no_text_input(profile_modals.drill_modal),
+    _PM + "enroll_modal": _no_text_input(profile_modals.enroll_modal),
 }
 # Inputs that exist to take a secret or a code, by (builder, block): never refused as one.
 SECRET_BY_DESIGN = {
-    (_P + "drill_modal", "code"): "the bot's own drill code (its TOTP secret, never IBKR's)",
-    (_P + "enroll_modal", "code"): "the bot's own enrolment code",
+    (_PM + "drill_modal", "code"): "the bot's own drill code (its TOTP secret, never IBKR's)",
+    (_PM + "enroll_modal", "code"): "the bot's own enrolment code",
     (_D + "settings_modal", "pager_secret"): "the pager's routing key or webhook secret, stored encrypted",
 }
 

@@ -25,7 +25,7 @@ from bot.desks.models import Desk
 from bot.errors import ServiceError
 from bot.escalation import actions, passes
 from bot.escalation.models import Escalation
-from bot.summary import export
+from bot.summary import chain, export
 from tests.support.factories import make_desk
 from tests.support.weekly_history import (
     NO_SECOND_DEVICE,
@@ -70,16 +70,16 @@ def _text(rows: list[list[str]]) -> str:
     return out.getvalue()
 
 
-def _verify(text: str, keys: Keyring | None = None) -> export.Verdict:
-    return export.verify(io.StringIO(text, newline=""), keys=keys)
+def _verify(text: str, keys: Keyring | None = None) -> chain.Verdict:
+    return chain.verify(io.StringIO(text, newline=""), keys=keys)
 
 
 def _rechain(rows: list[list[str]]) -> list[list[str]]:
     """What a careful forger does after an edit: recompute every hash from the header on."""
-    prev = export.genesis()
+    prev = chain.genesis()
     out = [rows[0]]
     for row in rows[1:]:
-        prev = export.chain_hash(prev, row[:-1])
+        prev = chain.chain_hash(prev, row[:-1])
         out.append([*row[:-1], prev])
     return out
 
@@ -87,7 +87,7 @@ def _rechain(rows: list[list[str]]) -> list[list[str]]:
 def test_export_holds_every_version_and_escalation_step(engine: Engine, desk_id: int) -> None:
     rows = _rows(_export(engine, desk_id))
     header, body, end = rows[0], rows[1:-1], rows[-1]
-    assert tuple(header) == export.HEADER and "sha256" in header[-1]
+    assert tuple(header) == chain.HEADER and "sha256" in header[-1]
     col = {name: i for i, name in enumerate(header)}
     answers = [r for r in body if r[col["event"]] == "answer"]
     # W47 Monday: 3; W48: UTRD1 4, UTRD2 5 (two edits kept), UTRD3 4.
@@ -263,7 +263,7 @@ def test_only_a_file_this_instance_signed_is_proven(engine: Engine, desk_id: int
     verdict = _verify(signed, keys)
     assert verdict.proven and verdict.message.startswith("intact and signed by this instance")
     end = _rows(signed)[-1]
-    assert end[export.DETAIL].startswith("rows=23 from=2026-11-01 to=2026-11-30 signed=hmac-sha256:")
+    assert end[chain.DETAIL].startswith("rows=23 from=2026-11-01 to=2026-11-30 signed=hmac-sha256:")
     assert KEY not in signed
 
     # Edit a row and recompute the chain (the signature kept): consistent, but not proven.
@@ -273,7 +273,7 @@ def test_only_a_file_this_instance_signed_is_proven(engine: Engine, desk_id: int
     rows[row][col["status"]] = "confirmed"
     forged = _verify(_text(_rechain(rows)), keys)
     assert forged.ok and not forged.proven and forged.signature is SignatureCheck.MISMATCH
-    assert forged.message.startswith(export.NOT_PROVEN) and "recomputed" in forged.message
+    assert forged.message.startswith(chain.NOT_PROVEN) and "recomputed" in forged.message
 
     # The same edit, signature stripped: consistent, unsigned.
     rows[-1][col["detail"]] = rows[-1][col["detail"]].split(" signed=")[0]
@@ -297,7 +297,7 @@ def test_only_a_file_this_instance_signed_is_proven(engine: Engine, desk_id: int
 def test_an_export_signed_by_another_instance_is_not_proven_here(engine: Engine, desk_id: int) -> None:
     theirs = _export(engine, desk_id, keys=Keyring([OTHER_KEY]))
     verdict = _verify(theirs, Keyring([KEY]))
-    assert verdict.ok and not verdict.proven and verdict.message.startswith(export.NOT_PROVEN)
+    assert verdict.ok and not verdict.proven and verdict.message.startswith(chain.NOT_PROVEN)
 
 
 HYPERLINK = '=HYPERLINK("https://evil.example","x")'
@@ -320,7 +320,7 @@ HYPERLINK = '=HYPERLINK("https://evil.example","x")'
     ],
 )
 def test_formula_starts_are_neutralised(cell: str, written: str) -> None:
-    assert export.neutralize(cell) == written
+    assert chain.neutralize(cell) == written
 
 
 def test_a_formula_in_a_note_is_written_inert_and_the_chain_verifies(engine: Engine) -> None:
@@ -409,12 +409,12 @@ def test_files_written_before_the_permission_gaps_column_still_verify(engine: En
     column) is still checked, and still caught when edited."""
     rows = _rows(_export(engine, desk_id))
     drop = rows[0].index("permission_gaps")
-    assert tuple(rows[0][:drop] + rows[0][drop + 1 :]) == export.HEADER_V1
-    prev = export.genesis(export.HEADER_V1)
-    old = [list(export.HEADER_V1)]
+    assert tuple(rows[0][:drop] + rows[0][drop + 1 :]) == chain.HEADER_V1
+    prev = chain.genesis(chain.HEADER_V1)
+    old = [list(chain.HEADER_V1)]
     for row in rows[1:]:
         cells = row[:drop] + row[drop + 1 : -1]
-        prev = export.chain_hash(prev, cells)
+        prev = chain.chain_hash(prev, cells)
         old.append([*cells, prev])
     verdict = _verify(_text(old))
     assert verdict.ok and verdict.rows == len(rows) - 2

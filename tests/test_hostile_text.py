@@ -17,7 +17,7 @@ import pytest
 from bot.checklist.labels import problem_summary
 from bot.checklist.models import Answer, ChecklistRun
 from bot.checklist.roster_views import checklist_message
-from bot.checklist.service import Roster, RosterEntry, TraderState
+from bot.checklist.rosters import Roster, RosterEntry, TraderState
 from bot.desks.models import Desk
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation, EscalationKind, EscalationState

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from bot.audit import AuditEvent
 from bot.db import session_scope
 from bot.profile import automation as automations
-from bot.profile import home, saves, views
+from bot.profile import home, modals, saves, views
 from bot.profile.automation import AutomationInput
 from bot.profile.gaps import open_gaps
 from bot.profile.models import Automation, PlatformPermission, ReadinessGap, SecondFactorRecord, TraderProfile
@@ -330,19 +330,19 @@ def test_every_profile_view_is_block_kit_that_slack_sdk_accepts_unchanged(engine
         _, overviews = home.home_data(session=session, user_id="UMGR1", now=now)
         (auto,) = automations.owned_by(session=session, user_id="UTRD1")
         gap = open_gaps(session, desk.id)[0]
-    modals = [
-        views.interfaces_modal(card),
-        views.permissions_modal(card),
-        views.factors_modal(card),
-        views.automation_modal(auto, [desk], owner="UTRD1", can_assign=True),
-        views.automation_modal(None, [desk], owner="UTRD1", can_assign=False),
-        views.drill_modal(),
-        views.enroll_modal(),
-        views.tier_modal(desk.id),
-        views.view_trader_modal(),
+    built = [
+        modals.interfaces_modal(card),
+        modals.permissions_modal(card),
+        modals.factors_modal(card),
+        modals.automation_modal(auto, [desk], owner="UTRD1", can_assign=True),
+        modals.automation_modal(None, [desk], owner="UTRD1", can_assign=False),
+        modals.drill_modal(),
+        modals.enroll_modal(),
+        modals.tier_modal(desk.id),
+        modals.view_trader_modal(),
         views.profile_view(card),
     ]
-    for modal in modals:
+    for modal in built:
         view = View(**modal)
         view.validate_json()
         assert view.to_dict() == modal, modal.get("callback_id")

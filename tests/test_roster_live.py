@@ -14,7 +14,7 @@ from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot.checklist import jobs
+from bot.checklist import jobs, rosters
 from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
 from bot.checklist.roster_cache import RosterCache
@@ -167,7 +167,7 @@ def test_an_unexplained_bump_next_to_a_click_is_a_full_load(bot: Bot, fake_slack
             note=None,
             now=bot.clock(),
         )
-        assert checklist.mark_changed(session=session, user_id="UTRD3", now=bot.clock()) == [run_id]
+        assert rosters.mark_changed(session=session, user_id="UTRD3", now=bot.clock()) == [run_id]
     bot.click("UTRD2", Action.CONFIRM_ALL, str(run_id))
     bot.settle()
     assert cache.full_loads == full + 1

@@ -21,7 +21,7 @@ from slack_sdk.models.views import View
 
 from bot.checklist import problem_views, roster_views, status_views
 from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
-from bot.checklist.service import Roster, RosterEntry, TraderState
+from bot.checklist.rosters import Roster, RosterEntry, TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
 from bot.desks import views as desk_views
 from bot.desks.models import Away, Desk

@@ -21,7 +21,7 @@ from bot.crypto import Keyring
 from bot.db import session_scope
 from bot.desks.models import Desk
 from bot.errors import ServiceError
-from bot.summary import export, service, weeks
+from bot.summary import chain, service, weeks
 from bot.summary import jobs as weekly
 from bot.summary import report as summary
 from bot.summary import views as summary_views
@@ -405,7 +405,7 @@ def test_download_csv_button(bot: Bot, fake_slack: FakeSlack) -> None:
     completed = fake_slack.of("files.completeUploadExternal")[0]
     assert completed.params["channel_id"] == "DMGR2"
     content = fake_slack.uploads[completed.params["files"][0]["id"]].decode()
-    verdict = export.verify(content.splitlines(keepends=True), Keyring(SECRET_KEYS))
+    verdict = chain.verify(content.splitlines(keepends=True), Keyring(SECRET_KEYS))
     assert verdict.ok and verdict.proven, verdict.message  # signed by this instance, not merely consistent
     # The week only: W47's answers are not in it; W48's 13 answer versions (4 + 5 + 4) and 5
     # escalation steps (E1 opened/acknowledged/resolved, E2 opened/acknowledged) are.

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.engine import Engine
 
+from bot.checklist import rosters
 from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
 from bot.checklist.roster_views import checklist_message
@@ -63,7 +64,7 @@ def post_checklist(
             return _not_posted(desk, day, claim)
         run = claim.run
         assert run is not None and run.id is not None
-        text, blocks = checklist_message(checklist.roster(session=session, run=run))
+        text, blocks = checklist_message(rosters.roster(session=session, run=run))
         run_id, channel, version = run.id, run.channel_id, run.answers_version
         key = ledger_key(run_id)
         # An earlier attempt whose outcome is unknown (timed out, or its process died)? Look

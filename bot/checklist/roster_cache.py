@@ -1,6 +1,6 @@
 """The roster refresher's cache: one live roster per run, brought up to date incrementally.
 
-A full load (``service.roster``) reads the desk's ~2,000 traders, every answer version, names,
+A full load (``rosters.roster``) reads the desk's ~2,000 traders, every answer version, names,
 away days and profile facts; the refresher keeps that per run and afterwards reads only what
 is new:
 
@@ -8,7 +8,7 @@ is new:
   with ``id > last seen`` are what changed, each bumping ``answers_version`` once in the
   transaction that stores it;
 - ``answers_version`` is also bumped by what changes the roster *without* an answer row (away
-  days, profile facts: both through ``service.mark_changed``). So the increment is
+  days, profile facts: both through ``rosters.mark_changed``). So the increment is
   used only when the bump since the last read is fully explained by the rows read (their count
   equals the version delta), every new row belongs to a known trader, the desk row and the
   trader list (count and greatest member id) are unchanged and the cache is younger than
@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 from bot.checklist.facts import TraderFacts
 from bot.checklist.models import Answer, ChecklistRun
 from bot.checklist.roster_views import RosterMemo
-from bot.checklist.service import Roster, RosterEntry, roster, state_of
+from bot.checklist.rosters import Roster, RosterEntry, roster, state_of
 from bot.db import read_scope
 from bot.desks.models import Desk, DeskMember, Role
 from bot.people.service import Names

@@ -13,7 +13,7 @@ from bot.checklist.labels import CHECK_LABEL, problem_summary
 from bot.checklist.models import Answer, Check, ChecklistRun
 from bot.checklist.problem_views import QUICK_ACTION
 from bot.checklist.quick import QUICK_LABEL
-from bot.checklist.service import Roster, RosterEntry, TraderState
+from bot.checklist.rosters import Roster, RosterEntry, TraderState
 from bot.desks.models import Desk
 from bot.people.service import Names
 from bot.slack.blocks import (

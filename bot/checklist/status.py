@@ -11,9 +11,10 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot import calendar
+from bot.checklist import rosters
 from bot.checklist import service as checklist
 from bot.checklist.models import Answer, ChecklistRun
-from bot.checklist.service import Roster, RosterEntry
+from bot.checklist.rosters import Roster, RosterEntry
 from bot.desks import away
 from bot.desks import service as desks
 from bot.desks.models import Away, Desk, DeskMember, Role
@@ -46,26 +47,26 @@ class TraderStatus:
 
 
 def _desk_status(session: Session, desk: Desk, now: datetime) -> DeskStatus:
-    run = checklist.today_run(session=session, desk=desk, now=now)
-    roster = checklist.roster(session=session, run=run) if run is not None and run.message_ts else None
+    run = rosters.today_run(session=session, desk=desk, now=now)
+    roster = rosters.roster(session=session, run=run) if run is not None and run.message_ts else None
     names = roster.names if roster is not None else Names()
-    return DeskStatus(desk=desk, roster=roster, next_post=checklist.next_post_time(desk, now), names=names)
+    return DeskStatus(desk=desk, roster=roster, next_post=rosters.next_post_time(desk, now), names=names)
 
 
 def _trader_status(session: Session, desk: Desk, trader_id: str, now: datetime) -> TraderStatus:
     """Only this trader's latest answer is read: the cost doesn't grow with the desk."""
-    run = checklist.today_run(session=session, desk=desk, now=now)
+    run = rosters.today_run(session=session, desk=desk, now=now)
     entry = None
     answerable = None
     if run is not None and run.id is not None and run.message_ts is not None:
         answer = checklist.latest_answer(session=session, run_id=run.id, user_id=trader_id)
         is_away = bool(away.away_on(session=session, user_ids=[trader_id], day=run.trading_date, desk_id=desk.id))
-        entry = RosterEntry(trader_id, checklist.state_of(answer, is_away), answer)
+        entry = RosterEntry(trader_id, rosters.state_of(answer, is_away), answer)
         answerable = None if checklist.run_closed(run, desk, now) else run
     return TraderStatus(
         desk=desk,
         entry=entry,
-        next_post=checklist.next_post_time(desk, now),
+        next_post=rosters.next_post_time(desk, now),
         run=answerable,
         names=people.names_for(session=session, user_ids=[trader_id]),
     )
@@ -150,11 +151,11 @@ def overview(*, session: Session, user_id: str, now: datetime) -> Overview:
         if run is not None and run.id is not None and run.message_ts is not None:
             answer = latest.get(desk.id)
             is_away = any(p.start <= run.trading_date <= p.end and away.applies_on(p, desk.id) for p in periods)
-            entry = RosterEntry(user_id, checklist.state_of(answer, is_away), answer)
+            entry = RosterEntry(user_id, rosters.state_of(answer, is_away), answer)
             answerable = None if checklist.run_closed(run, desk, now) else run
         statuses.append(
             TraderStatus(
-                desk=desk, entry=entry, next_post=checklist.next_post_time(desk, now), run=answerable, names=names
+                desk=desk, entry=entry, next_post=rosters.next_post_time(desk, now), run=answerable, names=names
             )
         )
     return Overview(trading=statuses, managing=managing, upcoming=[p for p in periods if p.end >= today])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.checklist.models import Answer
 from bot.checklist.roster_views import STATE_ICON, roster_groups, roster_sections, roster_summary, short_problem
-from bot.checklist.service import Roster, TraderState
+from bot.checklist.rosters import Roster, TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
 from bot.people.service import Names
 from bot.slack.blocks import MESSAGE_CHARS, Group, escape, local_datetime, pack

@@ -18,6 +18,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bot.audit import record
+from bot.checklist import rosters
 from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
 from bot.delivery import outbox
@@ -59,7 +60,7 @@ def run_pass(*, session: Session, desk: Desk, now: datetime) -> PassReport:
     assert desk.id is not None
     report = PassReport()
     report.resolved = follow_live_state(session=session, desk=desk, now=now)
-    run = checklist.today_run(session=session, desk=desk, now=now)
+    run = rosters.today_run(session=session, desk=desk, now=now)
     if run is not None and run.message_ts is not None and not checklist.run_closed(run, desk, now):
         _run_checks(session, desk, run, now, report)
     else:
@@ -113,7 +114,7 @@ def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, 
     members = desks.members(session=session, desk_id=desk.id, role=Role.TRADER)
     gone = away.away_on(session=session, user_ids=members, day=run.trading_date, desk_id=desk.id)
     traders = [t for t in members if t not in gone]  # away traders: no reminder, no escalation
-    latest = checklist.current_answers(session=session, run_id=run.id)
+    latest = rosters.current_answers(session=session, run_id=run.id)
     opened: list[Escalation] = []
     if desk.reminder_minutes > 0 and reminder_from(run, desk.reminder_minutes) <= now < run.deadline_at:
         for trader in traders:

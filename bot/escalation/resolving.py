@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bot.audit import record
-from bot.checklist import service as checklist
+from bot.checklist import rosters
 from bot.checklist.models import Answer, ChecklistRun
 from bot.desks.models import Desk
 from bot.escalation.labels import AUTO_REASON, NOTE_LIMIT
@@ -132,7 +132,7 @@ def follow_live_state(*, session: Session, desk: Desk, now: datetime) -> list[in
                 resolved.append(esc.id)
             continue
         if run.id not in answers:
-            answers[run.id] = checklist.current_answers(session=session, run_id=run.id)
+            answers[run.id] = rosters.current_answers(session=session, run_id=run.id)
         answer = answers[run.id].get(esc.trader_id)
         if kind not in kinds_called_for(answer) and _resolve(session, esc, desk, auto_reason(kind, answer), now):
             resolved.append(esc.id)

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from bot import calendar
 from bot.audit import record
-from bot.checklist import service as checklist
+from bot.checklist import rosters
 from bot.db import insert_or_skip
 from bot.delivery import outbox
 from bot.delivery.outbox import Kind
@@ -39,7 +39,7 @@ GAP_ESCALATION = {
 
 def horizon(desk: Desk, now: datetime) -> datetime:
     """The next checklist that a gap would affect (its post time, UTC)."""
-    return checklist.next_post_time(desk, now)
+    return rosters.next_post_time(desk, now)
 
 
 def _previous_trading_day(day: date) -> date:
@@ -228,7 +228,7 @@ def _escalate(session: Session, desk: Desk, gap: ReadinessGap, now: datetime) ->
 def sync_trader(*, session: Session, user_id: str, now: datetime) -> None:
     """After a trader's profile changes: the gaps of their desks (and of the desks their
     automations run for) now, fixed ones closing at once; and today's open rosters showing
-    them drawn again (``bot.checklist.service.mark_changed``)."""
+    them drawn again (``bot.checklist.rosters.mark_changed``)."""
     mine = {d.id: d for d in desks.desks_of_user(session=session, user_id=user_id)}
     for auto in automations.owned_by(session=session, user_id=user_id):
         if auto.desk_id not in mine:
@@ -237,4 +237,4 @@ def sync_trader(*, session: Session, user_id: str, now: datetime) -> None:
                 mine[desk.id] = desk
     for desk in mine.values():
         sync_desk(session=session, desk=desk, now=now)
-    checklist.mark_changed(session=session, user_id=user_id, now=now)
+    rosters.mark_changed(session=session, user_id=user_id, now=now)

@@ -22,11 +22,11 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from bot import calendar
-from bot.checklist import service as checklist
+from bot.checklist import rosters
 from bot.desks import service as desks
 from bot.desks.models import Role
 from bot.errors import ServiceError
-from bot.profile import access, drill, home, reading, saves, views
+from bot.profile import access, drill, home, modals, reading, saves, views
 from bot.profile import automation as automations
 from bot.profile.automation import AutomationInput
 from bot.profile.home import ProfileCard
@@ -48,9 +48,9 @@ STALE_AUTOMATION = "This automation no longer exists."
 
 
 def register(app: App) -> None:
-    app.action(ProfileAction.EDIT_INTERFACES)(ack_then(_own_card_modal(views.interfaces_modal)))
-    app.action(ProfileAction.EDIT_PERMISSIONS)(ack_then(_own_card_modal(views.permissions_modal)))
-    app.action(ProfileAction.EDIT_FACTORS)(ack_then(_own_card_modal(views.factors_modal)))
+    app.action(ProfileAction.EDIT_INTERFACES)(ack_then(_own_card_modal(modals.interfaces_modal)))
+    app.action(ProfileAction.EDIT_PERMISSIONS)(ack_then(_own_card_modal(modals.permissions_modal)))
+    app.action(ProfileAction.EDIT_FACTORS)(ack_then(_own_card_modal(modals.factors_modal)))
     app.action(ProfileAction.ADD_AUTOMATION)(ack_then(open_automation))
     app.action(ProfileAction.EDIT_AUTOMATION)(ack_then(open_automation))
     app.action(ProfileAction.ENROLL)(ack_then(start_enrollment))
@@ -119,7 +119,7 @@ def open_automation(body: dict[str, Any], client: WebClient, deps: Deps, now: da
                 refusal = "You're not on any desk, so there's no register to add an automation to."
             else:
                 managed = desks.desks_of_user(session=session, user_id=user, role=Role.MANAGER)
-                view = views.automation_modal(row, mine, owner=user, can_assign=bool(managed))
+                view = modals.automation_modal(row, mine, owner=user, can_assign=bool(managed))
     if view is None:
         _refuse(body, client, refusal or STALE_AUTOMATION)
         return
@@ -163,7 +163,7 @@ def open_enroll(body: dict[str, Any], client: WebClient, deps: Deps, now: dateti
     if not pending:
         _refuse(body, client, "There's no enrolment waiting for a code: press Enrol in App Home to start one.")
         return
-    _open(body, client, views.enroll_modal())
+    _open(body, client, modals.enroll_modal())
 
 
 def open_drill(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -178,7 +178,7 @@ def open_drill(body: dict[str, Any], client: WebClient, deps: Deps, now: datetim
     if until is not None:
         _refuse(body, client, f"Too many wrong codes: the drill is locked until {until.astimezone(tz):%H:%M %Z}.")
         return
-    _open(body, client, views.drill_modal())
+    _open(body, client, modals.drill_modal())
 
 
 def open_tier(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -188,7 +188,7 @@ def open_tier(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime
     except ServiceError as exc:
         _refuse(body, client, str(exc))
         return
-    _open(body, client, views.tier_modal(parse_int(action_value(body))))
+    _open(body, client, modals.tier_modal(parse_int(action_value(body))))
 
 
 def open_view(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
@@ -197,7 +197,7 @@ def open_view(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime
     if not allowed:
         _refuse(body, client, "Only a desk's managers can open another trader's readiness profile.")
         return
-    _open(body, client, views.view_trader_modal())
+    _open(body, client, modals.view_trader_modal())
 
 
 # --- saving: each submission a declaration for the pipeline (bot.slack.modal_submit) ---------------
@@ -223,7 +223,7 @@ def _profile_change(
 
     def run(session: Session) -> list[int]:
         work(session)
-        return checklist.rosters_showing(session=session, user_id=affected or sub.user, now=sub.now)
+        return rosters.rosters_showing(session=session, user_id=affected or sub.user, now=sub.now)
 
     return Plan(work=run, field=field, errors=errors, after=lambda runs: _changed(sub, runs))
 
@@ -358,7 +358,7 @@ def _code(sub: Submission, purpose: drill.Purpose) -> Plan[_CodeChecked]:
             result=result,
             recorded=SecondFactor.AUTHENTICATOR in reading.factor_records(session, [sub.user])[sub.user],
             tz=reading.user_zone(session, sub.user),
-            runs=checklist.rosters_showing(session=session, user_id=sub.user, now=sub.now) if result.ok else [],
+            runs=rosters.rosters_showing(session=session, user_id=sub.user, now=sub.now) if result.ok else [],
         )
 
     def passed(done: _CodeChecked) -> None:

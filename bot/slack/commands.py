@@ -15,8 +15,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.checklist import service as checklist
-from bot.checklist import status, status_views
+from bot.checklist import rosters, status, status_views
 from bot.desks import away
 from bot.desks import service as desks
 from bot.desks import views as desk_views
@@ -153,7 +152,7 @@ def _away(deps: Deps, user: str, args: list[str], *, back: bool, now: datetime) 
                 if args:
                     raise ServiceError("Usage: `/ibstatus back` (managers: `/ibstatus back @user`).")
                 changed = away.back(session=session, actor=user, user_id=target, now=now)
-                touched = checklist.mark_changed(session=session, user_id=target, now=now)
+                touched = rosters.mark_changed(session=session, user_id=target, now=now)
                 names = people.names_for(session=session, user_ids=[target])
                 text = desk_views.back_confirmation(target, names, own=target == user, changed=bool(changed))
             else:
@@ -164,7 +163,7 @@ def _away(deps: Deps, user: str, args: list[str], *, back: bool, now: datetime) 
                 period = away.set_away(
                     session=session, actor=user, user_id=target, start=start, end=end, note=" ".join(args[2:]), now=now
                 )
-                touched = checklist.mark_changed(session=session, user_id=target, now=now)
+                touched = rosters.mark_changed(session=session, user_id=target, now=now)
                 names = people.names_for(session=session, user_ids=[target])
                 text = desk_views.away_confirmation(
                     target, start, end, names, own=target == user, on=away.scope_names(session=session, away=period)

@@ -17,7 +17,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from sqlmodel import Session
 
-from bot.checklist import service as checklist
+from bot.checklist import rosters
 from bot.crypto import Keyring
 from bot.desks import away, views
 from bot.desks import service as desks
@@ -363,7 +363,7 @@ def on_away_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps: D
                 note=note if isinstance(note, str) else None,
                 now=now,
             )
-            touched = checklist.mark_changed(session=session, user_id=target, now=now)
+            touched = rosters.mark_changed(session=session, user_id=target, now=now)
             names = people.names_for(session=session, user_ids=[target])
             on = away.scope_names(session=session, away=period)
     except ServiceError as exc:
@@ -392,7 +392,7 @@ def on_away_cancel(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
             raise ServiceError("That away period no longer exists.")
         with deps.db() as session:
             gone = away.cancel(session=session, actor=user, away_id=away_id, now=now)
-            touched = checklist.mark_changed(session=session, user_id=gone.user_id, now=now)
+            touched = rosters.mark_changed(session=session, user_id=gone.user_id, now=now)
     except ServiceError as exc:
         reply = str(exc)
     ack()

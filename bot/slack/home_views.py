@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.checklist import roster_views, status_views
-from bot.checklist.service import TraderState
+from bot.checklist.rosters import TraderState
 from bot.checklist.status import DeskStatus, TraderStatus
 from bot.desks import views as desk_views
 from bot.desks.models import Away, Desk

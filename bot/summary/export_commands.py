@@ -63,11 +63,11 @@ def export_csv(args: argparse.Namespace, settings: Settings) -> int:
 
 def export_verify(args: argparse.Namespace, settings: Settings) -> int:
     from bot.crypto import Keyring
-    from bot.summary import export
+    from bot.summary import chain
 
     try:
         with open(args.file, encoding="utf-8", newline="") as handle:
-            verdict = export.verify(handle, keys=Keyring(settings.secret_keys))
+            verdict = chain.verify(handle, keys=Keyring(settings.secret_keys))
     except OSError as exc:
         raise CliError(f"preflight export verify: cannot read {args.file}: {exc.strerror}") from None
     except UnicodeDecodeError:
