@@ -28,8 +28,9 @@ WHERE = "run_id IS NULL AND kind = 'probe_failed' AND state IN ('open', 'acknowl
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("desk", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("sunday_evening", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # A plain ADD COLUMN, not batch mode: on SQLite batch mode would copy the desk table, and
+    # dropping the old one cascades to every row that references a desk (escalations included).
+    op.add_column("desk", sa.Column("sunday_evening", sa.Boolean(), server_default=sa.false(), nullable=False))
     # Two open PROBE_FAILED escalations of one trader (a race before this index) would stop it
     # being created: keep the first, resolve the others as duplicates.
     op.execute(
@@ -49,5 +50,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_escalation_standing_open", table_name="escalation")
-    with op.batch_alter_table("desk", schema=None) as batch_op:
-        batch_op.drop_column("sunday_evening")
+    op.drop_column("desk", "sunday_evening")  # SQLite 3.35+: ALTER TABLE ... DROP COLUMN
