@@ -144,3 +144,50 @@ def deadline_after_close(deadline: time, tz: ZoneInfo, start: date, days: int = 
                 return day
         day += timedelta(days=1)
     return None
+
+
+# --- IBKR's week: when a desk that trades Sunday evening has its sessions probed ------------
+# docs/broker-facts.md §3: IBKR invalidates the auto-restart tokens "each Sunday at 1:00 am ET"
+# [S18]; North America's daily reset runs 00:15–01:45 ET, Sunday to Friday, and the weekend
+# maintenance Friday 23:00 – Saturday 03:00 ET [S45]; IDEALPRO, IBKR's FX venue, trades
+# "Sunday - Friday: 17:15 - 17:00 ET" [S46] — the first of the week's markets to open, before
+# CME Globex's Sunday evening and Asia's Monday morning. The Sunday probe runs after all of
+# them and early enough to log in again. In New York time (IBKR's own), so DST is the zone
+# database's business; shown to each desk in its zone.
+FX_WEEK_OPENS = time(17, 15)  # Sunday, New York time
+SUNDAY_PROBE_LEAD = timedelta(hours=2)  # the probe runs this long before the FX week opens
+DAILY_RESET_STARTS = time(0, 15)  # New York time: Monday's reset ends the Sunday window
+SUNDAY_PROBE_AT = (datetime.combine(date(2026, 1, 4), FX_WEEK_OPENS) - SUNDAY_PROBE_LEAD).time()  # 15:15 New York
+
+
+@dataclass(frozen=True)
+class SundayWindow:
+    """One Sunday's probe, in UTC: due from ``probe_at`` until ``until`` (Monday's daily reset:
+    a bot that was down at ``probe_at`` still probes when it comes back, before the reset)."""
+
+    sunday: date  # New York date
+    probe_at: datetime
+    fx_open: datetime
+    until: datetime
+
+
+def sunday_window(sunday: date) -> SundayWindow:
+    if sunday.weekday() != 6:
+        raise ValueError(f"{sunday} is not a Sunday")
+    fx_open = local_to_utc(sunday, FX_WEEK_OPENS, EXCHANGE_TZ)
+    until = local_to_utc(sunday + timedelta(days=1), DAILY_RESET_STARTS, EXCHANGE_TZ)
+    return SundayWindow(sunday=sunday, probe_at=fx_open - SUNDAY_PROBE_LEAD, fx_open=fx_open, until=until)
+
+
+def sunday_window_at(now: datetime) -> SundayWindow | None:
+    """The Sunday window ``now`` falls in, or None."""
+    day = local_date(now, EXCHANGE_TZ)
+    window = sunday_window(day - timedelta(days=(day.weekday() + 1) % 7))  # the latest Sunday
+    return window if window.probe_at <= now < window.until else None
+
+
+def next_sunday_window(now: datetime) -> SundayWindow:
+    """The window ``now`` is in, or the next one."""
+    day = local_date(now, EXCHANGE_TZ)
+    window = sunday_window(day - timedelta(days=(day.weekday() + 1) % 7))
+    return window if now < window.until else sunday_window(window.sunday + timedelta(days=7))

@@ -41,6 +41,10 @@ from bot.desks.models import Away, Desk
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.people.service import Names
+from bot.probe import views as probe_views
+from bot.probe.home import ProbeCard, ProbeCount
+from bot.probe.models import ProbeKind, ProbeState
+from bot.probe.service import EndpointStatus
 from bot.profile import modals as profile_modals
 from bot.profile import views as profile_views
 from bot.profile.drill import CodeOutcome, CodeResult
@@ -160,6 +164,36 @@ def report() -> Any:
     return week
 
 
+def probe_statuses() -> list[EndpointStatus]:
+    """One endpoint per state (and one never probed), every text hostile."""
+    states: list[ProbeState | None] = [*ProbeState, None]
+    return [
+        EndpointStatus(
+            endpoint_id=i,
+            trader_id="UTRD1",
+            automation_id=None,
+            label=HOSTILE[:64],
+            kind=ProbeKind.GATEWAY if i % 2 else ProbeKind.TWS,
+            target=HOSTILE,
+            state=state,
+            healthy=state in (ProbeState.AUTHENTICATED, ProbeState.ACCEPTING),
+            detail=LONG,
+            checked_at=None if state is None else NOW,
+            server_version=HOSTILE,
+            session_expires_at=NOW + timedelta(minutes=9),
+        )  # fmt: skip
+        for i, state in enumerate(states)
+    ]
+
+
+def probe_cards() -> list[ProbeCard]:
+    return [ProbeCard(DESK, probe_statuses(), "🔌 probe: " + HOSTILE), ProbeCard(DESK, probe_statuses(), None)]
+
+
+def probe_count() -> ProbeCount:
+    return ProbeCount(DESK, endpoints=11, healthy=2, failing=8, not_probed=1, traders_failing=1, last_checked=NOW)
+
+
 def home() -> Any:
     trading = [TraderStatus(desk=DESK, entry=roster().entries[0], next_post=NOW, run=RUN, names=NAMES)]
     managed = [
@@ -172,7 +206,7 @@ def home() -> Any:
     ]
     data = home_views.HomeData(
         user="UTRD1", trading=trading, about_me=[(e, DESK) for e in escalations()], away=aways(), managed=managed,
-        admin=True, contacts=USERS, names=NAMES,
+        admin=True, contacts=USERS, names=NAMES, probes=probe_cards(), probe_counts={7: probe_count()},
     )  # fmt: skip
     return home_views.home_view(data, profile_views.profile_home_blocks(card(), [overview()], keys_configured=True))
 
@@ -288,6 +322,12 @@ RENDER: dict[str, Callable[[], list[Any]]] = {
     _P + "trader_line": lambda: [profile_views.trader_line(t) for t in overview().traders],
     _PM + "view_trader_modal": lambda: [profile_modals.view_trader_modal()],
     "bot.slack.home_views.home_view": lambda: [home()],
+    "bot.probe.views.count_line": lambda: [probe_views.count_line(probe_count())],
+    "bot.probe.views.endpoint_line": lambda: [
+        probe_views.endpoint_line(s, DESK, desk_name=d) for s in probe_statuses() for d in (True, False)
+    ],
+    "bot.probe.views.fact_line": lambda: [probe_views.fact_line(c) for c in probe_cards()],
+    "bot.probe.views.probe_texts": lambda: [probe_views.probe_texts(probe_cards())],
     _W + "attention_lines": lambda: summary_views.attention_lines(report()),
     _W + "calendar_note": lambda: [summary_views.calendar_note(report())],
     _W + "headline": lambda: [summary_views.headline(report())],

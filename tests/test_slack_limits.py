@@ -28,6 +28,9 @@ from bot.desks.models import Away, Desk
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.people.service import NAME_LIMIT, Names
+from bot.probe.home import ProbeCard, ProbeCount
+from bot.probe.models import ProbeKind, ProbeState
+from bot.probe.service import EndpointStatus
 from bot.slack import home_views
 from bot.slack.blocks import text_size
 from bot.summary import views as summary_views
@@ -351,10 +354,17 @@ def test_app_home_for_each_role(n: int, desks: int) -> None:
         )
         for d in several
     ]
+    # A trader with n endpoints on each desk (a failing one first), and each desk's probe counts.
+    probes = [
+        ProbeCard(d, [_endpoint(i, failing=i == 0) for i in range(n)], "🔌 probe: " + HOSTILE * 20) for d in several
+    ]
+    counts = {d.id or 0: ProbeCount(d, n, n - 1, 1, 0, 1, NOW) for d in several}
     views = [
-        home_views.HomeData(user="U0000000", trading=trading, away=aways, names=names),
-        home_views.HomeData(user="UMGR", managed=managed, names=names),
-        home_views.HomeData(user="UMGR", trading=trading, managed=managed, admin=True, names=names),
+        home_views.HomeData(user="U0000000", trading=trading, away=aways, names=names, probes=probes),
+        home_views.HomeData(user="UMGR", managed=managed, names=names, probe_counts=counts),
+        home_views.HomeData(
+            user="UMGR", trading=trading, managed=managed, admin=True, names=names, probes=probes, probe_counts=counts
+        ),
         home_views.HomeData(user="UNEW", contacts=traders(min(n, 12)), names=names),
     ]
     for data in views:
@@ -364,6 +374,20 @@ def test_app_home_for_each_role(n: int, desks: int) -> None:
     assert "Desk settings" in manager and "You're not a trader" not in manager
     outsider = json.dumps(home_views.home_view(views[3]), ensure_ascii=False)
     assert "IB Preflight* runs" in outsider and "add you" in outsider
+    own = json.dumps(home_views.home_view(views[0]), ensure_ascii=False)
+    assert "Your broker probes" in own and "gw-0" in own
+    assert ("more endpoints" in own) == (n * desks > 20)  # what doesn't fit is counted, not dropped silently
+    assert "Broker probes: " in manager
+
+
+def _endpoint(i: int, *, failing: bool) -> EndpointStatus:
+    return EndpointStatus(
+        endpoint_id=i, trader_id="U0000000", automation_id=None, label=f"gw-{i}", kind=ProbeKind.GATEWAY,
+        target=f"https://10.0.{i // 250}.{i % 250}:5000",
+        state=ProbeState.COMPETING if failing else ProbeState.AUTHENTICATED,
+        healthy=not failing, detail=HOSTILE * 5 if failing else "", checked_at=NOW, server_version=None,
+        session_expires_at=None,
+    )  # fmt: skip
 
 
 def test_the_checks_are_not_vacuous() -> None:

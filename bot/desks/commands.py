@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def _register_set(desk: argparse._SubParsersAction[Parser]) -> None:
-    dset = desk.add_parser("set", help="change a desk's escalation policy, pager and weekly summary")
+    dset = desk.add_parser(
+        "set", help="change a desk's escalation policy, pager, weekly summary and Sunday-evening probe"
+    )
     dset.add_argument("name")
     dset.add_argument("--reminder-minutes", type=int, help="reminder DM this long before the deadline (0: none)")
     dset.add_argument("--ack-timeout-minutes", type=int, help="unacknowledged escalations go to level 2 after this")
@@ -77,6 +79,12 @@ def _register_set(desk: argparse._SubParsersAction[Parser]) -> None:
     dset.add_argument("--summary-delay-minutes", type=int, help="weekly summary this long after the week's close")
     dset.add_argument(
         "--grace-minutes", type=int, help="a checklist posted late gets at least this long to be answered (default 15)"
+    )
+    dset.add_argument(
+        "--sunday-evening",
+        choices=("yes", "no"),
+        help="the desk trades Sunday evening (futures, FX): its broker probes also run on Sunday, after IBKR's "
+        "weekly re-authentication and before IBKR's FX week opens (default no)",
     )
     dset.set_defaults(handler=desk_set)
 
@@ -141,9 +149,10 @@ def desk_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def desk_show(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import clock_of
     from bot.desks.listing import show_lines
 
-    lines = show_lines(database(settings), args.name)
+    lines = show_lines(database(settings), args.name, clock_of(settings)())
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         print(f"{label + ':':<{width + 1}} {plain(value)}")
@@ -239,6 +248,7 @@ def desk_set(args: argparse.Namespace, settings: Settings) -> int:
         args.managers_channel,
         args.summary_delay_minutes,
         args.grace_minutes,
+        args.sunday_evening,
     )
     if all(v is None for v in values):
         raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
@@ -259,6 +269,7 @@ def desk_set(args: argparse.Namespace, settings: Settings) -> int:
             managers_channel=args.managers_channel,
             summary_delay_minutes=args.summary_delay_minutes,
             grace_minutes=args.grace_minutes,
+            sunday_evening=None if args.sunday_evening is None else args.sunday_evening == "yes",
             actor="cli",
             now=clock_of(settings)(),
             allow_private_pager=settings.allow_private_pager,
@@ -270,6 +281,6 @@ def desk_set(args: argparse.Namespace, settings: Settings) -> int:
             f"{desk.pager_kind}{' ' + desk.pager_url if desk.pager_url else ''}"
             f"{' (secret set)' if desk.pager_secret else ''}; weekly summary {desk.summary_delay_minutes} min "
             f"after the close to {desk.managers_channel_id or 'each manager by DM'}; a late checklist gets at least "
-            f"{desk.grace_minutes} min."
+            f"{desk.grace_minutes} min; Sunday-evening probe {'yes' if desk.sunday_evening else 'no'}."
         )
     return 0

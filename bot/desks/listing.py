@@ -15,6 +15,7 @@ compares the two on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.dbapi import Reader, driver_errors, read_at_head
@@ -22,6 +23,8 @@ from bot.people.names import Names, has_name, shown_name_of
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from bot.desks.models import Desk
 
 MANAGER, TRADER = "manager", "trader"  # bot.desks.models.Role's values (that module imports SQLModel)
 CHUNK = 500  # user IDs per IN (...) query, as bot.people.service.names_for
@@ -108,7 +111,7 @@ def read_orm(engine: Engine) -> Listing:
     return Listing(desks=listed, names=names)
 
 
-def show_lines(engine: Engine, name: str) -> list[tuple[str, str]]:
+def show_lines(engine: Engine, name: str, now: datetime) -> list[tuple[str, str]]:
     """Every setting of one desk, as ``preflight desk show NAME`` prints them: (label, value).
     The pager secret only as set / not set; a webhook URL without its path (it may carry a
     token), as the audit trail shows it. ServiceError when there is no such desk."""
@@ -147,4 +150,20 @@ def show_lines(engine: Engine, name: str) -> list[tuple[str, str]]:
             f"{desk.summary_delay_minutes} min after the week's close, to "
             f"{desk.managers_channel_id or 'each manager by DM'}",
         ),
+        ("sunday evening", sunday_text(desk, now)),
     ]
+
+
+def sunday_text(desk: Desk, now: datetime) -> str:
+    """Whether the desk trades Sunday evening, and when its next Sunday probe runs (desk time)."""
+    from bot import calendar
+
+    if not desk.sunday_evening:
+        return "no (broker probes run at checklist time only)"
+    window = calendar.next_sunday_window(now)
+    at = window.probe_at.astimezone(calendar.zone(desk.timezone))
+    new_york = window.probe_at.astimezone(calendar.EXCHANGE_TZ)
+    return (
+        f"yes: broker probes also run Sunday {new_york:%H:%M} New York time, after IBKR's weekly "
+        f"re-authentication and before its FX week opens (next: {at:%a %d %b %H:%M %Z} desk time)"
+    )

@@ -38,6 +38,8 @@ class Desk(SQLModel, table=True):
     # Weekly summary.
     managers_channel_id: str | None = Field(default=None, max_length=32)
     summary_delay_minutes: int = Field(default=30, description="weekly summary this long after the close")
+    # Trades Sunday evening (futures, FX): broker probes also run on Sunday (bot.probe.sunday).
+    sunday_evening: bool = Field(default=False, description="probe broker sessions on Sunday before IBKR's FX open")
 
 
 class DeskMember(SQLModel, table=True):

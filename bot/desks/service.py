@@ -305,6 +305,7 @@ def configure_desk(
     managers_channel: str | None = None,
     summary_delay_minutes: int | None = None,
     grace_minutes: int | None = None,
+    sunday_evening: bool | None = None,
     actor: str | None = None,
     now: datetime | None = None,
     allow_private_pager: bool = False,
@@ -312,7 +313,8 @@ def configure_desk(
     check_channel: ChannelCheck | None = None,
 ) -> Desk:
     """Change a desk's escalation policy (reminder, acknowledgement timeout, the grace period
-    of a checklist posted late), pager and weekly summary settings; every value is
+    of a checklist posted late), pager and weekly summary settings, and whether it trades
+    Sunday evening (its broker probes then run on Sunday too); every value is
     checked before anything changes. Errors name the setting in words and carry ``field``
     (the CLI turns it into a flag, the Slack modal into a field error). A change is an audit
     event (before -> after, secrets masked) when ``now`` is given. The pager URL goes through
@@ -352,6 +354,7 @@ def configure_desk(
         "managers_channel_id": None if managers_channel is None else (managers_channel or None),
         "summary_delay_minutes": summary_delay_minutes,
         "grace_minutes": grace_minutes,
+        "sunday_evening": sunday_evening,
     }
     clear = {
         "escalation_channel_id": escalation_channel,

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from bot.calendar import SUNDAY_PROBE_AT
 from bot.desks.models import Away, Desk
 from bot.people.service import Names
 from bot.slack.blocks import (
     SECTION_BUDGET,
     Blocks,
+    checkboxes,
     context_block,
     cut,
     escape,
@@ -32,6 +34,7 @@ from bot.slack.ids import Callback
 # https://api.slack.com/reference/block-kit/block-elements#multi_users_select has no documented
 # cap on initial_users; past this many members the modal edits by additions and removals.
 MEMBER_SELECT_LIMIT = 100
+SUNDAY_EVENING = "sunday_evening"  # the Sunday-evening checkbox's value
 
 # Searchable (type-ahead) static select of the zones trading desks use, in groups
 # (https://api.slack.com/reference/block-kit/block-elements#static_select : at most 100
@@ -307,6 +310,17 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
             "summary_delay_minutes",
             "Weekly summary (minutes after the week's close)",
             _number(desk.summary_delay_minutes if desk else 30, 0, 1440),
+        ),
+        input_block(
+            "sunday_evening",
+            "Sunday evening",
+            checkboxes(
+                [option("The desk trades Sunday evening (futures, FX)", SUNDAY_EVENING)],
+                [SUNDAY_EVENING] if desk is not None and desk.sunday_evening else [],
+            ),
+            optional=True,
+            hint="Broker probes then also run on Sunday, after IBKR's weekly re-authentication and before its FX "
+            f"week opens (Sunday {SUNDAY_PROBE_AT:%H:%M} New York time), so a dead session is found before the open.",
         ),
     ]
     if desk is not None and (desk.escalation_channel_id or desk.managers_channel_id):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from bot.dbtypes import UTCDateTime, utcnow
@@ -55,12 +55,33 @@ class EscalationState(StrEnum):
     RESOLVED = "resolved"
 
 
+# Standing escalations that a pass re-checks (a failing probe) are open at most once per desk
+# and trader: a partial unique index decides, on SQLite and PostgreSQL alike, so two processes
+# racing to open one open exactly one (``opening.open_standing_once``, ON CONFLICT DO NOTHING).
+# Migration 0011 freezes the same condition.
+STANDING_ONCE = (EscalationKind.PROBE_FAILED,)
+STANDING_OPEN_WHERE = "run_id IS NULL AND kind = 'probe_failed' AND state IN ('open', 'acknowledged')"
+
+
 class Escalation(SQLModel, table=True):
     """A trader's risk brought to the desk's managers. (run, trader, kind) is unique, so a
     repeated or concurrent pass opens it once. Escalations of the readiness profile have no run
-    (``run_id`` NULL): their ``readiness_gap`` row decides that each gap is escalated once."""
+    (``run_id`` NULL): their ``readiness_gap`` row decides that each gap is escalated once. A
+    failing probe's (``STANDING_ONCE``) is open at most once per desk and trader
+    (``uq_escalation_standing_open``)."""
 
-    __table_args__ = (UniqueConstraint("run_id", "trader_id", "kind"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "trader_id", "kind"),
+        Index(
+            "uq_escalation_standing_open",
+            "desk_id",
+            "trader_id",
+            "kind",
+            unique=True,
+            sqlite_where=text(STANDING_OPEN_WHERE),
+            postgresql_where=text(STANDING_OPEN_WHERE),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     desk_id: int = Field(foreign_key="desk.id", index=True, ondelete="CASCADE")

@@ -14,14 +14,15 @@ from typing import Any
 
 from sqlalchemy import exists
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from bot.audit import record
 from bot.checklist import events as checklist_events
 from bot.checklist.models import Answer, ChecklistRun
+from bot.db import insert_or_skip
 from bot.desks import away
 from bot.desks.models import Desk
-from bot.escalation.models import Escalation, EscalationKind
+from bot.escalation.models import STANDING_ONCE, Escalation, EscalationKind, EscalationState
 from bot.escalation.notices import tell_managers
 from bot.escalation.resolving import resolve_gone
 from bot.escalation.rules import AT_ONCE, OPEN_STATES, detail_for, kinds_called_for, past_deadline, subject
@@ -119,21 +120,35 @@ def open_standing(
 def open_standing_once(
     *, session: Session, desk: Desk, trader_id: str, kind: EscalationKind, detail: str, now: datetime
 ) -> Escalation | None:
-    """A standing escalation of ``kind`` for the trader on the desk unless one is open already
-    (None then); managers told. For conditions re-checked by a pass (a failing probe)."""
-    assert desk.id is not None
-    open_one = session.exec(
-        select(Escalation.id).where(
-            Escalation.desk_id == desk.id,
-            Escalation.trader_id == trader_id,
-            Escalation.kind == kind,
-            col(Escalation.run_id).is_(None),
-            col(Escalation.state).in_(OPEN_STATES),
-        )
-    ).first()
-    if open_one is not None:
+    """A standing escalation of ``kind`` (one of ``STANDING_ONCE``) for the trader on the desk
+    unless one is open already (None then); managers told. For conditions re-checked by a pass
+    (a failing probe), which may run in several processes at once: the partial unique index
+    ``uq_escalation_standing_open`` decides with ``INSERT ... ON CONFLICT DO NOTHING`` — a
+    second insert waits for the first transaction and then inserts nothing (PostgreSQL), or
+    finds the row its ``BEGIN IMMEDIATE`` waited for (SQLite) — so exactly one opens and only
+    its opener tells the managers."""
+    assert desk.id is not None and kind in STANDING_ONCE
+    new_id = insert_or_skip(
+        session,
+        Escalation,
+        {
+            "desk_id": desk.id,
+            "run_id": None,
+            "trader_id": trader_id,
+            "kind": str(kind),
+            "level": 1,
+            "state": str(EscalationState.OPEN),
+            "detail": detail,
+            "opened_at": now,
+        },
+    )
+    if new_id is None:
         return None
-    return open_standing(session=session, desk=desk, trader_id=trader_id, kind=kind, detail=detail, now=now)
+    esc = session.get(Escalation, new_id)
+    assert esc is not None
+    _opened(session, esc, now, trader=trader_id)
+    tell_managers(session, desk, [esc], now)
+    return esc
 
 
 @checklist_events.subscribe

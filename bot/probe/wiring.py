@@ -2,7 +2,9 @@
 
 - **When**: at the desk's checklist time (``probe_pass``: from the post time until the close,
   every endpoint whose latest result is older than today's post is probed once; the database
-  decides, so a minute-by-minute job and several replicas probe once each morning), and on
+  decides, so a minute-by-minute job and several replicas probe once each morning); for a desk
+  that trades Sunday evening, on Sunday after IBKR's weekly re-authentication and reset, before
+  its FX week opens (``round_start``; failures escalate, successes are silent); and on
   demand (``probe_for``: ``/ibstatus probe``, the caller's own endpoints or a managed desk's).
 - **What it changes**: the roster's authentication fact (``bot.checklist.facts``: "verified by
   probe" or the failing layer), and a ``PROBE_FAILED`` escalation opened by a failing probe
@@ -88,7 +90,7 @@ def fact_text(statuses: Sequence[EndpointStatus], desk: Desk) -> str | None:
     return f"🔌 authentication verified by probe {last.astimezone(calendar.zone(desk.timezone)):%H:%M}"
 
 
-def _fresh(statuses: Sequence[EndpointStatus], desk: Desk, day: date) -> list[EndpointStatus]:
+def fresh(statuses: Sequence[EndpointStatus], desk: Desk, day: date) -> list[EndpointStatus]:
     """Results of the run's own trading day only: yesterday's probe proves nothing today."""
     tz = calendar.zone(desk.timezone)
     return [s for s in statuses if s.checked_at is not None and calendar.local_date(s.checked_at, tz) == day]
@@ -102,7 +104,7 @@ def _probe_facts(
         return {}
     out: dict[str, checklist_facts.TraderFacts] = {}
     for user, statuses in service.latest(session=session, desk_id=run.desk_id, trader_ids=list(traders)).items():
-        text = fact_text(_fresh(statuses, desk, run.trading_date), desk)
+        text = fact_text(fresh(statuses, desk, run.trading_date), desk)
         if text is not None:
             out[user] = checklist_facts.TraderFacts(probe=text)
     return out
@@ -111,14 +113,26 @@ def _probe_facts(
 checklist_facts.provide(_probe_facts)
 
 
-def due(session: Session, desk: Desk, now: datetime) -> bool:
-    """From today's post time until the close, an endpoint not yet probed since the post."""
-    assert desk.id is not None
+def round_start(desk: Desk, now: datetime) -> datetime | None:
+    """When the current round of probes began: today's post time (until the close), or, for a
+    desk that trades Sunday evening, the Sunday probe time (``calendar.sunday_window_at``: after
+    IBKR's weekly re-authentication and reset, before its FX week opens; until Monday's daily
+    reset). None outside both: nothing is due."""
     plan = checklist.schedule(desk, checklist.desk_today(desk, now))
-    if plan is None or not plan.post_at <= now < plan.market_close:
+    if plan is not None and plan.post_at <= now < plan.market_close:
+        return plan.post_at
+    window = calendar.sunday_window_at(now) if desk.sunday_evening else None
+    return window.probe_at if window is not None else None
+
+
+def due(session: Session, desk: Desk, now: datetime) -> bool:
+    """An endpoint not yet probed since the current round began (``round_start``)."""
+    assert desk.id is not None
+    since = round_start(desk, now)
+    if since is None:
         return False
     return any(
-        s.checked_at is None or s.checked_at < plan.post_at
+        s.checked_at is None or s.checked_at < since
         for statuses in service.latest(session=session, desk_id=desk.id).values()
         for s in statuses
     )

@@ -175,6 +175,15 @@ def parse_settings(view: dict[str, Any]) -> dict[str, Any]:
         "pager_kind": option("pager_kind"),
         "pager_url": text("pager_url"),
         "pager_secret": text("pager_secret"),
+        # The checkbox is always in the modal: unticked means no (absent: an older modal, unchanged).
+        "sunday_evening": (
+            any(
+                isinstance(o, dict) and o.get("value") == views.SUNDAY_EVENING
+                for o in values["sunday_evening"].get("selected_options") or []
+            )
+            if "sunday_evening" in values
+            else None
+        ),
     }
     for key, block in (
         ("name", "desk_name"),
@@ -267,6 +276,7 @@ def save_settings(
         pager_secret=values["pager_secret"],
         managers_channel=values["managers_channel"],
         summary_delay_minutes=values["summary_delay_minutes"],
+        sunday_evening=values["sunday_evening"],
         actor=user,
         now=now,
         allow_private_pager=allow_private_pager,

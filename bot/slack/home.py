@@ -21,6 +21,7 @@ from bot.desks.models import Role
 from bot.escalation import queries as escalation
 from bot.people import jobs as people_jobs
 from bot.people import service as people
+from bot.probe import home as probe_home
 from bot.profile import views as profile_views
 from bot.profile.home import home_data
 from bot.slack.deps import Deps, ack_then
@@ -45,6 +46,10 @@ def gather(session: Session, user: str, now: datetime) -> HomeData:
     if data.trading:
         data.about_me = escalation.open_for_trader(session=session, user_id=user)
         data.away = mine.upcoming
+        trading = [item.desk for item in data.trading]
+        data.probes = probe_home.own_cards(session=session, user_id=user, now=now, trading=trading)
+    if mine.managing:
+        data.probe_counts = probe_home.desk_counts(session=session, managing=mine.managing)
     mentioned: list[Any] = [e for e, _ in data.about_me]
     for desk_status in status.managed_status(session=session, user_id=user, now=now, managing=mine.managing):
         desk = desk_status.desk

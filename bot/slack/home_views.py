@@ -1,10 +1,12 @@
 """App Home, per role: a pure builder (``HomeData`` in, a Home view out), within Slack's 100
 blocks per view (https://api.slack.com/reference/block-kit/blocks) at any desk size.
 
-- a trader: today's status on each desk with the answer buttons, the next checklist, open
-  escalations about them, their away days;
+- a trader: today's status on each desk with the answer buttons, the next checklist, the
+  authentication line of their broker probes ("verified by probe", as the roster says) and
+  each endpoint's latest result, open escalations about them, their away days;
 - a manager (of one desk or several): per desk, today's counts and who is restricted or
-  pending, open escalations with Acknowledge / Resolve, this week's figures, *Desk settings*;
+  pending, open escalations with Acknowledge / Resolve, this week's figures and a line of
+  broker-probe counts, *Desk settings*;
 - a workspace admin: *New desk*;
 - anyone else: what the bot is and who can add them.
 """
@@ -22,6 +24,8 @@ from bot.desks.models import Away, Desk
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation, EscalationState
 from bot.people.service import Names
+from bot.probe import views as probe_views
+from bot.probe.home import ProbeCard, ProbeCount
 from bot.slack.blocks import (
     SECTION_BUDGET,
     VIEW_BLOCKS,
@@ -60,17 +64,22 @@ class HomeData:
     admin: bool = False
     contacts: list[str] = field(default_factory=list)  # desk managers / admins an outsider can ask
     names: Names = field(default_factory=Names)
+    probes: list[ProbeCard] = field(default_factory=list)  # the trader's endpoints, per desk (bot.probe.home)
+    probe_counts: dict[int, ProbeCount] = field(default_factory=dict)  # managed desks' probes, by desk id
 
 
 def _trader_blocks(data: HomeData) -> Blocks:
     blocks: Blocks = [{"type": "header", "text": plain("Your checklist today")}]
+    facts = {card.desk.id: probe_views.fact_line(card) for card in data.probes}
     for item in data.trading:
         line = status_views.own_status_text([item])
-        blocks.append(section(line))
+        fact = facts.get(item.desk.id)
+        blocks.append(section(cut(f"{line}\n{fact}" if fact else line, SECTION_BUDGET)))
         entry = item.entry
         if item.run is not None and (entry is None or entry.state is not TraderState.READY):
             buttons = roster_views.answer_buttons(item.run, block_id=f"home_answer_{item.desk.id}")
             blocks.append(buttons)
+    blocks += [section(text) for text in probe_views.probe_texts(data.probes)]
     mine = escalation_views.own_escalations_text(data.about_me, data.names)
     if mine:
         blocks.append(section(cut(mine, SECTION_BUDGET)))
@@ -109,7 +118,7 @@ def _escalation_block(esc: Escalation, desk: Desk, names: Names) -> dict[str, An
     return block
 
 
-def _desk_blocks(item: ManagedDesk, names: Names, *, room: int) -> Blocks:
+def _desk_blocks(item: ManagedDesk, names: Names, *, room: int, probes: ProbeCount | None = None) -> Blocks:
     """One managed desk in at most ``room`` blocks."""
     status, desk = item.status, item.status.desk
     head = status_views.desk_counts_line(status) + f" · {item.traders} traders"
@@ -124,9 +133,10 @@ def _desk_blocks(item: ManagedDesk, names: Names, *, room: int) -> Blocks:
         restricted, pending = roster_views.roster_groups(status.roster)[:2]
         texts = pack([restricted, pending], chars=DESK_CHARS, sections=2)
         blocks += [section(t) for t in texts]
-    week = _week_line(item)
-    if week:
-        blocks.append(context_block(week))
+    lines = [_week_line(item), probe_views.count_line(probes) if probes is not None else ""]
+    context = "\n".join(line for line in lines if line)
+    if context:
+        blocks.append(context_block(cut(context, SECTION_BUDGET)))
     shown = item.escalations[: max(0, min(ESCALATIONS_SHOWN, room - len(blocks) - 1))]
     blocks += [_escalation_block(e, desk, names) for e in shown]
     if len(item.escalations) > len(shown):
@@ -143,7 +153,8 @@ def _manager_blocks(data: HomeData, room: int) -> Blocks:
         if per_desk < 3:
             rest.append(item)
             continue
-        blocks += _desk_blocks(item, data.names, room=per_desk)
+        probes = data.probe_counts.get(item.status.desk.id or 0)
+        blocks += _desk_blocks(item, data.names, room=per_desk, probes=probes)
         blocks.append({"type": "divider"})
     if rest:
         lines = [status_views.desk_counts_line(i.status) for i in rest]
