@@ -160,6 +160,16 @@ class SharedBudgets:
                 )
         return Taken(max(0.0, start - now))
 
+    def free_in(self, budgets: Sequence[Budget]) -> float:
+        """Seconds until a call could take ``budgets`` (0: now), read without taking them."""
+        if not budgets:
+            return 0.0
+        self._rows(budgets)
+        stmt = select(_C.next_at - self.now, _C.busy_until - self.now).where(_C.service.in_([b.key for b in budgets]))
+        with read_scope(self.engine) as session:
+            rows = session.execute(stmt).all()
+        return max([0.0, *(float(r[0]) for r in rows), *(0.05 for r in rows if float(r[1]) > 0)])
+
     def done(self, budgets: Sequence[Budget]) -> None:
         """The call's answer arrived: free the budgets; their next call starts a spacing after now."""
         self._set(budgets, busy_until=0.0, next_at=self._greatest(_C.next_at, self.now + _C.spacing))

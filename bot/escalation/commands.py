@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 def escalations_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.config import clock_of
     from bot.delivery.pacing import INFINITE
-    from bot.delivery.tiers import SlackBudgets
     from bot.delivery.pager import Pager
     from bot.delivery.slack import delivery_client
+    from bot.delivery.tiers import SlackBudgets
     from bot.escalation.jobs import escalation_pass
     from bot.runtime import deliver_due, make_client
 
