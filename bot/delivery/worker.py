@@ -57,7 +57,8 @@ from bot.db import read_scope, session_scope
 from bot.delivery import ledger, tiers
 from bot.delivery.errors import DeliveryError, NotReady
 from bot.delivery.lanes import LEASE as LEASE  # re-exported
-from bot.delivery.lanes import Lane, claim, due_ids, lane_of, next_due
+from bot.delivery.lanes import Lane, claim, due_ids, lane_of
+from bot.delivery.lanes import next_due as next_due  # re-exported
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind, coalesce, service_of, superseded
 from bot.delivery.pacing import Budget

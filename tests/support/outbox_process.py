@@ -14,8 +14,9 @@ from slack_sdk import WebClient
 
 import bot.schema  # noqa: F401  (every table: the outbox row refers to desk)
 from bot.db import make_engine
+from bot.delivery.lanes import next_due
 from bot.delivery.tiers import POST, SlackBudgets
-from bot.delivery.worker import OutboxWorker, next_due
+from bot.delivery.worker import OutboxWorker
 
 
 def main(argv: list[str]) -> int:
