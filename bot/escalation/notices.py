@@ -93,6 +93,29 @@ def notify_opened(session: Session, desk: Desk, run: ChecklistRun, opened: list[
         )
 
 
+def notify_standing(session: Session, desk: Desk, opened: list[Escalation], now: datetime) -> None:
+    """Tell every manager about the standing escalations one pass opened (the readiness
+    profile's gaps: a missing recovery path...): a DM each when few, else one grouped message
+    per manager (``digest:s{desk}:{first id}:{manager}``)."""
+    assert desk.id is not None
+    if len(opened) < DIGEST_FROM:
+        tell_managers(session, desk, opened, now)
+        return
+    ids = tuple(e.id for e in opened if e.id is not None)
+    for manager in desks.members(session=session, desk_id=desk.id, role=Role.MANAGER):
+        key = f"{_standing_prefix(desk.id)}{ids[0]}:{manager}"
+        outbox.enqueue(
+            session=session,
+            dedup_key=key,
+            kind=Kind.SLACK_DM,
+            payload={"user": manager},
+            render=EscalationDigest(ids, key),
+            desk_id=desk.id,
+            now=now,
+            audit=_notified(f"digest:s{desk.id}:{ids[0]}"),
+        )
+
+
 def update_everywhere(
     session: Session, esc: Escalation, desk: Desk, transition: str, now: datetime, *, digests: bool = True
 ) -> None:
@@ -151,16 +174,20 @@ def grouped(session: Session, prefix: str = "digest:") -> list[tuple[OutboxMessa
     return [(m, _listed(m.payload)) for m in with_prefix(session, prefix) if m.kind in (Kind.SLACK_DM, Kind.SLACK_POST)]
 
 
+def _standing_prefix(desk_id: int) -> str:
+    return f"digest:s{desk_id}:"
+
+
 def _channel_prefix(desk_id: int) -> str:
     return f"l2digest:{desk_id}:"
 
 
 def digests_listing(session: Session, escalations: Sequence[Escalation]) -> list[tuple[str, list[int]]]:
     """(dedup key, escalation ids) of every grouped message listing any of ``escalations``:
-    the managers' (the readiness profile's escalations, of no run, are never in those) and the
+    the managers' (of a run, or of the readiness profile's escalations, of none) and the
     escalation channel's."""
     wanted = {e.id for e in escalations}
-    prefixes = {_digest_prefix(e.run_id) for e in escalations if e.run_id is not None}
+    prefixes = {_digest_prefix(e.run_id) if e.run_id is not None else _standing_prefix(e.desk_id) for e in escalations}
     prefixes |= {_channel_prefix(e.desk_id) for e in escalations}
     return [
         (m.dedup_key, ids)
