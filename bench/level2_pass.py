@@ -7,9 +7,9 @@ raises all of them. The real ``OutboxWorker`` thread then delivers to the fake S
 Slack's limits on (``FakeSlack.slack_tiers``: one post a second per channel, ``chat.update``
 at Tier 3's 50 a minute, strict intervals; 429 + Retry-After 1 beyond them). SQLite file.
 
-Prints: Slack calls the pass queued (posts / updates), seconds from the pass until the first
-and the last level-2 message reached the escalation channel, until the queue was empty (or
-the cap), and the 429s. ``--code DIR`` runs the bot's code from another checkout (``before``:
+Prints: Slack calls the pass queued (posts / updates), how many level-2 messages reached the
+escalation channel by the end (or the cap, when the worker is stopped), seconds from the pass
+until the first and the last of them got there, until the queue was empty, and the 429s. ``--code DIR`` runs the bot's code from another checkout (``before``:
 ``--code /work/main``); the fake Slack is always this checkout's.
 
     .venv/bin/python bench/level2_pass.py --traders 60 200
@@ -55,6 +55,7 @@ class Row:
     last: float | None
     drained: float | None
     rejected: int
+    in_channel: int  # level-2 messages that reached the escalation channel by the end (or the cap)
 
 
 def run(label: str, traders_n: int, cap: float) -> Row:
@@ -132,6 +133,7 @@ def run(label: str, traders_n: int, cap: float) -> Row:
             max(in_channel) if in_channel else None,
             drained,
             len(fake.rejected),
+            len(in_channel),
         )
         fake.stop()
         engine.dispose()
@@ -153,14 +155,14 @@ def main() -> None:
     sys.path.insert(0, str(args.code.resolve()))
     rows = [run(args.label, n, args.cap) for n in args.traders]
     print(
-        "| code | traders | Slack calls queued by the pass (posts / updates) | first level-2 message in the channel "
-        "| last one | queue empty | 429s |"
+        "| code | traders | Slack calls queued by the pass (posts / updates) | level-2 messages in the channel "
+        "| first one there | last one | queue empty | 429s |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r.label} | {r.traders} | {r.posts + r.updates} ({r.posts} / {r.updates}) | {_s(r.first, args.cap)} "
-            f"| {_s(r.last, args.cap)} | {_s(r.drained, args.cap)} | {r.rejected} |"
+            f"| {r.label} | {r.traders} | {r.posts + r.updates} ({r.posts} / {r.updates}) | {r.in_channel} "
+            f"| {_s(r.first, args.cap)} | {_s(r.last, args.cap)} | {_s(r.drained, args.cap)} | {r.rejected} |"
         )
 
 
