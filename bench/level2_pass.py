@@ -9,8 +9,9 @@ at Tier 3's 50 a minute, strict intervals; 429 + Retry-After 1 beyond them). SQL
 
 Prints: Slack calls the pass queued (posts / updates), how many level-2 messages reached the
 escalation channel by the end (or the cap, when the worker is stopped), seconds from the pass
-until the first and the last of them got there, until the queue was empty, and the 429s. ``--code DIR`` runs the bot's code from another checkout (``before``:
-``--code /work/main``); the fake Slack is always this checkout's.
+until the first and the last of them got there, until the queue was empty, and the 429s.
+``--code DIR`` runs the bot's code from another checkout (``before``: ``--code /work/main``);
+the fake Slack is always this checkout's.
 
     .venv/bin/python bench/level2_pass.py --traders 60 200
     .venv/bin/python bench/level2_pass.py --code /work/main --label before
