@@ -188,9 +188,9 @@ class SharedBudgets:
         if not budgets:
             return
         self._rows(budgets)
-        keys = sorted(b.key for b in budgets)
         with session_scope(self.engine) as session:
-            session.execute(update(_TABLE).where(_C.service.in_(keys)).values(**values))
+            for key in sorted(b.key for b in budgets):  # one row at a time, in key order: as take() locks them
+                session.execute(update(_TABLE).where(_C.service == key).values(**values))
 
     def state(self, budget: Budget) -> tuple[float, float, bool]:
         """(seconds until the next slot, current spacing, a call in flight) -- for logs and tests."""
