@@ -278,6 +278,9 @@ RENDER: dict[str, Callable[[], list[Any]]] = {
     _E + "item_line": lambda: [
         escalation_views.item_line(e, DESK, NAMES, with_trader=w) for e in escalations() for w in (True, False)
     ],
+    _E + "level2_digest_message": lambda: [
+        escalation_views.level2_digest_message(escalations(), DESK, ["UMGR1"], 15, NAMES)
+    ],
     _E + "level2_message": lambda: [
         escalation_views.level2_message(e, DESK, ["UMGR1"], 15, NAMES) for e in escalations()
     ],

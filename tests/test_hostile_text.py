@@ -107,6 +107,7 @@ def test_every_builder_escapes_user_text() -> None:
         _assert_inert(escalation_views.manager_escalations_text([(esc, desk)], 1, names))
         _assert_inert(escalation_views.own_escalations_text([(esc, desk)], names))
         _assert_inert(escalation_views.digest_message([esc, esc], desk, names, "digest:7:3:UMGR1"))
+        _assert_inert(escalation_views.level2_digest_message([esc, esc], desk, ["UMGR1"], 15, names))
         _assert_inert(escalation_views.resolve_modal(esc, desk, names))
 
 

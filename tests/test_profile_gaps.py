@@ -105,6 +105,24 @@ def test_a_gap_is_escalated_once_before_the_morning_and_resolves_itself(bot: Bot
     assert len(escalations(bot)) == 2 and len(gaps(bot)) == 2
 
 
+def test_recovery_paths_escalated_in_one_pass_are_one_dm_per_manager(bot: Bot, fake_slack: FakeSlack) -> None:
+    make_desk(bot.runtime.engine)
+    for trader in ("UTRD1", "UTRD2", "UTRD3"):
+        assert submit(bot, trader, ProfileCallback.FACTORS, factors_values("ib_key", ["ib_key"])) == {}
+    gap_pass(bot, utc(2026, 11, 25, 21, 0))
+    assert [e.kind for e in escalations(bot)] == [EscalationKind.PROFILE_RECOVERY] * 3
+    deliver(bot, fake_slack)
+    for manager in ("UMGR1", "UMGR2"):
+        (dm,) = dm_texts(fake_slack, manager)  # one grouped message, not a DM per trader
+        assert "3 escalations" in dm and "No recovery path" in dm
+    # One of them fixed: the grouped message shows it, updated in place.
+    fixed = factors_values("ib_key", ["ib_key", "dsc_plus"], {"dsc_plus": date(2026, 11, 25)})
+    assert submit(bot, "UTRD2", ProfileCallback.FACTORS, fixed) == {}
+    deliver(bot, fake_slack)
+    updates = [json.dumps(c.params["blocks"], ensure_ascii=False) for c in fake_slack.of("chat.update")]
+    assert len(updates) == 2 and all("✅ 1 resolved" in u for u in updates)
+
+
 def test_lower_severity_gaps_never_reach_level_2(bot: Bot, fake_slack: FakeSlack) -> None:
     engine = bot.runtime.engine
     desk = make_desk(engine)

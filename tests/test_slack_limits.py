@@ -289,6 +289,7 @@ def test_escalation_messages(n: int) -> None:
         check_message(*escalation_views.level2_message(esc, DESK, traders(n)[:30], 15, names))
         check_view(escalation_views.resolve_modal(esc, DESK, names))
     check_message(*escalation_views.digest_message(items, DESK, names, f"digest:11:100:U{'9' * 10}"))
+    check_message(*escalation_views.level2_digest_message(items, DESK, traders(n)[:30], 15, names))
     check_message(*escalation_views.reminder_message(DESK, RUN, traders(n)[0]))
     check_text(escalation_views.manager_escalations_text([(e, DESK) for e in items], 2, names))
     check_text(escalation_views.own_escalations_text([(e, DESK) for e in items[:5]], names))

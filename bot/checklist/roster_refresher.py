@@ -8,9 +8,12 @@ operational wall-clock time, not the domain clock.
 
 The roster is cosmetic, escalations are not: ``chat.update`` is a Tier 3 method (about 50
 calls a minute per workspace, https://api.slack.com/methods/chat.update), shared with the
-outbox's in-place updates of escalation messages. Roster updates of *all* desks therefore
-share one budget (``rate_per_minute``, below the tier) and honour ``Retry-After`` by pausing
-every roster update; the client has no retry handlers, so a 429 never hides inside a call.
+outbox's in-place updates of escalation messages. Each roster update therefore takes two
+budgets held in the database (``bot.delivery.tiers``), whichever process or replica sends it:
+the workspace's ``chat.update`` budget, the outbox's too, and the roster's own
+(``rate_per_minute`` for *all* desks, below the tier, so escalations keep the rest). N
+replicas send at that rate, not N times it. A ``Retry-After`` pauses both; the client has no
+retry handlers, so a 429 never hides inside a call.
 A refused update (``msg_blocks_too_long``, ``invalid_blocks``…) is retried once in compact
 form; if that is refused too, that version is given up (logged once) instead of being retried
 unchanged forever: the next answer renders again.
@@ -24,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -35,6 +39,9 @@ from bot.checklist.models import ChecklistRun
 from bot.checklist.roster_cache import MAX_AGE, RosterCache, snapshot
 from bot.checklist.roster_views import checklist_message
 from bot.db import claim_lease, session_scope
+from bot.delivery import tiers
+from bot.delivery.pacing import Budget
+from bot.delivery.tiers import SlackBudgets
 from bot.slack.deps import retry_after
 
 log = logging.getLogger(__name__)
@@ -44,32 +51,8 @@ def _wallclock() -> datetime:
     return datetime.now(UTC)
 
 
-class Budget:
-    """Calls a minute, spaced evenly (monotonic clock); ``pause`` honours a Retry-After."""
-
-    def __init__(self, per_minute: float | None) -> None:
-        self.interval = 60.0 / per_minute if per_minute else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait_needed(self) -> float:
-        with self._lock:
-            return max(0.0, self._next - time.monotonic())
-
-    def take(self) -> float:
-        """0.0 and the slot is taken, or the seconds to wait for the next one."""
-        with self._lock:
-            now = time.monotonic()
-            if now < self._next:
-                return self._next - now
-            self._next = now + self.interval
-            return 0.0
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
-
-
+ROSTER = "roster"  # the roster's own budget: slack:roster
+SLEEP_AT_MOST = 0.25  # seconds the refresher sleeps for a slot; a later one: it reschedules the run
 RETRYABLE = 5.0  # seconds before retrying after an outage (5xx, timeout)
 PERMANENT = frozenset(
     {"msg_blocks_too_long", "invalid_blocks", "invalid_blocks_format", "too_many_attachments", "msg_too_long"}
@@ -99,7 +82,10 @@ class RosterRefresher:
         self._engine = engine
         self._client = client
         self._interval = interval
-        self.budget = Budget(rate_per_minute)
+        self.budgets = SlackBudgets(engine)
+        # The workspace's chat.update budget (the outbox's too) and the roster's own share of it.
+        roster = Budget(f"{self.budgets.namespace}:{ROSTER}", rate_per_minute / 60 if rate_per_minute else None)
+        self.budget = [*self.budgets.of(tiers.UPDATE), roster]
         self.refused: dict[int, str] = {}  # run id -> Slack's error for its last refused version
         self.compact: set[int] = set()  # runs whose full roster Slack refused: compact from now on
         self.cache = RosterCache(max_age=max_age)
@@ -197,8 +183,12 @@ class RosterRefresher:
         with self._work:
             return self._refresh(run_id)
 
+    def _spent(self) -> float:
+        """Seconds until a budget this process last found spent may have a slot (a hint)."""
+        return max(self.budgets.spent(tiers.UPDATE), self.budgets.spent(ROSTER))
+
     def _refresh(self, run_id: int) -> float | None:
-        wait = self.budget.wait_needed()
+        wait = self._spent()
         if wait > 0:
             return wait
         now = self._wallclock()
@@ -212,6 +202,9 @@ class RosterRefresher:
                 return None
             if run.roster_claimed_at is not None and run.roster_claimed_at + lease > now:
                 return max(0.05, (run.roster_claimed_at + lease - now).total_seconds())  # another holds it
+            wait = self.budgets.shared.free_in(self.budget)
+            if wait > SLEEP_AT_MOST:  # no slot soon: read and claim nothing until there is one
+                return wait
             live = self.cache.read(session, run)
             current = live.roster()
         version, channel, ts = current.version, run.channel_id, run.message_ts
@@ -232,15 +225,16 @@ class RosterRefresher:
             return self._interval
         for compact in (False, True) if run_id not in self.compact else (True,):
             text, blocks = checklist_message(current, compact=compact, memo=live.memo)
-            if self.budget.take() > 0:  # a compact retry waits for its turn
-                return self.budget.wait_needed() or 1.0
+            taken = self.budgets.take(self.budget, within=SLEEP_AT_MOST)  # a compact retry waits its turn
+            if taken.delay is None:
+                return max(taken.free_in, 0.05)
+            time.sleep(taken.delay)
             try:
-                self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+                self._update_message(channel, ts, text, blocks)
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "")
                 if exc.response.status_code == 429:
                     pause = retry_after(exc, floor=0.5)
-                    self.budget.pause(pause)
                     log.info("chat.update rate limited: roster updates pause %.1fs", pause)
                     return pause
                 if error in PERMANENT or (exc.response.status_code < 500 and error):
@@ -273,6 +267,18 @@ class RosterRefresher:
         if row is None or row[0] <= row[1]:
             return None
         return self._interval  # more answers came meanwhile: again when the lease ends
+
+    def _update_message(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """chat.update within the budgets already taken, freed when Slack has answered; a 429
+        pauses them first (no one sends in between)."""
+        try:
+            self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        except SlackApiError as exc:
+            if exc.response.status_code == 429:
+                self.budgets.rate_limited(self.budget, retry_after(exc, floor=0.5))
+            raise
+        finally:
+            self.budgets.done(self.budget)
 
     def sweep(self) -> int:
         """Schedule every posted run whose message is behind its answers (after a restart)."""

@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -96,3 +96,37 @@ def withdraw(*, session: Session, dedup_key: str) -> bool:
         )
     )
     return bool(gone.rowcount)  # type: ignore[attr-defined]
+
+
+def superseded(*, session: Session, message: OutboxMessage, ref: str) -> list[int]:
+    """The other updates of the message ``ref`` waiting now (unclaimed), which a render of
+    ``message`` drawn after this read shows too: every update is rendered from the state at
+    delivery. Update keys are ``{ref}:update:{why}`` (``bot.escalation.notices``)."""
+    rows = session.exec(
+        select(OutboxMessage.id).where(
+            col(OutboxMessage.dedup_key).startswith(f"{ref}:update:"),
+            OutboxMessage.kind == Kind.SLACK_UPDATE,
+            OutboxMessage.id != message.id,
+            col(OutboxMessage.delivered_at).is_(None),
+            col(OutboxMessage.failed_at).is_(None),
+            col(OutboxMessage.claimed_at).is_(None),
+        )
+    ).all()
+    return [i for i in rows if i is not None]
+
+
+def coalesce(*, session: Session, ids: list[int], into: int, now: datetime) -> int:
+    """Mark the updates ``ids`` delivered with ``into`` (which showed what they would have);
+    one claimed meanwhile by another worker goes its own way. How many were marked."""
+    if not ids:
+        return 0
+    done = session.execute(
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id).in_(ids),
+            col(OutboxMessage.delivered_at).is_(None),
+            col(OutboxMessage.claimed_at).is_(None),
+        )
+        .values(delivered_at=now, result=json.dumps({"coalesced_into": into}))
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]

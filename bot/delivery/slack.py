@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.delivery.errors import DeliveryError
 from bot.delivery.outbox import Kind
-from bot.delivery.specs import EscalationLevel2
+from bot.delivery.specs import EscalationChannelDigest, EscalationLevel2
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,16 @@ def slack_errors(call: Callable[[], T]) -> T:
 
 def metadata_of(kind: str, body: Mapping[str, Any]) -> Metadata | None:
     """The message metadata a channel post is stamped with, if it must appear once: a
-    ``metadata`` object in the payload, or the level-2 post of an escalation."""
+    ``metadata`` object in the payload, the level-2 post of an escalation, or the escalation
+    channel's digest of a level-2 pass."""
     if kind != Kind.SLACK_POST:
         return None
     given = body.get("metadata")
     if isinstance(given, dict) and isinstance(given.get("event_type"), str):
         return given
     render = body.get("render")
+    if isinstance(render, Mapping) and render.get("view") == EscalationChannelDigest.VIEW and render.get("key"):
+        return {"event_type": ESCALATION_EVENT, "event_payload": {"digest": str(render["key"])}}
     if isinstance(render, Mapping) and render.get("view") == EscalationLevel2.VIEW:
         try:
             escalation_id = int(render["escalation_id"])

@@ -70,6 +70,14 @@ class EscalationDigest:
 
 
 @dataclass(frozen=True)
+class EscalationChannelDigest(EscalationDigest):
+    """The escalation channel's one post for the escalations a pass raised to level 2 (several),
+    updated in place as they are acknowledged or resolved; ``key`` is its own dedup key."""
+
+    VIEW: ClassVar[str] = "escalation.level2_digest"
+
+
+@dataclass(frozen=True)
 class ChecklistReminder:
     """A trader's reminder DM before the deadline."""
 
@@ -102,10 +110,20 @@ class ProfileNotice:
         return cls(gap_id=int(data["gap_id"]))
 
 
-RenderSpec = EscalationDM | EscalationLevel2 | EscalationDigest | ChecklistReminder | ProfileNotice
+RenderSpec = (
+    EscalationDM | EscalationLevel2 | EscalationDigest | EscalationChannelDigest | ChecklistReminder | ProfileNotice
+)
 
 _BY_VIEW: dict[str, type[RenderSpec]] = {
-    cls.VIEW: cls for cls in (EscalationDM, EscalationLevel2, EscalationDigest, ChecklistReminder, ProfileNotice)
+    cls.VIEW: cls
+    for cls in (
+        EscalationDM,
+        EscalationLevel2,
+        EscalationDigest,
+        EscalationChannelDigest,
+        ChecklistReminder,
+        ProfileNotice,
+    )
 }
 
 

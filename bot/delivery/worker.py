@@ -1,10 +1,18 @@
 """Delivery of the outbox is a plain function; ``OutboxWorker`` runs it in a thread.
 
-- **Lanes and order.** Messages are delivered in id order within a *lane*: one
-  service (``slack`` or ``pager``) for one desk. A message waits while an earlier
-  message of its lane is undelivered (in backoff, or claimed by another worker), so an
-  update never overtakes the message it edits and a page's ``resolve`` never overtakes
-  its ``trigger``. Permanently failed messages (``failed_at``) no longer block.
+- **Lanes and order** (``bot.delivery.lanes``). Messages are delivered in id order within
+  a *lane*: Slack's posts (channel posts and DMs) of one desk, Slack's updates of one desk,
+  the pager of one desk. A message waits while an earlier message of its lane is
+  undelivered (in backoff, claimed by another worker, or left for a later pass by its
+  budget), so a page's ``resolve`` never overtakes its ``trigger``; an update never
+  overtakes the message it edits (it is not ready until that one is delivered). Posts go
+  first: a pass takes due posts and pages before due updates, and an update whose budget
+  (``chat.update``, Tier 3) has no slot soon is left for a later pass instead of holding
+  the worker. Permanently failed messages (``failed_at``) no longer block.
+- **Coalescing.** An update is rendered from the state at delivery, so it also says what
+  every later-queued update of the same message would: those queued before its render are
+  marked delivered with it (``coalesced_into``), and a message edited thirty times while
+  ``chat.update``'s budget was spent is updated once.
 - **Claims.** Each message is claimed by a conditional UPDATE (unclaimed, or its lease
   expired) before it is sent, so replicas never send the same message concurrently.
   A worker that dies after sending but before recording it causes one resend after
@@ -15,11 +23,12 @@
   (``channel_not_found``, ...) and 4xx from a pager are permanent: ``failed_at``.
 - **Pacing.** The worker's WebClient has *no* slack_sdk retry handlers: a handler
   sleeping inside a call would hide the rate limit from the worker and stall it one
-  message at a time. Instead a pacer spaces calls to the service's rate and, on a
-  429, pauses the whole service for ``Retry-After`` and slows down. A fan-out of 500
-  DMs then runs at the rate limit instead of bouncing off it. The pacer's budget is a
-  database row (``bot.delivery.pacing.SharedPacer``), so several processes or replicas
-  delivering at once still send at the configured rate, not a multiple of it.
+  message at a time. Instead each call takes its shared budgets first
+  (``bot.delivery.tiers``: its method's workspace tier and, for a post, its channel's one
+  a second), and a 429 pauses them for ``Retry-After`` and slows them down. A fan-out of
+  500 DMs then runs at the rate limit instead of bouncing off it. The budgets are database
+  rows (``bot.delivery.pacing``), so several processes or replicas -- and the roster
+  refresher's ``chat.update`` calls -- send within one budget, not a multiple of it.
 - **Posts that must appear once.** A channel post stamped with message metadata (the
   escalation channel's level-2 post, ``bot.delivery.slack.metadata_of``) is written in the
   ``pending_post`` ledger before it is sent and settled when its outcome is known. A retry
@@ -33,27 +42,30 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from bot.audit import record
-from bot.db import claim_lease, read_scope, session_scope
-from bot.delivery import ledger
+from bot.db import read_scope, session_scope
+from bot.delivery import ledger, tiers
 from bot.delivery.errors import DeliveryError, NotReady
+from bot.delivery.lanes import LEASE as LEASE  # re-exported
+from bot.delivery.lanes import Lane, claim, due_ids, lane_of
+from bot.delivery.lanes import next_due as next_due  # re-exported
 from bot.delivery.models import OutboxMessage
-from bot.delivery.outbox import Kind, service_of
-from bot.delivery.pacing import Pacer as Pacer  # re-exported: bot.cli names it
-from bot.delivery.pacing import SharedPacer
+from bot.delivery.outbox import Kind, coalesce, service_of, superseded
+from bot.delivery.pacing import Budget
 from bot.delivery.pager import Pager, PagerTarget
 from bot.delivery.slack import deliver_slack, delivery_client, find_posted, metadata_of, slack_errors
 from bot.delivery.specs import RenderSpec, SpecError, from_payload
+from bot.delivery.tiers import SlackBudgets
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -70,17 +82,12 @@ PagerLookup = Callable[[Session, int], PagerTarget | None]
 """The pager settings of a desk, read at delivery (``bot.desks.service.pager_target``)."""
 
 
-LEASE = timedelta(minutes=2)
-
-
-SLACK_RATE = 10.0  # chat.postMessage: about one a second per channel; across DMs Slack's tier allows more
+SLACK_RATE = tiers.POST_RATE  # chat.postMessage across channels; each channel: one a second
+WAIT_AT_MOST = 0.25  # seconds a pass sleeps for a budget's slot; a later slot: other messages first
 BACKOFF_BASE = 2.0  # seconds; doubles per attempt
 
 
 BACKOFF_CAP = 60.0
-
-
-SCAN = 2000  # pending rows looked at per pass (lanes are walked in id order)
 
 
 def backoff(attempts: int) -> float:
@@ -105,67 +112,17 @@ class PassResult:
     delivered: int = 0
     failed: int = 0
     deferred: int = 0
+    paced: int = 0  # left for a later pass: their budget had no slot soon enough
+    coalesced: int = 0  # updates a later render of the same message made unnecessary
+    resume_in: float | None = None  # when the earliest paced message's budget may be free (s)
 
     @property
     def touched(self) -> int:
         return self.delivered + self.failed + self.deferred
 
-
-@dataclass(frozen=True)
-class _Row:
-    id: int
-    kind: str
-    desk_id: int | None
-    next_attempt_at: datetime
-    claimed_at: datetime | None
-
-
-def _due_ids(session: Session, now: datetime, limit: int) -> list[int]:
-    """Due messages, in id order, that no earlier undelivered message of their lane blocks."""
-    rows = session.execute(
-        sa_select(
-            col(OutboxMessage.id),
-            col(OutboxMessage.kind),
-            col(OutboxMessage.desk_id),
-            col(OutboxMessage.next_attempt_at),
-            col(OutboxMessage.claimed_at),
-        )
-        .where(col(OutboxMessage.delivered_at).is_(None), col(OutboxMessage.failed_at).is_(None))
-        .order_by(col(OutboxMessage.id))
-        .limit(SCAN)
-    ).all()
-    blocked: set[tuple[str, int | None]] = set()
-    due: list[int] = []
-    for row in (_Row(*r) for r in rows):
-        lane = (service_of(row.kind), row.desk_id)
-        if lane in blocked:
-            continue
-        claimed = row.claimed_at is not None and row.claimed_at > now - LEASE
-        if claimed or row.next_attempt_at > now:
-            blocked.add(lane)
-            continue
-        due.append(row.id)
-        if len(due) >= limit:
-            break
-    return due
-
-
-def _claim(engine: Engine, message_id: int, now: datetime) -> bool:
-    with session_scope(engine) as session:
-        return claim_lease(
-            session,
-            OutboxMessage,
-            message_id,
-            column="claimed_at",
-            now=now,
-            lease=LEASE,
-            where=(
-                col(OutboxMessage.delivered_at).is_(None),
-                col(OutboxMessage.failed_at).is_(None),
-                col(OutboxMessage.next_attempt_at) <= now,
-            ),
-            values={"attempts": OutboxMessage.attempts + 1},
-        )
+    def pace(self, free_in: float) -> None:
+        self.paced += 1
+        self.resume_in = free_in if self.resume_in is None else min(self.resume_in, free_in)
 
 
 def _audit_outcome(
@@ -220,6 +177,46 @@ def _adopt_or_begin(
     return None
 
 
+@dataclass
+class _Peek:
+    """What a message needs before it is claimed: its lane, the Slack budgets it takes."""
+
+    kind: str
+    lane: Lane
+    target: dict[str, Any] | None = None
+    not_ready: bool = False
+    error: DeliveryError | None = None
+    budgets: list[Budget] = field(default_factory=list)
+    method: str = ""
+
+
+def _peek(session: Session, message_id: int, budgets: SlackBudgets | None) -> _Peek | None:
+    message = session.get(OutboxMessage, message_id)
+    if message is None or message.delivered_at is not None or message.failed_at is not None:
+        return None
+    peek = _Peek(message.kind, lane_of(message.kind, message.desk_id))
+    if service_of(message.kind) != "slack":
+        return peek
+    body = json.loads(message.payload)
+    try:
+        peek.target = _update_target(session, message, body)
+    except NotReady:
+        peek.not_ready = True
+        return peek
+    except DeliveryError as exc:
+        peek.error = exc
+        return peek
+    if budgets is not None:
+        peek.method = tiers.UPDATE if peek.target is not None else tiers.POST
+        channel = (peek.target or {}).get("channel") or body.get("channel") or body.get("user")
+        peek.budgets = budgets.of(peek.method, str(channel) if channel else None)
+        if metadata_of(message.kind, body) is not None and ledger.pending_since(
+            session=session, key=f"outbox:{message_id}"
+        ):
+            peek.budgets += budgets.of(tiers.HISTORY)  # it looks for the post first
+    return peek
+
+
 def deliver_due(
     engine: Engine,
     client: WebClient,
@@ -227,136 +224,162 @@ def deliver_due(
     *,
     now: datetime,
     limit: int = 100,
-    pacers: dict[str, Pacer] | None = None,
+    budgets: SlackBudgets | None = None,
+    wait_at_most: float = WAIT_AT_MOST,
     render: Renderer | None = None,
     pager_target: PagerLookup | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> PassResult:
-    """Deliver up to ``limit`` due messages. ``client`` should come from ``delivery_client``."""
-    pacers = pacers if pacers is not None else {}
+    """Deliver up to ``limit`` due messages. ``client`` should come from ``delivery_client``.
+
+    With ``budgets`` each Slack call first takes its shared budgets (``bot.delivery.tiers``);
+    one whose slot is more than ``wait_at_most`` seconds away is left for a later pass (its
+    lane waits with it) while the pass goes on with the others: posts never wait behind a
+    queue of updates. ``PassResult.resume_in`` says when to look again."""
     result = PassResult()
+    skip = frozenset({Kind.SLACK_UPDATE.value}) if budgets is not None and budgets.spent(tiers.UPDATE) else frozenset()
     with session_scope(engine) as session:
-        ids = _due_ids(session, now, limit)
+        ids = due_ids(session, now, limit, skip)
     down: set[str] = set()  # services that failed transiently in this pass: leave them be
+    blocked: set[Lane] = set()  # lanes with a message left for a later pass
     for message_id in ids:
-        with session_scope(engine) as session:
-            peek = session.get(OutboxMessage, message_id)
-            if peek is None or service_of(peek.kind) in down:
-                continue
-        if not _claim(engine, message_id, now):
-            continue
-        # Read what to send, send it with no transaction open (on SQLite an open write
-        # transaction would hold the database's write lock through a slow Slack call or a
-        # pacing pause), then record the outcome in a short transaction of its own.
-        error: DeliveryError | None = None
-        target: dict[str, Any] | None = None
-        not_ready = False
-        outcome: dict[str, Any] = {}
-        stamp: dict[str, Any] | None = None  # the message metadata of a post that must appear once
-        pending: datetime | None = None  # when an attempt of it whose outcome is unknown started
-        posted = False  # chat.postMessage was called (its failure may settle the ledger)
-        ledger_key = f"outbox:{message_id}"
         with read_scope(engine) as session:
-            message = session.get(OutboxMessage, message_id)
-            assert message is not None
-            kind, body = message.kind, json.loads(message.payload)
-            service = service_of(kind)
-            stamp = metadata_of(kind, body)
-            if stamp is not None:
-                pending = ledger.pending_since(session=session, key=ledger_key)
-            page_to = (
-                pager_target(session, message.desk_id)
-                if service == "pager" and pager_target is not None and message.desk_id is not None
-                else None
-            )
-            try:
-                target = _update_target(session, message, body) if service == "slack" else None
-                if service == "slack" and "render" in body:
-                    body["text"], body["blocks"] = _render(session, render, body["render"])
-            except NotReady:
-                not_ready = True
-            except DeliveryError as exc:
-                error = exc
-        pacer = pacers.get(service)
-        if not not_ready and error is None:
-            try:
-                if service == "slack":
-                    if pacer:
-                        pacer.wait()
-                    try:
-                        adopted = None
-                        if stamp is not None:
-                            adopted = _adopt_or_begin(
-                                engine, client, key=ledger_key, body=body, stamp=stamp, pending=pending, now=now
-                            )
-                        if adopted is not None:
-                            outcome = {"channel": body["channel"], "ts": adopted}
-                            log.info("outbox %s: adopted the post of an earlier attempt (ts %s)", message_id, adopted)
-                        else:
-                            posted = True
-                            outcome = deliver_slack(kind, body, target, client, metadata=stamp)
-                    except DeliveryError as exc:
-                        if exc.rate_limited and exc.retry_after is not None and pacer:
-                            pacer.rate_limited(exc.retry_after)  # before done(): no one sends in between
-                        raise
-                    finally:
-                        if pacer:
-                            pacer.done()
-                elif service == "pager":
-                    if pager is None:
-                        raise DeliveryError("no pager client in this process", retry_after=0.0)
-                    if page_to is None:
-                        raise DeliveryError("the desk no longer exists", retry_after=None)
-                    outcome = pager.send(target=page_to, event=body)
-                else:
-                    raise DeliveryError(f"unknown kind {kind!r}", retry_after=None)
-            except DeliveryError as exc:
-                error = exc
-        with session_scope(engine) as session:
-            message = session.get(OutboxMessage, message_id)
-            assert message is not None
-            if not_ready:
-                message.claimed_at = None
-                message.attempts -= 1
-                message.next_attempt_at = now
-                result.deferred += 1
+            peek = _peek(session, message_id, budgets)
+        if peek is None or peek.lane in blocked or service_of(peek.kind) in down:
+            continue
+        if peek.not_ready:
+            result.deferred += 1
+            continue
+        if peek.method and budgets is not None and (spent := budgets.spent(peek.method)):
+            result.pace(spent)
+            blocked.add(peek.lane)
+            continue
+        delay = 0.0
+        if peek.budgets and peek.error is None and budgets is not None:
+            taken = budgets.take(peek.budgets, within=wait_at_most)
+            if taken.delay is None:
+                result.pace(taken.free_in)
+                blocked.add(peek.lane)
                 continue
-            if error is not None:
-                if posted and (error.retry_after is None or error.rate_limited):
-                    ledger.settle(session=session, key=ledger_key)  # refused: certainly not posted
-                message.claimed_at = None
-                message.last_error = str(error)[:500]
-                if error.retry_after is None:
-                    message.failed_at = now
-                    result.failed += 1
-                    _audit_outcome(session, message, body, "fail", now, error=str(error), final=True)
-                    log.warning("outbox %s (%s) failed for good: %s", message.id, message.dedup_key, error)
-                else:
-                    wait = error.retry_after if error.rate_limited else backoff(message.attempts)
-                    message.next_attempt_at = now + timedelta(seconds=wait)
-                    result.deferred += 1
-                    down.add(service)
-                    _audit_outcome(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
-                    log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, error)
-                continue
-            if stamp is not None:
-                ledger.settle(session=session, key=ledger_key)
-            message.delivered_at = now
-            message.claimed_at = None
-            message.last_error = None
-            message.result = json.dumps(outcome)
-            result.delivered += 1
-            _audit_outcome(session, message, body, "ok", now, result=outcome)
+            delay = taken.delay
+        if not claim(engine, message_id, now):  # another worker got it first
+            if budgets is not None and peek.budgets and peek.error is None:
+                budgets.done(peek.budgets)
+            continue
+        if delay > 0:
+            sleep(delay)
+        _deliver_one(engine, client, pager, message_id, peek, budgets, now, render, pager_target, result, down)
     return result
 
 
-def next_due(engine: Engine) -> datetime | None:
+def _deliver_one(
+    engine: Engine,
+    client: WebClient,
+    pager: Pager | None,
+    message_id: int,
+    peek: _Peek,
+    budgets: SlackBudgets | None,
+    now: datetime,
+    render: Renderer | None,
+    pager_target: PagerLookup | None,
+    result: PassResult,
+    down: set[str],
+) -> None:
+    """Send one claimed message (its budgets, if any, already taken) and record the outcome."""
+    # Read what to send, send it with no transaction open (on SQLite an open write
+    # transaction would hold the database's write lock through a slow Slack call or a
+    # pacing pause), then record the outcome in a short transaction of its own.
+    error = peek.error
+    target = peek.target
+    outcome: dict[str, Any] = {}
+    stamp: dict[str, Any] | None = None  # the message metadata of a post that must appear once
+    pending: datetime | None = None  # when an attempt of it whose outcome is unknown started
+    posted = False  # chat.postMessage was called (its failure may settle the ledger)
+    covered: list[int] = []  # updates of the same message this render makes unnecessary
+    ledger_key = f"outbox:{message_id}"
+    with read_scope(engine) as session:
+        message = session.get(OutboxMessage, message_id)
+        assert message is not None
+        kind, body = message.kind, json.loads(message.payload)
+        service = service_of(kind)
+        stamp = metadata_of(kind, body)
+        if stamp is not None:
+            pending = ledger.pending_since(session=session, key=ledger_key)
+        page_to = (
+            pager_target(session, message.desk_id)
+            if service == "pager" and pager_target is not None and message.desk_id is not None
+            else None
+        )
+        if service == "slack" and error is None:
+            try:
+                if target is not None:  # read before rendering: what is queued now, this render shows
+                    covered = superseded(session=session, message=message, ref=str(body["ref"]))
+                if "render" in body:
+                    body["text"], body["blocks"] = _render(session, render, body["render"])
+            except DeliveryError as exc:
+                error = exc
+    if error is None:
+        try:
+            if service == "slack":
+                try:
+                    adopted = None
+                    if stamp is not None:
+                        adopted = _adopt_or_begin(
+                            engine, client, key=ledger_key, body=body, stamp=stamp, pending=pending, now=now
+                        )
+                    if adopted is not None:
+                        outcome = {"channel": body["channel"], "ts": adopted}
+                        log.info("outbox %s: adopted the post of an earlier attempt (ts %s)", message_id, adopted)
+                    else:
+                        posted = True
+                        outcome = deliver_slack(kind, body, target, client, metadata=stamp)
+                except DeliveryError as exc:
+                    if exc.rate_limited and exc.retry_after is not None and budgets is not None and peek.budgets:
+                        budgets.rate_limited(peek.budgets, exc.retry_after)  # before done(): no one sends in between
+                    raise
+                finally:
+                    if budgets is not None and peek.budgets:
+                        budgets.done(peek.budgets)
+            elif service == "pager":
+                if pager is None:
+                    raise DeliveryError("no pager client in this process", retry_after=0.0)
+                if page_to is None:
+                    raise DeliveryError("the desk no longer exists", retry_after=None)
+                outcome = pager.send(target=page_to, event=body)
+            else:
+                raise DeliveryError(f"unknown kind {kind!r}", retry_after=None)
+        except DeliveryError as exc:
+            error = exc
     with session_scope(engine) as session:
-        return session.exec(
-            select(OutboxMessage.next_attempt_at)
-            .where(col(OutboxMessage.delivered_at).is_(None), col(OutboxMessage.failed_at).is_(None))
-            .order_by(col(OutboxMessage.next_attempt_at))
-            .limit(1)
-        ).first()
+        message = session.get(OutboxMessage, message_id)
+        assert message is not None
+        if error is not None:
+            if posted and (error.retry_after is None or error.rate_limited):
+                ledger.settle(session=session, key=ledger_key)  # refused: certainly not posted
+            message.claimed_at = None
+            message.last_error = str(error)[:500]
+            if error.retry_after is None:
+                message.failed_at = now
+                result.failed += 1
+                _audit_outcome(session, message, body, "fail", now, error=str(error), final=True)
+                log.warning("outbox %s (%s) failed for good: %s", message.id, message.dedup_key, error)
+            else:
+                wait = error.retry_after if error.rate_limited else backoff(message.attempts)
+                message.next_attempt_at = now + timedelta(seconds=wait)
+                result.deferred += 1
+                down.add(service)
+                _audit_outcome(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
+                log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, error)
+            return
+        if stamp is not None:
+            ledger.settle(session=session, key=ledger_key)
+        message.delivered_at = now
+        message.claimed_at = None
+        message.last_error = None
+        message.result = json.dumps(outcome)
+        result.delivered += 1
+        result.coalesced += coalesce(session=session, ids=covered, into=message_id, now=now)
+        _audit_outcome(session, message, body, "ok", now, result=outcome)
 
 
 def _utcnow() -> datetime:
@@ -388,7 +411,7 @@ class OutboxWorker:
         self.render = render
         self.pager_target = pager_target
         self.clock = clock
-        self.pacers: dict[str, Pacer] = {"slack": SharedPacer(engine, "slack", slack_rate)}
+        self.budgets = SlackBudgets(engine, rates={tiers.POST: slack_rate})
         self.poll = poll
         self.batch = batch
         self._wake = threading.Event()
@@ -418,7 +441,7 @@ class OutboxWorker:
             self.pager,
             now=self.clock(),
             limit=self.batch,
-            pacers=self.pacers,
+            budgets=self.budgets,
             render=self.render,
             pager_target=self.pager_target,
         )
@@ -439,5 +462,7 @@ class OutboxWorker:
                 upcoming = None
             if upcoming is not None:
                 wait = min(self.poll, max((upcoming - self.clock()).total_seconds(), 0.01))
+            if done.resume_in is not None:  # a budget's next slot
+                wait = min(wait, max(done.resume_in, 0.01))
             self._wake.wait(wait)
             self._wake.clear()

@@ -15,7 +15,7 @@ from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
 from bot.escalation.labels import NOTE_LIMIT
 from bot.escalation.models import Escalation, EscalationState
-from bot.escalation.notices import digest_ids, digests_of, page, page_resolved, update_digest, update_everywhere
+from bot.escalation.notices import digest_ids, page, page_resolved, update_digests, update_everywhere
 from bot.escalation.rules import OPEN_STATES, Outcome, Transition, subject
 from bot.text import user_text
 
@@ -44,6 +44,7 @@ def acknowledge_many(*, session: Session, key: str, user_id: str, now: datetime)
         raise ServiceError("This message no longer lists any escalation.")
     done = 0
     desk: Desk | None = None
+    acked: list[Escalation] = []
     for esc_id in ids:
         try:
             t = acknowledge(session=session, escalation_id=esc_id, user_id=user_id, now=now, digests=False)
@@ -52,13 +53,13 @@ def acknowledge_many(*, session: Session, key: str, user_id: str, now: datetime)
         except ServiceError:  # gone
             continue
         desk = t.desk
-        done += t.outcome is Outcome.DONE
+        if t.outcome is Outcome.DONE:
+            done += 1
+            acked.append(t.escalation)
     if desk is None:
         raise NotManagerError("Only the desk's managers can acknowledge these escalations.")
-    if done:  # every grouped message listing them (each manager's), once
-        first = session.get(Escalation, ids[0])
-        for ref, listed in digests_of(session, first) if first is not None else [(key, ids)]:
-            update_digest(session, ref, listed, desk, f"all:{user_id}:{now.isoformat()}", now)
+    if done:  # every grouped message listing them (each manager's, the channel's), once
+        update_digests(session, desk, acked, f"all:{user_id}:{now.isoformat()}", now)
     return done, len(ids)
 
 

@@ -26,10 +26,10 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def escalations_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.config import clock_of
-    from bot.delivery.pacing import SharedPacer
+    from bot.delivery.pacing import INFINITE
     from bot.delivery.pager import Pager
     from bot.delivery.slack import delivery_client
-    from bot.delivery.worker import SLACK_RATE, Pacer
+    from bot.delivery.tiers import SlackBudgets
     from bot.escalation.jobs import escalation_pass
     from bot.runtime import deliver_due, make_client
 
@@ -48,9 +48,10 @@ def escalations_run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     pager = Pager(keys=settings.secret_keys, allow_private=settings.allow_private_pager)
     client = delivery_client(make_client(settings))
-    # The same database-held budget as the running bot's outbox: together they stay within Slack's rate.
-    pacers: dict[str, Pacer] = {"slack": SharedPacer(engine, "slack", SLACK_RATE)}
-    done = deliver_due(engine, client, pager, now=clock(), limit=1000, pacers=pacers)
+    # The same database-held budgets as the running bot's outbox: together they stay within Slack's
+    # rate. This one-off pass waits for each slot (the bot's worker does other work meanwhile).
+    budgets = SlackBudgets(engine)
+    done = deliver_due(engine, client, pager, now=clock(), limit=1000, budgets=budgets, wait_at_most=INFINITE)
     pager.close()
     print(f"Delivered {done.delivered}, deferred {done.deferred}, failed {done.failed} (preflight escalations list).")
     return 0

@@ -4,7 +4,11 @@ Managers' DMs (one path: ``tell_managers``), the grouped message a pass sends in
 opens several, in-place updates of every message an escalation produced, and pager events.
 Each is an outbox row with a unique dedup key (``escalation:{id}:dm:{manager}``,
 ``…:update:{transition}``, ``…:level2:channel``, ``…:page:{action}``,
-``digest:{run}:{first id}:{manager}``) and a render spec drawn at delivery, never blocks.
+``digest:{run}:{first id}:{manager}``, the escalation channel's ``l2digest:{desk}:{first id}``)
+and a render spec drawn at delivery, never blocks.
+
+A pass coalesces: the grouped messages it touches (each manager's, the channel's) are updated
+once at its end, whatever it changed (``update_digests``), not once per escalation.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from bot.checklist.models import ChecklistRun
 from bot.delivery import outbox
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind
-from bot.delivery.specs import EscalationDigest, EscalationDM, EscalationLevel2, RenderSpec, stored
+from bot.delivery.specs import (
+    EscalationChannelDigest,
+    EscalationDigest,
+    EscalationDM,
+    EscalationLevel2,
+    RenderSpec,
+    stored,
+)
 from bot.delivery.status import with_prefix
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
@@ -82,6 +93,29 @@ def notify_opened(session: Session, desk: Desk, run: ChecklistRun, opened: list[
         )
 
 
+def notify_standing(session: Session, desk: Desk, opened: list[Escalation], now: datetime) -> None:
+    """Tell every manager about the standing escalations one pass opened (the readiness
+    profile's gaps: a missing recovery path...): a DM each when few, else one grouped message
+    per manager (``digest:s{desk}:{first id}:{manager}``)."""
+    assert desk.id is not None
+    if len(opened) < DIGEST_FROM:
+        tell_managers(session, desk, opened, now)
+        return
+    ids = tuple(e.id for e in opened if e.id is not None)
+    for manager in desks.members(session=session, desk_id=desk.id, role=Role.MANAGER):
+        key = f"{_standing_prefix(desk.id)}{ids[0]}:{manager}"
+        outbox.enqueue(
+            session=session,
+            dedup_key=key,
+            kind=Kind.SLACK_DM,
+            payload={"user": manager},
+            render=EscalationDigest(ids, key),
+            desk_id=desk.id,
+            now=now,
+            audit=_notified(f"digest:s{desk.id}:{ids[0]}"),
+        )
+
+
 def update_everywhere(
     session: Session, esc: Escalation, desk: Desk, transition: str, now: datetime, *, digests: bool = True
 ) -> None:
@@ -96,6 +130,8 @@ def update_everywhere(
         )
     ).all()
     for ref in originals:
+        if transition == "level2" and ref.endswith(":level2:channel"):
+            continue  # queued by this very transition: it shows level 2 already
         spec: RenderSpec = EscalationLevel2(esc.id) if ref.endswith(":level2:channel") else EscalationDM(esc.id)
         outbox.enqueue(
             session=session,
@@ -106,8 +142,17 @@ def update_everywhere(
             desk_id=desk.id,
             now=now,
         )
-    for ref, ids in digests_of(session, esc) if digests else []:
-        update_digest(session, ref, ids, desk, f"{esc.id}:{transition}", now)
+    if digests:
+        update_digests(session, desk, [esc], f"{esc.id}:{transition}", now)
+
+
+def update_digests(session: Session, desk: Desk, escalations: Sequence[Escalation], why: str, now: datetime) -> int:
+    """One in-place update of every grouped message (a manager's, the escalation channel's)
+    listing any of ``escalations``, however many of them it lists: how many were queued."""
+    refs = digests_listing(session, escalations)
+    for ref, ids in refs:
+        update_digest(session, ref, ids, desk, why, now)
+    return len(refs)
 
 
 # --- grouped messages: one per manager when a pass opens several escalations -------------
@@ -124,15 +169,37 @@ def _listed(payload: str) -> list[int]:
 
 
 def grouped(session: Session, prefix: str = "digest:") -> list[tuple[OutboxMessage, list[int]]]:
-    """Every grouped message (under ``prefix``) with the escalations it lists."""
-    return [(m, _listed(m.payload)) for m in with_prefix(session, prefix, kind=Kind.SLACK_DM)]
+    """Every grouped message (under ``prefix``: the DMs and channel posts, not their updates)
+    with the escalations it lists."""
+    return [(m, _listed(m.payload)) for m in with_prefix(session, prefix) if m.kind in (Kind.SLACK_DM, Kind.SLACK_POST)]
+
+
+def _standing_prefix(desk_id: int) -> str:
+    return f"digest:s{desk_id}:"
+
+
+def _channel_prefix(desk_id: int) -> str:
+    return f"l2digest:{desk_id}:"
+
+
+def digests_listing(session: Session, escalations: Sequence[Escalation]) -> list[tuple[str, list[int]]]:
+    """(dedup key, escalation ids) of every grouped message listing any of ``escalations``:
+    the managers' (of a run, or of the readiness profile's escalations, of none) and the
+    escalation channel's."""
+    wanted = {e.id for e in escalations}
+    prefixes = {_digest_prefix(e.run_id) if e.run_id is not None else _standing_prefix(e.desk_id) for e in escalations}
+    prefixes |= {_channel_prefix(e.desk_id) for e in escalations}
+    return [
+        (m.dedup_key, ids)
+        for prefix in sorted(prefixes)
+        for m, ids in grouped(session, prefix)
+        if wanted.intersection(ids)
+    ]
 
 
 def digests_of(session: Session, esc: Escalation) -> list[tuple[str, list[int]]]:
     """(dedup key, escalation ids) of every grouped message that lists ``esc``."""
-    if esc.run_id is None:  # the readiness profile's escalations are never grouped
-        return []
-    return [(m.dedup_key, ids) for m, ids in grouped(session, _digest_prefix(esc.run_id)) if esc.id in ids]
+    return digests_listing(session, [esc])
 
 
 def digest_ids(*, session: Session, key: str) -> list[int]:
@@ -144,12 +211,47 @@ def digest_ids(*, session: Session, key: str) -> list[int]:
 
 
 def update_digest(session: Session, ref: str, ids: list[int], desk: Desk, why: str, now: datetime) -> None:
+    spec = (
+        EscalationChannelDigest(tuple(ids), ref) if ref.startswith("l2digest:") else EscalationDigest(tuple(ids), ref)
+    )
     outbox.enqueue(
         session=session,
         dedup_key=f"{ref}:update:{why}"[:200],
         kind=Kind.SLACK_UPDATE,
         payload={"ref": ref},
-        render=EscalationDigest(tuple(ids), ref),
+        render=spec,
+        desk_id=desk.id,
+        now=now,
+    )
+
+
+def post_level2(session: Session, desk: Desk, raised: Sequence[Escalation], now: datetime) -> None:
+    """Tell the escalation channel what a pass raised to level 2: a post each when few, else
+    one post listing them all (Slack takes about one message a second per channel)."""
+    if not desk.escalation_channel_id or not raised:
+        return
+    if len(raised) < DIGEST_FROM:
+        for esc in raised:
+            assert esc.id is not None
+            outbox.enqueue(
+                session=session,
+                dedup_key=f"{subject(esc)}:level2:channel",
+                kind=Kind.SLACK_POST,
+                payload={"channel": desk.escalation_channel_id},
+                render=EscalationLevel2(esc.id),
+                desk_id=desk.id,
+                now=now,
+            )
+        return
+    assert desk.id is not None
+    ids = tuple(e.id for e in raised if e.id is not None)
+    key = f"{_channel_prefix(desk.id)}{ids[0]}"
+    outbox.enqueue(
+        session=session,
+        dedup_key=key,
+        kind=Kind.SLACK_POST,
+        payload={"channel": desk.escalation_channel_id},
+        render=EscalationChannelDigest(ids, key),
         desk_id=desk.id,
         now=now,
     )

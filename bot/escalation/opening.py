@@ -102,18 +102,27 @@ def open_due(
 
 
 def open_standing(
-    *, session: Session, desk: Desk, trader_id: str, kind: EscalationKind, detail: str, now: datetime
+    *,
+    session: Session,
+    desk: Desk,
+    trader_id: str,
+    kind: EscalationKind,
+    detail: str,
+    now: datetime,
+    notify: bool = True,
 ) -> Escalation:
     """Open an escalation that belongs to no checklist run (the readiness profile's gaps, found
     before the morning) and queue a DM to every manager. The caller decides that it is opened
     once (``bot.profile`` claims its gap row first); the (run, trader, kind) key doesn't, as
-    ``run_id`` is NULL."""
+    ``run_id`` is NULL. With ``notify=False`` the caller tells the managers
+    (``notices.notify_standing``: one grouped DM for several)."""
     assert desk.id is not None
     esc = Escalation(desk_id=desk.id, run_id=None, trader_id=trader_id, kind=kind, detail=detail, opened_at=now)
     session.add(esc)
     session.flush()
     _opened(session, esc, now, trader=trader_id)
-    tell_managers(session, desk, [esc], now)
+    if notify:
+        tell_managers(session, desk, [esc], now)
     return esc
 
 

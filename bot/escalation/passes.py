@@ -23,12 +23,12 @@ from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
 from bot.delivery import outbox
 from bot.delivery.outbox import Kind
-from bot.delivery.specs import ChecklistReminder, EscalationLevel2
+from bot.delivery.specs import ChecklistReminder
 from bot.desks import away
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.escalation.models import DESK_WIDE, HIGH_KINDS, Escalation, EscalationKind, EscalationState
-from bot.escalation.notices import notify_opened, page, update_everywhere
+from bot.escalation.notices import notify_opened, page, post_level2, update_digests, update_everywhere
 from bot.escalation.opening import open_due, open_escalation
 from bot.escalation.resolving import follow_live_state
 from bot.escalation.rules import subject
@@ -41,6 +41,7 @@ class PassReport:
     level2: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
     note: str = ""
+    digest_updates: int = 0  # grouped messages updated (once each, whatever the pass changed)
 
     def describe(self, desk_name: str) -> str:
         return (
@@ -59,7 +60,8 @@ def run_pass(*, session: Session, desk: Desk, now: datetime) -> PassReport:
     """
     assert desk.id is not None
     report = PassReport()
-    report.resolved = follow_live_state(session=session, desk=desk, now=now)
+    resolved = follow_live_state(session=session, desk=desk, now=now)
+    report.resolved = [e.id for e in resolved if e.id is not None]
     run = rosters.today_run(session=session, desk=desk, now=now)
     if run is not None and run.message_ts is not None and not checklist.run_closed(run, desk, now):
         _run_checks(session, desk, run, now, report)
@@ -71,7 +73,10 @@ def run_pass(*, session: Session, desk: Desk, now: datetime) -> PassReport:
         if posted_failed is not None:
             report.opened.append(posted_failed)
             report.note = f"the checklist for {day} could not be posted: managers are told"
-    _level2(session, desk, now, report)
+    raised = _level2(session, desk, now, report)
+    # Coalesced: each grouped message listing what this pass resolved or raised, updated once.
+    report.digest_updates = update_digests(session, desk, [*resolved, *raised], f"pass:{now.isoformat()}", now)
+    post_level2(session, desk, raised, now)
     return report
 
 
@@ -139,9 +144,11 @@ def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, 
     report.opened += [e.id for e in opened if e.id is not None]
 
 
-def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> None:
-    """Raise what is still open, unacknowledged and high-severity after the timeout. The
-    pass has just resolved every escalation whose condition has gone, in this transaction."""
+def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> list[Escalation]:
+    """Raise what is still open, unacknowledged and high-severity after the timeout (the
+    escalations raised: the caller tells the channel, ``notices.post_level2``, and updates
+    the grouped messages once). The pass has just resolved every escalation whose condition
+    has gone, in this transaction."""
     cutoff = now - timedelta(minutes=desk.ack_timeout_minutes)
     stale = session.exec(
         select(Escalation)
@@ -154,8 +161,9 @@ def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> 
         )
         .order_by(col(Escalation.id))
     ).all()
+    raised: list[Escalation] = []
     for esc in stale:
-        raised = session.execute(
+        done = session.execute(
             update(Escalation)
             .where(
                 col(Escalation.id) == esc.id,
@@ -164,9 +172,10 @@ def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> 
             )
             .values(level=2, level2_at=now)
         )
-        if not raised.rowcount:  # type: ignore[attr-defined]
+        if not done.rowcount:  # type: ignore[attr-defined]
             continue
         session.refresh(esc)
+        raised.append(esc)
         assert esc.id is not None
         report.level2.append(esc.id)
         record(
@@ -178,15 +187,6 @@ def _level2(session: Session, desk: Desk, now: datetime, report: PassReport) -> 
             level=2,
             timeout_minutes=desk.ack_timeout_minutes,
         )
-        if desk.escalation_channel_id:
-            outbox.enqueue(
-                session=session,
-                dedup_key=f"{subject(esc)}:level2:channel",
-                kind=Kind.SLACK_POST,
-                payload={"channel": desk.escalation_channel_id},
-                render=EscalationLevel2(esc.id),
-                desk_id=desk.id,
-                now=now,
-            )
-        update_everywhere(session, esc, desk, "level2", now)
+        update_everywhere(session, esc, desk, "level2", now, digests=False)
         page(session, esc, desk, "trigger", now)
+    return raised

@@ -32,8 +32,11 @@ from bot.escalation.rules import (
 )
 
 
-def _resolve(session: Session, esc: Escalation, desk: Desk, reason: str, now: datetime) -> bool:
-    """Resolve with the system as actor: every message updated in place, the pager told."""
+def _resolve(
+    session: Session, esc: Escalation, desk: Desk, reason: str, now: datetime, *, digests: bool = True
+) -> bool:
+    """Resolve with the system as actor: every message updated in place (the grouped ones by
+    the caller when not ``digests``: a pass updates each once), the pager told."""
     done = session.execute(
         update(Escalation)
         .where(col(Escalation.id) == esc.id, col(Escalation.state).in_(OPEN_STATES))
@@ -52,7 +55,7 @@ def _resolve(session: Session, esc: Escalation, desk: Desk, reason: str, now: da
         automatic=True,
         note=reason,
     )
-    update_everywhere(session, esc, desk, "resolved", now)
+    update_everywhere(session, esc, desk, "resolved", now, digests=digests)
     page_resolved(session, esc, desk, now)
     return True
 
@@ -113,8 +116,9 @@ def resolve_gone(
     return resolved
 
 
-def follow_live_state(*, session: Session, desk: Desk, now: datetime) -> list[int]:
-    """Resolve every open escalation of ``desk`` whose condition no longer holds (ids)."""
+def follow_live_state(*, session: Session, desk: Desk, now: datetime) -> list[Escalation]:
+    """Resolve every open escalation of ``desk`` whose condition no longer holds. The grouped
+    messages listing them are the caller's to update, once each (``notices.update_digests``)."""
     assert desk.id is not None
     rows = session.exec(
         select(Escalation, ChecklistRun)
@@ -123,17 +127,18 @@ def follow_live_state(*, session: Session, desk: Desk, now: datetime) -> list[in
         .order_by(col(Escalation.id))
     ).all()
     answers: dict[int, dict[str, Answer]] = {}
-    resolved: list[int] = []
+    resolved: list[Escalation] = []
     for esc, run in rows:
         assert run.id is not None and esc.id is not None
         kind = EscalationKind(esc.kind)
         if kind is EscalationKind.POST_FAILED:
-            if not post_failed_holds(run) and _resolve(session, esc, desk, AUTO_REASON[kind], now):
-                resolved.append(esc.id)
+            if not post_failed_holds(run) and _resolve(session, esc, desk, AUTO_REASON[kind], now, digests=False):
+                resolved.append(esc)
             continue
         if run.id not in answers:
             answers[run.id] = rosters.current_answers(session=session, run_id=run.id)
         answer = answers[run.id].get(esc.trader_id)
-        if kind not in kinds_called_for(answer) and _resolve(session, esc, desk, auto_reason(kind, answer), now):
-            resolved.append(esc.id)
+        reason = auto_reason(kind, answer)
+        if kind not in kinds_called_for(answer) and _resolve(session, esc, desk, reason, now, digests=False):
+            resolved.append(esc)
     return resolved

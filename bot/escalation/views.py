@@ -197,6 +197,43 @@ def level2_message(
     return f"Level 2: {escalation_text(esc, desk, names)}", blocks
 
 
+def level2_digest_message(
+    items: Sequence[Escalation], desk: Desk, managers: Sequence[str], timeout_minutes: int, names: Names
+) -> tuple[str, Blocks]:
+    """The escalation channel's one post for the escalations a pass raised to level 2 (instead
+    of a post each: Slack takes about one message a second per channel), updated in place as
+    they are acknowledged or resolved: counts, then one line per escalation with its state now;
+    beyond ``DIGEST_ROWS`` the rest are counted. The managers are mentioned: a ping is wanted."""
+    who = " ".join(f"<@{m}>" for m in managers[:20])
+    open_ = [e for e in items if e.state == EscalationState.OPEN]
+    acked = [e for e in items if e.state == EscalationState.ACKNOWLEDGED]
+    done = [e for e in items if e.state == EscalationState.RESOLVED]
+    head = (
+        f"🚨 *Level 2* · *{len(items)} escalations* on desk *{desk.name}* not acknowledged within "
+        f"{timeout_minutes} min. Managers: {who}\n"
+        f"⏳ {len(open_)} open · 👀 {len(acked)} acknowledged · ✅ {len(done)} resolved"
+    )
+    blocks: Blocks = [section(head, block_id=Block.ESCALATION_SUMMARY)]
+    order = {EscalationState.OPEN: 0, EscalationState.ACKNOWLEDGED: 1, EscalationState.RESOLVED: 2}
+    ranked = sorted(items, key=lambda e: (order.get(EscalationState(e.state), 3), names.sort_key(e.trader_id)))
+    budget = MESSAGE_CHARS - len(head) - 600
+    for esc in ranked[:DIGEST_ROWS]:
+        line = f"{kind_title(esc.kind)} · *{about(esc, names)}*"
+        if esc.detail:
+            line += f" — {escape(cut(esc.detail, 120))}"
+        line = cut(line + "\n" + state_line(esc, desk, names).split("\n")[0], 400)
+        if budget - len(line) < 0:
+            break
+        budget -= len(line) + 20
+        blocks.append(section(line))
+    rest = len(items) - (len(blocks) - 1)
+    if rest > 0:
+        blocks.append(context_block(f"…and {rest} more: see `/ibstatus escalations` for every trader."))
+    assert len(blocks) <= MESSAGE_BLOCKS
+    counts = f"{len(open_)} open, {len(acked)} acknowledged, {len(done)} resolved"
+    return f"Level 2: {len(items)} escalations on {desk.name}: {counts}", blocks
+
+
 def message_link(channel: str, ts: str | None) -> str:
     """A link to a channel message built from its channel and ts (Slack's permalink format,
     https://api.slack.com/methods/chat.getPermalink), or to the channel when there is no ts."""

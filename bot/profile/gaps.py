@@ -23,8 +23,8 @@ from bot.delivery.outbox import Kind
 from bot.delivery.specs import ProfileNotice
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
-from bot.escalation import opening, resolving
-from bot.escalation.models import EscalationKind
+from bot.escalation import notices, opening, resolving
+from bot.escalation.models import Escalation, EscalationKind
 from bot.profile import automation as automations
 from bot.profile.models import GapKind, ReadinessGap
 from bot.profile.policy import FLAG_TEXT
@@ -185,10 +185,13 @@ def sync_desk(*, session: Session, desk: Desk, now: datetime) -> SyncReport:
                 kind=want.kind.value,
             )
     if now >= escalate_from(desk, at):
+        opened = []  # the managers hear of them together: one grouped DM each when several
         for gap in open_gaps(session, desk.id):
-            if gap.escalated_at is None and _escalate(session, desk, gap, now):
+            if gap.escalated_at is None and (esc := _escalate(session, desk, gap, now)) is not None:
                 assert gap.id is not None
                 report.escalated.append(gap.id)
+                opened.append(esc)
+        notices.notify_standing(session, desk, opened, now)
     return report
 
 
@@ -198,17 +201,17 @@ def _fixed_note(gap: ReadinessGap) -> str:
     return "Fixed in the trader's readiness profile."
 
 
-def _escalate(session: Session, desk: Desk, gap: ReadinessGap, now: datetime) -> bool:
+def _escalate(session: Session, desk: Desk, gap: ReadinessGap, now: datetime) -> Escalation | None:
     claimed = session.execute(
         update(ReadinessGap)
         .where(col(ReadinessGap.id) == gap.id, col(ReadinessGap.escalated_at).is_(None))
         .values(escalated_at=now)
     )
     if not claimed.rowcount:  # type: ignore[attr-defined]
-        return False
+        return None
     kind = GAP_ESCALATION[GapKind(gap.kind)]
     esc = opening.open_standing(
-        session=session, desk=desk, trader_id=gap.user_id, kind=kind, detail=gap.detail, now=now
+        session=session, desk=desk, trader_id=gap.user_id, kind=kind, detail=gap.detail, now=now, notify=False
     )
     session.execute(update(ReadinessGap).where(col(ReadinessGap.id) == gap.id).values(escalation_id=esc.id))
     assert gap.id is not None
@@ -222,7 +225,7 @@ def _escalate(session: Session, desk: Desk, gap: ReadinessGap, now: datetime) ->
         desk_id=desk.id,
         now=now,
     )
-    return True
+    return esc
 
 
 def sync_trader(*, session: Session, user_id: str, now: datetime) -> None:

@@ -17,6 +17,7 @@ from bot.checklist.models import ChecklistRun
 from bot.delivery.errors import DeliveryError
 from bot.delivery.specs import (
     ChecklistReminder,
+    EscalationChannelDigest,
     EscalationDigest,
     EscalationDM,
     EscalationLevel2,
@@ -81,6 +82,18 @@ def escalation_digest(session: Session, spec: EscalationDigest) -> tuple[str, Bl
     return escalation_views.digest_message(items, desk, names, spec.key)
 
 
+def escalation_channel_digest(session: Session, spec: EscalationChannelDigest) -> tuple[str, Blocks]:
+    """The escalation channel's one post for a level-2 pass, from the escalations' current states."""
+    ids = list(spec.ids)
+    items = list(session.exec(select(Escalation).where(col(Escalation.id).in_(ids))).all()) if ids else []
+    if not items:
+        raise _gone("the escalations of this message")
+    desk = _found(session.get(Desk, items[0].desk_id), "the desk of these escalations")
+    managers = desks.members(session=session, desk_id=desk.id or 0, role=Role.MANAGER)
+    names = escalation.names_of(session=session, escalations=items)
+    return escalation_views.level2_digest_message(items, desk, managers, desk.ack_timeout_minutes, names)
+
+
 def checklist_reminder(session: Session, spec: ChecklistReminder) -> tuple[str, Blocks]:
     run = _found(session.get(ChecklistRun, spec.run_id), f"checklist run {spec.run_id}")
     desk = _desk_of(session, run.desk_id, f"run {run.id}")
@@ -104,6 +117,8 @@ def render(session: Session, spec: RenderSpec) -> tuple[str, Blocks]:
             return escalation_dm(session, spec)
         case EscalationLevel2():
             return escalation_level2(session, spec)
+        case EscalationChannelDigest():  # before its base class
+            return escalation_channel_digest(session, spec)
         case EscalationDigest():
             return escalation_digest(session, spec)
         case ChecklistReminder():

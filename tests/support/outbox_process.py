@@ -14,17 +14,18 @@ from slack_sdk import WebClient
 
 import bot.schema  # noqa: F401  (every table: the outbox row refers to desk)
 from bot.db import make_engine
-from bot.delivery.pacing import SharedPacer
-from bot.delivery.worker import OutboxWorker, next_due
+from bot.delivery.lanes import next_due
+from bot.delivery.tiers import POST, SlackBudgets
+from bot.delivery.worker import OutboxWorker
 
 
 def main(argv: list[str]) -> int:
     url, api, token, service, rate, go = argv
     engine = make_engine(url)
     worker = OutboxWorker(engine, WebClient(token=token, base_url=api, timeout=10), None, poll=0.05)
-    # The budget this process draws on: "slack" (the worker's own) is shared with every
-    # other process; another name gives this process a budget of its own.
-    worker.pacers = {"slack": SharedPacer(engine, service, float(rate))}
+    # The budgets this process draws on: under "slack" (the worker's own) shared with every
+    # other process; another namespace gives this process budgets of its own.
+    worker.budgets = SlackBudgets(engine, rates={POST: float(rate)}, namespace=service)
     deadline = time.monotonic() + 60
     while not Path(go).exists():
         if time.monotonic() > deadline:

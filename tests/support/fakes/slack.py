@@ -3,7 +3,9 @@
 A real ``WebClient(base_url=fake.base_url)`` talks to it. It records every call
 (method, decoded params, token), answers in the Web API's wire format, and can
 inject faults: scripted responses (429 with Retry-After, 5xx, ``ok: false``,
-slow answers that time the client out) and a per-method rate limit.
+slow answers that time the client out), a per-method rate limit and a per-channel one
+(``rate_limit_channel``: Slack's "one message per second per channel" for ``chat.postMessage``);
+``slack_tiers()`` turns on the documented limits the bot paces itself by (``bot.delivery.tiers``).
 
 As real Slack does, a message sent with a user ID as ``channel`` comes back with a ``D…``
 channel id, and ``chat.update`` / ``chat.postEphemeral`` refuse a user ID as channel
@@ -141,6 +143,8 @@ class FakeSlack:
         self._faults: dict[str, deque[Fault]] = {}
         self._limits: dict[str, tuple[float, float]] = {}  # method -> (interval, retry_after)
         self._last_allowed: dict[str, float] = {}
+        self._channel_limits: dict[str, tuple[float, float]] = {}  # method -> (interval, retry_after) per channel
+        self._last_in_channel: dict[tuple[str, str], float] = {}
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self.strict = False
@@ -237,6 +241,21 @@ class FakeSlack:
         """Answer 429 + Retry-After when ``method`` is called faster than ``per_second``."""
         with self._lock:
             self._limits[method] = (1.0 / per_second, retry_after)
+
+    def rate_limit_channel(self, method: str, per_second: float = 1.0, retry_after: int = 1) -> None:
+        """Answer 429 + Retry-After when ``method`` is called for one channel faster than
+        ``per_second`` (a strict interval: burstier than Slack, which allows short bursts)."""
+        with self._lock:
+            self._channel_limits[method] = (1.0 / per_second, retry_after)
+
+    def slack_tiers(self, retry_after: int = 1) -> FakeSlack:
+        """Slack's documented limits (https://api.slack.com/docs/rate-limits) on the methods the
+        outbox sends, as strict intervals: ``chat.postMessage`` one a second per channel,
+        ``chat.update`` and ``conversations.history`` Tier 3's 50 a minute."""
+        self.rate_limit_channel("chat.postMessage", per_second=1.0, retry_after=retry_after)
+        for method in ("chat.update", "conversations.history"):
+            self.rate_limit(method, per_second=50 / 60, retry_after=retry_after)
+        return self
 
     def add_user(
         self,
@@ -350,6 +369,15 @@ class FakeSlack:
                     self.rejected.append(call)
                     return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}, 0.0
                 self._last_allowed[method] = call.at
+            per_channel = self._channel_limits.get(method)
+            channel = str(params.get("channel") or "")
+            if per_channel is not None and channel:
+                interval, retry_after = per_channel
+                last = self._last_in_channel.get((method, channel))
+                if last is not None and call.at - last < interval:
+                    self.rejected.append(call)
+                    return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}, 0.0
+                self._last_in_channel[(method, channel)] = call.at
             if not token:
                 return 200, {"ok": False, "error": "not_authed"}, {}, 0.0
             refusal = self._refusal(method, params, token)
