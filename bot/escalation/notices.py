@@ -75,22 +75,7 @@ def notify_opened(session: Session, desk: Desk, run: ChecklistRun, opened: list[
     assert desk.id is not None and run.id is not None
     if not opened:
         return
-    if len(opened) < DIGEST_FROM:
-        tell_managers(session, desk, opened, now)
-        return
-    ids = tuple(e.id for e in opened if e.id is not None)
-    for manager in desks.members(session=session, desk_id=desk.id, role=Role.MANAGER):
-        key = f"{_digest_prefix(run.id)}{ids[0]}:{manager}"
-        outbox.enqueue(
-            session=session,
-            dedup_key=key,
-            kind=Kind.SLACK_DM,
-            payload={"user": manager},
-            render=EscalationDigest(ids, key),
-            desk_id=desk.id,
-            now=now,
-            audit=_notified(f"digest:{run.id}:{ids[0]}"),
-        )
+    _tell_grouped(session, desk, opened, now, _digest_prefix(run.id), f"digest:{run.id}:")
 
 
 def notify_standing(session: Session, desk: Desk, opened: list[Escalation], now: datetime) -> None:
@@ -98,12 +83,21 @@ def notify_standing(session: Session, desk: Desk, opened: list[Escalation], now:
     profile's gaps: a missing recovery path...): a DM each when few, else one grouped message
     per manager (``digest:s{desk}:{first id}:{manager}``)."""
     assert desk.id is not None
+    _tell_grouped(session, desk, opened, now, _standing_prefix(desk.id), f"digest:s{desk.id}:")
+
+
+def _tell_grouped(
+    session: Session, desk: Desk, opened: list[Escalation], now: datetime, key_prefix: str, subject: str
+) -> None:
+    """A DM per escalation per manager when few, else one grouped message per manager
+    (``{key_prefix}{first id}:{manager}``, audited as ``{subject}{first id}``)."""
+    assert desk.id is not None
     if len(opened) < DIGEST_FROM:
         tell_managers(session, desk, opened, now)
         return
     ids = tuple(e.id for e in opened if e.id is not None)
     for manager in desks.members(session=session, desk_id=desk.id, role=Role.MANAGER):
-        key = f"{_standing_prefix(desk.id)}{ids[0]}:{manager}"
+        key = f"{key_prefix}{ids[0]}:{manager}"
         outbox.enqueue(
             session=session,
             dedup_key=key,
@@ -112,7 +106,7 @@ def notify_standing(session: Session, desk: Desk, opened: list[Escalation], now:
             render=EscalationDigest(ids, key),
             desk_id=desk.id,
             now=now,
-            audit=_notified(f"digest:s{desk.id}:{ids[0]}"),
+            audit=_notified(f"{subject}{ids[0]}"),
         )
 
 
