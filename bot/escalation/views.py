@@ -118,22 +118,34 @@ def escalation_message(esc: Escalation, desk: Desk, names: Names) -> tuple[str, 
 DIGEST_ROWS = 40  # escalations shown with their own button (blocks: 50 per message)
 
 
+def _by_state(items: Sequence[Escalation]) -> tuple[list[Escalation], list[Escalation], list[Escalation]]:
+    """A digest's escalations: open, acknowledged, resolved."""
+
+    def of(state: EscalationState) -> list[Escalation]:
+        return [e for e in items if e.state == state]
+
+    return of(EscalationState.OPEN), of(EscalationState.ACKNOWLEDGED), of(EscalationState.RESOLVED)
+
+
+def _ranked(items: Sequence[Escalation], names: Names) -> list[Escalation]:
+    """A digest's rows: open first, then acknowledged, then resolved; by name within each."""
+    order = {EscalationState.OPEN: 0, EscalationState.ACKNOWLEDGED: 1, EscalationState.RESOLVED: 2}
+    return sorted(items, key=lambda e: (order.get(EscalationState(e.state), 3), names.sort_key(e.trader_id)))
+
+
 def digest_message(items: Sequence[Escalation], desk: Desk, names: Names, key: str) -> tuple[str, Blocks]:
     """One message to a manager for several escalations opened by one pass (no DM storm):
     counts first, then one line per trader with its action, updated in place as each is
     acknowledged or resolved; beyond ``DIGEST_ROWS`` the rest are counted and App Home or
     ``/ibstatus escalations`` lists them."""
-    open_ = [e for e in items if e.state == EscalationState.OPEN]
-    acked = [e for e in items if e.state == EscalationState.ACKNOWLEDGED]
-    done = [e for e in items if e.state == EscalationState.RESOLVED]
+    open_, acked, done = _by_state(items)
     when = local_time(min(e.opened_at for e in items), desk) if items else ""
     head = (
         f"*{len(items)} escalations* on desk *{desk.name}* at {when} — "
         f"⏳ {len(open_)} open · 👀 {len(acked)} acknowledged · ✅ {len(done)} resolved"
     )
     blocks: Blocks = [section(head, block_id=Block.ESCALATION_SUMMARY)]
-    order = {EscalationState.OPEN: 0, EscalationState.ACKNOWLEDGED: 1, EscalationState.RESOLVED: 2}
-    ranked = sorted(items, key=lambda e: (order.get(EscalationState(e.state), 3), names.sort_key(e.trader_id)))
+    ranked = _ranked(items, names)
     budget = MESSAGE_CHARS - len(head) - 600
     for esc in ranked[:DIGEST_ROWS]:
         line = f"{kind_title(esc.kind)} · *{escape(names(esc.trader_id))}*"
@@ -205,17 +217,14 @@ def level2_digest_message(
     they are acknowledged or resolved: counts, then one line per escalation with its state now;
     beyond ``DIGEST_ROWS`` the rest are counted. The managers are mentioned: a ping is wanted."""
     who = " ".join(f"<@{m}>" for m in managers[:20])
-    open_ = [e for e in items if e.state == EscalationState.OPEN]
-    acked = [e for e in items if e.state == EscalationState.ACKNOWLEDGED]
-    done = [e for e in items if e.state == EscalationState.RESOLVED]
+    open_, acked, done = _by_state(items)
     head = (
         f"🚨 *Level 2* · *{len(items)} escalations* on desk *{desk.name}* not acknowledged within "
         f"{timeout_minutes} min. Managers: {who}\n"
         f"⏳ {len(open_)} open · 👀 {len(acked)} acknowledged · ✅ {len(done)} resolved"
     )
     blocks: Blocks = [section(head, block_id=Block.ESCALATION_SUMMARY)]
-    order = {EscalationState.OPEN: 0, EscalationState.ACKNOWLEDGED: 1, EscalationState.RESOLVED: 2}
-    ranked = sorted(items, key=lambda e: (order.get(EscalationState(e.state), 3), names.sort_key(e.trader_id)))
+    ranked = _ranked(items, names)
     budget = MESSAGE_CHARS - len(head) - 600
     for esc in ranked[:DIGEST_ROWS]:
         line = f"{kind_title(esc.kind)} · *{about(esc, names)}*"
