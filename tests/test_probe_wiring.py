@@ -19,7 +19,7 @@ from bot.probe import service, wiring
 from bot.probe.models import ProbeState
 from bot.probe.outcome import Outcome
 from bot.probe.tws import TwsTimeouts
-from tests.support.factories import make_desk
+from tests.support.factories import make_desk, name_people
 from tests.support.fake_gateway import closed_port
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import Bot
@@ -121,11 +121,13 @@ def test_ibstatus_probe_answers_the_callers_own_probes_escaped(bot: Bot, fake_sl
     engine = bot.runtime.engine
     port = closed_port()
     setup(engine, ("UTRD1", "mine <b>", f"127.0.0.1:{port}"), ("UTRD2", "theirs", f"127.0.0.1:{port}"))
+    name_people(engine, {"UTRD1": "Alice *Ames*"})
     response = bot.command("UTRD1", "probe")
     assert response.status_code == 200 and "answer follows" in response.json()["text"]
     bot.settle()
     (text,) = ephemerals(fake_slack, "UTRD1")
     assert "mine &lt;b&gt;" in text and "<b>" not in text  # the label is escaped for mrkdwn
+    assert "Alice" in text and "*Ames*" not in text and "UTRD1" not in text  # a name, escaped, not an id
     assert "not running or not logged in — Platform or session" in text and "theirs" not in text
     (esc,) = escalations(engine)
     assert esc.trader_id == "UTRD1"

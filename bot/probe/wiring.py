@@ -21,7 +21,7 @@ Domain only: no Slack.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy.engine import Engine
@@ -42,6 +42,8 @@ from bot.escalation import opening, resolving
 from bot.escalation.labels import AUTO_REASON
 from bot.escalation.models import EscalationKind
 from bot.escalation.rules import probe_failed_holds
+from bot.people import service as people
+from bot.people.service import Names
 from bot.probe import service
 from bot.probe.gateway import Timeouts
 from bot.probe.jobs import run_probes
@@ -215,6 +217,7 @@ def probe_pass(
 class DeskProbes:
     desk: Desk
     statuses: dict[str, list[EndpointStatus]]  # by trader
+    names: Names = field(default_factory=Names)  # the traders' names (people's names, not ids)
 
 
 def probe_for(
@@ -247,7 +250,7 @@ def probe_for(
             desk = desks.get_desk(session=session, name=name)
             assert desk.id is not None
             statuses = service.latest(session=session, desk_id=desk.id, trader_ids=[who] if who else None)
-            out.append(DeskProbes(desk, statuses))
+            out.append(DeskProbes(desk, statuses, people.names_for(session=session, user_ids=list(statuses))))
     return out
 
 
@@ -261,5 +264,5 @@ def status_lines(found: Sequence[DeskProbes]) -> list[str]:
                 state = "not probed" if s.state is None else state_text(s.kind, s.state)
                 where = "" if s.state is None or s.healthy else f" — {LAYER_LABEL[layer_of(s.state)]}"
                 detail = f" ({s.detail})" if s.detail else ""
-                lines.append(f"  {trader} · {s.label} ({s.target}): {state}{where}{detail}")
+                lines.append(f"  {item.names(trader)} · {s.label} ({s.target}): {state}{where}{detail}")
     return lines
