@@ -422,6 +422,13 @@ def test_a_managers_away_applies_on_their_desks_only(bot: Bot, fake_slack: FakeS
             for d in desk_ids
         )
         assert len(session.exec(select(Away)).all()) == 2  # rates' own period is untouched
+    # Even when his own period overlaps it: rates' period is theirs to change.
+    command(bot, "UTRD2", "away 2026-11-25 2026-11-26")
+    with Session(engine) as session:
+        assert sorted((a.desks is None, a.start.day, a.end.day) for a in session.exec(select(Away)).all()) == [
+            (False, 25, 25),
+            (True, 25, 26),
+        ]
 
 
 def test_away_modal_field_errors(bot: Bot, fake_slack: FakeSlack) -> None:

@@ -2,8 +2,9 @@
 shown 🌴 in the roster and is left out of the weekly figures. Queries and rules only, no Slack.
 
 Dates are desk-local trading dates, inclusive. A period may start today at the earliest, last
-at most ``MAX_DAYS`` days, and never end before it starts. A new period replaces any period of
-the same person it overlaps. Traders set their own; a desk's managers set them for its traders.
+at most ``MAX_DAYS`` days, and never end before it starts. A new period replaces the periods of
+the same person and scope it overlaps. Traders set their own (every desk); a desk's managers set
+them for its traders (their own desks only: ``Away.desks``).
 """
 
 from __future__ import annotations
@@ -101,8 +102,10 @@ def set_away(
     text = validate(start, end, today_for(session=session, user_id=user_id, now=now), note)
     scope = scope_of(session=session, actor=actor, user_id=user_id)
     overlapping = delete(Away).where(col(Away.user_id) == user_id, col(Away.start) <= end, col(Away.end) >= start)
-    if scope is not None:  # a manager replaces only what they set for their own desks
-        overlapping = overlapping.where(col(Away.desks) == scope)
+    # A period replaces the overlapping ones of the same scope only: the trader's own replace
+    # their own, a manager's replace those set for the same desks (never another desk's).
+    same_scope = col(Away.desks).is_(None) if scope is None else col(Away.desks) == scope
+    overlapping = overlapping.where(same_scope)
     session.execute(overlapping)
     away = Away(user_id=user_id, start=start, end=end, note=text, set_by=actor, created_at=now, desks=scope)
     session.add(away)
