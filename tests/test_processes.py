@@ -179,8 +179,11 @@ def deliver_with_two_processes(engine: Engine, fake: FakeSlack, tmp_path: Path, 
         )
         for token, service in zip(("xoxb-process-a", "xoxb-process-b"), services, strict=True)
     ]
-    time.sleep(0.2)
-    go.touch()  # both start delivering together (however long each took to import)
+    ready = [tmp_path / f"go.ready-{token}" for token in ("xoxb-process-a", "xoxb-process-b")]
+    deadline = time.monotonic() + 60
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()  # both start delivering together, once both have imported (however long each took)
     for proc in procs:
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out.decode()[-2000:]
