@@ -94,8 +94,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from waitress.server import create_server
 
-from bot.checklist.jobs import post_checklist
 from bot.checklist.models import Answer
+from bot.checklist.posting import post_checklist
 from bot.config import Settings
 from bot.db import make_engine, session_scope
 from bot.desks import service as desks

@@ -63,7 +63,7 @@ def run(label: str, traders_n: int, cap: float) -> Row:
     from slack_sdk import WebClient
     from sqlmodel import Session, col, select
 
-    from bot.checklist import jobs
+    from bot.checklist import posting
     from bot.db import make_engine, session_scope
     from bot.delivery.models import OutboxMessage
     from bot.delivery.worker import OutboxWorker, next_due
@@ -92,7 +92,7 @@ def run(label: str, traders_n: int, cap: float) -> Row:
                 now=datetime(2026, 11, 24, tzinfo=UTC),
             )
             desks.configure_desk(session=session, name="equities", keys=None, escalation_channel="CESCAL")
-        jobs.post_checklist(engine, client, desk_name="equities", day=date(2026, 11, 25), now=POSTED)
+        posting.post_checklist(engine, client, desk_name="equities", day=date(2026, 11, 25), now=POSTED)
         base, t0 = [DEADLINE], [time.monotonic()]  # the domain clock moves with real time from a set instant
 
         def clock() -> datetime:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.db import make_engine, session_scope
 from bot.desks import service as desks
 from bot.migrate import upgrade
@@ -93,7 +93,7 @@ def run(setup: str, clicks: int, window: float, busy: int, rate: float) -> Row:
                 deadline="09:00",
                 now=NOW,
             )
-        result = jobs.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=NOW)
+        result = posting.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=NOW)
         # Other work already queued on the after-ack pool (replies, uploads: ~0.2 s each).
         for _ in range(busy):
             shared.submit(time.sleep, 0.2)

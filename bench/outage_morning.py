@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlmodel import Session, select
 
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.checklist.models import Answer
 from bot.db import make_engine, session_scope
 from bot.desks import service as desks
@@ -101,7 +101,7 @@ def run(setup: str, traders_n: int, window: float, seed: int = 18) -> Row:
                 deadline="09:00",
                 now=NOW,
             )
-        result = jobs.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=NOW)
+        result = posting.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=NOW)
         run_id = str(result.run_id)
         meta = json.dumps({"run_id": result.run_id, "channel_id": "C0123"})
         rng = random.Random(seed)

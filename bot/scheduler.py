@@ -1,4 +1,4 @@
-"""APScheduler wiring only: which job runs when. The jobs are plain functions in bot.checklist.jobs.
+"""APScheduler wiring only: which job runs when. The jobs are plain functions in the capabilities (checklist.posting…).
 
 One cron job per desk fires at the desk's post time in the desk's own time zone
 (so DST is the time-zone database's business). A ``sync`` job every minute
@@ -30,7 +30,7 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
 from bot import calendar, logs, metrics
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.checklist import service as checklist
 from bot.checklist.roster_refresher import RosterRefresher
 from bot.db import session_scope
@@ -38,10 +38,10 @@ from bot.delivery.slack import delivery_client
 from bot.desks import service as desks
 from bot.desks.models import Desk
 from bot.escalation.jobs import escalation_pass
-from bot.people import jobs as people_jobs
+from bot.people import slack_names
 from bot.probe import wiring as probe_wiring
 from bot.profile import jobs as profile_jobs
-from bot.summary import jobs as weekly
+from bot.summary import posting as weekly
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Scheduler:
             log.info("probes: %s", line)
 
     def weekly_summaries(self) -> None:
-        """Post every desk's weekly summary that is due and not yet posted (bot.summary.jobs)."""
+        """Post every desk's weekly summary that is due and not yet posted (bot.summary.posting)."""
         for result in weekly.post_due_summaries(self.engine, self.client, now=self.clock()):
             log.info("weekly summary: %s", result.message)
 
@@ -170,7 +170,7 @@ class Scheduler:
         with session_scope(self.engine) as session:
             desk = desks.get_desk(session=session, name=desk_name)
             day = checklist.desk_today(desk, now)
-        result = jobs.post_checklist(
+        result = posting.post_checklist(
             self.engine, self.client, desk_name=desk_name, day=day, now=now, before_deadline_only=True
         )
         log.info("scheduled post %s: %s", desk_name, result.message)
@@ -194,14 +194,14 @@ class Scheduler:
         for job_id in set(self._signatures) - set(current):
             self.aps.remove_job(job_id)
             del self._signatures[job_id]
-        for result in jobs.catch_up(self.engine, self.client, now=self.clock()):
+        for result in posting.catch_up(self.engine, self.client, now=self.clock()):
             log.info("catch-up: %s", result.message)
         self.refresher.sweep()
         self.refresh_names()
 
     def refresh_names(self) -> int:
         """Names of every desk member: unknown ones first, then those older than a day
-        (bot.people.jobs); a ``user_change`` event refreshes one at once."""
+        (bot.people.slack_names); a ``user_change`` event refreshes one at once."""
         with session_scope(self.engine) as session:
             members = desks.all_member_ids(session=session)
-        return people_jobs.refresh(self.engine, self.names_client, members, now=self.clock())
+        return slack_names.refresh(self.engine, self.names_client, members, now=self.clock())

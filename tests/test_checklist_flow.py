@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.checklist.models import Answer
 from bot.slack.ids import FIELD, Action, Block, Callback, Event
 from tests.support.factories import make_desk
@@ -21,8 +21,8 @@ from tests.support.harness import Bot, utc
 TODAY = date(2026, 11, 25)
 
 
-def post(bot: Bot, day: date = TODAY) -> jobs.PostResult:
-    result = jobs.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=day, now=bot.clock())
+def post(bot: Bot, day: date = TODAY) -> posting.PostResult:
+    result = posting.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=day, now=bot.clock())
     assert result.ts is not None and result.run_id is not None
     return result
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.checklist import jobs, rosters
+from bot.checklist import posting, rosters
 from bot.config import ConfigError, clock_of, load_settings
 from bot.db import session_scope
 from bot.desks import service as desks
@@ -90,5 +90,5 @@ def test_a_cron_job_firing_before_post_time_on_a_moved_clock_posts_nothing(
             rosters.today_run(session=session, desk=desks.get_desk(session=session, name="equities"), now=clock())
             is None
         )
-    (posted,) = jobs.catch_up(engine, bot.client, now=utc(2026, 11, 25, 13, 0, 30))
+    (posted,) = posting.catch_up(engine, bot.client, now=utc(2026, 11, 25, 13, 0, 30))
     assert posted.ts is not None and len(fake_slack.of("chat.postMessage")) == 1

@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from sqlmodel import Session, col, select
 
 from bot.audit import AuditEvent
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
 from bot.db import session_scope
 from bot.delivery.worker import PassResult
@@ -361,7 +361,7 @@ def test_a_checklist_posted_after_its_deadline_gets_the_grace_period(bot: Bot, f
     engine = bot.runtime.engine
     make_desk(engine, created_at=at(9, 20))  # added after today's post time: posted by hand
     bot.clock.set(at(9, 30))
-    posted = jobs.post_checklist(engine, bot.client, desk_name="equities", day=TODAY, now=bot.clock())
+    posted = posting.post_checklist(engine, bot.client, desk_name="equities", day=TODAY, now=bot.clock())
     assert posted.ts is not None
     message = blocks_text(fake_slack.of("chat.postMessage")[0].params)
     assert "Answer by *09:45 EST* (posted late: the usual deadline is 09:00 EST)" in message
@@ -389,7 +389,7 @@ def test_a_checklist_caught_up_just_before_its_deadline_gets_the_grace_period(
     with session_scope(engine) as session:
         desks.configure_desk(session=session, name="equities", keys=None, grace_minutes=20)
     client = WebClient(token=BOT_TOKEN, base_url=fake_slack.base_url, timeout=5)
-    (result,) = jobs.catch_up(engine, client, now=at(8, 55))  # the bot was down until 08:55
+    (result,) = posting.catch_up(engine, client, now=at(8, 55))  # the bot was down until 08:55
     with Session(engine) as session:
         run = session.get(ChecklistRun, result.run_id)
         assert run is not None and run.deadline_at == at(9, 15)
@@ -408,8 +408,8 @@ def test_slack_down_through_the_post_window_is_an_escalation_and_the_post_follow
     down = Fault(status=500, body={"ok": False, "error": "internal_error"})
     fake_slack.script("chat.postMessage", Fault(delay=1.5), *[down] * 30)  # a timeout, then errors
     for moment in (at(8, 0), at(8, 20), at(8, 59)):
-        (result,) = jobs.catch_up(engine, client, now=moment)
-        assert result.outcome in ("failed", jobs.UNREACHABLE)  # refused, or timed out
+        (result,) = posting.catch_up(engine, client, now=moment)
+        assert result.outcome in ("failed", posting.UNREACHABLE)  # refused, or timed out
     # 09:00: nobody could answer a checklist that isn't there. The desk's managers are told.
     bot.clock.set(at(9, 0))
     assert len(run_pass(engine, at(9, 0)).opened) == 1
@@ -434,7 +434,7 @@ def test_slack_down_through_the_post_window_is_an_escalation_and_the_post_follow
     listed = capsys.readouterr().out
     assert "post_failed" in listed and "equities" in listed
 
-    (posted,) = jobs.catch_up(engine, client, now=at(9, 10))
+    (posted,) = posting.catch_up(engine, client, now=at(9, 10))
     assert posted.ts is not None
     assert "Answer by *09:25 EST* (posted late" in blocks_text(fake_slack.of("chat.postMessage")[-1].params)
     report_ = step(bot, fake_slack, at(9, 10, 30))
@@ -723,10 +723,10 @@ def _audit(engine: Any) -> list[AuditEvent]:
 def test_the_post_time_check_keeps_a_future_day_for_the_scheduler(bot: Bot) -> None:
     engine = bot.runtime.engine
     make_desk(engine)
-    result = jobs.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 12, 1), now=at(8, 5))
+    result = posting.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 12, 1), now=at(8, 5))
     assert result.outcome == "future" and "the scheduler posts it at 08:00 EST on Tue 01 Dec 2026" in result.message
     assert result.run_id is None
-    after_close = jobs.post_checklist(engine, bot.client, desk_name="equities", day=TODAY, now=at(16, 1))
+    after_close = posting.post_checklist(engine, bot.client, desk_name="equities", day=TODAY, now=at(16, 1))
     assert after_close.outcome == "too_late" and "market closed at 16:00 EST" in after_close.message
     with Session(engine) as session:
         assert session.exec(select(ChecklistRun)).all() == []

@@ -25,7 +25,7 @@ from slack_bolt.request import BoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot import logs, metrics
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.db import make_engine, session_scope
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind, enqueue
@@ -74,7 +74,7 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 def test_requests_are_counted_by_kind_and_outcome_and_timed(bot: Bot, fake_slack: FakeSlack) -> None:
     make_desk(bot.runtime.engine)
-    posted = jobs.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=DAY, now=bot.clock())
+    posted = posting.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=DAY, now=bot.clock())
     assert posted.run_id is not None
     before = scrape(bot)
 
@@ -162,7 +162,7 @@ def test_slack_calls_are_counted_by_method_and_result(bot: Bot, fake_slack: Fake
     # A listener's client (Bolt makes a plain one per request; the middleware swaps it) and the
     # clients made from the runtime's (modal, roster, outbox: bot.delivery.slack) count too.
     make_desk(bot.runtime.engine)
-    posted = jobs.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=DAY, now=bot.clock())
+    posted = posting.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=DAY, now=bot.clock())
     assert bot.click("UOUTSIDER", Action.CONFIRM_ALL, str(posted.run_id)).status_code == 200  # refused: ephemeral
     assert bot.click("UTRD2", Action.REPORT_PROBLEM, str(posted.run_id)).status_code == 200  # views.open
     bot.settle()

@@ -1,5 +1,5 @@
 """Names at scale: a new 1,000-trader desk is named through ``users.list`` pages (Tier 2,
-paced) in a handful of calls, not 1,000 ``users.info`` calls at Tier-4 pace (bot.people.jobs)."""
+paced) in a handful of calls, not 1,000 ``users.info`` calls at Tier-4 pace (bot.people.slack_names)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 
 from bot.db import read_scope, session_scope
 from bot.desks import service as desks
-from bot.people import jobs as people_jobs
 from bot.people import service as people
-from bot.people.jobs import Spacing, Walk
+from bot.people import slack_names
+from bot.people.slack_names import Spacing, Walk
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack, Fault
 from tests.support.harness import BOT_TOKEN, utc
@@ -47,7 +47,7 @@ def test_a_new_1000_trader_desk_is_named_in_a_handful_of_calls(engine: Engine, w
     make_desk(engine, managers=("UX00000",), traders=TRADERS, named=False)
     with session_scope(engine) as session:
         members = desks.all_member_ids(session=session)
-    stored = people_jobs.refresh(engine, client(workspace), members, now=NOW, pace=NO_WAIT, walk=Walk())
+    stored = slack_names.refresh(engine, client(workspace), members, now=NOW, pace=NO_WAIT, walk=Walk())
     assert stored == 1001
     pages = workspace.of("users.list")
     assert len(pages) == 6  # 1,150 people, 200 a page
@@ -63,13 +63,13 @@ def test_a_new_1000_trader_desk_is_named_in_a_handful_of_calls(engine: Engine, w
 
 def test_the_walk_stops_when_everyone_wanted_is_named(engine: Engine, workspace: FakeSlack) -> None:
     wanted = TRADERS[:300]  # the first 300 listed
-    people_jobs.refresh(engine, client(workspace), wanted, now=NOW, pace=NO_WAIT, walk=Walk())
+    slack_names.refresh(engine, client(workspace), wanted, now=NOW, pace=NO_WAIT, walk=Walk())
     assert len(workspace.of("users.list")) == 2
 
 
 def test_few_unknown_names_go_through_users_info(engine: Engine, workspace: FakeSlack) -> None:
-    few = TRADERS[: people_jobs.BULK_THRESHOLD]
-    assert people_jobs.refresh(engine, client(workspace), few, now=NOW, pace=NO_WAIT, walk=Walk()) == len(few)
+    few = TRADERS[: slack_names.BULK_THRESHOLD]
+    assert slack_names.refresh(engine, client(workspace), few, now=NOW, pace=NO_WAIT, walk=Walk()) == len(few)
     assert workspace.of("users.list") == [] and len(workspace.of("users.info")) == len(few)
 
 
@@ -81,11 +81,11 @@ def test_users_the_list_does_not_show_are_left_to_users_info_and_not_walked_for_
         workspace.add_user(user, f"Guest {user[2:]}", listed=False)
     walk = Walk()
     wanted = TRADERS[:100] + guests
-    first = people_jobs.refresh(engine, client(workspace), wanted, now=NOW, pace=NO_WAIT, walk=walk, limit=20)
+    first = slack_names.refresh(engine, client(workspace), wanted, now=NOW, pace=NO_WAIT, walk=walk, limit=20)
     assert first == 100 + 20  # listed ones by the walk, then users.info up to the limit
     assert len(workspace.of("users.list")) == 6  # the whole workspace: the guests are not in it
     assert walk.not_listed == frozenset(guests)
-    people_jobs.refresh(engine, client(workspace), wanted, now=NOW + timedelta(minutes=1), pace=NO_WAIT, walk=walk)
+    slack_names.refresh(engine, client(workspace), wanted, now=NOW + timedelta(minutes=1), pace=NO_WAIT, walk=walk)
     assert len(workspace.of("users.list")) == 6  # no second walk for them
     assert all(name.startswith("Guest") for name in names(engine, guests).values())
 
@@ -94,14 +94,14 @@ def test_a_rate_limit_stops_the_walk_and_the_next_run_resumes(engine: Engine, wo
     walk = Walk()
     web = client(workspace)
     # A run of two pages: 400 people listed, the cursor kept.
-    assert people_jobs.list_users(engine, web, TRADERS, now=NOW, pace=NO_WAIT, walk=walk, pages=2) == 400
+    assert slack_names.list_users(engine, web, TRADERS, now=NOW, pace=NO_WAIT, walk=walk, pages=2) == 400
     saved = walk.cursor
     assert saved
     limited = Fault(status=429, body={"ok": False, "error": "ratelimited"}, headers={"Retry-After": "30"})
     workspace.script("users.list", limited)
-    assert people_jobs.list_users(engine, web, TRADERS, now=NOW, pace=NO_WAIT, walk=walk) == 0
+    assert slack_names.list_users(engine, web, TRADERS, now=NOW, pace=NO_WAIT, walk=walk) == 0
     assert walk.cursor == saved
-    resumed = people_jobs.list_users(engine, web, TRADERS, now=NOW + timedelta(minutes=1), pace=NO_WAIT, walk=walk)
+    resumed = slack_names.list_users(engine, web, TRADERS, now=NOW + timedelta(minutes=1), pace=NO_WAIT, walk=walk)
     assert resumed == 600
     calls = workspace.of("users.list")
     assert calls[2].params["cursor"] == saved  # resumed, not restarted
@@ -124,4 +124,4 @@ def test_pages_are_paced_for_tier_2() -> None:
     now[0] += 5.0
     pace.wait()  # long after: at once
     assert slept == [2.0]
-    assert people_jobs.PAGE_SPACING * 20 >= 60  # at most 20 users.list calls a minute
+    assert slack_names.PAGE_SPACING * 20 >= 60  # at most 20 users.list calls a minute

@@ -1,7 +1,7 @@
 """A post whose outcome is unknown is not posted twice: the checklist and the escalation
 channel's level-2 post carry message metadata, an attempt stays in ``bot.delivery.ledger``
 until its outcome is known, and a retry looks for the message in the channel's history and
-adopts it (bot.checklist.jobs, bot.delivery.worker)."""
+adopts it (bot.checklist.posting, bot.delivery.worker)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
 from bot.checklist.service import POST_LEASE, PostOutcome
@@ -49,8 +49,8 @@ def client(fake: FakeSlack) -> WebClient:
     return WebClient(token=BOT_TOKEN, base_url=fake.base_url, timeout=1)
 
 
-def post(engine: Engine, fake: FakeSlack, now: Any = POST) -> jobs.PostResult:
-    return jobs.post_checklist(engine, client(fake), desk_name="equities", day=TODAY, now=now)
+def post(engine: Engine, fake: FakeSlack, now: Any = POST) -> posting.PostResult:
+    return posting.post_checklist(engine, client(fake), desk_name="equities", day=TODAY, now=now)
 
 
 def checklist_meta(run_id: int | None) -> dict[str, Any]:
@@ -80,10 +80,10 @@ def test_a_checklist_post_that_timed_out_after_slack_took_it_is_adopted(engine: 
     make_desk(engine)
     fake_slack.script("chat.postMessage", SLOW)
     first = post(engine, fake_slack)
-    assert first.outcome == jobs.UNREACHABLE
+    assert first.outcome == posting.UNREACHABLE
     (message,) = fake_slack.messages[CHANNEL]  # it is in the channel all the same, stamped
     assert message["metadata"] == checklist_meta(first.run_id)
-    assert pending(engine) == [jobs.ledger_key(first.run_id or 0)]
+    assert pending(engine) == [posting.ledger_key(first.run_id or 0)]
 
     second = post(engine, fake_slack, POST + timedelta(minutes=1))  # the next tick
     assert (second.outcome, second.ts) == (PostOutcome.CLAIMED, message["ts"])
@@ -103,7 +103,7 @@ def test_a_checklist_post_that_timed_out_after_slack_took_it_is_adopted(engine: 
 def test_a_timeout_before_slack_took_it_is_looked_for_then_posted_once(engine: Engine, fake_slack: FakeSlack) -> None:
     make_desk(engine)
     fake_slack.script("chat.postMessage", Fault(delay=1.5))  # lost on the way: nothing posted
-    assert post(engine, fake_slack).outcome == jobs.UNREACHABLE
+    assert post(engine, fake_slack).outcome == posting.UNREACHABLE
     assert fake_slack.messages == {}
     second = post(engine, fake_slack, POST + timedelta(minutes=1))
     assert second.outcome is PostOutcome.CLAIMED
@@ -126,7 +126,7 @@ def test_a_process_that_died_after_slack_took_the_post_leaves_it_to_be_adopted(
         claim = checklist.claim_post(session=session, desk=desk, day=TODAY, now=POST)
         assert claim.run is not None and claim.run.id is not None
         run_id = claim.run.id
-        ledger.begin(session=session, key=jobs.ledger_key(run_id), channel=CHANNEL, now=POST)
+        ledger.begin(session=session, key=posting.ledger_key(run_id), channel=CHANNEL, now=POST)
     posted = client(fake_slack).chat_postMessage(channel=CHANNEL, text="checklist", metadata=checklist_meta(run_id))
     # ...and the process is gone. Within the lease nobody else posts:
     assert post(engine, fake_slack, POST + timedelta(seconds=30)).outcome is PostOutcome.IN_PROGRESS
@@ -150,7 +150,7 @@ def test_history_unavailable_means_no_post_now_and_a_look_next_time(engine: Engi
     make_desk(engine)
     fake_slack.script("chat.postMessage", SLOW)
     fake_slack.script("conversations.history", Fault(status=500, body={"ok": False, "error": "internal_error"}))
-    assert post(engine, fake_slack).outcome == jobs.UNREACHABLE
+    assert post(engine, fake_slack).outcome == posting.UNREACHABLE
     assert post(engine, fake_slack, POST + timedelta(minutes=1)).outcome == "failed"  # could not look: did not post
     assert len(fake_slack.of("chat.postMessage")) == 1 and pending(engine) != []
     third = post(engine, fake_slack, POST + timedelta(minutes=2))
@@ -164,7 +164,7 @@ def test_without_the_history_scope_the_retry_posts_as_before(engine: Engine, fak
     make_desk(engine)
     fake_slack.script("chat.postMessage", Fault(delay=1.5))
     fake_slack.script("conversations.history", Fault(body={"ok": False, "error": "missing_scope"}))
-    assert post(engine, fake_slack).outcome == jobs.UNREACHABLE
+    assert post(engine, fake_slack).outcome == posting.UNREACHABLE
     assert post(engine, fake_slack, POST + timedelta(minutes=1)).outcome is PostOutcome.CLAIMED
     assert len(fake_slack.messages[CHANNEL]) == 1 and pending(engine) == []
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 import pytest
 from sqlmodel import Session, col, select
 
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.db import session_scope
 from bot.desks import service as desks
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
@@ -164,7 +164,7 @@ def test_monday_relogin_guard(bot: Bot, fake_slack: FakeSlack, day: date, at: da
     bot.clock.set(at)
     assert submit(bot, "UTRD1", ProfileCallback.INTERFACES, interfaces_values("tws", "client_portal")) == {}
     assert submit(bot, "UTRD2", ProfileCallback.INTERFACES, interfaces_values("client_portal")) == {}
-    result = jobs.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=day, now=at)
+    result = posting.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=day, now=at)
     assert result.run_id is not None
     message = json.dumps(fake_slack.of("chat.postMessage")[-1].params["blocks"], ensure_ascii=False)
     if not guard:
@@ -193,7 +193,7 @@ def test_a_verified_backup_is_not_asked_again_and_a_device_trust_failure_unverif
         == {}
     )
     assert submit(bot, "UTRD3", ProfileCallback.FACTORS, factors_values("ib_key", ["ib_key"])) == {}
-    result = jobs.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=bot.clock())
+    result = posting.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=bot.clock())
     assert result.run_id is not None
     message = json.dumps(fake_slack.of("chat.postMessage")[-1].params["blocks"], ensure_ascii=False)
     assert "aren't asked about it again" in message
@@ -279,7 +279,7 @@ def test_the_roster_follows_the_profile_within_the_refresh(bot: Bot, fake_slack:
     engine = bot.runtime.engine
     make_desk(engine)
     assert submit(bot, "UTRD3", ProfileCallback.FACTORS, factors_values("ib_key", ["ib_key"])) == {}
-    result = jobs.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=bot.clock())
+    result = posting.post_checklist(engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=bot.clock())
     assert result.run_id is not None
     posted = json.dumps(fake_slack.of("chat.postMessage")[-1].params["blocks"], ensure_ascii=False)
     assert "Carol — pending · 🆘" in posted

@@ -14,7 +14,7 @@ from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot.checklist import jobs, rosters
+from bot.checklist import posting, rosters
 from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
 from bot.checklist.roster_cache import RosterCache
@@ -27,7 +27,7 @@ from tests.support.harness import Bot
 
 
 def post(bot: Bot) -> int:
-    result = jobs.post_checklist(
+    result = posting.post_checklist(
         bot.runtime.engine, bot.client, desk_name="equities", day=date(2026, 11, 25), now=bot.clock()
     )
     assert result.run_id is not None and result.ts is not None

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
 from bot.checklist.roster_refresher import RosterRefresher
@@ -126,7 +126,7 @@ def drive(scheduler: Scheduler, clock: FakeClock, desk: Desk, start: datetime, e
         clock.set(moment)
         if moment in fires:
             scheduler.post_due(desk.name)
-        jobs.catch_up(scheduler.engine, scheduler.client, now=moment)
+        posting.catch_up(scheduler.engine, scheduler.client, now=moment)
     return fires
 
 
@@ -170,13 +170,13 @@ def test_thanksgiving_and_weekend_post_nothing(engine: Engine, client: WebClient
     make_desk(engine)
     for day in (date(2026, 11, 26), date(2026, 11, 28), date(2026, 11, 29)):
         now = datetime.combine(day, time(8), tzinfo=NY)
-        result = jobs.post_checklist(engine, client, desk_name="equities", day=day, now=now)
+        result = posting.post_checklist(engine, client, desk_name="equities", day=day, now=now)
         assert result.outcome is PostOutcome.NOT_TRADING_DAY
         assert "not an NYSE trading day" in result.message
-        assert jobs.catch_up(engine, client, now=now + timedelta(minutes=5)) == []
+        assert posting.catch_up(engine, client, now=now + timedelta(minutes=5)) == []
     assert (
         "Thanksgiving"
-        in jobs.post_checklist(
+        in posting.post_checklist(
             engine, client, desk_name="equities", day=date(2026, 11, 26), now=utc(2026, 11, 26, 13)
         ).message
     )
@@ -186,7 +186,7 @@ def test_thanksgiving_and_weekend_post_nothing(engine: Engine, client: WebClient
 
 def test_early_close_day_posts(engine: Engine, client: WebClient, fake_slack: FakeSlack) -> None:
     make_desk(engine)
-    result = jobs.post_checklist(
+    result = posting.post_checklist(
         engine, client, desk_name="equities", day=date(2026, 11, 27), now=utc(2026, 11, 27, 13, 0)
     )
     assert result.outcome is PostOutcome.CLAIMED
@@ -202,13 +202,15 @@ def test_early_close_day_posts(engine: Engine, client: WebClient, fake_slack: Fa
 def test_repeated_runs_post_once(engine: Engine, client: WebClient, fake_slack: FakeSlack) -> None:
     make_desk(engine)
     day, now = date(2026, 11, 25), utc(2026, 11, 25, 13, 0)
-    first = jobs.post_checklist(engine, client, desk_name="equities", day=day, now=now)
+    first = posting.post_checklist(engine, client, desk_name="equities", day=day, now=now)
     assert first.outcome is PostOutcome.CLAIMED
     for minutes in (0, 1, 5, 30):
-        again = jobs.post_checklist(engine, client, desk_name="equities", day=day, now=now + timedelta(minutes=minutes))
+        again = posting.post_checklist(
+            engine, client, desk_name="equities", day=day, now=now + timedelta(minutes=minutes)
+        )
         assert again.outcome is PostOutcome.ALREADY_POSTED
         assert "already posted" in again.message
-        assert jobs.catch_up(engine, client, now=now + timedelta(minutes=minutes)) == []
+        assert posting.catch_up(engine, client, now=now + timedelta(minutes=minutes)) == []
     assert posts(fake_slack) == 1
     assert len(runs(engine)) == 1
 
@@ -218,7 +220,7 @@ def test_concurrent_runs_post_once(engine: Engine, client: WebClient, fake_slack
     day, now = date(2026, 11, 25), utc(2026, 11, 25, 13, 0)
     n = 8
     barrier = threading.Barrier(n)
-    results: list[jobs.PostResult] = []
+    results: list[posting.PostResult] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -226,10 +228,10 @@ def test_concurrent_runs_post_once(engine: Engine, client: WebClient, fake_slack
         try:
             barrier.wait()
             if i % 2:
-                result = jobs.post_checklist(engine, client, desk_name="equities", day=day, now=now)
+                result = posting.post_checklist(engine, client, desk_name="equities", day=day, now=now)
                 out = [result]
             else:
-                out = jobs.catch_up(engine, client, now=now)
+                out = posting.catch_up(engine, client, now=now)
             with lock:
                 results.extend(out)
         except BaseException as exc:  # surfaced below
@@ -256,13 +258,13 @@ def test_concurrent_runs_post_once(engine: Engine, client: WebClient, fake_slack
 def test_bot_back_before_the_deadline_posts_then(engine: Engine, client: WebClient, fake_slack: FakeSlack) -> None:
     make_desk(engine)  # posts 08:00, deadline 09:00 New York
     down_until = utc(2026, 11, 25, 13, 40)  # 08:40 local: the 08:00 fire was missed
-    assert jobs.catch_up(engine, client, now=utc(2026, 11, 25, 12, 59)) == []  # before post time: nothing
-    results = jobs.catch_up(engine, client, now=down_until)
+    assert posting.catch_up(engine, client, now=utc(2026, 11, 25, 12, 59)) == []  # before post time: nothing
+    results = posting.catch_up(engine, client, now=down_until)
     assert [r.outcome for r in results] == [PostOutcome.CLAIMED]
     assert posts(fake_slack) == 1
     (run,) = runs(engine)
     assert run.posted_at == down_until
-    assert jobs.catch_up(engine, client, now=down_until + timedelta(minutes=1)) == []
+    assert posting.catch_up(engine, client, now=down_until + timedelta(minutes=1)) == []
     assert posts(fake_slack) == 1
 
 
@@ -271,8 +273,8 @@ def test_bot_back_after_the_deadline_does_not_post(
 ) -> None:
     make_desk(engine)
     for moment in (utc(2026, 11, 25, 14, 0), utc(2026, 11, 25, 14, 1), utc(2026, 11, 25, 20, 0)):
-        assert jobs.catch_up(engine, client, now=moment) == []
-        late = jobs.post_checklist(
+        assert posting.catch_up(engine, client, now=moment) == []
+        late = posting.post_checklist(
             engine, client, desk_name="equities", day=date(2026, 11, 25), now=moment, before_deadline_only=True
         )
         assert late.outcome is PostOutcome.TOO_LATE
@@ -297,16 +299,16 @@ def test_failed_post_releases_the_lease_and_a_later_catch_up_posts_once(
     make_desk(engine)
     fake_slack.script("chat.postMessage", fault)
     now = utc(2026, 11, 25, 13, 0)
-    failed = jobs.post_checklist(engine, client, desk_name="equities", day=date(2026, 11, 25), now=now)
+    failed = posting.post_checklist(engine, client, desk_name="equities", day=date(2026, 11, 25), now=now)
     assert failed.outcome == "failed"
     assert len(fake_slack.rejected) == 1 and posts(fake_slack) == 0
     (run,) = runs(engine)
     assert run.message_ts is None
     assert run.post_claimed_at is None  # the lease is released at once
     assert run.post_error
-    results = jobs.catch_up(engine, client, now=now + timedelta(minutes=1))
+    results = posting.catch_up(engine, client, now=now + timedelta(minutes=1))
     assert [r.outcome for r in results] == [PostOutcome.CLAIMED]
-    assert jobs.catch_up(engine, client, now=now + timedelta(minutes=2)) == []
+    assert posting.catch_up(engine, client, now=now + timedelta(minutes=2)) == []
     assert posts(fake_slack) == 1
     (run,) = runs(engine)
     assert run.message_ts is not None and run.post_error is None and run.post_attempts == 2
@@ -325,7 +327,7 @@ def test_production_client_retries_5xx_before_giving_up(engine: Engine, fake_sla
         Fault(status=502),
         Fault(status=504),
     )
-    result = jobs.post_checklist(
+    result = posting.post_checklist(
         engine, client, desk_name="equities", day=date(2026, 11, 25), now=utc(2026, 11, 25, 13, 0)
     )
     assert result.outcome is PostOutcome.CLAIMED
@@ -343,10 +345,10 @@ def test_a_crashed_poster_holds_the_lease_briefly_then_catch_up_posts(
         desk = desks.get_desk(session=session, name="equities")
         claim = checklist.claim_post(session=session, desk=desk, day=date(2026, 11, 25), now=now)
         assert claim.outcome is PostOutcome.CLAIMED
-    held = jobs.catch_up(engine, client, now=now + timedelta(minutes=1))
+    held = posting.catch_up(engine, client, now=now + timedelta(minutes=1))
     assert [r.outcome for r in held] == [PostOutcome.IN_PROGRESS]
     assert posts(fake_slack) == 0
-    after = jobs.catch_up(engine, client, now=now + checklist.POST_LEASE + timedelta(minutes=1))
+    after = posting.catch_up(engine, client, now=now + checklist.POST_LEASE + timedelta(minutes=1))
     assert [r.outcome for r in after] == [PostOutcome.CLAIMED]
     assert posts(fake_slack) == 1
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from bot import calendar
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.serve import PAYLOAD_LOGGERS, logging_configured
 from bot.slack.ids import Action, Callback
 from tests.support.factories import make_desk
@@ -219,7 +219,7 @@ def test_debug_logs_name_methods_statuses_and_ids_never_a_trader_note(
 ) -> None:
     make_desk(bot.runtime.engine)
     day = date(2026, 11, 25)
-    posted = jobs.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=day, now=bot.clock())
+    posted = posting.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=day, now=bot.clock())
     assert posted.run_id is not None
     assert bot.click("UTRD2", Action.REPORT_PROBLEM, str(posted.run_id)).status_code == 200
     bot.settle()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from bot.checklist import jobs, status
+from bot.checklist import posting, status
 from bot.checklist import service as checklist
 from bot.checklist.models import Check, ChecklistRun, PermissionGap, Platform
 from bot.db import session_scope
@@ -72,7 +72,7 @@ def test_overview_matches_the_per_desk_reference(bot: Bot, now: datetime) -> Non
         ("equities", date(2026, 11, 24), utc(2026, 11, 24, 13, 0)),
         ("equities", date(2026, 11, 27), utc(2026, 11, 27, 13, 0)),
     ):
-        jobs.post_checklist(engine, bot.client, desk_name=name, day=day, now=at)
+        posting.post_checklist(engine, bot.client, desk_name=name, day=day, now=at)
     with session_scope(engine) as session:
         for run in session.exec(select(ChecklistRun)).all():
             answered_at = run.posted_at or now

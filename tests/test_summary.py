@@ -22,7 +22,7 @@ from bot.db import session_scope
 from bot.desks.models import Desk
 from bot.errors import ServiceError
 from bot.summary import chain, service, weeks
-from bot.summary import jobs as weekly
+from bot.summary import posting as weekly
 from bot.summary import report as summary
 from bot.summary import views as summary_views
 from bot.summary.models import WeeklySummary

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def checklist_post(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.checklist import jobs
+    from bot.checklist import posting
     from bot.checklist import service as checklist
     from bot.config import clock_of
     from bot.db import session_scope
@@ -32,11 +32,11 @@ def checklist_post(args: argparse.Namespace, settings: Settings) -> int:
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name=args.name)
         day = args.date or checklist.desk_today(desk, now)
-    result = jobs.post_checklist(engine, client, desk_name=args.name, day=day, now=now)
+    result = posting.post_checklist(engine, client, desk_name=args.name, day=day, now=now)
     if result.outcome in (checklist.PostOutcome.FUTURE, checklist.PostOutcome.TOO_LATE):
         # A manual post can't spend a future day's slot, nor post what nobody could answer.
         raise CliError(f"preflight checklist post: {result.message}")
-    if result.outcome == jobs.UNREACHABLE:
+    if result.outcome == posting.UNREACHABLE:
         raise CliError(f"preflight checklist post: {result.message}; nothing posted, try again")
     print(result.message)
     return 1 if result.outcome == "failed" else 0

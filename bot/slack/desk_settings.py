@@ -23,8 +23,8 @@ from bot.desks import away, views
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
-from bot.people import jobs as people_jobs
 from bot.people import service as people
+from bot.people import slack_names
 from bot.slack import home
 from bot.slack.channels import channel_check
 from bot.slack.deps import Click, Deps, ephemeral, open_modal_now, open_view, user_id
@@ -57,7 +57,7 @@ def know_user(deps: Deps, user: str, now: datetime) -> None:
     with deps.read() as session:
         known = people.get(session=session, user_id=user) is not None
     if not known:
-        people_jobs.ensure(deps.engine, deps.names_client, user, now=now)
+        slack_names.ensure(deps.engine, deps.names_client, user, now=now)
 
 
 def may_configure(session: Session, user: str, desk_id: int | None) -> bool:
@@ -336,7 +336,7 @@ def after_save(
     ephemeral(client, channel=None, user=user, text=views.settings_saved(name, created))
     home.publish(client, deps, user, now)
     if deps.names_client is not None:
-        people_jobs.refresh(deps.engine, deps.names_client, members, now=now, limit=50)
+        slack_names.refresh(deps.engine, deps.names_client, members, now=now, limit=50)
 
 
 # --- away days -------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from bot.checklist import status
 from bot.desks import service as desks
 from bot.desks.models import Role
 from bot.escalation import queries as escalation
-from bot.people import jobs as people_jobs
 from bot.people import service as people
+from bot.people import slack_names
 from bot.probe import home as probe_home
 from bot.profile import views as profile_views
 from bot.profile.home import home_data
@@ -89,7 +89,7 @@ def publish_home(body: dict[str, Any], client: WebClient, deps: Deps, now: datet
         with deps.read() as session:
             known = people.get(session=session, user_id=user) is not None
         if not known:
-            people_jobs.ensure(deps.engine, deps.names_client, user, now=now)
+            slack_names.ensure(deps.engine, deps.names_client, user, now=now)
     publish(client, deps, user, now)
 
 
@@ -97,4 +97,4 @@ def on_user_change(body: dict[str, Any], client: WebClient, deps: Deps, now: dat
     """https://api.slack.com/events/user_change carries the whole user: no users.info needed."""
     user = (body.get("event") or {}).get("user")
     if isinstance(user, dict):
-        people_jobs.remember_event_user(deps.engine, user, now=now)
+        slack_names.remember_event_user(deps.engine, user, now=now)

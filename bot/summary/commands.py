@@ -37,7 +37,7 @@ def summary_post(args: argparse.Namespace, settings: Settings) -> int:
     from bot.desks import service as desks
     from bot.errors import ServiceError
     from bot.runtime import make_client
-    from bot.summary import jobs, service, weeks
+    from bot.summary import posting, service, weeks
 
     if args.chart and not args.preview:
         raise CliError("preflight summary post: --chart goes with --preview")
@@ -55,18 +55,18 @@ def summary_post(args: argparse.Namespace, settings: Settings) -> int:
     except ServiceError as exc:
         raise CliError(f"preflight summary post: {exc}") from None
     client = make_client(settings)
-    result = jobs.post_summary(engine, client, desk_name=args.name, iso_week=week, now=now)
-    if result.outcome == jobs.UNREACHABLE:
+    result = posting.post_summary(engine, client, desk_name=args.name, iso_week=week, now=now)
+    if result.outcome == posting.UNREACHABLE:
         raise CliError(f"preflight summary post: {result.message}; nothing posted, try again")
     print(result.message)
     return 1 if result.outcome == "failed" else 0
 
 
 def _preview(args: argparse.Namespace, engine: Engine, week: str, now: datetime) -> int:
-    from bot.summary import jobs
+    from bot.summary import posting
     from bot.summary import views as summary_views
 
-    report, png = jobs.preview_summary(engine, desk_name=args.name, iso_week=week, now=now)
+    report, png = posting.preview_summary(engine, desk_name=args.name, iso_week=week, now=now)
     path = args.chart or f"readiness-{args.name}-{week}.png"
     try:
         with open(path, "wb") as out:

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import ServiceError
 from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, user_id
 from bot.slack.ids import Action
-from bot.summary import jobs as weekly
+from bot.summary import posting as weekly
 from bot.summary import views as summary_views
 
 

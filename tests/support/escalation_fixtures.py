@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.audit import AuditEvent
-from bot.checklist import jobs
+from bot.checklist import posting
 from bot.db import session_scope
 from bot.delivery.models import OutboxMessage
 from bot.delivery.pager import Pager
@@ -44,8 +44,8 @@ def delivery_client(base_url: str, timeout: int = 5) -> WebClient:
     return slack_delivery_client(WebClient(token=BOT_TOKEN, base_url=base_url, timeout=timeout))
 
 
-def post_checklist(bot: Bot, name: str = "equities") -> jobs.PostResult:
-    result = jobs.post_checklist(bot.runtime.engine, bot.client, desk_name=name, day=TODAY, now=bot.clock())
+def post_checklist(bot: Bot, name: str = "equities") -> posting.PostResult:
+    result = posting.post_checklist(bot.runtime.engine, bot.client, desk_name=name, day=TODAY, now=bot.clock())
     assert result.ts is not None and result.run_id is not None
     return result
 
