@@ -323,3 +323,22 @@ def claim_row(
     if done(row):  # finished between our read and our claim
         return ClaimOutcome.DONE, row
     return ClaimOutcome.CLAIMED, row
+
+
+class PurgeSchedule:
+    """When a table of short-lived rows (replayed interactions, handled events) is next purged:
+    at most once per ``every`` of the domain clock per process and database, and whenever the
+    clock went back. Purging rides on the requests that insert, so no job is needed."""
+
+    def __init__(self, every: timedelta) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._last: dict[str, datetime] = {}  # database URL -> last purge
+
+    def due(self, database: str, now: datetime) -> bool:
+        with self._lock:
+            last = self._last.get(database)
+            if last is not None and last <= now < last + self.every:
+                return False
+            self._last[database] = now
+            return True

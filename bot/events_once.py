@@ -20,7 +20,6 @@ arrive, at most once per ``PURGE_EVERY`` of the domain clock per process and dat
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -28,7 +27,7 @@ from sqlalchemy import Insert, Table, bindparam, delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from bot.db import conflict_insert, write_connection
+from bot.db import PurgeSchedule, conflict_insert, write_connection
 from bot.dbtypes import UTCDateTime
 
 RETENTION = timedelta(hours=1)
@@ -49,18 +48,7 @@ _TABLE = cast(Table, SlackEvent.__table__)  # type: ignore[attr-defined]
 _PURGE = delete(_TABLE).where(_TABLE.c.received_at < bindparam("before", type_=UTCDateTime()))
 _RECORD: dict[str, Insert] = {}  # dialect -> INSERT ... ON CONFLICT DO NOTHING RETURNING event_id
 
-_purge_lock = threading.Lock()
-_purged_at: dict[str, datetime] = {}  # database URL -> last purge (domain clock)
-
-
-def _purge_due(database: str, now: datetime) -> bool:
-    """True at most once per ``PURGE_EVERY`` per database (and whenever the clock went back)."""
-    with _purge_lock:
-        last = _purged_at.get(database)
-        if last is not None and last <= now < last + PURGE_EVERY:
-            return False
-        _purged_at[database] = now
-        return True
+_purge = PurgeSchedule(PURGE_EVERY)
 
 
 def _record(dialect: str) -> Insert:
@@ -85,7 +73,7 @@ def first_delivery(engine: Engine, *, event_id: str, now: datetime) -> bool:
     """Record ``event_id``; False when some replica recorded it before (a retry, or Slack
     delivering twice). One short transaction of its own, committed before the event is handled."""
     with write_connection(engine) as conn:
-        if _purge_due(str(engine.url), now):
+        if _purge.due(str(engine.url), now):
             conn.execute(_PURGE, {"before": now - RETENTION})
         inserted = conn.execute(_record(conn.dialect.name), {"event_id": event_id, "received_at": now})
         return inserted.scalar_one_or_none() is not None

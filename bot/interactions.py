@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CTE, Connection, Insert, Table, bindparam, delete
 from sqlmodel import Field, Session, SQLModel, col
 
-from bot.db import conflict_insert, insert_or_skip
+from bot.db import PurgeSchedule, conflict_insert, insert_or_skip
 from bot.dbtypes import UTCDateTime
 
 RETENTION = timedelta(hours=1)
@@ -54,18 +53,7 @@ def interaction_key(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_purge_lock = threading.Lock()
-_purged_at: dict[str, datetime] = {}  # database URL -> last purge (domain clock)
-
-
-def _purge_due(database: str, now: datetime) -> bool:
-    """True at most once per ``PURGE_EVERY`` per database (and whenever the clock went back)."""
-    with _purge_lock:
-        last = _purged_at.get(database)
-        if last is not None and last <= now < last + PURGE_EVERY:
-            return False
-        _purged_at[database] = now
-        return True
+_purge = PurgeSchedule(PURGE_EVERY)
 
 
 def _values(body: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -82,7 +70,7 @@ def _values(body: dict[str, Any], now: datetime) -> dict[str, Any]:
 def first_time(*, session: Session, body: dict[str, Any], now: datetime) -> bool:
     """Record this interaction; False when it was recorded before (a replay). Call it in the
     transaction that makes the change, so the record and the change commit together."""
-    if _purge_due(str(session.get_bind().engine.url), now):
+    if _purge.due(str(session.get_bind().engine.url), now):
         session.execute(delete(SeenInteraction).where(col(SeenInteraction.seen_at) < now - RETENTION))
     return insert_or_skip(session, SeenInteraction, _values(body, now)) is not None
 
@@ -100,7 +88,7 @@ def _record(dialect: str) -> Insert:
 
 def purge_core(conn: Connection, *, now: datetime) -> None:
     """The purge of ``first_time``, when it is due, on a Core connection."""
-    if _purge_due(str(conn.engine.url), now):
+    if _purge.due(str(conn.engine.url), now):
         conn.execute(_PURGE, {"before": now - RETENTION})
 
 

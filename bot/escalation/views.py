@@ -133,6 +133,33 @@ def _ranked(items: Sequence[Escalation], names: Names) -> list[Escalation]:
     return sorted(items, key=lambda e: (order.get(EscalationState(e.state), 3), names.sort_key(e.trader_id)))
 
 
+def _digest_rows(
+    items: Sequence[Escalation], head: str, desk: Desk, names: Names, *, buttons: bool, more: str
+) -> Blocks:
+    """A digest's head, then one line per escalation in ``_ranked`` order (its kind, who, the
+    report's start and its state now; with its action button when ``buttons``) while they fit
+    in ``DIGEST_ROWS`` and the message's characters, then "…and N more: ``more``"."""
+    blocks: Blocks = [section(head, block_id=Block.ESCALATION_SUMMARY)]
+    budget = MESSAGE_CHARS - len(head) - 600
+    for esc in _ranked(items, names)[:DIGEST_ROWS]:
+        line = f"{kind_title(esc.kind)} · *{about(esc, names)}*"
+        if esc.detail:
+            line += f" — {escape(cut(esc.detail, 120))}"
+        line = cut(line + "\n" + state_line(esc, desk, names).split("\n")[0], 400)
+        if budget - len(line) < 0:
+            break
+        budget -= len(line) + 20
+        block = section(line)
+        actions = _buttons(esc) if buttons else []
+        if actions:
+            block["accessory"] = actions[0]
+        blocks.append(block)
+    rest = len(items) - (len(blocks) - 1)
+    if rest > 0:
+        blocks.append(context_block(f"…and {rest} more: {more}"))
+    return blocks
+
+
 def digest_message(items: Sequence[Escalation], desk: Desk, names: Names, key: str) -> tuple[str, Blocks]:
     """One message to a manager for several escalations opened by one pass (no DM storm):
     counts first, then one line per trader with its action, updated in place as each is
@@ -144,28 +171,14 @@ def digest_message(items: Sequence[Escalation], desk: Desk, names: Names, key: s
         f"*{len(items)} escalations* on desk *{desk.name}* at {when} — "
         f"⏳ {len(open_)} open · 👀 {len(acked)} acknowledged · ✅ {len(done)} resolved"
     )
-    blocks: Blocks = [section(head, block_id=Block.ESCALATION_SUMMARY)]
-    ranked = _ranked(items, names)
-    budget = MESSAGE_CHARS - len(head) - 600
-    for esc in ranked[:DIGEST_ROWS]:
-        line = f"{kind_title(esc.kind)} · *{escape(names(esc.trader_id))}*"
-        if esc.detail:
-            line += f" — {escape(cut(esc.detail, 120))}"
-        line += "\n" + state_line(esc, desk, names).split("\n")[0]
-        line = cut(line, 400)
-        if budget - len(line) < 0:
-            break
-        budget -= len(line) + 20
-        block = section(line)
-        buttons = _buttons(esc)
-        if buttons:
-            block["accessory"] = buttons[0]
-        blocks.append(block)
-    rest = len(items) - (len(blocks) - 1)
-    if rest > 0:
-        blocks.append(
-            context_block(f"…and {rest} more: see App Home or `/ibstatus escalations` for every trader and action.")
-        )
+    blocks = _digest_rows(
+        items,
+        head,
+        desk,
+        names,
+        buttons=True,
+        more="see App Home or `/ibstatus escalations` for every trader and action.",
+    )
     if open_:
         blocks.append(
             {
@@ -223,21 +236,7 @@ def level2_digest_message(
         f"{timeout_minutes} min. Managers: {who}\n"
         f"⏳ {len(open_)} open · 👀 {len(acked)} acknowledged · ✅ {len(done)} resolved"
     )
-    blocks: Blocks = [section(head, block_id=Block.ESCALATION_SUMMARY)]
-    ranked = _ranked(items, names)
-    budget = MESSAGE_CHARS - len(head) - 600
-    for esc in ranked[:DIGEST_ROWS]:
-        line = f"{kind_title(esc.kind)} · *{about(esc, names)}*"
-        if esc.detail:
-            line += f" — {escape(cut(esc.detail, 120))}"
-        line = cut(line + "\n" + state_line(esc, desk, names).split("\n")[0], 400)
-        if budget - len(line) < 0:
-            break
-        budget -= len(line) + 20
-        blocks.append(section(line))
-    rest = len(items) - (len(blocks) - 1)
-    if rest > 0:
-        blocks.append(context_block(f"…and {rest} more: see `/ibstatus escalations` for every trader."))
+    blocks = _digest_rows(items, head, desk, names, buttons=False, more="see `/ibstatus escalations` for every trader.")
     assert len(blocks) <= MESSAGE_BLOCKS
     counts = f"{len(open_)} open, {len(acked)} acknowledged, {len(done)} resolved"
     return f"Level 2: {len(items)} escalations on {desk.name}: {counts}", blocks
