@@ -16,7 +16,7 @@ from bot.checklist.models import Answer
 from bot.slack.ids import FIELD, Action, Block, Callback, Event
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack
-from tests.support.harness import Bot, utc
+from tests.support.harness import Bot, recorded_guidance, utc
 
 TODAY = date(2026, 11, 25)
 
@@ -36,7 +36,7 @@ def answers(bot: Bot, user: str | None = None) -> list[Answer]:
 
 
 def ephemerals(fake: FakeSlack, user: str) -> list[str]:
-    return [c.params["text"] for c in fake.of("chat.postEphemeral") if c.params["user"] == user]
+    return fake.told(user)
 
 
 def last_roster(fake: FakeSlack) -> str:
@@ -148,20 +148,21 @@ def test_report_marks_restricted_gives_matched_guidance_and_keeps_history(bot: B
     meta = open_report(bot, fake_slack, "UTRD2", result.run_id)
     values = report_values(["authentication"], layer="device_trust", platform="tws", note="IB Key moved to new phone")
     response = bot.submit_view("UTRD2", Callback.REPORT_MODAL, values, meta)
-    assert response.status_code == 200 and response.content == b""  # a plain ack closes the modal
+    assert response.status_code == 200
+    guidance = recorded_guidance(response.json())  # the modal turns into it: no Web API call
     bot.settle()
     (answer,) = answers(bot, "UTRD2")
     assert answer.restricted and answer.failed_checks == "authentication" and answer.auth_layer == "device_trust"
-    guidance = ephemerals(fake_slack, "UTRD2")[-1]
+    assert fake_slack.of("chat.postEphemeral") == []
     assert "restricted today" in guidance and "*Device trust*" in guidance and "temporary passcode" in guidance
     assert "*Identity*" not in guidance
     assert "🚫 Bob — restricted today · ⚠️ Authentication (device trust, TWS)" in last_roster(fake_slack)
 
     # A permissions problem gets authorization guidance.
     values = report_values(["permissions"], platform="client_portal", missing="ES futures")
-    bot.submit_view("UTRD3", Callback.REPORT_MODAL, values, meta)
+    response = bot.submit_view("UTRD3", Callback.REPORT_MODAL, values, meta)
     bot.settle()
-    assert "*Trading permission*" in ephemerals(fake_slack, "UTRD3")[-1]
+    assert "*Trading permission*" in recorded_guidance(response.json())
 
     # Fixed it: the latest answer is current, the earlier one is kept.
     bot.clock.advance(minutes=10)

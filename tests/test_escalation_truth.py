@@ -43,7 +43,7 @@ from tests.support.escalation_fixtures import (
 from tests.support.factories import NAMES, make_desk
 from tests.support.fakes.pager import FakePager
 from tests.support.fakes.slack import FakeSlack, Fault
-from tests.support.harness import BOT_TOKEN, Bot, utc
+from tests.support.harness import BOT_TOKEN, Bot, recorded_guidance, utc
 
 # Wed 25 Nov 2026, New York (EST = UTC-5): post 08:00 = 13:00Z, deadline 09:00 = 14:00Z.
 
@@ -81,16 +81,24 @@ def confirm(bot: Bot, user: str, run_id: int) -> None:
     bot.settle()
 
 
-def report(bot: Bot, fake: FakeSlack, user: str, run_id: int, values: dict[str, Any]) -> dict[str, Any]:
-    """Open the report modal (a real click) and submit ``values``; the response body ({} when
-    the modal closes, else the field errors)."""
+def report_ack(bot: Bot, fake: FakeSlack, user: str, run_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """Open the report modal (a real click) and submit ``values``; the acknowledgement's body."""
     bot.click(user, Action.REPORT_PROBLEM, str(run_id))
     bot.settle()
     meta = fake.of("views.open")[-1].params["view"]["private_metadata"]
     response = bot.submit_view(user, Callback.REPORT_MODAL, values, meta)
     assert response.status_code == 200
     bot.settle()
-    return response.json() if response.content.strip() else {}
+    return dict(response.json())
+
+
+def report(bot: Bot, fake: FakeSlack, user: str, run_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """``report_ack``: {} when the report was recorded (its guidance shown), else the field errors."""
+    ack = report_ack(bot, fake, user, run_id, values)
+    if ack.get("response_action") == "errors":
+        return ack
+    recorded_guidance(ack)
+    return {}
 
 
 def answers(bot: Bot, user: str | None = None) -> list[Answer]:
@@ -186,7 +194,7 @@ def test_a_restricted_trader_who_confirms_is_resolved_everywhere_with_one_pager_
 
     bot.clock.set(at(9, 20))
     confirm(bot, "UTRD1", run.run_id or 0)
-    assert "restriction is cleared" in str(fake_slack.of("chat.postEphemeral")[-1].params["text"])
+    assert "restriction is cleared" in fake_slack.told("UTRD1")[-1]
     step(bot, fake_slack, at(9, 21))
     step(bot, fake_slack, at(9, 30))  # a later pass changes nothing
     (esc,) = escalations(engine)
@@ -203,8 +211,7 @@ def test_a_restricted_trader_who_confirms_is_resolved_everywhere_with_one_pager_
     # A manager clicking Resolve afterwards is told what happened.
     bot.click("UMGR1", Action.ESCALATION_RESOLVE, str(esc.id), channel="DUMGR1")
     bot.settle()
-    reply = str(fake_slack.of("chat.postEphemeral")[-1].params["text"])
-    assert reply == "Already resolved: Alice confirmed at 09:20 EST."
+    assert fake_slack.told("UMGR1")[-1] == "Already resolved: Alice confirmed at 09:20 EST."
     assert fake_slack.of("views.open")[-1].params["view"]["callback_id"] != Callback.RESOLVE_MODAL
 
 
@@ -257,7 +264,8 @@ def test_only_no_backup_second_factor_is_a_missing_recovery_path(bot: Bot, fake_
     engine = bot.runtime.engine
     make_desk(engine, traders=["UTRD1", "UTRD2", "UTRD3", "UTRD4"])
     run_id = post_checklist(bot).run_id or 0
-    assert report(bot, fake_slack, "UTRD1", run_id, report_values(["contingency"], ["sms_only"])) == {}
+    sms_only = report_values(["contingency"], ["sms_only"])
+    guidance = recorded_guidance(report_ack(bot, fake_slack, "UTRD1", run_id, sms_only))
     assert report(bot, fake_slack, "UTRD2", run_id, report_values(["contingency"], ["secondary_interface"])) == {}
     assert escalations(engine) == []  # neither is a missing recovery path: both wait for the deadline
     assert report(bot, fake_slack, "UTRD3", run_id, report_values(["contingency"], ["no_backup_factor"])) == {}
@@ -266,7 +274,6 @@ def test_only_no_backup_second_factor_is_a_missing_recovery_path(bot: Bot, fake_
     both = report(bot, fake_slack, "UTRD4", run_id, report_values(["contingency"], ["no_backup_factor", "sms_only"]))
     assert set(both["errors"]) == {Block.GAPS}
     assert answers(bot, "UTRD4") == []
-    guidance = str(fake_slack.of("chat.postEphemeral")[0].params["text"])
     assert "SMS is temporary at IBKR" in guidance
 
     confirm(bot, "UTRD4", run_id)
@@ -566,7 +573,8 @@ def test_the_report_modal_shows_a_checks_fields_when_it_is_ticked(bot: Bot, fake
     meta = opened["private_metadata"]
     values = report_values(["contingency"], ["secondary_interface"], missing="ES futures", platform="tws")
     r = bot.submit_view("UTRD1", Callback.REPORT_MODAL, values, meta)
-    assert r.status_code == 200 and not r.content.strip()
+    assert r.status_code == 200
+    recorded_guidance(r.json())
     (stored,) = answers(bot)
     assert (stored.platform, stored.missing_permissions, stored.contingency_gaps) == (None, None, "secondary_interface")
 

@@ -43,7 +43,7 @@ def dms_to(fake: FakeSlack, user: str) -> list[str]:
 
 
 def ephemerals(fake: FakeSlack, user: str) -> list[str]:
-    return [str(c.params["text"]) for c in fake.of("chat.postEphemeral") if c.params["user"] == user]
+    return fake.told(user)
 
 
 def status(bot: Bot, user: str, text: str = "") -> str:

@@ -346,6 +346,7 @@ NO_USER_TEXT = {
     "bot.checklist.problem_views.modal_fallback",  # fixed text and buttons
     # Its text is guidance_text's: fixed broker guidance chosen by the answer's checks, no user text.
     "bot.checklist.problem_views.details_reply",
+    "bot.checklist.problem_views.report_recorded",  # the same guidance, shown in the report's modal
     _R + "roster_groups",  # pieces of checklist_message / roster_lines, rendered through them
     _R + "roster_sections",
     _R + "state_counts",
@@ -505,6 +506,7 @@ OPEN: dict[str, Callable[[Bot, Engine], Opened]] = {
     _P + "profile_view": _no_text_input(lambda: profile_views.profile_view(card())),
     _PM + "drill_modal": _no_text_input(profile_modals.drill_modal),
     _PM + "enroll_modal": _no_text_input(profile_modals.enroll_modal),
+    "bot.checklist.problem_views.report_recorded": _no_text_input(lambda: problem_views.report_recorded("ok")),
 }
 # Inputs that exist to take a secret or a code, by (builder, block): never refused as one.
 SECRET_BY_DESIGN = {

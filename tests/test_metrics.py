@@ -163,14 +163,16 @@ def test_slack_calls_are_counted_by_method_and_result(bot: Bot, fake_slack: Fake
     # clients made from the runtime's (modal, roster, outbox: bot.delivery.slack) count too.
     make_desk(bot.runtime.engine)
     posted = posting.post_checklist(bot.runtime.engine, bot.client, desk_name="equities", day=DAY, now=bot.clock())
-    assert bot.click("UOUTSIDER", Action.CONFIRM_ALL, str(posted.run_id)).status_code == 200  # refused: ephemeral
+    assert bot.click("UOUTSIDER", Action.CONFIRM_ALL, str(posted.run_id)).status_code == 200  # refused: response_url
     assert bot.click("UTRD2", Action.REPORT_PROBLEM, str(posted.run_id)).status_code == 200  # views.open
     bot.settle()
     after = scrape(bot)
     for result, n in {"429": 1, "error": 1, "ok": 1}.items():
         assert delta(before, after, "preflight_slack_api_calls_total", method="chat.postMessage", result=result) == n
     assert delta(before, after, "preflight_slack_api_call_duration_seconds_count", method="chat.postMessage") == 3
-    assert delta(before, after, "preflight_slack_api_calls_total", method="chat.postEphemeral", result="ok") == 1
+    # The refusal went through the click's response_url: not a (rate-tiered) Web API call.
+    assert delta(before, after, "preflight_slack_api_calls_total", method="chat.postEphemeral", result="ok") == 0
+    assert fake_slack.told("UOUTSIDER"), "the outsider was told"
     assert delta(before, after, "preflight_slack_api_calls_total", method="views.open", result="ok") == 1
 
 

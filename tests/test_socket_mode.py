@@ -29,7 +29,7 @@ from bot.slack.ids import Action, Block, Callback
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack
 from tests.support.fakes.socket_mode import Ack, FakeSocketMode, accept_key
-from tests.support.harness import Bot, FakeClock
+from tests.support.harness import Bot, FakeClock, recorded_guidance
 from tests.test_checklist_flow import answers, ephemerals, last_roster, post, report_values
 from tests.test_serve import serve_env
 
@@ -55,6 +55,7 @@ def socket_bot(
     engine: Engine, fake_slack: FakeSlack, clock: FakeClock, socket_mode: FakeSocketMode
 ) -> Iterator[SocketBot]:
     fake_slack.websocket = socket_mode.issue_url
+    socket_mode.response_base = fake_slack.response_url("")
     bot = Bot(engine, fake_slack.base_url, clock)
     try:
         url = socket_mode_url(bot.runtime.settings, APP_TOKEN)
@@ -85,6 +86,7 @@ def test_apps_connections_open_refuses_a_bot_token(fake_slack: FakeSlack, socket
     from slack_sdk.errors import SlackApiError
 
     fake_slack.websocket = socket_mode.issue_url
+    socket_mode.response_base = fake_slack.response_url("")
     client = WebClient(base_url=fake_slack.base_url, retry_handlers=[])
     with pytest.raises(SlackApiError) as refused:
         client.apps_connections_open(app_token="xoxb-test-token")
@@ -178,7 +180,7 @@ def test_problem_report_gets_field_errors_in_the_ack_then_is_stored(
 
     fine = report_values(["authentication"], layer="device_trust", platform="tws", note="IB Key moved to new phone")
     ack = slack.request("interactive", slack.submission_payload("UTRD2", Callback.REPORT_MODAL, fine, meta))
-    assert ack.payload is None  # a plain acknowledgement closes the modal
+    recorded_guidance(ack.payload)  # the acknowledgement turns the modal into the guidance
     bot.settle()
     (answer,) = answers(bot, "UTRD2")
     assert answer.restricted and answer.auth_layer == "device_trust" and answer.note == "IB Key moved to new phone"
@@ -228,6 +230,7 @@ def test_preflight_serve_in_socket_mode(tmp_path: Any, fake_slack: FakeSlack, so
     """`preflight serve` with SLACK_APP_TOKEN: no signing secret needed, connected at start,
     a slash command answered over the WebSocket, a clean stop on SIGTERM."""
     fake_slack.websocket = socket_mode.issue_url
+    socket_mode.response_base = fake_slack.response_url("")
     env = serve_env(tmp_path, fake_slack.base_url, SLACK_APP_TOKEN=APP_TOKEN)
     env.pop("SLACK_SIGNING_SECRET")
     proc = subprocess.Popen(

@@ -394,12 +394,12 @@ def test_download_csv_button(bot: Bot, fake_slack: FakeSlack) -> None:
     bot.click("UTRD1", "summary_download_csv", value, channel="DUTRD1")
     bot.settle()
     assert fake_slack.of("files.getUploadURLExternal") == []
-    refusal = fake_slack.of("chat.postEphemeral")
-    assert refusal and "managers" in refusal[-1].params["text"]
+    refusal = fake_slack.told("UTRD1")
+    assert refusal and "managers" in refusal[-1]
 
     bot.click("UMGR2", "summary_download_csv", value, channel="DMGR2")
     bot.settle()
-    methods = [c.method for c in fake_slack.calls if c.method not in ("chat.postEphemeral", "auth.test")]
+    methods = [c.method for c in fake_slack.calls if c.method not in ("response_url", "auth.test")]
     assert methods == ["conversations.open", "files.getUploadURLExternal", "files.completeUploadExternal"]
     assert fake_slack.of("conversations.open")[0].params["users"] == "UMGR2"
     completed = fake_slack.of("files.completeUploadExternal")[0]

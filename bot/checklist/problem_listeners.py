@@ -16,12 +16,12 @@ from bot.checklist import service as checklist
 from bot.checklist.facts import facts_for
 from bot.checklist.guidance import guidance_text
 from bot.checklist.models import AuthLayer, Check, ChecklistRun, ContingencyGap, PermissionGap, Platform
-from bot.checklist.problem_views import problem_modal
+from bot.checklist.problem_views import problem_modal, report_recorded
 from bot.checklist.service import ProblemReport
 from bot.desks.models import Desk
 from bot.errors import ServiceError
 from bot.interactions import REPLAYED_SUBMISSION, first_time
-from bot.slack.deps import Deps, ack_then, ephemeral, user_id
+from bot.slack.deps import Deps, ack_then, user_id
 from bot.slack.ids import FIELD, Block, Callback
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,10 @@ def on_problem_submitted(ack: Ack, body: dict[str, Any], client: WebClient, deps
             ack(response_action="errors", errors={Block.FAILED: str(exc)})
             return
         text = guidance_text(result.answer)
-    ack()
+    # The guidance is the acknowledgement itself (the modal turns into it): no chat.postEphemeral,
+    # which is rate-tiered and was refused on an outage morning.
+    ack(response_action="update", view=report_recorded(text))
     if result.outcome is checklist.AnswerOutcome.STORED and run_id is not None:
         deps.refresher.notify(run_id)
-    deps.later(ephemeral, client=client, channel=channel, user=user, text=text)
     if channel is None and deps.home_publisher is not None:  # reported from App Home: draw it again
         deps.later(deps.home_publisher, client=client, deps=deps, user=user, now=now)

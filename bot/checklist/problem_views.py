@@ -27,6 +27,7 @@ from bot.slack.blocks import (
     cut,
     input_block,
     modal,
+    notice_modal,
     options,
     plain,
     section,
@@ -112,6 +113,11 @@ MODAL_FALLBACK = (
     "⚠️ Slack couldn't open the report form just now (it is very busy). You don't need it: report in one "
     "click below — you're recorded at once — and add the details later."
 )
+
+
+def report_recorded(guidance: str) -> dict[str, Any]:
+    """What the report modal turns into once the report is stored: the guidance."""
+    return notice_modal("Report recorded", guidance)
 
 
 def details_reply(run: ChecklistRun, text: str) -> Blocks:

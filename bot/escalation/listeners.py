@@ -22,11 +22,11 @@ from bot.people.service import Names
 from bot.slack.deps import (
     Deps,
     action_value,
-    channel_id,
     ephemeral,
     open_modal_now,
     open_view,
     parse_int,
+    respond,
     user_id,
 )
 from bot.slack.ids import FIELD, Action, Block, Callback
@@ -50,7 +50,7 @@ def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps
     reply = _acknowledge(body, deps, now)
     ack()
     if reply:
-        deps.later(ephemeral, client=client, channel=channel_id(body), user=user_id(body), text=reply)
+        deps.later(respond, client=client, body=body, text=reply)
     deps.after_home_click(body, client, now)
 
 
@@ -83,14 +83,14 @@ def on_acknowledge_all(ack: Ack, body: dict[str, Any], client: WebClient, deps: 
         reply = None if done else f"All {listed} were already acknowledged or resolved."
     ack()
     if reply:
-        deps.later(ephemeral, client=client, channel=channel_id(body), user=user_id(body), text=reply)
+        deps.later(respond, client=client, body=body, text=reply)
 
 
 def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    user, channel = user_id(body), channel_id(body)
+    user = user_id(body)
     esc_id = parse_int(action_value(body))
     if esc_id is None:
-        ephemeral(client, channel=channel, user=user, text=STALE)
+        respond(client, body, STALE)
         return
     try:
         with deps.read() as session:  # only checks: no write lock, and no Slack call inside
@@ -99,10 +99,10 @@ def open_resolve_modal(body: dict[str, Any], client: WebClient, deps: Deps, now:
             already = escalation_views.already_text(esc, desk, names) if esc.state == "resolved" else None
             view = escalation_views.resolve_modal(esc, desk, names)
     except ServiceError as exc:
-        ephemeral(client, channel=channel, user=user, text=str(exc))
+        respond(client, body, str(exc))
         return
     if already is not None:
-        ephemeral(client, channel=channel, user=user, text=already)
+        respond(client, body, already)
         return
     open_view(deps, body, view, client=client)
 

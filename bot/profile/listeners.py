@@ -31,7 +31,7 @@ from bot.profile import automation as automations
 from bot.profile.automation import AutomationInput
 from bot.profile.home import ProfileCard
 from bot.profile.models import SecondFactor
-from bot.slack.deps import Deps, Work, ack_then, action_value, channel_id, ephemeral, parse_int, user_id
+from bot.slack.deps import Deps, Work, ack_then, action_value, ephemeral, parse_int, respond, user_id
 from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
 from bot.slack.modal_submit import NO_ERRORS, Plan, Submission, handler, refused
 
@@ -74,7 +74,7 @@ def secret_client(client: WebClient) -> WebClient:
 
 
 def _refuse(body: dict[str, Any], client: WebClient, text: str) -> None:
-    ephemeral(client, channel=channel_id(body), user=user_id(body), text=text)
+    respond(client, body, text)
 
 
 def _open(body: dict[str, Any], client: WebClient, view: dict[str, Any]) -> None:

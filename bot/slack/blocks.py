@@ -238,6 +238,19 @@ def input_block(
     return block
 
 
+def notice_modal(title: str, text: str) -> dict[str, Any]:
+    """A modal that only tells (no Submit, a Close button): what a submission's acknowledgement
+    shows with ``response_action: update`` — in the HTTP response, so no Web API call (and no
+    rate limit) stands between the user and the answer
+    (https://api.slack.com/surfaces/modals#updating_response)."""
+    return {
+        "type": "modal",
+        "title": plain(cut(title, VIEW_TITLE)),
+        "close": plain("Close"),
+        "blocks": [section(cut(text, SECTION_BUDGET))],
+    }
+
+
 def modal(callback: str, title: str, blocks: Blocks, *, submit: str = "Save", metadata: str = "") -> dict[str, Any]:
     """A modal with Submit and Cancel; ``metadata`` comes back on submission (``private_metadata``)."""
     view: dict[str, Any] = {

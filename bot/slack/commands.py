@@ -27,7 +27,7 @@ from bot.people import service as people
 from bot.probe import wiring as probe_wiring
 from bot.slack import desk_settings
 from bot.slack.blocks import MESSAGE_CHARS, cut, escape
-from bot.slack.deps import RECEIVED, Deps, ephemeral, open_view
+from bot.slack.deps import RECEIVED, Deps, open_view, respond
 from bot.slack.ids import Command
 from bot.summary import service as summary
 from bot.summary import views as summary_views
@@ -52,9 +52,8 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, n
     elif verb == "setup":
         text = _setup(deps, body, client, user, words[1:], now)
     elif verb == "probe" and len(words) == 1:
-        # Probes take seconds: the answer follows as an ephemeral message (bot.probe.wiring).
-        channel = str(body.get("channel_id") or "") or None
-        deps.later(_probe_reply, client=client, deps=deps, user=user, channel=channel)
+        # Probes take seconds: the answer follows through the command's response_url (bot.probe.wiring).
+        deps.later(_probe_reply, client=client, deps=deps, body=body, user=user)
         text = PROBING
     else:
         try:
@@ -69,7 +68,7 @@ def on_ibstatus(ack: Ack, body: dict[str, Any], client: WebClient, deps: Deps, n
     ack(text=cut(text, MESSAGE_CHARS + 1000), blocks=blocks, response_type="ephemeral")
 
 
-def _probe_reply(*, client: WebClient, deps: Deps, user: str, channel: str | None) -> None:
+def _probe_reply(*, client: WebClient, deps: Deps, body: dict[str, Any], user: str) -> None:
     """``/ibstatus probe``: the caller's own endpoints, or the desks they manage, probed now."""
     try:
         found = probe_wiring.probe_for(deps.engine, user_id=user, clock=deps.clock)
@@ -77,7 +76,7 @@ def _probe_reply(*, client: WebClient, deps: Deps, user: str, channel: str | Non
         text = escape(str(exc))
     else:
         text = "🔌 *Probe*\n" + "\n".join(escape(line) for line in probe_wiring.status_lines(found))
-    ephemeral(client, channel=channel, user=user, text=cut(text, MESSAGE_CHARS))
+    respond(client, body, cut(text, MESSAGE_CHARS))
 
 
 def _answer(session: Any, user: str, words: list[str], now: datetime) -> tuple[str, list[dict[str, Any]] | None]:

@@ -143,20 +143,31 @@ class Click:
     channel: str | None
     action_id: str
     value: str
+    response_url: str | None = None
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> Click:
         action = (body.get("actions") or [{}])[0]
         action_id = str(action.get("action_id") or "") if isinstance(action, dict) else ""
-        return cls(user=user_id(body), channel=channel_id(body), action_id=action_id, value=action_value(body))
+        url = body.get("response_url")
+        return cls(
+            user=user_id(body),
+            channel=channel_id(body),
+            action_id=action_id,
+            value=action_value(body),
+            response_url=url if isinstance(url, str) else None,
+        )
 
     @property
     def id(self) -> int | None:
         return parse_int(self.value)
 
     def reply(self, client: WebClient, text: str) -> None:
-        """Tell only the one who clicked (see ``ephemeral``)."""
-        ephemeral(client, channel=self.channel, user=self.user, text=text)
+        """Tell only the one who clicked, through the click's ``response_url`` (see ``respond``)."""
+        body: dict[str, Any] = {"user": {"id": self.user}, "response_url": self.response_url}
+        if self.channel:
+            body["channel"] = {"id": self.channel}
+        respond(client, body, text)
 
 
 Work = Callable[..., None]

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import ServiceError
-from bot.slack.deps import Deps, ack_then, action_value, channel_id, ephemeral, user_id
+from bot.slack.deps import Deps, ack_then, action_value, respond, user_id
 from bot.slack.ids import Action
 from bot.summary import posting as weekly
 from bot.summary import views as summary_views
@@ -22,15 +22,15 @@ def register(app: App) -> None:
 
 
 def download_csv(body: dict[str, Any], client: WebClient, deps: Deps, now: datetime) -> None:
-    user, channel = user_id(body), channel_id(body)
+    user = user_id(body)
     parsed = summary_views.parse_download_value(action_value(body))
     if parsed is None:
-        ephemeral(client, channel=channel, user=user, text="This summary is no longer available.")
+        respond(client, body, "This summary is no longer available.")
         return
     desk_id, iso_week = parsed
     try:
         weekly.send_week_csv(deps.engine, client, desk_id=desk_id, iso_week=iso_week, user_id=user, keys=deps.keys)
     except ServiceError as exc:
-        ephemeral(client, channel=channel, user=user, text=str(exc))
+        respond(client, body, str(exc))
     except SlackApiError as exc:
-        ephemeral(client, channel=channel, user=user, text=f"Slack refused the upload ({exc.response.get('error')}).")
+        respond(client, body, f"Slack refused the upload ({exc.response.get('error')}).")

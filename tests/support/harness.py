@@ -337,3 +337,10 @@ class Bot:
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+
+
+def recorded_guidance(ack: Any) -> str:
+    """The guidance a stored problem report's modal turns into: the submission's
+    acknowledgement is ``response_action: update`` with it (no Web API call)."""
+    assert ack["response_action"] == "update" and ack["view"]["title"]["text"] == "Report recorded", ack
+    return str(ack["view"]["blocks"][0]["text"]["text"])

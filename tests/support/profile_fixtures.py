@@ -157,7 +157,7 @@ def opened_views(fake: FakeSlack) -> list[dict[str, Any]]:
 
 
 def ephemerals(fake: FakeSlack, who: str) -> list[str]:
-    return [str(c.params["text"]) for c in fake.of("chat.postEphemeral") if c.params["user"] == who]
+    return fake.told(who)
 
 
 def dm_texts(fake: FakeSlack, channel: str) -> list[str]:

@@ -306,6 +306,14 @@ class FakeSlack:
         with self._lock:
             return [c.params for c in self.responses if user is None or c.token == user]
 
+    def told(self, user: str) -> list[str]:
+        """The texts only ``user`` was shown, in order: replies through their interactions'
+        response_urls and ``chat.postEphemeral`` messages alike."""
+        with self._lock:
+            shown = [c for c in self.responses if c.token == user]
+            shown += [c for c in self.calls if c.method == "chat.postEphemeral" and c.params.get("user") == user]
+        return [str(c.params.get("text")) for c in sorted(shown, key=lambda c: c.at)]
+
     def of(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]

@@ -114,6 +114,9 @@ class FakeSocketMode:
 
     def __init__(self, app_id: str = "A1") -> None:
         self.app_id = app_id
+        # Where interactions' response_urls point (Slack's hooks host; a test points it at the
+        # fake Web API, which records what is posted: FakeSlack.response_url / told).
+        self.response_base = "https://hooks.slack.com/actions/T1/1/"
         self.acks: list[Ack] = []
         self.received: list[dict[str, Any]] = []  # every text message from the bot, acks included
         self.connections: list[Connection] = []
@@ -206,9 +209,11 @@ class FakeSocketMode:
             conn.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-socket-mode"}})
 
     # -- Slack-shaped payloads -------------------------------------------------------
-    @staticmethod
+    def _response_url(self, user: str) -> str:
+        return f"{self.response_base}{user}-{time.monotonic_ns()}"
+
     def command_payload(
-        user: str, text: str = "", command: str = "/ibstatus", channel: str = "C0123"
+        self, user: str, text: str = "", command: str = "/ibstatus", channel: str = "C0123"
     ) -> dict[str, Any]:
         """A slash command's payload (the fields of the HTTP form, as a JSON object)."""
         return {
@@ -223,12 +228,11 @@ class FakeSocketMode:
             "text": text,
             "api_app_id": "A1",
             "is_enterprise_install": "false",
-            "response_url": "https://hooks.slack.com/commands/T1/1/x",
+            "response_url": self._response_url(user),
             "trigger_id": f"trig-{user}-{time.monotonic_ns()}",
         }
 
-    @staticmethod
-    def click_payload(user: str, action_id: str, value: str, *, channel: str, message_ts: str) -> dict[str, Any]:
+    def click_payload(self, user: str, action_id: str, value: str, *, channel: str, message_ts: str) -> dict[str, Any]:
         """A button click on a message (``block_actions``)."""
         return {
             "type": "block_actions",
@@ -240,7 +244,7 @@ class FakeSocketMode:
             "trigger_id": f"trig-{user}-{time.monotonic_ns()}",
             "channel": {"id": channel, "name": "desk"},
             "message": {"type": "message", "ts": message_ts, "text": "checklist"},
-            "response_url": "https://hooks.slack.com/actions/T1/1/x",
+            "response_url": self._response_url(user),
             "actions": [
                 {
                     "action_id": action_id,
