@@ -13,13 +13,14 @@ from sqlmodel import Session, select
 
 from bot.checklist import facts as checklist_facts
 from bot.db import session_scope
+from bot.delivery.models import OutboxMessage
 from bot.desks import service as desks
 from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.probe import service, wiring
 from bot.probe.models import ProbeState
 from bot.probe.outcome import Outcome
 from bot.probe.tws import TwsTimeouts
-from tests.support.factories import make_desk, name_people
+from tests.support.factories import MANAGERS, make_desk, name_people
 from tests.support.fake_gateway import closed_port
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import Bot
@@ -69,6 +70,42 @@ def test_a_failing_probe_escalates_once_by_layer_and_a_healthy_one_resolves_it(e
     (esc,) = escalations(engine)
     assert esc.state == EscalationState.RESOLVED and esc.resolved_by is None
     assert esc.resolution_note == "a probe found their session healthy again"
+
+
+def test_a_round_that_fails_several_traders_tells_each_manager_once(engine: Engine) -> None:
+    """An outage of the gateways: what one round opens reaches each manager as one grouped
+    message, not a DM per trader (bot.escalation.notices.notify_standing)."""
+    traders = ("UTRD1", "UTRD2", "UTRD3", "UTRD4", "UTRD5")
+    make_desk(engine, traders=traders)
+    with session_scope(engine) as session:
+        desk = desks.get_desk(session=session, name="equities")
+        endpoints = {
+            t: service.add_endpoint(
+                session=session,
+                desk=desk,
+                data=service.EndpointInput(trader_id=t, label=f"gw {t}", tws=f"127.0.0.1:{4001 + i}"),
+                actor="cli",
+                now=NOW - timedelta(days=1),
+            ).id
+            or 0
+            for i, t in enumerate(traders)
+        }
+    for trader in traders[:4]:
+        store(engine, endpoints[trader], ProbeState.NOT_RUNNING, NOW, detail="refused")
+    assert "4 probe escalation(s) opened" in follow(engine, NOW)
+    ids = sorted(e.id or 0 for e in escalations(engine))
+    desk_id = escalations(engine)[0].desk_id
+    assert len(ids) == 4
+    assert outbox_keys(engine) == [f"digest:s{desk_id}:{ids[0]}:{m}" for m in sorted(MANAGERS)]
+    # One trader failing alone later is a DM of its own to each manager.
+    store(engine, endpoints["UTRD5"], ProbeState.NOT_RUNNING, NOW + timedelta(minutes=1), detail="refused")
+    assert "1 probe escalation(s) opened" in follow(engine, NOW + timedelta(minutes=1))
+    assert len([k for k in outbox_keys(engine) if ":dm:" in k]) == len(MANAGERS)
+
+
+def outbox_keys(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return sorted(m.dedup_key for m in session.exec(select(OutboxMessage)).all())
 
 
 def test_no_session_is_a_login_with_the_second_factor() -> None:

@@ -127,7 +127,14 @@ def open_standing(
 
 
 def open_standing_once(
-    *, session: Session, desk: Desk, trader_id: str, kind: EscalationKind, detail: str, now: datetime
+    *,
+    session: Session,
+    desk: Desk,
+    trader_id: str,
+    kind: EscalationKind,
+    detail: str,
+    now: datetime,
+    notify: bool = True,
 ) -> Escalation | None:
     """A standing escalation of ``kind`` (one of ``STANDING_ONCE``) for the trader on the desk
     unless one is open already (None then); managers told. For conditions re-checked by a pass
@@ -135,7 +142,8 @@ def open_standing_once(
     ``uq_escalation_standing_open`` decides with ``INSERT ... ON CONFLICT DO NOTHING`` — a
     second insert waits for the first transaction and then inserts nothing (PostgreSQL), or
     finds the row its ``BEGIN IMMEDIATE`` waited for (SQLite) — so exactly one opens and only
-    its opener tells the managers."""
+    its opener tells the managers (with ``notify=False``, the caller does: ``notices.notify_standing``
+    groups what one pass opened)."""
     assert desk.id is not None and kind in STANDING_ONCE
     new_id = insert_or_skip(
         session,
@@ -156,7 +164,8 @@ def open_standing_once(
     esc = session.get(Escalation, new_id)
     assert esc is not None
     _opened(session, esc, now, trader=trader_id)
-    tell_managers(session, desk, [esc], now)
+    if notify:
+        tell_managers(session, desk, [esc], now)
     return esc
 
 

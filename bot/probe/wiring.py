@@ -38,9 +38,9 @@ from bot.desks import service as desks
 from bot.desks.jobs import each_desk
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
-from bot.escalation import opening, resolving
+from bot.escalation import notices, opening, resolving
 from bot.escalation.labels import AUTO_REASON
-from bot.escalation.models import EscalationKind
+from bot.escalation.models import Escalation, EscalationKind
 from bot.escalation.rules import probe_failed_holds
 from bot.people import service as people
 from bot.people.service import Names
@@ -142,10 +142,12 @@ def due(session: Session, desk: Desk, now: datetime) -> bool:
 
 def follow_up(session: Session, desk: Desk, now: datetime, trader_ids: Sequence[str] | None = None) -> str:
     """Escalations follow the latest results: a trader with a failing endpoint has one open
-    ``PROBE_FAILED`` escalation (managers told once); one whose probed endpoints are all
-    healthy has none (resolved by the system)."""
+    ``PROBE_FAILED`` escalation (managers told once: what one round opens, in one grouped message
+    per manager when several); one whose probed endpoints are all healthy has none (resolved
+    by the system)."""
     assert desk.id is not None
-    opened = resolved = 0
+    opened: list[Escalation] = []
+    resolved = 0
     for trader, statuses in service.latest(session=session, desk_id=desk.id, trader_ids=trader_ids).items():
         probed = _probed(statuses)
         if probe_failed_holds(s.healthy if s.state is not None else None for s in statuses):
@@ -157,8 +159,10 @@ def follow_up(session: Session, desk: Desk, now: datetime, trader_ids: Sequence[
                 kind=EscalationKind.PROBE_FAILED,
                 detail=detail,
                 now=now,
+                notify=False,
             )
-            opened += esc is not None
+            if esc is not None:
+                opened.append(esc)
         elif probed:
             resolved += len(
                 resolving.resolve_standing(
@@ -170,7 +174,9 @@ def follow_up(session: Session, desk: Desk, now: datetime, trader_ids: Sequence[
                     now=now,
                 )
             )
-    return f"{desk.name}: {opened} probe escalation(s) opened, {resolved} resolved."
+    if opened:
+        notices.notify_standing(session, desk, opened, now)
+    return f"{desk.name}: {len(opened)} probe escalation(s) opened, {resolved} resolved."
 
 
 @dataclass(frozen=True)
