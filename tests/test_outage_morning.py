@@ -21,10 +21,11 @@ from sqlmodel import Session, col, select
 from bot.checklist.models import Answer, ChecklistRun
 from bot.checklist.quick import DETAILS_PENDING
 from bot.config import Settings
+from bot.delivery.models import OutboxMessage
 from bot.escalation.models import EscalationKind
-from bot.runtime import build, make_client
+from bot.runtime import build, deliver_due, make_client
 from bot.slack.ids import Action, Callback
-from tests.support.escalation_fixtures import escalations, post_checklist, report_values, run_pass
+from tests.support.escalation_fixtures import delivery_client, escalations, post_checklist, report_values, run_pass
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack, Fault
 from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, Bot, FakeClock
@@ -124,6 +125,44 @@ def test_a_no_backup_click_is_a_missing_recovery_path_escalated_at_once(bot: Bot
     (answer,) = answers(bot.runtime.engine, "UTRD3")
     assert answer.missing_recovery_path and answer.failed_checks == "contingency"
     assert [(e.trader_id, e.kind) for e in escalations(bot.runtime.engine)] == [("UTRD3", EscalationKind.RECOVERY_PATH)]
+
+
+def test_no_backup_reports_in_a_burst_reach_each_manager_as_one_growing_message(
+    bot: Bot, fake_slack: FakeSlack
+) -> None:
+    """Each missing recovery path escalates at once, from the answer. The first two reach the
+    managers as a DM each; from the third within ten minutes (DIGEST_FROM, ROLLING_WINDOW) the
+    run's rolling grouped message lists them, one per manager, updated in place as it grows —
+    with concurrent answers, none is lost (its rows are locked while they grow)."""
+    engine = bot.runtime.engine
+    traders = [f"UT{i:02d}" for i in range(12)]
+    make_desk(engine, traders=traders)
+    run_id = str(post_checklist(bot).run_id)
+    for trader in traders[:2]:
+        assert bot.click(trader, Action.QUICK_NO_BACKUP, run_id).status_code == 200
+    assert set(click_all(bot, [(t, Action.QUICK_NO_BACKUP, run_id) for t in traders[2:7]])) == {200}
+    bot.settle()
+    deliver_now(bot, fake_slack)
+    assert set(click_all(bot, [(t, Action.QUICK_NO_BACKUP, run_id) for t in traders[7:]])) == {200}
+    bot.settle()
+    deliver_now(bot, fake_slack)
+
+    opened = escalations(engine)
+    assert len(opened) == 12 and {e.kind for e in opened} == {EscalationKind.RECOVERY_PATH}
+    for manager in ("UMGR1", "UMGR2"):
+        dm = fake_slack.messages["D" + manager[1:]]  # what the manager's DM shows now
+        assert len(dm) == 3, [m["text"] for m in dm]  # two DMs, then one grouped message
+        assert str(dm[-1]["text"]).startswith("10 escalations"), dm[-1]["text"]
+    with Session(engine) as session:
+        rows = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "slack.dm")).all()
+        grown = [m for m in rows if m.dedup_key.startswith("digest:")]
+    listed = {m.dedup_key.rsplit(":", 1)[-1]: json.loads(m.payload)["render"]["ids"] for m in grown}
+    rest = sorted(e.id or 0 for e in opened if e.trader_id not in traders[:2])
+    assert set(listed) == {"UMGR1", "UMGR2"} and all(sorted(ids) == rest for ids in listed.values()), listed
+
+
+def deliver_now(bot: Bot, fake: FakeSlack) -> None:
+    deliver_due(bot.runtime.engine, delivery_client(fake.base_url), None, now=bot.clock(), limit=1000)
 
 
 def test_a_modal_slack_refuses_falls_back_to_one_click_reports_through_the_response_url(

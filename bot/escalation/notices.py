@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from bot.audit import record
 from bot.checklist.models import ChecklistRun
@@ -42,6 +42,11 @@ from bot.people import service as people
 from bot.text import clean
 
 DIGEST_FROM = 3  # a pass opening this many (several) sends one grouped message per manager instead of DMs
+# Answers open escalations one by one (a missing recovery path at once; a problem after the
+# deadline). When this many of a run's were opened within ROLLING_WINDOW, the next ones join
+# the run's rolling grouped message instead of a DM each: an outage morning is one message that
+# grows, not hundreds of DMs per manager.
+ROLLING_WINDOW = timedelta(minutes=10)
 
 
 def _notified(audit_subject: str) -> dict[str, str]:
@@ -86,13 +91,58 @@ def notify_standing(session: Session, desk: Desk, opened: list[Escalation], now:
     _tell_grouped(session, desk, opened, now, _standing_prefix(desk.id), f"digest:s{desk.id}:")
 
 
+def notify_answered(session: Session, desk: Desk, run: ChecklistRun, opened: list[Escalation], now: datetime) -> None:
+    """Tell every manager about the escalations a stored answer opened: a DM each while answers
+    open few; once ``DIGEST_FROM`` of the run's were opened within ``ROLLING_WINDOW``, the new
+    ones join the run's rolling grouped message (one per manager, ``digest:{run}:r{first}:``),
+    posted once and then updated in place as it grows. Its rows are locked while they grow
+    (``FOR UPDATE``), so concurrent answers each add their escalation and none is lost."""
+    assert desk.id is not None and run.id is not None
+    if not opened:
+        return
+    new = [e.id for e in opened if e.id is not None]
+    prefix = f"{_digest_prefix(run.id)}r"
+    rolling = session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.dedup_key).startswith(prefix), OutboxMessage.kind == Kind.SLACK_DM)
+        .where(OutboxMessage.created_at > now - ROLLING_WINDOW)
+        .order_by(col(OutboxMessage.id))
+        .with_for_update()
+    ).all()
+    if rolling:
+        for message in rolling:
+            ids = [*_listed(message.payload), *new]
+            body = json.loads(message.payload)
+            body["render"] = EscalationDigest(tuple(ids), message.dedup_key).to_payload()
+            message.payload = json.dumps(body)
+            session.add(message)
+            update_digest(session, message.dedup_key, ids, desk, f"grew:{new[0]}", now)
+        return
+    recent = session.exec(
+        select(func.count())
+        .select_from(Escalation)
+        .where(Escalation.run_id == run.id, col(Escalation.id).not_in(new), Escalation.opened_at > now - ROLLING_WINDOW)
+    ).one()
+    if recent + len(new) < DIGEST_FROM:
+        tell_managers(session, desk, opened, now)
+        return
+    _tell_grouped(session, desk, opened, now, prefix, f"digest:{run.id}:r", at_least=1)
+
+
 def _tell_grouped(
-    session: Session, desk: Desk, opened: list[Escalation], now: datetime, key_prefix: str, subject: str
+    session: Session,
+    desk: Desk,
+    opened: list[Escalation],
+    now: datetime,
+    key_prefix: str,
+    subject: str,
+    *,
+    at_least: int = DIGEST_FROM,
 ) -> None:
-    """A DM per escalation per manager when few, else one grouped message per manager
-    (``{key_prefix}{first id}:{manager}``, audited as ``{subject}{first id}``)."""
+    """A DM per escalation per manager when fewer than ``at_least``, else one grouped message
+    per manager (``{key_prefix}{first id}:{manager}``, audited as ``{subject}{first id}``)."""
     assert desk.id is not None
-    if len(opened) < DIGEST_FROM:
+    if len(opened) < at_least:
         tell_managers(session, desk, opened, now)
         return
     ids = tuple(e.id for e in opened if e.id is not None)

@@ -22,6 +22,7 @@ from bot.checklist.models import Answer, ChecklistRun
 from bot.db import insert_or_skip
 from bot.desks import away
 from bot.desks.models import Desk
+from bot.escalation import notices
 from bot.escalation.models import STANDING_ONCE, Escalation, EscalationKind, EscalationState
 from bot.escalation.notices import tell_managers
 from bot.escalation.resolving import resolve_gone
@@ -178,7 +179,8 @@ def _on_answer_stored(session: Session, run: ChecklistRun, answer: Answer, now: 
     desk = session.get(Desk, run.desk_id)
     assert desk is not None
     resolve_gone(session, desk, run, answer.user_id, answer, now)
-    open_due(session, desk, run, answer.user_id, answer, now)
+    opened = open_due(session, desk, run, answer.user_id, answer, now, notify=False)
+    notices.notify_answered(session, desk, run, opened, now)
 
 
 # A first confirmation calls for no escalation (``kinds_called_for``): it only resolves what is

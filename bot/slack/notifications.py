@@ -26,6 +26,7 @@ from bot.delivery.specs import (
 )
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
+from bot.escalation import notices
 from bot.escalation import queries as escalation
 from bot.escalation import views as escalation_views
 from bot.escalation.models import Escalation
@@ -72,8 +73,10 @@ def escalation_level2(session: Session, spec: EscalationLevel2) -> tuple[str, Bl
 
 def escalation_digest(session: Session, spec: EscalationDigest) -> tuple[str, Blocks]:
     """One manager's grouped message for the escalations a pass opened, drawn from their
-    current states (so each update shows every acknowledgement and resolution so far)."""
-    ids = list(spec.ids)
+    current states (so each update shows every acknowledgement and resolution so far) and from
+    the list the message holds now: a rolling message grows (``notices.notify_answered``), and
+    whichever of its queued updates is delivered shows — and coalesces — them all."""
+    ids = notices.digest_ids(session=session, key=spec.key) or list(spec.ids)
     items = list(session.exec(select(Escalation).where(col(Escalation.id).in_(ids))).all()) if ids else []
     if not items:
         raise _gone("the escalations of this message")
