@@ -43,6 +43,7 @@ from tests.support.factories import make_desk
 from tests.support.fakes.pager import FakePager
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, Bot, utc
+from tests.support.processes import serve_env, wait_for_health
 from tests.support.profile_fixtures import (
     KEY,
     code,
@@ -53,7 +54,6 @@ from tests.support.profile_fixtures import (
     opened_views,
     submit,
 )
-from tests.test_serve import serve_env, wait_for_health
 
 MARKER = "ZQX-trader-note-7731"  # in a trader's note, a permission text and a command: request bodies
 PAGER_KEY = "routing-key-5f1e-do-not-log"

@@ -36,8 +36,7 @@ from tests.support.escalation_fixtures import report_values
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack, Fault
 from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, Bot, FakeClock, sign
-from tests.test_processes import Output
-from tests.test_serve import free_port
+from tests.support.processes import Output, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = date(2026, 11, 25)

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +23,8 @@ from bot.db import make_engine, session_scope
 from bot.delivery.outbox import Kind, enqueue
 from bot.processes import Leadership
 from tests.support.fakes.slack import FakeSlack
-from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, sign, utc
-from tests.test_serve import free_port
+from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, utc
+from tests.support.processes import Output, free_port, signed_help
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = utc(2026, 11, 25, 14, 0)
@@ -229,39 +228,6 @@ def test_control_two_budgets_send_at_twice_the_rate(engine: Engine, limited_slac
 
 
 # --- preflight serve --workers 2 ----------------------------------------------------------------
-
-
-class Output:
-    """A process's output, read as it comes."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.lines: list[str] = []
-        assert proc.stdout is not None
-        self._thread = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: object) -> None:
-        for raw in stream:  # type: ignore[attr-defined]
-            self.lines.append(raw.decode(errors="replace"))
-
-    def pids_answering(self) -> set[str]:
-        pattern = re.compile(r'"POST /slack/events HTTP/1\.1" 200 .* pid=<(\d+)>')
-        return {m.group(1) for line in list(self.lines) if (m := pattern.search(line))}
-
-    def text(self) -> str:
-        return "".join(self.lines)
-
-
-def signed_help(base: str) -> httpx.Response:
-    body = b"command=%2Fibstatus&text=help&user_id=UTRD1&channel_id=C0123&team_id=T1&trigger_id=1"
-    ts = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": sign(body, ts),
-        "Connection": "close",  # a new connection each time: any worker may accept it
-    }
-    return httpx.post(f"{base}/slack/events", content=body, headers=headers, timeout=10)
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,18 +22,13 @@ from bot import calendar
 from bot.checklist import posting
 from bot.serve import PAYLOAD_LOGGERS, logging_configured
 from bot.slack.ids import Action, Callback
+from tests.support.escalation_fixtures import report_values
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack, Fault
 from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, Bot, sign
-from tests.test_checklist_flow import report_values
+from tests.support.processes import free_port, serve_env, wait_for_health
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -99,19 +93,6 @@ def test_serve_runs_on_the_default_sqlite_file_and_stops_cleanly(tmp_path: Path,
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out.decode()[-2000:]
     assert b"Traceback" not in out, out.decode()[-2000:]
-
-
-def serve_env(tmp_path: Path, slack_api_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SLACK_APP_TOKEN", "LOG_LEVEL")}
-    return env | {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'preflight.db'}",
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack_api_url,
-        "PORT": str(free_port()),
-        "PYTHONPATH": str(ROOT),
-        **extra,
-    }
 
 
 def refused_start(tmp_path: Path, env: dict[str, str]) -> str:
@@ -188,17 +169,6 @@ def test_http_mode_keeps_serving_when_slack_is_unreachable_and_healthz_says_so(t
     text = out.decode()
     assert "WARNING bot.serve: Slack is unreachable at" in text and "serving anyway" in text
     assert "Traceback" not in text
-
-
-def wait_for_health(base: str) -> httpx.Response:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 # --- no request bodies in the logs ---------------------------------------------------------

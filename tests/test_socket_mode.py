@@ -30,8 +30,8 @@ from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack
 from tests.support.fakes.socket_mode import Ack, FakeSocketMode, accept_key
 from tests.support.harness import Bot, FakeClock, recorded_guidance
+from tests.support.processes import serve_env
 from tests.test_checklist_flow import answers, ephemerals, last_roster, post, report_values
-from tests.test_serve import serve_env
 
 APP_TOKEN = "xapp-1-A1-test"
 

@@ -197,33 +197,9 @@ class Bot:
     def click(
         self, user: str, action_id: str, value: str, *, channel: str = "C0123", message_ts: str = "1.0"
     ) -> httpx.Response:
-        payload = {
-            "type": "block_actions",
-            "team": {"id": "T1", "domain": "desk"},
-            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
-            "api_app_id": "A1",
-            "token": "legacy",
-            "container": {
-                "type": "message",
-                "message_ts": message_ts,
-                "channel_id": channel,
-                "is_ephemeral": False,
-            },
-            "trigger_id": f"trig-{user}-{time.monotonic_ns()}",
-            "channel": {"id": channel, "name": "desk"},
-            "message": {"type": "message", "ts": message_ts, "text": "checklist"},
-            "response_url": self.response_url(user),
-            "actions": [
-                {
-                    "action_id": action_id,
-                    "block_id": "checklist_actions",
-                    "text": {"type": "plain_text", "text": "x"},
-                    "value": value,
-                    "type": "button",
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
-        }
+        payload = click_payload(
+            user, action_id, value, channel=channel, message_ts=message_ts, response_url=self.response_url(user)
+        )
         return self.post_form({"payload": json.dumps(payload)})
 
     def response_url(self, user: str) -> str:
@@ -344,3 +320,37 @@ def recorded_guidance(ack: Any) -> str:
     acknowledgement is ``response_action: update`` with it (no Web API call)."""
     assert ack["response_action"] == "update" and ack["view"]["title"]["text"] == "Report recorded", ack
     return str(ack["view"]["blocks"][0]["text"]["text"])
+
+
+def click_payload(
+    user: str, action_id: str, value: str, *, channel: str, message_ts: str, response_url: str
+) -> dict[str, Any]:
+    """A button click on a message (``block_actions``), as Slack sends it."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1", "domain": "desk"},
+        "user": {"id": user, "username": user.lower(), "team_id": "T1"},
+        "api_app_id": "A1",
+        "token": "legacy",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
+        "trigger_id": f"trig-{user}-{time.monotonic_ns()}",
+        "channel": {"id": channel, "name": "desk"},
+        "message": {"type": "message", "ts": message_ts, "text": "checklist"},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "checklist_actions",
+                "text": {"type": "plain_text", "text": "x"},
+                "value": value,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return payload
