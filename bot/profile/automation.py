@@ -126,10 +126,18 @@ def check_can_edit(*, session: Session, automation_id: int, user_id: str) -> Aut
 
 
 def save(
-    *, session: Session, actor: str, automation_id: int | None, data: AutomationInput, today: date, now: datetime
+    *,
+    session: Session,
+    actor: str,
+    automation_id: int | None,
+    data: AutomationInput,
+    today: date,
+    now: datetime,
+    operator: bool = False,
 ) -> Automation:
     """Add (``automation_id`` None) or change an automation. ServiceError(field=...) on bad input
-    or when ``actor`` may not; nothing changes then."""
+    or when ``actor`` may not; nothing changes then. ``operator``: the CLI (the server's
+    operator), who acts as the desk's managers do."""
     errors = validate(data, today=today)
     if errors:
         field, message = next(iter(errors.items()))
@@ -141,13 +149,14 @@ def save(
     owner = data.owner_id or actor
     if not _is_member(session, data.desk_id, owner):
         raise ServiceError(f"<@{owner}> isn't on the {desk.name} desk.", field="owner")
-    manager = _can_manage(session, data.desk_id, actor)
+    manager = operator or _can_manage(session, data.desk_id, actor)
     if owner != actor and not manager:
         raise ServiceError("Only the desk's managers can register an automation for someone else.", field="owner")
     if not manager and not desks.is_member(session=session, desk_id=data.desk_id, user_id=actor, role=Role.TRADER):
         raise ServiceError(f"You're not on the {desk.name} desk.", field="desk")
     if automation_id is not None:
-        row = check_can_edit(session=session, automation_id=automation_id, user_id=actor)
+        found = session.get(Automation, automation_id) if operator else None
+        row = found or check_can_edit(session=session, automation_id=automation_id, user_id=actor)
     else:
         row = Automation(
             desk_id=data.desk_id, owner_id=owner, name="", interface="", broker_username="", created_by=actor

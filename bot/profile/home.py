@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from bot import calendar
+from bot.desks import contact
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.profile import automation as automations
-from bot.profile import drill
+from bot.profile import broker, drill, fences
 from bot.profile.access import check_can_view
 from bot.profile.gaps import open_gaps
 from bot.profile.labels import interface_label
@@ -55,6 +56,18 @@ class AutomationLine:
     automation: Automation
     desk_name: str
     flags: list[AutomationFlag]
+    missing: tuple[fences.Fence, ...] = ()  # broker-side fences its owner's tier asks for
+
+
+@dataclass(frozen=True)
+class BrokerSetup:
+    """The trader's IBKR usernames and fences, what their tier asks that is missing, and who
+    their desks name for security changes ((desk name, who) — plain text, escape it)."""
+
+    usernames: list[str]
+    missing: list[fences.Fence]
+    desk_ip_restrictions: bool
+    contacts: list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class ProfileCard:
     desks: list[Desk]
     today: date
     tz: ZoneInfo  # the user's zone (their first desk's): dates in App Home and modals
+    broker: BrokerSetup = BrokerSetup([], [], False, [])
 
 
 def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
@@ -90,7 +104,39 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
     tz = user_zone(session, user_id)
     today = calendar.local_date(now, tz)
     flags = automations.flags(session=session, automations=autos, today=today)
-    names = {d.id: d.name for d in desks.list_desks(session=session)}
+    every = desks.list_desks(session=session)
+    names = {d.id: d.name for d in every}
+    ip = {d.id: d.ip_restrictions for d in every}
+    tier = profile.risk_tier if profile is not None else None
+    lines = [
+        AutomationLine(
+            a,
+            names.get(a.desk_id, "?"),
+            flags[a.id or 0],
+            tuple(
+                fences.automation_missing(
+                    tier=tier,
+                    account_kind=a.account_kind,
+                    kill_switch_how=a.kill_switch_how,
+                    ip_restricted=a.ip_restricted,
+                    desk_ip_restrictions=ip.get(a.desk_id, False),
+                )
+            ),
+        )
+        for a in autos
+    ]
+    desk_ip = any(d.ip_restrictions for d in trader_desks)
+    setup = BrokerSetup(
+        usernames=broker.usernames_of(session, [user_id])[user_id],
+        missing=fences.trader_missing(
+            tier=tier,
+            order_precautions=profile.order_precautions if profile is not None else False,
+            ip_restricted=profile.ip_restricted if profile is not None else False,
+            desk_ip_restrictions=desk_ip,
+        ),
+        desk_ip_restrictions=desk_ip,
+        contacts=contact.contacts(session, trader_desks),
+    )
     return ProfileCard(
         user_id=user_id,
         profile=profile,
@@ -99,10 +145,11 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
         recovery=recovery,
         enrollment=enrollment,
         locked_until=drill.locked_until(enrollment, now),
-        automations=[AutomationLine(a, names.get(a.desk_id, "?"), flags[a.id or 0]) for a in autos],
+        automations=lines,
         desks=trader_desks,
         today=today,
         tz=tz,
+        broker=setup,
     )
 
 
