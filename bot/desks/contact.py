@@ -20,8 +20,9 @@ from bot.people.names import Names
 from bot.text import user_text
 
 CONTACT_LIMIT = 120
-# "@U0123ABCD", "U0123ABCD" or Slack's own "<@U0123ABCD>" / "<@U0123ABCD|name>": a Slack user.
-_USER = re.compile(r"^<?@?([UW][A-Z0-9]{6,31})(?:\|[^>]*)?>?$")
+# "@U0123ABCD" or Slack's own "<@U0123ABCD>" / "<@U0123ABCD|name>": a Slack user (the "@" is
+# required, so a text such as "UBS desk" stays text).
+_USER = re.compile(r"^(?:<@|@)([UW][A-Z0-9]{2,31})(?:\|[^>]*)?>?$")
 
 
 def parse_contact(value: str) -> tuple[str | None, str | None]:

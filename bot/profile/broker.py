@@ -24,6 +24,7 @@ ACCOUNT_ID = re.compile(r"^D?[UFI]\d{5,9}$", re.IGNORECASE)  # U1234567, DU12345
 USERNAMES_LIMIT = 5
 _SPLIT = re.compile(r"[\s,;]+")
 
+SECRET_REFUSAL = "That looks like a password or a one-time code, not a username: nothing was stored."
 USERNAME_HELP = "letters, digits, '.', '_' or '-'; never a password"
 
 
@@ -31,7 +32,7 @@ def username_error(value: str) -> str | None:
     """Why ``value`` can't be an IBKR username (None when it can)."""
     name = value.strip()
     if looks_like_secret(name) or ONLY_DIGITS.match(name):
-        return "That looks like a password or a one-time code, not a username: nothing was stored."
+        return SECRET_REFUSAL
     if ACCOUNT_ID.match(name):
         return f"{name} is an account number; enter the username you log in with."
     if not USERNAME.match(name):
@@ -42,6 +43,8 @@ def username_error(value: str) -> str | None:
 def parse_usernames(raw: str | None) -> tuple[list[str], str | None]:
     """Usernames from a comma-, space- or line-separated text: (usernames, error)."""
     names: list[str] = []
+    if looks_like_secret(raw):
+        return [], SECRET_REFUSAL
     for part in _SPLIT.split(raw or ""):
         if not part:
             continue
