@@ -147,6 +147,11 @@ def test_an_automation_whose_bot_holds_the_second_factor_is_flagged_and_paper_ne
     ((_, _, _, detail),) = [g for g in open_gaps(engine) if g[1] == "automation"]
     assert "order-size limit" in detail and "kill switch not tested" in detail
     assert "second-factor secret" not in detail
+    # Read-Only API on: it can't place orders, so neither the order-size limit nor the kill switch is asked.
+    values[ProfileBlock.FENCES] = checks(["read_only_api"])
+    assert submit(bot, "UTRD1", ProfileCallback.AUTOMATION, values, meta) == {}
+    assert [g for g in open_gaps(engine) if g[1] == "automation"] == []
+    values[ProfileBlock.FENCES] = checks([])
 
     # A password in the kill switch text is a field error; nothing changes.
     values[ProfileBlock.KILL_SWITCH_HOW] = text("ssh gw-1, sudo password: hunter2")
@@ -188,6 +193,8 @@ def test_fence_gaps_on_the_elevated_tier_open_resolve_and_count_in_the_weekly_su
     assert detail == "the account's IP restriction isn't recorded as covering this username"
     home = home_text(fake_slack, "UTRD1")
     assert "🚧" in home and "IP restriction" in home
+    open_home(bot, "UMGR1")
+    assert "🚧 2 broker-side fence gap(s)" in home_text(fake_slack, "UMGR1")
     ((_, _, detail),) = [g for g in fence_gaps(engine) if g[1] == f"automation:{auto_id}"]
     assert "no kill switch recorded" in detail and "IP restriction" in detail
 

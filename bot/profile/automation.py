@@ -290,5 +290,6 @@ def flags(*, session: Session, automations: Sequence[Automation], today: date) -
             today=today,
             paper=a.account_kind == AccountKind.PAPER,
             bot_holds_second_factor=a.second_factor_holder == SecondFactorHolder.BOT,
+            read_only=a.read_only_api,
         )
     return out

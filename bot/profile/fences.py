@@ -16,7 +16,8 @@ readiness gap, told to the managers at lower severity. *Standard* asks for none 
 Home shows what is recorded and what elevated would ask, as advice (a standard trader's live
 automations still carry the hygiene flags: an order-size limit, a kill-switch test). An
 automation is held to its owner's tier. A paper automation trades no money and is asked for
-none (it has its own username at IBKR).
+none (it has its own username at IBKR); one with Read-Only API on can't place orders, so it
+is asked for no kill switch.
 """
 
 from __future__ import annotations
@@ -64,12 +65,14 @@ def automation_missing(
     kill_switch_how: str | None,
     ip_restricted: bool,
     desk_ip_restrictions: bool,
+    read_only_api: bool = False,
 ) -> list[Fence]:
     """The fences an automation lacks on its owner's tier (none for a paper automation, none
-    asked of the standard tier)."""
+    asked of the standard tier; no kill switch of one with Read-Only API on, which can't
+    place orders — its login still reaches the account, so the IP restriction is asked)."""
     if account_kind == AccountKind.PAPER or _tier(tier) is not RiskTier.ELEVATED:
         return []
-    missing = [] if (kill_switch_how or "").strip() else [Fence.KILL_SWITCH]
+    missing = [] if (kill_switch_how or "").strip() or read_only_api else [Fence.KILL_SWITCH]
     if desk_ip_restrictions and not ip_restricted:
         missing.append(Fence.IP_RESTRICTION)
     return missing

@@ -121,6 +121,7 @@ def _desk_gaps(session: Session, desk: Desk, at: datetime, today: date) -> dict[
             kill_switch_how=auto.kill_switch_how,
             ip_restricted=auto.ip_restricted,
             desk_ip_restrictions=desk.ip_restrictions,
+            read_only_api=auto.read_only_api,
         )
         if missing:
             detail = f"{auto.name}: {fences.describe(missing)}"

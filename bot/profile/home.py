@@ -120,6 +120,7 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
                     kill_switch_how=a.kill_switch_how,
                     ip_restricted=a.ip_restricted,
                     desk_ip_restrictions=ip.get(a.desk_id, False),
+                    read_only_api=a.read_only_api,
                 )
             ),
         )
@@ -164,6 +165,7 @@ class TraderLine:
     tier: RiskTier
     status: RecoveryStatus | None  # None: no profile yet
     automation_flags: int
+    fence_gaps: int = 0  # open broker-side fence gaps: the trader's own and their automations'
 
 
 @dataclass(frozen=True)
@@ -185,9 +187,12 @@ def desk_overviews(*, session: Session, manager_id: str, now: datetime) -> list[
         drilled = drill_times(session, profiles)
         row = policy_row(session, desk.id)
         flagged: dict[str, int] = {}
+        fenced: dict[str, int] = {}
         for gap in open_gaps(session, desk.id):
             if gap.kind == GapKind.AUTOMATION:
                 flagged[gap.user_id] = flagged.get(gap.user_id, 0) + 1
+            elif gap.kind == GapKind.FENCES:
+                fenced[gap.user_id] = fenced.get(gap.user_id, 0) + 1
         lines = []
         for user in traders:
             profile = profiles.get(user)
@@ -197,7 +202,7 @@ def desk_overviews(*, session: Session, manager_id: str, now: datetime) -> list[
                 else status_of(profile, records[user], policy_for(profile, row), now, drilled.get(user))
             )
             tier = RiskTier(profile.risk_tier) if profile is not None else RiskTier.STANDARD
-            lines.append(TraderLine(user, tier, status, flagged.get(user, 0)))
+            lines.append(TraderLine(user, tier, status, flagged.get(user, 0), fenced.get(user, 0)))
         out.append(
             DeskOverview(
                 desk=desk,

@@ -227,6 +227,7 @@ def automation_flags(
     today: date,
     paper: bool = False,
     bot_holds_second_factor: bool = False,
+    read_only: bool = False,
 ) -> list[AutomationFlag]:
     """Hygiene flags. IBKR allows one brokerage session per username ("Interactive Brokers only
     allows access to one brokerage session at a time",
@@ -238,15 +239,18 @@ def automation_flags(
     no flag. IBKR offers a second user for API use (http://ibkb.interactivebrokers.com/node/1004).
 
     A ``paper`` automation trades no money: no order-size limit or kill-switch test is asked of
-    it (its sessions still compete, and its credentials still get rotated). A second-factor
+    it (its sessions still compete, and its credentials still get rotated); nor of a ``read_only``
+    one (Read-Only API on: "API programs cannot submit, modify or cancel orders", IbcAlpha/IBC
+    config.ini — docs/broker-facts.md §6). A second-factor
     secret held by the bot (IBeam's 2FA handlers can hand it the codes,
     https://github.com/Voyz/ibeam/wiki/Two-Factor-Authentication) is flagged on any account."""
     flags: list[AutomationFlag] = []
     if credentials_rotated_on is None or (today - credentials_rotated_on).days > CREDENTIALS_DAYS:
         flags.append(AutomationFlag.CREDENTIALS)
-    if not order_size_limit and not paper:
+    trades = not paper and not read_only
+    if not order_size_limit and trades:
         flags.append(AutomationFlag.NO_ORDER_LIMIT)
-    if not paper and (kill_switch_tested_on is None or (today - kill_switch_tested_on).days > KILL_SWITCH_DAYS):
+    if trades and (kill_switch_tested_on is None or (today - kill_switch_tested_on).days > KILL_SWITCH_DAYS):
         flags.append(AutomationFlag.KILL_SWITCH)
     if shared_with_person:
         flags.append(AutomationFlag.SHARED_WITH_PERSON)

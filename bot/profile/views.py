@@ -276,7 +276,8 @@ def trader_line(line: TraderLine) -> str:
     else:
         state = f"{PROBLEM_ICON[line.status.problem]} {line.status.describe()}"
     autos = f" · 🤖 {line.automation_flags} flagged automation(s)" if line.automation_flags else ""
-    return f"• <@{line.user_id}> · {tier} · {state}{autos}"
+    fenced = f" · 🚧 {line.fence_gaps} broker-side fence gap(s)" if line.fence_gaps else ""
+    return f"• <@{line.user_id}> · {tier} · {state}{autos}{fenced}"
 
 
 def desk_overview_blocks(overview: DeskOverview) -> Blocks:
