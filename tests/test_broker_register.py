@@ -85,7 +85,9 @@ def test_a_traders_username_shared_with_an_automation_is_detected(bot: Bot, fake
     with Session(engine) as session:
         names = session.exec(select(BrokerUsername.username).order_by(col(BrokerUsername.id))).all()
     assert list(names) == ["bob_t1", "ALGO_MR1"]
-    assert "IBKR usernames: `bob_t1`, `ALGO_MR1`" in home_text(fake_slack, "UTRD2")
+    bobs = home_text(fake_slack, "UTRD2")
+    assert "IBKR usernames: `bob_t1`, `ALGO_MR1`" in bobs
+    assert "`algo_mr1` is also the username of the automation *mean-reversion* (equities)" in bobs
     # Two brokerage sessions on one username: the automation is flagged and its owner has a gap.
     ((owner, _, subject, detail),) = [g for g in open_gaps(engine) if g[1] == "automation"]
     assert owner == "UTRD1" and subject.startswith("automation:")

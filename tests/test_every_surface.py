@@ -145,7 +145,9 @@ def card() -> ProfileCard:
         created_by="UTRD1", kill_switch_how=LONG[:300], second_factor_holder="bot", account_kind="paper",
     )  # fmt: skip
     perm = PlatformPermission(user_id="UTRD1", interface="tws", trading="us_stocks", market_data="", note=LONG)
-    setup = BrokerSetup(["u" * 64] * 5, list(Fence), True, [(HOSTILE, HOSTILE), (DESK.name, LONG)])
+    setup = BrokerSetup(
+        ["u" * 64] * 5, list(Fence), True, [(HOSTILE, HOSTILE), (DESK.name, LONG)], (("u" * 64, HOSTILE, LONG),) * 6
+    )
     return ProfileCard(
         user_id="UTRD1", profile=None, permissions=[perm], factors={}, recovery=[], enrollment=None,
         locked_until=None, automations=[AutomationLine(auto, DESK.name, list(AutomationFlag), tuple(Fence))],

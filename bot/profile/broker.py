@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlmodel import Session, col, func, select
 
-from bot.profile.models import BrokerUsername
+from bot.profile.models import Automation, BrokerUsername
 from bot.profile.policy import normalized_username
 from bot.secret_text import looks_like_secret
 
@@ -85,3 +85,17 @@ def people_on(session: Session, usernames: Iterable[str]) -> dict[str, set[str]]
     for user_id, username in rows:
         out.setdefault(normalized_username(username), set()).add(user_id)
     return out
+
+
+def automations_on(session: Session, usernames: Sequence[str]) -> list[tuple[str, str, int]]:
+    """(username, automation name, desk id) of every automation logging in with one of
+    ``usernames`` (one statement): a person's sessions competing with it."""
+    wanted = sorted({normalized_username(u) for u in usernames if u.strip()})
+    if not wanted:
+        return []
+    rows = session.exec(
+        select(Automation.broker_username, Automation.name, Automation.desk_id)
+        .where(func.lower(Automation.broker_username).in_(wanted))
+        .order_by(col(Automation.name))
+    ).all()
+    return [(u, n, d) for u, n, d in rows]

@@ -68,6 +68,7 @@ class BrokerSetup:
     missing: list[fences.Fence]
     desk_ip_restrictions: bool
     contacts: list[tuple[str, str]]
+    shared: tuple[tuple[str, str, str], ...] = ()  # (username, automation, desk name) logging in as them
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,9 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
         for a in autos
     ]
     desk_ip = any(d.ip_restrictions for d in trader_desks)
+    own = broker.usernames_of(session, [user_id])[user_id]
     setup = BrokerSetup(
-        usernames=broker.usernames_of(session, [user_id])[user_id],
+        usernames=own,
         missing=fences.trader_missing(
             tier=tier,
             order_precautions=profile.order_precautions if profile is not None else False,
@@ -137,6 +139,7 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
         ),
         desk_ip_restrictions=desk_ip,
         contacts=contact.contacts(session, trader_desks),
+        shared=tuple((u, n, names.get(d, "?")) for u, n, d in broker.automations_on(session, own)),
     )
     return ProfileCard(
         user_id=user_id,

@@ -185,6 +185,11 @@ def broker_text(card: ProfileCard) -> str:
         if on
     ]
     state = f"\n🚧 {describe_fences(setup.missing)}" if setup.missing else ""
+    state += "".join(
+        f"\n⚠️ `{u}` is also the username of the automation *{escape(n)}* ({escape(d)}): your logins and its "
+        "sessions compete (one brokerage session per username)"
+        for u, n, d in setup.shared[:5]
+    )
     return (
         f"*Broker setup* — IBKR usernames: {names} · fences: {', '.join(have) or 'none recorded'}{state}\n"
         f"_{tiers_text(setup.desk_ip_restrictions)}_"
