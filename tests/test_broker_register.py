@@ -333,3 +333,23 @@ def test_the_cli_records_usernames_fences_automations_and_the_security_contact(
     with Session(engine) as session:
         row = session.get(Desk, desk.id)
         assert row is not None and (row.security_contact_user, row.ip_restrictions) == (None, True)
+
+
+def test_a_security_contact_is_a_slack_user_or_text_and_never_shown_as_a_raw_id() -> None:
+    from bot.desks import contact
+    from bot.errors import ServiceError
+    from bot.people.names import Names
+
+    assert contact.parse_contact("@U0123ABCD") == ("U0123ABCD", None)
+    assert contact.parse_contact("<@U0123ABCD|jane>") == ("U0123ABCD", None)
+    assert contact.parse_contact("UBS desk, ext 42") == (None, "UBS desk, ext 42")
+    assert contact.parse_contact("  ") == (None, None)
+    with pytest.raises(ServiceError) as refused:
+        contact.parse_contact("pwd: hunter2!")
+    assert refused.value.field == "security_contact"
+    desk = Desk(name="equities", channel_id="C1", timezone="UTC", post_at="08:00", deadline="09:00")
+    desk.security_contact_user = "U0123ABCD"
+    assert contact.contact_name(desk, Names()) == "the security contact in your desk's settings"
+    assert contact.contact_name(desk, Names({"U0123ABCD": "Jane"})) == "Jane"
+    assert contact.guidance([]).endswith("your desk hasn't recorded who to ask.")
+    assert contact.guidance([("a", "Jane"), ("b", "Joe")]).endswith("ask Jane (a); Joe (b).")

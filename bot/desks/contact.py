@@ -79,6 +79,8 @@ def set_broker_settings(
 def contact_name(desk: Desk, names: Names) -> str | None:
     """Plain text naming who to ask (escape it in mrkdwn), or None when the desk records nobody."""
     if desk.security_contact_user:
+        if desk.security_contact_user not in names:  # not in the names cache yet: never show a raw id
+            return "the security contact in your desk's settings"
         return names(desk.security_contact_user)
     return desk.security_contact_text or None
 
