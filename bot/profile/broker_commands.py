@@ -142,8 +142,9 @@ def profile_automation(args: argparse.Namespace, settings: Settings) -> int:
     from bot.clikit import CliError
     from bot.db import session_scope
     from bot.desks import service as desks
-    from bot.profile import saves
+    from bot.profile import automation as automations
     from bot.profile.automation import AutomationInput
+    from bot.profile.gaps import sync_trader
     from bot.profile.models import Automation
 
     changes = (args.second_factor, args.account, args.kill_switch, args.ip_restricted)
@@ -183,9 +184,10 @@ def profile_automation(args: argparse.Namespace, settings: Settings) -> int:
             ip_restricted=data.ip_restricted if args.ip_restricted is None else args.ip_restricted == "yes",
         )
         today = calendar.local_date(now, calendar.zone(desk.timezone))
-        saved = saves.save_automation(
+        saved = automations.save(
             session=session, actor=ACTOR, automation_id=row.id, data=data, today=today, now=now, operator=True
         )
+        sync_trader(session=session, user_id=saved.owner_id, now=now)  # as bot.profile.saves.save_automation
         print(
             plain(
                 f"{desk.name}: {saved.name} ({saved.account_kind}) — second factor held by "

@@ -319,26 +319,11 @@ def set_policy(
 
 
 def save_automation(
-    *,
-    session: Session,
-    actor: str,
-    automation_id: int | None,
-    data: AutomationInput,
-    today: date,
-    now: datetime,
-    operator: bool = False,
+    *, session: Session, actor: str, automation_id: int | None, data: AutomationInput, today: date, now: datetime
 ) -> Automation:
     """Add or change an automation in the register (``bot.profile.automation.save``), then
     re-sync its owner's gaps (a fence added or missing opens or closes a hygiene gap)."""
-    row = automations.save(
-        session=session,
-        actor=actor,
-        automation_id=automation_id,
-        data=data,
-        today=today,
-        now=now,
-        operator=operator,
-    )
+    row = automations.save(session=session, actor=actor, automation_id=automation_id, data=data, today=today, now=now)
     sync_trader(session=session, user_id=data.owner_id or actor, now=now)
     return row
 
