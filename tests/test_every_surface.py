@@ -48,9 +48,10 @@ from bot.probe.service import EndpointStatus
 from bot.profile import modals as profile_modals
 from bot.profile import views as profile_views
 from bot.profile.drill import CodeOutcome, CodeResult
-from bot.profile.home import AutomationLine, DeskOverview, ProfileCard, TraderLine
+from bot.profile.fences import Fence
+from bot.profile.home import AutomationLine, BrokerSetup, DeskOverview, ProfileCard, TraderLine
 from bot.profile.models import Automation, GapKind, PlatformPermission, ReadinessGap, RiskTier
-from bot.profile.policy import tier_policy
+from bot.profile.policy import AutomationFlag, tier_policy
 from bot.slack import home_views
 from bot.slack.ids import FIELD
 from bot.summary import views as summary_views
@@ -98,7 +99,8 @@ NOW = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
 TZ = ZoneInfo("America/New_York")
 DESK = Desk(
     id=7, name="equities", channel_id="C0123", timezone="America/New_York", post_at="08:00", deadline="09:00",
-    escalation_channel_id="C0456", managers_channel_id="C0789",
+    escalation_channel_id="C0456", managers_channel_id="C0789", security_contact_text=HOSTILE[:120],
+    ip_restrictions=True,
 )  # fmt: skip
 RUN = ChecklistRun(
     id=11, desk_id=7, trading_date=NOW.date(), channel_id="C0123", post_due_at=NOW, deadline_at=NOW,
@@ -140,12 +142,16 @@ def escalations() -> list[Escalation]:
 def card() -> ProfileCard:
     auto = Automation(
         id=1, desk_id=7, owner_id="UTRD1", name=HOSTILE[:64], interface="tws_api", broker_username="bot1",
-        created_by="UTRD1",
+        created_by="UTRD1", kill_switch_how=LONG[:300], second_factor_holder="bot", account_kind="paper",
     )  # fmt: skip
     perm = PlatformPermission(user_id="UTRD1", interface="tws", trading="us_stocks", market_data="", note=LONG)
+    setup = BrokerSetup(
+        ["u" * 64] * 5, list(Fence), True, [(HOSTILE, HOSTILE), (DESK.name, LONG)], (("u" * 64, HOSTILE, LONG),) * 6
+    )
     return ProfileCard(
         user_id="UTRD1", profile=None, permissions=[perm], factors={}, recovery=[], enrollment=None,
-        locked_until=None, automations=[AutomationLine(auto, DESK.name, [])], desks=[DESK], today=NOW.date(), tz=TZ,
+        locked_until=None, automations=[AutomationLine(auto, DESK.name, list(AutomationFlag), tuple(Fence))],
+        desks=[DESK], today=NOW.date(), tz=TZ, broker=setup,
     )  # fmt: skip
 
 
@@ -310,11 +316,16 @@ RENDER: dict[str, Callable[[], list[Any]]] = {
     _PM + "factors_modal": lambda: [profile_modals.factors_modal(card())],
     _P + "factors_text": lambda: [profile_views.factors_text(card())],
     _P + "gap_notice": lambda: [
-        profile_views.gap_notice(_gap(k, c), DESK, enrolled=e)
+        profile_views.gap_notice(_gap(k, c), DESK, enrolled=e, contact=who)
         for k in GapKind
         for c in (True, False)
         for e in (True, False)
+        for who in (None, LONG)
     ],
+    _P + "broker_text": lambda: [profile_views.broker_text(card())],
+    _P + "security_guidance": lambda: [profile_views.security_guidance(card())],
+    _PM + "broker_modal": lambda: [profile_modals.broker_modal(card())],
+    _D + "broker_blocks": lambda: desk_views.broker_blocks(DESK),
     _PM + "interfaces_modal": lambda: [profile_modals.interfaces_modal(card())],
     _P + "permission_line": lambda: [profile_views.permission_line(p) for p in card().permissions],
     _PM + "permissions_modal": lambda: [profile_modals.permissions_modal(card(), "tws")],
@@ -462,6 +473,10 @@ def _automation(running: Bot, engine: Engine) -> Opened:
     return Opened("UTRD1", profile_modals.automation_modal(None, [desk], owner="UTRD1", can_assign=False))
 
 
+def _broker(running: Bot, engine: Engine) -> Opened:
+    return Opened("UTRD1", profile_modals.broker_modal(card()))
+
+
 def _settings(running: Bot, engine: Engine) -> Opened:
     with session_scope(engine) as session:
         desk = _desk(session)
@@ -496,6 +511,7 @@ OPEN: dict[str, Callable[[Bot, Engine], Opened]] = {
     "bot.checklist.problem_views.problem_modal": _problem,
     _PM + "permissions_modal": _permissions,
     _PM + "automation_modal": _automation,
+    _PM + "broker_modal": _broker,
     _D + "settings_modal": _settings,
     _D + "away_modal": _away,
     _E + "resolve_modal": _resolve,

@@ -170,7 +170,7 @@ def test_the_automation_register_and_its_flags(bot: Bot, fake_slack: FakeSlack) 
         rotated=date(2026, 10, 1),
     )
     assert submit(bot, "UTRD1", ProfileCallback.AUTOMATION, fenced) == {}
-    assert "*mean-reversion* · equities · TWS API · user `algo_mr1`" in home_text(fake_slack, "UTRD1")
+    assert "*mean-reversion* · equities · TWS API · live · user `algo_mr1`" in home_text(fake_slack, "UTRD1")
     assert "✅ no flags" in home_text(fake_slack, "UTRD1")
     # A second automation on the same username through another interface, unfenced: two brokerage
     # sessions on one username compete, so both are flagged.

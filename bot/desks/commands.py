@@ -11,6 +11,11 @@ from bot.clikit import CliError, Parser, database, group, plain, print_table, re
 from bot.config import Settings, prepare_database
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlmodel import Session
+
+    from bot.desks.models import Desk
     from bot.desks.service import ChannelCheck
 
 
@@ -85,6 +90,17 @@ def _register_set(desk: argparse._SubParsersAction[Parser]) -> None:
         choices=("yes", "no"),
         help="the desk trades Sunday evening (futures, FX): its broker probes also run on Sunday, after IBKR's "
         "weekly re-authentication and before IBKR's FX week opens (default no)",
+    )
+    dset.add_argument(
+        "--security-contact",
+        metavar="@USER-OR-TEXT",
+        help="who to ask for security changes such as adding a second factor (the account's primary user): a Slack "
+        "user (@U0123ABCD) or a line of text ('' to clear)",
+    )
+    dset.add_argument(
+        "--ip-restrictions",
+        choices=("yes", "no"),
+        help="the desk restricts logins by IP address: elevated traders and automations record theirs (default no)",
     )
     dset.set_defaults(handler=desk_set)
 
@@ -249,6 +265,8 @@ def desk_set(args: argparse.Namespace, settings: Settings) -> int:
         args.summary_delay_minutes,
         args.grace_minutes,
         args.sunday_evening,
+        args.security_contact,
+        args.ip_restrictions,
     )
     if all(v is None for v in values):
         raise CliError("preflight desk set: nothing to change (see preflight desk set --help)")
@@ -275,12 +293,42 @@ def desk_set(args: argparse.Namespace, settings: Settings) -> int:
             allow_private_pager=settings.allow_private_pager,
             check_channel=_channel_check(settings),
         )
+        _broker_settings(session, desk, args, clock_of(settings)())
         print(
             f"Desk {desk.name}: reminder {desk.reminder_minutes} min before the deadline, level 2 after "
             f"{desk.ack_timeout_minutes} min, escalation channel {desk.escalation_channel_id or '-'}, pager "
             f"{desk.pager_kind}{' ' + desk.pager_url if desk.pager_url else ''}"
             f"{' (secret set)' if desk.pager_secret else ''}; weekly summary {desk.summary_delay_minutes} min "
             f"after the close to {desk.managers_channel_id or 'each manager by DM'}; a late checklist gets at least "
-            f"{desk.grace_minutes} min; Sunday-evening probe {'yes' if desk.sunday_evening else 'no'}."
+            f"{desk.grace_minutes} min; Sunday-evening probe {'yes' if desk.sunday_evening else 'no'}; "
+            f"security contact {plain(contact_line(session, desk))}; IP restrictions "
+            f"{'yes' if desk.ip_restrictions else 'no'}."
         )
     return 0
+
+
+def contact_line(session: Session, desk: Desk) -> str:
+    from bot.desks import contact
+
+    found = contact.contacts(session, [desk])
+    if not found:
+        return "-"
+    return f"{found[0][1]} ({desk.security_contact_user})" if desk.security_contact_user else found[0][1]
+
+
+def _broker_settings(session: Session, desk: Desk, args: argparse.Namespace, now: datetime) -> None:
+    from bot.desks import contact
+
+    if args.security_contact is None and args.ip_restrictions is None:
+        return
+    user, text = contact.parse_contact(args.security_contact or "")
+    contact.set_broker_settings(
+        session=session,
+        desk=desk,
+        contact_user=user,
+        contact_text=text,
+        ip_restrictions=None if args.ip_restrictions is None else args.ip_restrictions == "yes",
+        change_contact=args.security_contact is not None,
+        actor="cli",
+        now=now,
+    )

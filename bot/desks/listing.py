@@ -122,7 +122,7 @@ def show_lines(engine: Engine, name: str, now: datetime) -> list[tuple[str, str]
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name=name)
         view = desks.describe(session=session, desk=desk)
-        names = people.names_for(session=session, user_ids=[*view.managers, *view.traders])
+        names = people.names_for(session=session, user_ids=[*view.managers, *view.traders, desk.security_contact_user])
 
     def who(users: list[str]) -> str:
         return ", ".join(f"{names(u)} ({u})" if u in names else u for u in users) or "-"
@@ -151,6 +151,13 @@ def show_lines(engine: Engine, name: str, now: datetime) -> list[tuple[str, str]
             f"{desk.managers_channel_id or 'each manager by DM'}",
         ),
         ("sunday evening", sunday_text(desk, now)),
+        (
+            "security contact",
+            who([desk.security_contact_user])
+            if desk.security_contact_user
+            else (desk.security_contact_text or "- (the readiness guidance can't name who to ask)"),
+        ),
+        ("ip restrictions", "yes: elevated traders and automations record theirs" if desk.ip_restrictions else "no"),
     ]
 
 

@@ -40,6 +40,12 @@ class Desk(SQLModel, table=True):
     summary_delay_minutes: int = Field(default=30, description="weekly summary this long after the close")
     # Trades Sunday evening (futures, FX): broker probes also run on Sunday (bot.probe.sunday).
     sunday_evening: bool = Field(default=False, description="probe broker sessions on Sunday before IBKR's FX open")
+    # Who to ask for security changes (adding a second factor may need the account's primary user):
+    # a Slack user, or a line of text (bot.desks.contact). Named in the readiness guidance.
+    security_contact_user: str | None = Field(default=None, max_length=32)
+    security_contact_text: str | None = Field(default=None, max_length=120)
+    # The desk uses the account's IP restrictions: elevated traders and automations record theirs.
+    ip_restrictions: bool = Field(default=False, description="the desk restricts logins by IP address")
 
 
 class DeskMember(SQLModel, table=True):

@@ -472,8 +472,9 @@ def remove_desk(*, session: Session, name: str, now: datetime, actor: str | None
 
 
 def all_member_ids(*, session: Session) -> list[str]:
-    """Every user on any desk (for the names cache)."""
-    return sorted(set(session.exec(select(DeskMember.user_id)).all()))
+    """Every user on any desk, and every desk's security contact (for the names cache)."""
+    contacts = session.exec(select(Desk.security_contact_user).where(col(Desk.security_contact_user).is_not(None)))
+    return sorted(set(session.exec(select(DeskMember.user_id)).all()) | {c for c in contacts.all() if c})
 
 
 def pager_target(session: Session, desk_id: int) -> PagerTarget | None:

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from bot.calendar import SUNDAY_PROBE_AT
+from bot.desks.contact import CONTACT_LIMIT
 from bot.desks.models import Away, Desk
 from bot.people.service import Names
 from bot.slack.blocks import (
@@ -30,11 +31,13 @@ from bot.slack.blocks import (
     section,
 )
 from bot.slack.ids import Callback
+from bot.text import clean
 
 # https://api.slack.com/reference/block-kit/block-elements#multi_users_select has no documented
 # cap on initial_users; past this many members the modal edits by additions and removals.
 MEMBER_SELECT_LIMIT = 100
 SUNDAY_EVENING = "sunday_evening"  # the Sunday-evening checkbox's value
+IP_RESTRICTIONS = "ip_restrictions"  # the IP-restrictions checkbox's value
 
 # Searchable (type-ahead) static select of the zones trading desks use, in groups
 # (https://api.slack.com/reference/block-kit/block-elements#static_select : at most 100
@@ -322,6 +325,7 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
             hint="Broker probes then also run on Sunday, after IBKR's weekly re-authentication and before its FX "
             f"week opens (Sunday {SUNDAY_PROBE_AT:%H:%M} New York time), so a dead session is found before the open.",
         ),
+        *broker_blocks(desk),
     ]
     if desk is not None and (desk.escalation_channel_id or desk.managers_channel_id):
         clear = []
@@ -337,6 +341,43 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
         submit="Save" if desk else "Create desk",
         metadata=settings_metadata(desk.id if desk else None, large=large),
     )
+
+
+def broker_blocks(desk: Desk | None) -> Blocks:
+    """Who to ask for security changes, and whether the desk uses IP restrictions."""
+    person: dict[str, Any] = {"type": "users_select"}
+    if desk is not None and desk.security_contact_user:
+        person["initial_user"] = desk.security_contact_user
+    text: dict[str, Any] = {"type": "plain_text_input", "max_length": CONTACT_LIMIT}
+    if desk is not None and desk.security_contact_text:
+        text["initial_value"] = clean(desk.security_contact_text)
+    return [
+        input_block(
+            "security_contact_user",
+            "Security contact",
+            person,
+            optional=True,
+            hint="Who traders ask for security changes such as adding a second factor (it may need the account's "
+            "primary user). Named in their readiness guidance.",
+        ),
+        input_block(
+            "security_contact_text",
+            "…or describe who to ask",
+            text,
+            optional=True,
+            hint="When it isn't someone in Slack, e.g. 'the account holder, Jane Doe, ext. 42'. Never a password.",
+        ),
+        input_block(
+            "ip_restrictions",
+            "IP restrictions",
+            checkboxes(
+                [option("The desk restricts IBKR logins by IP address", IP_RESTRICTIONS)],
+                [IP_RESTRICTIONS] if desk is not None and desk.ip_restrictions else [],
+            ),
+            optional=True,
+            hint="Elevated traders and automations then record that the account's IP restriction covers them.",
+        ),
+    ]
 
 
 # --- away days -------------------------------------------------------------------------------

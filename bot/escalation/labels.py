@@ -31,6 +31,7 @@ KIND_TITLE = {
     EscalationKind.PROFILE_RECOVERY: "🆘 No recovery path (readiness profile)",
     EscalationKind.PROFILE_SMS_ONLY: "⚠️ Only SMS as backup (readiness profile)",
     EscalationKind.API_HYGIENE: "🤖 Automation hygiene",
+    EscalationKind.BROKER_FENCES: "🚧 Broker-side fences missing",
     EscalationKind.PROBE_FAILED: "🔌 Broker session down (probe)",
 }
 _LOST_PHONE = (
@@ -57,6 +58,8 @@ KIND_WHY = {
     EscalationKind.PROFILE_SMS_ONLY: "Lower severity: their readiness profile's only backup is SMS. " + _SMS_NUMBER,
     EscalationKind.API_HYGIENE: "An automation on the desk lacks one of its fences, or its broker username has a "
     "competing session (lower severity).",
+    EscalationKind.BROKER_FENCES: "A trader or automation lacks a broker-side fence their risk tier requires: order "
+    "precautions on the platforms they trade, a kill switch, or the account's IP restriction (lower severity).",
     EscalationKind.PROBE_FAILED: "A probe of their IBKR session (Client Portal Gateway or TWS / IB Gateway API "
     "socket) found it not usable — whatever they reported. It resolves itself when a later probe is healthy.",
 }

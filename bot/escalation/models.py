@@ -22,6 +22,7 @@ class EscalationKind(StrEnum):
     PROFILE_RECOVERY = "profile_recovery"
     PROFILE_SMS_ONLY = "profile_sms_only"
     API_HYGIENE = "api_hygiene"
+    BROKER_FENCES = "broker_fences"  # broker-side fences missing for the tier (bot.profile.fences)
     # Opened by a failing broker probe (bot.probe), resolved by the next healthy one.
     PROBE_FAILED = "probe_failed"
 
@@ -41,6 +42,7 @@ SEVERITY = {
     EscalationKind.PROFILE_RECOVERY: Severity.HIGH,
     EscalationKind.PROFILE_SMS_ONLY: Severity.LOW,
     EscalationKind.API_HYGIENE: Severity.LOW,
+    EscalationKind.BROKER_FENCES: Severity.LOW,
     EscalationKind.PROBE_FAILED: Severity.HIGH,
 }
 HIGH_KINDS = tuple(k for k, s in SEVERITY.items() if s is Severity.HIGH)

@@ -20,7 +20,8 @@ from bot.audit import record
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
-from bot.profile.models import Automation, Interface
+from bot.profile import broker
+from bot.profile.models import AccountKind, Automation, Interface, SecondFactorHolder
 from bot.profile.policy import (
     AutomationFlag,
     SessionUse,
@@ -31,8 +32,7 @@ from bot.profile.policy import (
 from bot.text import clean, text_error, user_text
 
 NAME_LIMIT = 64
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-ONLY_DIGITS = re.compile(r"^\d+$")  # a code pasted where the username goes: never a username
+KILL_SWITCH_LIMIT = 300
 SESSION_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 # Automations connect through the TWS API (to TWS or IB Gateway) or the Client Portal Web API.
 AUTOMATION_INTERFACES = (Interface.TWS_API, Interface.CP_WEB_API)
@@ -54,6 +54,12 @@ class AutomationInput:
     # username too: what decides whether sessions compete (``bot.profile.policy.competing_sessions``).
     session_host: str = ""
     person_logs_in: bool = False
+    # Who holds the IBKR second factor (``SecondFactorHolder``), live or paper (``AccountKind``),
+    # its kill switch (who can stop it and how) and the account's IP restriction over its username.
+    second_factor_holder: str = SecondFactorHolder.PERSON
+    account_kind: str = AccountKind.LIVE
+    kill_switch_how: str | None = None
+    ip_restricted: bool = False
 
 
 def validate(data: AutomationInput, *, today: date) -> dict[str, str]:
@@ -68,10 +74,18 @@ def validate(data: AutomationInput, *, today: date) -> dict[str, str]:
         errors["interface"] = (
             "Pick the interface it uses: the TWS API (through TWS or IB Gateway) or the Client Portal Web API."
         )
-    if not USERNAME.match(data.broker_username.strip()) or ONLY_DIGITS.match(data.broker_username.strip()):
+    if (refused := broker.username_error(data.broker_username)) is not None:
         errors["broker_username"] = (
-            "Enter the IBKR username it logs in with (letters, digits, '.', '_' or '-'; never a password)."
+            refused
+            if "password" in refused or "account number" in refused
+            else f"Enter the IBKR username it logs in with ({broker.USERNAME_HELP})."
         )
+    if data.second_factor_holder not in {h.value for h in SecondFactorHolder}:
+        errors["second_factor_holder"] = "Pick who holds its IBKR second factor."
+    if data.account_kind not in {k.value for k in AccountKind}:
+        errors["account_kind"] = "Pick a live or a paper trading account."
+    if refused := text_error(data.kill_switch_how, limit=KILL_SWITCH_LIMIT, what="kill switch"):
+        errors["kill_switch_how"] = refused
     host = data.session_host.strip()
     if host and not SESSION_HOST.match(host):
         errors["session_host"] = (
@@ -112,10 +126,18 @@ def check_can_edit(*, session: Session, automation_id: int, user_id: str) -> Aut
 
 
 def save(
-    *, session: Session, actor: str, automation_id: int | None, data: AutomationInput, today: date, now: datetime
+    *,
+    session: Session,
+    actor: str,
+    automation_id: int | None,
+    data: AutomationInput,
+    today: date,
+    now: datetime,
+    operator: bool = False,
 ) -> Automation:
     """Add (``automation_id`` None) or change an automation. ServiceError(field=...) on bad input
-    or when ``actor`` may not; nothing changes then."""
+    or when ``actor`` may not; nothing changes then. ``operator``: the CLI (the server's
+    operator), who acts as the desk's managers do."""
     errors = validate(data, today=today)
     if errors:
         field, message = next(iter(errors.items()))
@@ -127,13 +149,14 @@ def save(
     owner = data.owner_id or actor
     if not _is_member(session, data.desk_id, owner):
         raise ServiceError(f"<@{owner}> isn't on the {desk.name} desk.", field="owner")
-    manager = _can_manage(session, data.desk_id, actor)
+    manager = operator or _can_manage(session, data.desk_id, actor)
     if owner != actor and not manager:
         raise ServiceError("Only the desk's managers can register an automation for someone else.", field="owner")
     if not manager and not desks.is_member(session=session, desk_id=data.desk_id, user_id=actor, role=Role.TRADER):
         raise ServiceError(f"You're not on the {desk.name} desk.", field="desk")
     if automation_id is not None:
-        row = check_can_edit(session=session, automation_id=automation_id, user_id=actor)
+        found = session.get(Automation, automation_id) if operator else None
+        row = found or check_can_edit(session=session, automation_id=automation_id, user_id=actor)
     else:
         row = Automation(
             desk_id=data.desk_id, owner_id=owner, name="", interface="", broker_username="", created_by=actor
@@ -162,6 +185,12 @@ def save(
     row.order_size_limit = data.order_size_limit
     row.kill_switch_tested_on = data.kill_switch_tested_on
     row.credentials_rotated_on = data.credentials_rotated_on
+    row.second_factor_holder = str(data.second_factor_holder)
+    row.account_kind = str(data.account_kind)
+    row.kill_switch_how = user_text(
+        data.kill_switch_how, field="kill_switch_how", limit=KILL_SWITCH_LIMIT, what="kill switch"
+    )
+    row.ip_restricted = data.ip_restricted
     row.updated_at = now
     session.add(row)
     session.flush()
@@ -208,6 +237,10 @@ def _describe(row: Automation) -> dict[str, object]:
         "order_size_limit": row.order_size_limit,
         "kill_switch_tested_on": row.kill_switch_tested_on,
         "credentials_rotated_on": row.credentials_rotated_on,
+        "second_factor_holder": row.second_factor_holder,
+        "account_kind": row.account_kind,
+        "kill_switch_how": row.kill_switch_how,
+        "ip_restricted": row.ip_restricted,
     }
 
 
@@ -233,7 +266,9 @@ def flags(*, session: Session, automations: Sequence[Automation], today: date) -
     """Each automation's flags. Competing sessions are looked for across the whole register (one
     brokerage session per username, whatever the desk): one statement. Sharing a username is no
     flag by itself — API clients of one TWS / IB Gateway session don't compete — but a person
-    logging in with it, or another automation on a different (or unrecorded) gateway, is."""
+    logging in with it (declared on the automation, or found among the traders' recorded
+    usernames: ``bot.profile.broker``), or another automation on a different (or unrecorded)
+    gateway, is."""
     if not automations:
         return {}
     names = sorted({normalized_username(a.broker_username) for a in automations})
@@ -242,6 +277,7 @@ def flags(*, session: Session, automations: Sequence[Automation], today: date) -
         SessionUse(r.id, r.broker_username, r.interface, r.session_host) for r in register if r.id is not None
     )
     with_person = {normalized_username(r.broker_username) for r in register if r.person_logs_in}
+    with_person |= set(broker.people_on(session, names))
     out: dict[int, list[AutomationFlag]] = {}
     for a in automations:
         assert a.id is not None
@@ -252,5 +288,8 @@ def flags(*, session: Session, automations: Sequence[Automation], today: date) -
             shared_with_person=normalized_username(a.broker_username) in with_person,
             competing_session=a.id in competing,
             today=today,
+            paper=a.account_kind == AccountKind.PAPER,
+            bot_holds_second_factor=a.second_factor_holder == SecondFactorHolder.BOT,
+            read_only=a.read_only_api,
         )
     return out

@@ -6,6 +6,7 @@ import argparse
 
 from bot.clikit import Parser, database, group
 from bot.config import Settings
+from bot.profile import broker_commands
 
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -18,6 +19,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     pgaps = prof.add_parser("gaps", help="run the readiness-gap pass now (idempotent) and list open gaps")
     pgaps.add_argument("name", nargs="?", help="one desk (default: every desk)")
     pgaps.set_defaults(handler=profile_gaps)
+    broker_commands.register(prof)
 
 
 def profile_policy(args: argparse.Namespace, settings: Settings) -> int:

@@ -26,6 +26,7 @@ from bot.desks.models import Desk, Role
 from bot.escalation import notices, opening, resolving
 from bot.escalation.models import Escalation, EscalationKind
 from bot.profile import automation as automations
+from bot.profile import fences
 from bot.profile.models import GapKind, ReadinessGap
 from bot.profile.policy import FLAG_TEXT
 from bot.profile.reading import drill_times, factor_records, policy_for, policy_row, profiles_of, status_of
@@ -34,6 +35,7 @@ GAP_ESCALATION = {
     GapKind.RECOVERY: EscalationKind.PROFILE_RECOVERY,
     GapKind.SMS_ONLY: EscalationKind.PROFILE_SMS_ONLY,
     GapKind.AUTOMATION: EscalationKind.API_HYGIENE,
+    GapKind.FENCES: EscalationKind.BROKER_FENCES,
 }
 
 
@@ -92,16 +94,38 @@ def _desk_gaps(session: Session, desk: Desk, at: datetime, today: date) -> dict[
         if kind is not None:
             subject = f"profile:{user}"
             wanted[(subject, kind.value)] = _Wanted(user, kind, subject, status.describe())
+        missing = fences.trader_missing(
+            tier=profile.risk_tier,
+            order_precautions=profile.order_precautions,
+            ip_restricted=profile.ip_restricted,
+            desk_ip_restrictions=desk.ip_restrictions,
+        )
+        if missing:
+            subject = f"profile:{user}"
+            wanted[(subject, GapKind.FENCES.value)] = _Wanted(user, GapKind.FENCES, subject, fences.describe(missing))
     members = set(traders) | set(desks.members(session=session, desk_id=desk.id, role=Role.MANAGER))
     autos = [a for a in automations.on_desks(session=session, desk_ids=[desk.id]) if a.owner_id in members]
     all_flags = automations.flags(session=session, automations=autos, today=today)
+    owners = profiles_of(session, sorted({a.owner_id for a in autos}))
     for auto in autos:
         assert auto.id is not None
         flags = all_flags[auto.id]
+        subject = f"automation:{auto.id}"
         if flags:
-            subject = f"automation:{auto.id}"
             detail = f"{auto.name}: " + "; ".join(FLAG_TEXT[f] for f in flags)
             wanted[(subject, GapKind.AUTOMATION.value)] = _Wanted(auto.owner_id, GapKind.AUTOMATION, subject, detail)
+        owner = owners.get(auto.owner_id)
+        missing = fences.automation_missing(
+            tier=owner.risk_tier if owner is not None else None,
+            account_kind=auto.account_kind,
+            kill_switch_how=auto.kill_switch_how,
+            ip_restricted=auto.ip_restricted,
+            desk_ip_restrictions=desk.ip_restrictions,
+            read_only_api=auto.read_only_api,
+        )
+        if missing:
+            detail = f"{auto.name}: {fences.describe(missing)}"
+            wanted[(subject, GapKind.FENCES.value)] = _Wanted(auto.owner_id, GapKind.FENCES, subject, detail)
     return wanted
 
 
@@ -196,8 +220,10 @@ def sync_desk(*, session: Session, desk: Desk, now: datetime) -> SyncReport:
 
 
 def _fixed_note(gap: ReadinessGap) -> str:
-    if gap.kind == GapKind.AUTOMATION:
+    if gap.kind == GapKind.AUTOMATION or gap.subject.startswith("automation:"):
         return "Fixed in the automation register."
+    if gap.kind == GapKind.FENCES:
+        return "Fixed in the trader's broker setup."
     return "Fixed in the trader's readiness profile."
 
 

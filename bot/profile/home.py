@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from bot import calendar
+from bot.desks import contact
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.profile import automation as automations
-from bot.profile import drill
+from bot.profile import broker, drill, fences
 from bot.profile.access import check_can_view
 from bot.profile.gaps import open_gaps
 from bot.profile.labels import interface_label
@@ -55,6 +56,19 @@ class AutomationLine:
     automation: Automation
     desk_name: str
     flags: list[AutomationFlag]
+    missing: tuple[fences.Fence, ...] = ()  # broker-side fences its owner's tier asks for
+
+
+@dataclass(frozen=True)
+class BrokerSetup:
+    """The trader's IBKR usernames and fences, what their tier asks that is missing, and who
+    their desks name for security changes ((desk name, who) — plain text, escape it)."""
+
+    usernames: list[str]
+    missing: list[fences.Fence]
+    desk_ip_restrictions: bool
+    contacts: list[tuple[str, str]]
+    shared: tuple[tuple[str, str, str], ...] = ()  # (username, automation, desk name) logging in as them
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,7 @@ class ProfileCard:
     desks: list[Desk]
     today: date
     tz: ZoneInfo  # the user's zone (their first desk's): dates in App Home and modals
+    broker: BrokerSetup = BrokerSetup([], [], False, [])
 
 
 def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
@@ -90,7 +105,42 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
     tz = user_zone(session, user_id)
     today = calendar.local_date(now, tz)
     flags = automations.flags(session=session, automations=autos, today=today)
-    names = {d.id: d.name for d in desks.list_desks(session=session)}
+    every = desks.list_desks(session=session)
+    names = {d.id: d.name for d in every}
+    ip = {d.id: d.ip_restrictions for d in every}
+    tier = profile.risk_tier if profile is not None else None
+    lines = [
+        AutomationLine(
+            a,
+            names.get(a.desk_id, "?"),
+            flags[a.id or 0],
+            tuple(
+                fences.automation_missing(
+                    tier=tier,
+                    account_kind=a.account_kind,
+                    kill_switch_how=a.kill_switch_how,
+                    ip_restricted=a.ip_restricted,
+                    desk_ip_restrictions=ip.get(a.desk_id, False),
+                    read_only_api=a.read_only_api,
+                )
+            ),
+        )
+        for a in autos
+    ]
+    desk_ip = any(d.ip_restrictions for d in trader_desks)
+    own = broker.usernames_of(session, [user_id])[user_id]
+    setup = BrokerSetup(
+        usernames=own,
+        missing=fences.trader_missing(
+            tier=tier,
+            order_precautions=profile.order_precautions if profile is not None else False,
+            ip_restricted=profile.ip_restricted if profile is not None else False,
+            desk_ip_restrictions=desk_ip,
+        ),
+        desk_ip_restrictions=desk_ip,
+        contacts=contact.contacts(session, trader_desks),
+        shared=tuple((u, n, names.get(d, "?")) for u, n, d in broker.automations_on(session, own)),
+    )
     return ProfileCard(
         user_id=user_id,
         profile=profile,
@@ -99,10 +149,11 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
         recovery=recovery,
         enrollment=enrollment,
         locked_until=drill.locked_until(enrollment, now),
-        automations=[AutomationLine(a, names.get(a.desk_id, "?"), flags[a.id or 0]) for a in autos],
+        automations=lines,
         desks=trader_desks,
         today=today,
         tz=tz,
+        broker=setup,
     )
 
 
@@ -117,6 +168,7 @@ class TraderLine:
     tier: RiskTier
     status: RecoveryStatus | None  # None: no profile yet
     automation_flags: int
+    fence_gaps: int = 0  # open broker-side fence gaps: the trader's own and their automations'
 
 
 @dataclass(frozen=True)
@@ -138,9 +190,12 @@ def desk_overviews(*, session: Session, manager_id: str, now: datetime) -> list[
         drilled = drill_times(session, profiles)
         row = policy_row(session, desk.id)
         flagged: dict[str, int] = {}
+        fenced: dict[str, int] = {}
         for gap in open_gaps(session, desk.id):
             if gap.kind == GapKind.AUTOMATION:
                 flagged[gap.user_id] = flagged.get(gap.user_id, 0) + 1
+            elif gap.kind == GapKind.FENCES:
+                fenced[gap.user_id] = fenced.get(gap.user_id, 0) + 1
         lines = []
         for user in traders:
             profile = profiles.get(user)
@@ -150,7 +205,7 @@ def desk_overviews(*, session: Session, manager_id: str, now: datetime) -> list[
                 else status_of(profile, records[user], policy_for(profile, row), now, drilled.get(user))
             )
             tier = RiskTier(profile.risk_tier) if profile is not None else RiskTier.STANDARD
-            lines.append(TraderLine(user, tier, status, flagged.get(user, 0)))
+            lines.append(TraderLine(user, tier, status, flagged.get(user, 0), fenced.get(user, 0)))
         out.append(
             DeskOverview(
                 desk=desk,

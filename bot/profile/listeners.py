@@ -26,11 +26,11 @@ from bot.checklist import rosters
 from bot.desks import service as desks
 from bot.desks.models import Role
 from bot.errors import ServiceError
-from bot.profile import access, drill, home, modals, reading, saves, views
+from bot.profile import access, broker, drill, home, modals, reading, saves, views
 from bot.profile import automation as automations
 from bot.profile.automation import AutomationInput
 from bot.profile.home import ProfileCard
-from bot.profile.models import SecondFactor
+from bot.profile.models import AccountKind, SecondFactor, SecondFactorHolder
 from bot.slack.deps import Deps, Work, ack_then, action_value, ephemeral, parse_int, respond, user_id
 from bot.slack.ids import ProfileAction, ProfileBlock, ProfileCallback, verified_block
 from bot.slack.modal_submit import NO_ERRORS, Plan, Submission, handler, refused
@@ -51,6 +51,7 @@ def register(app: App) -> None:
     app.action(ProfileAction.EDIT_INTERFACES)(ack_then(_own_card_modal(modals.interfaces_modal)))
     app.action(ProfileAction.EDIT_PERMISSIONS)(ack_then(_own_card_modal(modals.permissions_modal)))
     app.action(ProfileAction.EDIT_FACTORS)(ack_then(_own_card_modal(modals.factors_modal)))
+    app.action(ProfileAction.EDIT_BROKER)(ack_then(_own_card_modal(modals.broker_modal)))
     app.action(ProfileAction.ADD_AUTOMATION)(ack_then(open_automation))
     app.action(ProfileAction.EDIT_AUTOMATION)(ack_then(open_automation))
     app.action(ProfileAction.ENROLL)(ack_then(start_enrollment))
@@ -61,6 +62,7 @@ def register(app: App) -> None:
     app.view(ProfileCallback.INTERFACES)(on_interfaces)
     app.view(ProfileCallback.PERMISSIONS)(on_permissions)
     app.view(ProfileCallback.FACTORS)(on_factors)
+    app.view(ProfileCallback.BROKER)(on_broker)
     app.view(ProfileCallback.AUTOMATION)(on_automation)
     app.view(ProfileCallback.ENROLL)(on_enroll_code)
     app.view(ProfileCallback.DRILL)(on_drill_code)
@@ -282,6 +284,25 @@ def on_factors(sub: Submission) -> Plan[list[int]]:
 
 
 @handler
+def on_broker(sub: Submission) -> Plan[list[int]]:
+    names, error = broker.parse_usernames(sub.text(ProfileBlock.USERNAMES))
+    ticked = set(sub.many(ProfileBlock.BROKER_FENCES))
+    return _profile_change(
+        sub,
+        ProfileBlock.USERNAMES,
+        lambda s: saves.save_broker_setup(
+            session=s,
+            user_id=sub.user,
+            usernames=names,
+            order_precautions="order_precautions" in ticked,
+            ip_restricted="ip_restricted" in ticked,
+            now=sub.now,
+        ),
+        errors={ProfileBlock.USERNAMES: error} if error else NO_ERRORS,
+    )
+
+
+@handler
 def on_automation(sub: Submission) -> Plan[list[int]]:
     automation_id = sub.metadata.get("automation_id") if isinstance(sub.metadata.get("automation_id"), int) else None
     if automation_id is not None and "remove" in sub.many(ProfileBlock.REMOVE):
@@ -305,6 +326,10 @@ def on_automation(sub: Submission) -> Plan[list[int]]:
         order_size_limit="order_size_limit" in fences,
         kill_switch_tested_on=sub.date(ProfileBlock.KILL_SWITCH),
         credentials_rotated_on=sub.date(ProfileBlock.CREDENTIALS),
+        second_factor_holder=sub.one(ProfileBlock.SECOND_FACTOR_HOLDER) or SecondFactorHolder.PERSON,
+        account_kind=sub.one(ProfileBlock.ACCOUNT_KIND) or AccountKind.LIVE,
+        kill_switch_how=sub.text(ProfileBlock.KILL_SWITCH_HOW),
+        ip_restricted="ip_restricted" in fences,
     )
     today = _today(sub)
     return _profile_change(

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.desks.models import Desk
-from bot.profile.automation import AUTOMATION_INTERFACES, NAME_LIMIT
+from bot.profile.automation import AUTOMATION_INTERFACES, KILL_SWITCH_LIMIT, NAME_LIMIT
+from bot.profile.broker import USERNAMES_LIMIT
+from bot.profile.fences import tiers_text
 from bot.profile.home import ProfileCard
 from bot.profile.labels import (
     FACTOR_HINT,
@@ -20,12 +22,14 @@ from bot.profile.labels import (
     products,
 )
 from bot.profile.models import (
+    AccountKind,
     Automation,
     Interface,
     SecondFactor,
+    SecondFactorHolder,
 )
 from bot.profile.saves import NOTE_LIMIT
-from bot.profile.views import DRILL_PROMISE
+from bot.profile.views import DRILL_PROMISE, security_guidance
 from bot.slack.blocks import (
     Blocks,
     checkboxes,
@@ -125,9 +129,9 @@ def factors_modal(card: ProfileCard) -> dict[str, Any]:
         context_block(
             "Which second-factor methods are active for your IBKR username, and the last day each one worked for "
             "an IBKR login. IBKR's Multiple Two-Factor lets several be active at once (Portal's Secure Login System "
-            "page lists yours); IB Key is active on one phone only. Adding one may need your account's primary user. "
-            "Never enter a code or a password here."
+            "page lists yours); IB Key is active on one phone only. Never enter a code or a password here."
         ),
+        context_block(security_guidance(card)),
         input_block(
             ProfileBlock.PRIMARY_FACTOR,
             "Primary method (what you use first)",
@@ -160,8 +164,18 @@ def factors_modal(card: ProfileCard) -> dict[str, Any]:
 
 FENCE_OPTIONS = [
     option("Read-Only API is on", "read_only_api"),
-    option("Trusted-IP restriction in place", "trusted_ips"),
+    option("Trusted IPs: only listed hosts reach the API", "trusted_ips"),
     option("Programmatic order-size limit in place", "order_size_limit"),
+    option("The account's IP restriction covers its username", "ip_restricted"),
+]
+FENCE_KEYS = ("read_only_api", "trusted_ips", "order_size_limit", "ip_restricted")
+HOLDER_OPTIONS = [
+    option("A person's device (IB Key, authenticator app, card)", SecondFactorHolder.PERSON),
+    option("The bot or its gateway keeper (e.g. IBeam's 2FA handler)", SecondFactorHolder.BOT),
+]
+ACCOUNT_OPTIONS = [
+    option("Live account", AccountKind.LIVE),
+    option("Paper trading account (its own username)", AccountKind.PAPER),
 ]
 
 
@@ -173,7 +187,7 @@ def automation_modal(
 ) -> dict[str, Any]:
     a = automation
     desk_options = [option(d.name, str(d.id)) for d in desks]
-    fences = [] if a is None else [k for k in ("read_only_api", "trusted_ips", "order_size_limit") if getattr(a, k)]
+    fences = [] if a is None else [k for k in FENCE_KEYS if getattr(a, k)]
     blocks: Blocks = [
         context_block(
             "IBKR allows one brokerage session per username: a person and an automation, or automations on "
@@ -237,7 +251,33 @@ def automation_modal(
             checkboxes(PERSON_OPTIONS, ["person_logs_in"] if a and a.person_logs_in else []),
             optional=True,
         ),
+        input_block(
+            ProfileBlock.ACCOUNT_KIND,
+            "Account",
+            _radio(ACCOUNT_OPTIONS, a.account_kind if a else AccountKind.LIVE),
+            hint="A paper account trades no money: no order-size limit, kill switch or IP restriction is asked of it.",
+        ),
+        input_block(
+            ProfileBlock.SECOND_FACTOR_HOLDER,
+            "Who holds its IBKR second factor",
+            _radio(HOLDER_OPTIONS, a.second_factor_holder if a else SecondFactorHolder.PERSON),
+            hint="If the bot holds the secret, whoever runs it logs in without a person: that defeats the second "
+            "factor and the backup alike, and is flagged.",
+        ),
         input_block(ProfileBlock.FENCES, "Fences", checkboxes(FENCE_OPTIONS, fences), optional=True),
+        input_block(
+            ProfileBlock.KILL_SWITCH_HOW,
+            "Kill switch: who can stop it, and how",
+            {
+                "type": "plain_text_input",
+                "multiline": True,
+                "max_length": KILL_SWITCH_LIMIT,
+                **({"initial_value": clean(a.kill_switch_how)} if a and a.kill_switch_how else {}),
+            },
+            optional=True,
+            hint="e.g. the owner or any desk manager: stop the gw-prod-1 container, then cancel open orders in TWS. "
+            "Never a password.",
+        ),
         input_block(
             ProfileBlock.KILL_SWITCH,
             "Kill switch last tested on",
@@ -263,6 +303,57 @@ def automation_modal(
         )
     metadata = json.dumps({"automation_id": a.id if a else None})
     return modal(ProfileCallback.AUTOMATION, "Automation", blocks, metadata=metadata)
+
+
+def _radio(choices: list[dict[str, Any]], initial: str) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "radio_buttons", "options": choices}
+    chosen = next((o for o in choices if o["value"] == initial), None)
+    if chosen is not None:
+        element["initial_option"] = chosen
+    return element
+
+
+BROKER_FENCE_OPTIONS = [
+    option("Order precautions set on every platform I trade", "order_precautions"),
+    option("The account's IP restriction covers my username", "ip_restricted"),
+]
+
+
+def broker_modal(card: ProfileCard) -> dict[str, Any]:
+    """A trader's IBKR usernames and broker-side fences."""
+    profile = card.profile
+    ticked = [k for k in ("order_precautions", "ip_restricted") if profile is not None and getattr(profile, k)]
+    return modal(
+        ProfileCallback.BROKER,
+        "Broker setup",
+        [
+            context_block(
+                "The IBKR usernames you log in with — usernames only, never a password. IBKR allows one brokerage "
+                "session per username: if an automation logs in with one of yours, your logins and its sessions "
+                "knock each other out, and the register flags it. A paper trading account has its own username."
+            ),
+            input_block(
+                ProfileBlock.USERNAMES,
+                "Your IBKR usernames",
+                {
+                    "type": "plain_text_input",
+                    "max_length": 400,
+                    **({"initial_value": ", ".join(card.broker.usernames)} if card.broker.usernames else {}),
+                },
+                optional=True,
+                hint=f"Comma-separated, at most {USERNAMES_LIMIT}. Leave empty to record none.",
+            ),
+            input_block(
+                ProfileBlock.BROKER_FENCES,
+                "Broker-side fences",
+                checkboxes(BROKER_FENCE_OPTIONS, ticked),
+                optional=True,
+                hint="Order precautions: IBKR's precautionary settings (size / total value limits) in TWS, and "
+                "whatever limits you use on IBKR Mobile and the Client Portal.",
+            ),
+            context_block(tiers_text(card.broker.desk_ip_restrictions)),
+        ],
+    )
 
 
 def _code_modal(callback: str, title: str, intro: str, label: str, *, submit: str) -> dict[str, Any]:

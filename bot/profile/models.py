@@ -96,6 +96,11 @@ class TraderProfile(SQLModel, table=True):
     # Declared by the desk: the account's equity is at least USD 1 million, so IBKR offers it a
     # Digital Security Card+ (docs/broker-facts.md §1). A registered DSC+ shows it too.
     dsc_plus_eligible: bool = False
+    # Broker-side fences the trader records (``bot.profile.fences``): precautionary order settings
+    # (size / total value limits) on every platform they trade, manual and mobile included; and the
+    # account's IP restriction covering their username (where the desk uses IP restrictions).
+    order_precautions: bool = False
+    ip_restricted: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -194,15 +199,49 @@ class Automation(SQLModel, table=True):
     order_size_limit: bool = False
     kill_switch_tested_on: date | None = None
     credentials_rotated_on: date | None = None
+    # Who holds the IBKR second factor of its username: a person's device, or the bot / its gateway
+    # keeper (IBeam's 2FA handlers, some IBC forks) — the latter defeats the second factor and the
+    # backup alike, and is flagged (``SecondFactorHolder``).
+    second_factor_holder: str = Field(default="person", max_length=8)
+    # A paper trading account has its own username and trades no money: no live fences asked of it.
+    account_kind: str = Field(default="live", max_length=8)
+    # Its kill switch: who can stop it and how (user text, secret-filtered); None: not recorded.
+    kill_switch_how: str | None = Field(default=None, max_length=300)
+    # The account's IP restriction covers its username (where the desk uses IP restrictions).
+    ip_restricted: bool = False
     created_by: str = Field(max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SecondFactorHolder(StrEnum):
+    PERSON = "person"  # a person's device (IB Key, an authenticator app, a card)
+    BOT = "bot"  # the bot or its gateway keeper holds the secret: flagged
+
+
+class AccountKind(StrEnum):
+    LIVE = "live"
+    PAPER = "paper"
+
+
+class BrokerUsername(SQLModel, table=True):
+    """An IBKR username a trader logs in with (never a password). A person and an automation on
+    one username are two brokerage sessions competing (``bot.profile.automation.flags``)."""
+
+    __tablename__ = "broker_username"
+    __table_args__ = (UniqueConstraint("user_id", "username"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=32, index=True)
+    username: str = Field(max_length=64, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class GapKind(StrEnum):
     RECOVERY = "recovery"  # no usable, recently verified backup second factor
     SMS_ONLY = "sms_only"  # the only backup is SMS (lower severity)
     AUTOMATION = "automation"  # an automation's hygiene flags (lower severity)
+    FENCES = "fences"  # broker-side fences the tier requires are missing (lower severity)
 
 
 class ReadinessGap(SQLModel, table=True):

@@ -201,6 +201,7 @@ class AutomationFlag(StrEnum):
     KILL_SWITCH = "kill_switch"  # never tested, or not in 30 days
     SHARED_WITH_PERSON = "shared_with_person"  # a person also logs in with its username
     COMPETING_SESSION = "competing_session"  # another automation's session on the same username
+    BOT_HOLDS_SECOND_FACTOR = "bot_holds_second_factor"  # the bot / its gateway keeper holds the IBKR 2FA secret
 
 
 FLAG_TEXT = {
@@ -211,6 +212,8 @@ FLAG_TEXT = {
     "username: each login knocks the other out)",
     AutomationFlag.COMPETING_SESSION: "another automation logs in with the same username through a different "
     "or unrecorded gateway (their sessions compete; API clients sharing one TWS / IB Gateway session don't)",
+    AutomationFlag.BOT_HOLDS_SECOND_FACTOR: "the bot or its gateway keeper holds the username's IBKR second-factor "
+    "secret: whoever runs it can log in without a person, which defeats both the second factor and the backup",
 }
 
 
@@ -222,6 +225,9 @@ def automation_flags(
     shared_with_person: bool,
     competing_session: bool,
     today: date,
+    paper: bool = False,
+    bot_holds_second_factor: bool = False,
+    read_only: bool = False,
 ) -> list[AutomationFlag]:
     """Hygiene flags. IBKR allows one brokerage session per username ("Interactive Brokers only
     allows access to one brokerage session at a time",
@@ -230,18 +236,28 @@ def automation_flags(
     knock each other out. One TWS / IB Gateway session, though, serves several API clients ("each
     TWS session can receive up to 32 different client applications simultaneously",
     https://interactivebrokers.github.io/tws-api/connection.html), so a shared username alone is
-    no flag. IBKR offers a second user for API use (http://ibkb.interactivebrokers.com/node/1004)."""
+    no flag. IBKR offers a second user for API use (http://ibkb.interactivebrokers.com/node/1004).
+
+    A ``paper`` automation trades no money: no order-size limit or kill-switch test is asked of
+    it (its sessions still compete, and its credentials still get rotated); nor of a ``read_only``
+    one (Read-Only API on: "API programs cannot submit, modify or cancel orders", IbcAlpha/IBC
+    config.ini — docs/broker-facts.md §6). A second-factor
+    secret held by the bot (IBeam's 2FA handlers can hand it the codes,
+    https://github.com/Voyz/ibeam/wiki/Two-Factor-Authentication) is flagged on any account."""
     flags: list[AutomationFlag] = []
     if credentials_rotated_on is None or (today - credentials_rotated_on).days > CREDENTIALS_DAYS:
         flags.append(AutomationFlag.CREDENTIALS)
-    if not order_size_limit:
+    trades = not paper and not read_only
+    if not order_size_limit and trades:
         flags.append(AutomationFlag.NO_ORDER_LIMIT)
-    if kill_switch_tested_on is None or (today - kill_switch_tested_on).days > KILL_SWITCH_DAYS:
+    if trades and (kill_switch_tested_on is None or (today - kill_switch_tested_on).days > KILL_SWITCH_DAYS):
         flags.append(AutomationFlag.KILL_SWITCH)
     if shared_with_person:
         flags.append(AutomationFlag.SHARED_WITH_PERSON)
     if competing_session:
         flags.append(AutomationFlag.COMPETING_SESSION)
+    if bot_holds_second_factor:
+        flags.append(AutomationFlag.BOT_HOLDS_SECOND_FACTOR)
     return flags
 
 

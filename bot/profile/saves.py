@@ -20,11 +20,13 @@ from bot.audit import record
 from bot.desks.models import Desk
 from bot.errors import ServiceError
 from bot.profile import automation as automations
+from bot.profile import broker
 from bot.profile.access import check_can_set_tier
 from bot.profile.automation import AutomationInput
 from bot.profile.gaps import sync_desk, sync_trader
 from bot.profile.models import (
     Automation,
+    BrokerUsername,
     Interface,
     PlatformPermission,
     Product,
@@ -35,7 +37,7 @@ from bot.profile.models import (
     TraderProfile,
     VerifiedBy,
 )
-from bot.profile.policy import DRILL_DAYS_RANGE
+from bot.profile.policy import DRILL_DAYS_RANGE, normalized_username
 from bot.profile.reading import factor_records, get_profile, policy_row, user_zone
 from bot.text import text_error, user_text
 
@@ -333,3 +335,61 @@ def remove_automation(*, session: Session, actor: str, automation_id: int, now: 
     if desk is not None:
         sync_desk(session=session, desk=desk, now=now)
     return row
+
+
+def save_broker_setup(
+    *,
+    session: Session,
+    user_id: str,
+    usernames: Sequence[str],
+    order_precautions: bool | None,
+    ip_restricted: bool | None,
+    now: datetime,
+    actor: str | None = None,
+) -> TraderProfile:
+    """Replace the trader's usernames (checked again here) and set their fences (None: unchanged);
+    an audit event; the gaps of their desks re-synced."""
+    checked, error = broker.parse_usernames(" ".join(usernames))
+    if error:
+        raise ServiceError(error, field="usernames")
+    profile = get_profile(session, user_id)
+    if profile is None:
+        profile = TraderProfile(user_id=user_id, created_at=now, updated_at=now)
+    before = {
+        "usernames": broker.usernames_of(session, [user_id])[user_id],
+        "order_precautions": profile.order_precautions,
+        "ip_restricted": profile.ip_restricted,
+    }
+    current = {
+        normalized_username(r.username): r
+        for r in session.exec(select(BrokerUsername).where(BrokerUsername.user_id == user_id)).all()
+    }
+    keep = {normalized_username(n) for n in checked}
+    for key, row in current.items():
+        if key not in keep:
+            session.delete(row)
+    for name in checked:
+        if normalized_username(name) not in current:
+            session.add(BrokerUsername(user_id=user_id, username=name, created_at=now))
+    if order_precautions is not None:
+        profile.order_precautions = order_precautions
+    if ip_restricted is not None:
+        profile.ip_restricted = ip_restricted
+    profile.updated_at = now
+    session.add(profile)
+    session.flush()
+    record(
+        session,
+        subject=f"profile:{user_id}",
+        action="broker_setup_saved",
+        at=now,
+        actor=actor or user_id,
+        before=before,
+        after={
+            "usernames": checked,
+            "order_precautions": profile.order_precautions,
+            "ip_restricted": profile.ip_restricted,
+        },
+    )
+    sync_trader(session=session, user_id=user_id, now=now)
+    return profile

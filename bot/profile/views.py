@@ -12,8 +12,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.desks.contact import guidance as contact_guidance
 from bot.desks.models import Desk
 from bot.profile.drill import LOCK_AFTER, CodeOutcome, CodeResult
+from bot.profile.fences import describe as describe_fences
+from bot.profile.fences import tiers_text
 from bot.profile.home import DeskOverview, ProfileCard, TraderLine, interfaces_text
 from bot.profile.labels import (
     FACTOR_LABEL,
@@ -22,11 +25,13 @@ from bot.profile.labels import (
     product_list,
 )
 from bot.profile.models import (
+    AccountKind,
     GapKind,
     PlatformPermission,
     ReadinessGap,
     RiskTier,
     SecondFactor,
+    SecondFactorHolder,
     VerifiedBy,
 )
 from bot.profile.policy import FLAG_TEXT, PROBLEM_ICON
@@ -152,11 +157,48 @@ def automation_lines(card: ProfileCard) -> list[str]:
             if on
         )
         flags = "; ".join(FLAG_TEXT[f] for f in item.flags)
+        account = "paper" if a.account_kind == AccountKind.PAPER else "live"
+        holder = (
+            "2FA held by the bot" if a.second_factor_holder == SecondFactorHolder.BOT else "2FA on a person's device"
+        )
+        kill = f"kill switch: {escape(a.kill_switch_how)}" if a.kill_switch_how else "kill switch: not recorded"
+        missing = f"\n   🚧 {describe_fences(item.missing)}" if item.missing else ""
         lines.append(
-            f"• *{escape(a.name)}* · {escape(item.desk_name)} · {interface_label(a.interface)} · "
-            f"user `{a.broker_username}` · {fences or 'no fences'}" + (f"\n   ⚠️ {flags}" if flags else " · ✅ no flags")
+            f"• *{escape(a.name)}* · {escape(item.desk_name)} · {interface_label(a.interface)} · {account} · "
+            f"user `{a.broker_username}` · {fences or 'no fences'} · {holder} · {kill}"
+            + (f"\n   ⚠️ {flags}" if flags else " · ✅ no flags")
+            + missing
         )
     return lines
+
+
+def broker_text(card: ProfileCard) -> str:
+    """The trader's IBKR usernames and broker-side fences (App Home, a manager's view)."""
+    setup, profile = card.broker, card.profile
+    names = ", ".join(f"`{n}`" for n in setup.usernames) or "none recorded"
+    have = [
+        label
+        for label, on in (
+            ("order precautions", profile is not None and profile.order_precautions),
+            ("IP restriction", profile is not None and profile.ip_restricted),
+        )
+        if on
+    ]
+    state = f"\n🚧 {describe_fences(setup.missing)}" if setup.missing else ""
+    state += "".join(
+        f"\n⚠️ `{u}` is also the username of the automation *{escape(n)}* ({escape(d)}): your logins and its "
+        "sessions compete (one brokerage session per username)"
+        for u, n, d in setup.shared[:5]
+    )
+    return (
+        f"*Broker setup* — IBKR usernames: {names} · fences: {', '.join(have) or 'none recorded'}{state}\n"
+        f"_{tiers_text(setup.desk_ip_restrictions)}_"
+    )
+
+
+def security_guidance(card: ProfileCard) -> str:
+    """Who to ask for a security change (names escaped)."""
+    return escape(contact_guidance(card.broker.contacts))
 
 
 def permission_line(p: PlatformPermission) -> str:
@@ -202,7 +244,9 @@ def _own_profile(card: ProfileCard, *, keys_configured: bool) -> Blocks:
             ProfileAction.EDIT_PERMISSIONS,
         ),
         _with_button(factors_text(card), "Edit second factors", ProfileAction.EDIT_FACTORS),
+        context_block(cut(security_guidance(card), SECTION_BUDGET)),
         section(cut(recovery_text(card), SECTION_BUDGET)),
+        _with_button(broker_text(card), "Edit broker setup", ProfileAction.EDIT_BROKER),
         section(drill_text(card)),
     ]
     enrolled = card.enrollment is not None and card.enrollment.enrolled_at is not None
@@ -237,7 +281,8 @@ def trader_line(line: TraderLine) -> str:
     else:
         state = f"{PROBLEM_ICON[line.status.problem]} {line.status.describe()}"
     autos = f" · 🤖 {line.automation_flags} flagged automation(s)" if line.automation_flags else ""
-    return f"• <@{line.user_id}> · {tier} · {state}{autos}"
+    fenced = f" · 🚧 {line.fence_gaps} broker-side fence gap(s)" if line.fence_gaps else ""
+    return f"• <@{line.user_id}> · {tier} · {state}{autos}{fenced}"
 
 
 def desk_overview_blocks(overview: DeskOverview) -> Blocks:
@@ -297,6 +342,7 @@ def profile_view(card: ProfileCard) -> dict[str, Any]:
         section(cut("*Permissions per platform*\n" + ("\n".join(perms) if perms else "none recorded"), SECTION_BUDGET)),
         section(cut(factors_text(card), SECTION_BUDGET)),
         section(cut(recovery_text(card), SECTION_BUDGET)),
+        section(cut(broker_text(card), SECTION_BUDGET)),
         section(drill_text(card)),
     ]
     lines = automation_lines(card)
@@ -352,11 +398,19 @@ def drill_passed_text(result: CodeResult, *, recorded: bool, tz: ZoneInfo) -> st
     )
 
 
-def gap_notice(gap: ReadinessGap, desk: Desk, *, enrolled: bool) -> tuple[str, Blocks]:
-    """The trader's pre-morning notice of a readiness gap (their managers are told too)."""
+def gap_notice(gap: ReadinessGap, desk: Desk, *, enrolled: bool, contact: str | None = None) -> tuple[str, Blocks]:
+    """The trader's pre-morning notice of a readiness gap (their managers are told too);
+    ``contact``: who the desk names for security changes (plain text)."""
     if gap.closed_at is not None:
         text = f"✅ Your readiness gap on {desk.name} is fixed — nothing to do."
         return text, [section(text)]
+    if gap.kind == GapKind.FENCES:
+        detail = escape(gap.detail)
+        text = f"🚧 Before the next checklist on {desk.name}: a broker-side fence your risk tier asks for is missing — "
+        text += f"{detail}."
+        return text, [
+            section(text + "\nSet it at IBKR, then record it in App Home; your desk's managers have been told."),
+        ]
     if gap.kind == GapKind.AUTOMATION:
         detail = escape(gap.detail)
         text = f"🤖 Before the next checklist on {desk.name}: an automation you own needs attention — {detail}."
@@ -367,9 +421,9 @@ def gap_notice(gap: ReadinessGap, desk: Desk, *, enrolled: bool) -> tuple[str, B
     text = f"{icon} Before the next checklist on {desk.name}: your readiness profile shows {escape(gap.detail)}."
     advice = (
         "Add a backup second factor at IBKR — a Mobile Authenticator app, or a Digital Security Card+ if your "
-        "account's equity is at least USD 1 million (IBKR's Multiple Two-Factor keeps several active; on a desk "
-        "account this may need the account's primary user) — record it in App Home, then run the drill. Your desk's "
-        "managers have been told."
+        "account's equity is at least USD 1 million (IBKR's Multiple Two-Factor keeps several active) — record it in "
+        "App Home, then run the drill. Your desk's managers have been told.\n"
+        + escape(contact_guidance([(desk.name, contact)] if contact else []))
     )
     elements = [button("Run drill", ProfileAction.RUN_DRILL, style="primary")] if enrolled else []
     elements.append(button("Enrol backup authenticator" if not enrolled else "Re-enrol", ProfileAction.ENROLL))

@@ -20,6 +20,7 @@ class WeekFigure:
     recovery: str | None  # e.g. "SMS only", "no recovery path"; None when none
     recovery_since: datetime | None
     automation_flags: int
+    fence_gaps: int = 0  # broker-side fences missing (the trader's own, and their automations')
 
 
 def week_figures(*, session: Session, desk_id: int, start: datetime, end: datetime) -> dict[str, WeekFigure]:
@@ -33,18 +34,22 @@ def week_figures(*, session: Session, desk_id: int, start: datetime, end: dateti
     ).all()
     recovery: dict[str, list[ReadinessGap]] = {}
     autos: dict[str, int] = {}
+    fenced: dict[str, int] = {}
     for gap in rows:
         if gap.kind == GapKind.AUTOMATION:
             autos[gap.user_id] = autos.get(gap.user_id, 0) + 1
+        elif gap.kind == GapKind.FENCES:
+            fenced[gap.user_id] = fenced.get(gap.user_id, 0) + 1
         else:
             recovery.setdefault(gap.user_id, []).append(gap)
     out: dict[str, WeekFigure] = {}
-    for user in set(recovery) | set(autos):
+    for user in set(recovery) | set(autos) | set(fenced):
         gaps = recovery.get(user, [])
         worst = [g for g in gaps if g.kind == GapKind.RECOVERY] or gaps
         out[user] = WeekFigure(
             recovery=None if not worst else ("no recovery path" if worst[0].kind == GapKind.RECOVERY else "SMS only"),
             recovery_since=min((g.opened_at for g in worst), default=None),
             automation_flags=autos.get(user, 0),
+            fence_gaps=fenced.get(user, 0),
         )
     return out

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from bot.checklist import rosters
 from bot.crypto import Keyring
-from bot.desks import away, views
+from bot.desks import away, contact, views
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.errors import ServiceError
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 FIELDS = {  # a ServiceError's field -> the modal's block_id
     "name": "desk_name",
     "channel_id": "channel",
+    "security_contact": "security_contact_text",
 }
 
 
@@ -184,6 +185,20 @@ def parse_settings(view: dict[str, Any]) -> dict[str, Any]:
             if "sunday_evening" in values
             else None
         ),
+        # Who to ask for security changes: the chosen user wins over the text (absent: an older modal).
+        "security_contact": (
+            (values["security_contact_user"].get("selected_user"), text("security_contact_text"))
+            if "security_contact_user" in values
+            else None
+        ),
+        "ip_restrictions": (
+            any(
+                isinstance(o, dict) and o.get("value") == views.IP_RESTRICTIONS
+                for o in values["ip_restrictions"].get("selected_options") or []
+            )
+            if "ip_restrictions" in values
+            else None
+        ),
     }
     for key, block in (
         ("name", "desk_name"),
@@ -281,6 +296,17 @@ def save_settings(
         now=now,
         allow_private_pager=allow_private_pager,
         check_channel=check_channel,
+    )
+    chosen = values.get("security_contact")
+    contact.set_broker_settings(
+        session=session,
+        desk=desk,
+        contact_user=str(chosen[0]) if chosen and chosen[0] else None,
+        contact_text=chosen[1] if chosen else None,
+        ip_restrictions=values.get("ip_restrictions"),
+        change_contact=chosen is not None,
+        actor=user,
+        now=now,
     )
     return desk, created
 

@@ -78,6 +78,7 @@ class ProfileAction(StrEnum):
     RUN_DRILL = "profile_run_drill"
     SET_TIER = "profile_set_tier"
     VIEW_TRADER = "profile_view_trader"
+    EDIT_BROKER = "profile_edit_broker"
 
 
 class ProfileCallback(StrEnum):
@@ -89,6 +90,7 @@ class ProfileCallback(StrEnum):
     DRILL = "profile_drill_modal"
     TIER = "profile_tier_modal"
     VIEW = "profile_view_modal"
+    BROKER = "profile_broker_modal"
 
 
 class ProfileBlock(StrEnum):
@@ -113,7 +115,13 @@ class ProfileBlock(StrEnum):
     FENCES = "fences"
     KILL_SWITCH = "kill_switch_tested_on"
     CREDENTIALS = "credentials_rotated_on"
+    SECOND_FACTOR_HOLDER = "second_factor_holder"
+    ACCOUNT_KIND = "account_kind"
+    KILL_SWITCH_HOW = "kill_switch_how"
     REMOVE = "remove"
+    # A trader's broker setup
+    USERNAMES = "usernames"
+    BROKER_FENCES = "broker_fences"
     # Drill and enrolment
     CODE = "code"
     # Managers

@@ -24,6 +24,7 @@ from bot.delivery.specs import (
     ProfileNotice,
     RenderSpec,
 )
+from bot.desks import contact
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
 from bot.escalation import notices
@@ -109,7 +110,8 @@ def profile_notice(session: Session, spec: ProfileNotice) -> tuple[str, Blocks]:
     desk = _desk_of(session, gap.desk_id, f"readiness gap {gap.id}")
     enrollment = drill.enrollment(session, gap.user_id)
     enrolled = enrollment is not None and enrollment.enrolled_at is not None
-    return profile_views.gap_notice(gap, desk, enrolled=enrolled)
+    found = contact.contacts(session, [desk])
+    return profile_views.gap_notice(gap, desk, enrolled=enrolled, contact=found[0][1] if found else None)
 
 
 def render(session: Session, spec: RenderSpec) -> tuple[str, Blocks]:

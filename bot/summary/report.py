@@ -104,6 +104,7 @@ MEDIAN_CONFIRM = Metric("median_confirm", "Median time from post to confirmation
 # From the readiness profile (bot.profile): gaps open at any time during the week.
 PROFILE_GAP = Metric("profile_gap", "Readiness profile: recovery-path gap", MetricKind.TEXT, "Profile")
 AUTOMATION_FLAGS = Metric("automation_flags", "Flagged automations (API hygiene)", short="API")
+FENCE_GAPS = Metric("fence_gaps", "Broker-side fences missing (gaps)", short="Fences")
 
 BASE_COLUMNS: tuple[Metric, ...] = (
     ON_TIME,
@@ -336,6 +337,7 @@ def _add_profile(session: Session, report: WeeklyReport, desk: Desk, iso_week: s
     users = list(report.rows)
     report.add_column(PROFILE_GAP, {u: figures[u].recovery if u in figures else None for u in users})
     report.add_column(AUTOMATION_FLAGS, {u: figures[u].automation_flags if u in figures else 0 for u in users})
+    report.add_column(FENCE_GAPS, {u: figures[u].fence_gaps if u in figures else 0 for u in users})
 
 
 def _median(values: list[timedelta]) -> timedelta | None:
@@ -399,6 +401,8 @@ def _attention(report: WeeklyReport) -> list[Attention]:
             reasons.append(f"profile: {gap}")
         if flagged := row.count(AUTOMATION_FLAGS):
             reasons.append(f"{flagged} flagged automation{'s' if flagged != 1 else ''}")
+        if fenced := row.count(FENCE_GAPS):
+            reasons.append(f"{fenced} broker-side fence gap{'s' if fenced != 1 else ''}")
         if user in report.escalations.still_open_traders:
             reasons.append("open escalation")
         if reasons:
