@@ -27,6 +27,9 @@ from bot.migrate import upgrade
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import Bot, FakeClock, utc
 
+# Fixtures every test module may use without importing them: the CLI's env, a fresh database URL per backend.
+pytest_plugins = ["tests.support.cli", "tests.support.migration_fixtures"]
+
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ("sqlite", "postgresql")
 # Fixtures parametrised by backend (their param is the backend's name).

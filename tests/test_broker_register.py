@@ -18,6 +18,8 @@ from bot.desks.models import Desk
 from bot.profile.models import Automation, BrokerUsername, ReadinessGap, TraderProfile
 from bot.slack.ids import FIELD, Callback, ProfileAction, ProfileBlock, ProfileCallback
 from bot.summary import report as summary
+from tests.support.cli import run
+from tests.support.desk_fixtures import settings_values
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import Bot, utc
@@ -34,8 +36,6 @@ from tests.support.profile_fixtures import (
     text,
     user,
 )
-from tests.test_cli import env, run  # noqa: F401 - env is a fixture
-from tests.test_desk_from_slack import settings_values
 
 MEMBERS = ["--managers", "UMGR1,UMGR2", "--traders", "UTRD1,UTRD2,UTRD3"]
 
@@ -272,7 +272,7 @@ def test_the_desk_names_its_security_contact_in_the_guidance(bot: Bot, fake_slac
 
 
 def test_the_cli_records_usernames_fences_automations_and_the_security_contact(
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
     engine: Engine,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -13,31 +13,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from bot.cli import main
 from bot.config import describe_database
 from bot.migrate import upgrade
+from tests.support.cli import ADD, pretend_now, run
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, utc
 
 ROOT = Path(__file__).resolve().parent.parent
-
-ADD = [
-    "desk",
-    "add",
-    "equities",
-    "--channel",
-    "C0123",
-    "--managers",
-    "U01,U02",
-    "--traders",
-    "U03,U04,U05",
-    "--timezone",
-    "America/New_York",
-    "--post-at",
-    "08:00",
-    "--deadline",
-    "09:00",
-]
 
 
 def with_option(argv: list[str], option: str, value: str) -> list[str]:
@@ -53,36 +35,9 @@ def without_option(argv: list[str], option: str) -> list[str]:
     return out
 
 
-@pytest.fixture
-def env(engine: Engine, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    monkeypatch.chdir(tmp_path)  # no stray .env from the repository
-    values = {
-        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake_slack.base_url,
-    }
-    for key in ("SLACK_APP_TOKEN", "PORT", "WEB_THREADS", "LOG_LEVEL", "PREFLIGHT_CLOCK_OFFSET"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    return values
-
-
 def sent(fake_slack: FakeSlack) -> list[str]:
     """What the CLI asked Slack to do, beyond ``desk add`` checking the bot is in the channel."""
     return [c.method for c in fake_slack.calls if c.method != "conversations.info"]
-
-
-def pretend_now(monkeypatch: pytest.MonkeyPatch, when: datetime) -> None:
-    """Move the CLI's clock (PREFLIGHT_CLOCK_OFFSET, whole seconds) so that it reads ``when``."""
-    monkeypatch.setenv("PREFLIGHT_CLOCK_OFFSET", str(round((when - datetime.now(UTC)).total_seconds())))
-
-
-def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def snapshot(engine: Engine) -> tuple[list[Any], list[Any], list[Any]]:

@@ -59,7 +59,7 @@ from tests.support.escalation_fixtures import post_checklist
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import Bot
-from tests.test_slack_limits import weekly_report
+from tests.support.report_fixtures import weekly_report
 
 # --- discovery -------------------------------------------------------------------------------------
 

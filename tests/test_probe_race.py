@@ -28,7 +28,6 @@ from bot.probe.tws import TwsTimeouts
 from tests.support.escalation_fixtures import outbox_rows
 from tests.support.factories import make_desk
 from tests.support.fake_gateway import closed_port
-from tests.test_migrations import empty_url  # noqa: F401  (a fresh database per backend)
 
 NOW = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)  # Wed 08:05 New York: the morning's probes are due
 HOW = wiring.Probes(tws_timeouts=TwsTimeouts(connect=0.5, answer=0.3))
@@ -169,7 +168,7 @@ def test_the_scheduler_and_ibstatus_probe_at_once_open_one(engine: Engine) -> No
     assert [s.state for s in answer.statuses["UTRD1"]] == [ProbeState.NOT_RUNNING]
 
 
-def test_0011_keeps_the_first_of_duplicates_a_race_left(empty_url: str) -> None:  # noqa: F811
+def test_0011_keeps_the_first_of_duplicates_a_race_left(empty_url: str) -> None:
     """Duplicates opened before the index existed would stop it being created: 0011 keeps the
     first open one and resolves the others."""
     from alembic import command

@@ -27,10 +27,10 @@ from bot.probe.jobs import run_probes
 from bot.probe.models import ProbeEndpoint, ProbeKind, ProbeResult, ProbeState
 from bot.probe.outcome import Outcome
 from bot.profile.models import Automation
+from tests.support.cli import ADD, run
 from tests.support.factories import make_desk
 from tests.support.fake_gateway import Certificate, FakeGateway, closed_port, make_certificate
 from tests.support.fake_tws import FakeTws
-from tests.test_cli import ADD, env, run  # noqa: F401 - env is a fixture
 
 NOW = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
 FAST = Timeouts(connect=0.5, read=0.3, retry_pause=0.01)
@@ -70,7 +70,7 @@ def columns(line: str) -> list[str]:
 
 
 def test_add_list_run_and_remove(
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
     engine: Engine,
     capsys: pytest.CaptureFixture[str],
     gateway: FakeGateway,
@@ -157,7 +157,7 @@ def test_add_list_run_and_remove(
 
 
 def test_bad_input_is_one_line_exit_2_and_nothing_stored(
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
     engine: Engine,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,

@@ -27,13 +27,13 @@ from bot.probe.models import ProbeState
 from bot.probe.outcome import Outcome
 from bot.runtime import deliver_due
 from bot.slack.ids import FIELD, Action, Callback
+from tests.support.cli import ADD, pretend_now, run
+from tests.support.desk_fixtures import desk_row, settings_values
 from tests.support.escalation_fixtures import delivery_client, outbox_rows
 from tests.support.factories import make_desk
 from tests.support.fake_gateway import AUTH_STATUS, TICKLE, Certificate, FakeGateway, make_certificate
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import Bot
-from tests.test_cli import ADD, env, pretend_now, run  # noqa: F401  (env: the CLI's environment fixture)
-from tests.test_desk_from_slack import desk_row, settings_values
 
 NEW_YORK = ZoneInfo("America/New_York")
 SUNDAY = date(2026, 12, 6)
@@ -237,7 +237,7 @@ def test_a_healthy_sunday_probe_resolves_fridays_escalation_in_place(
 
 
 def test_cli_desk_set_sunday_evening_and_show(
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
     engine: Engine,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

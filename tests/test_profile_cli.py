@@ -7,11 +7,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.profile.models import ProfilePolicy
-from tests.test_cli import ADD, env, run  # noqa: F401 - env is a fixture
+from tests.support.cli import ADD, run
 
 
 def test_profile_policy_shows_changes_and_refuses_bad_windows(
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
     engine: Engine,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -14,11 +14,11 @@ from sqlmodel import Session, select
 from bot.cli import main
 from bot.desks.models import Desk
 from bot.slack.ids import Action, Callback
+from tests.support.desk_fixtures import settings_values
 from tests.support.factories import make_desk
 from tests.support.fake_gateway import closed_port
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import BOT_TOKEN, Bot
-from tests.test_desk_from_slack import settings_values
 
 INVITE = "Invite the bot with /invite @IB Preflight in that channel"
 

@@ -26,12 +26,12 @@ from sqlalchemy.engine import Engine
 from bot.interactions import REPLAYED_CLICK
 from bot.serve import open_socket_mode, socket_mode_url
 from bot.slack.ids import Action, Block, Callback
+from tests.support.checklist_fixtures import answers, ephemerals, last_roster, post, report_values
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack
 from tests.support.fakes.socket_mode import Ack, FakeSocketMode, accept_key
 from tests.support.harness import Bot, FakeClock, recorded_guidance
 from tests.support.processes import serve_env
-from tests.test_checklist_flow import answers, ephemerals, last_roster, post, report_values
 
 APP_TOKEN = "xapp-1-A1-test"
 
