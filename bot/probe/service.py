@@ -119,13 +119,14 @@ def add_endpoint(
     ).first():
         raise ServiceError(f"The {desk.name} desk already has an endpoint labelled {label!r}.", field="label")
 
+    path, tls, bundle = "", None, None  # a gateway's path and TLS; an API socket has neither
     if data.url is not None:
         parsed = ng.parse_url(data.url, what=WHAT["url"], field="url", schemes=("https",))
         path = parsed.path[: -len(API_SUFFIX)] if parsed.path.endswith(API_SUFFIX) else parsed.path
         if len(path) > 200:
             raise ServiceError("The gateway URL's path is too long.", field="url")
         checked = ng.check(parsed.host, parsed.port, policy=POLICY, what=WHAT["url"], field="url", resolve=resolve)
-        tls, bundle = TlsMode.SYSTEM, None
+        tls = TlsMode.SYSTEM
         if data.ca_bundle is not None:
             tls, bundle = TlsMode.CA_BUNDLE, _ca_bundle(data.ca_bundle)
         elif data.allow_self_signed:
@@ -135,35 +136,26 @@ def add_endpoint(
                     field="allow_self_signed",
                 )
             tls = TlsMode.SELF_SIGNED
-        row = ProbeEndpoint(
-            desk_id=desk.id,
-            trader_id=trader,
-            automation_id=automation_id,
-            label=label,
-            kind=ProbeKind.GATEWAY,
-            host=parsed.host,
-            port=parsed.port,
-            path=path,
-            tls=tls,
-            ca_bundle=bundle,
-            created_by=actor[:32],
-            created_at=now,
-        )
+        kind, host, port = ProbeKind.GATEWAY, parsed.host, parsed.port
     else:
         assert data.tws is not None
         host, port = ng.parse_host_port(data.tws, what=WHAT["tws"], field="tws")
         ng.check(host, port, policy=POLICY, what=WHAT["tws"], field="tws", resolve=resolve)
-        row = ProbeEndpoint(
-            desk_id=desk.id,
-            trader_id=trader,
-            automation_id=automation_id,
-            label=label,
-            kind=ProbeKind.TWS,
-            host=host,
-            port=port,
-            created_by=actor[:32],
-            created_at=now,
-        )
+        kind = ProbeKind.TWS
+    row = ProbeEndpoint(
+        desk_id=desk.id,
+        trader_id=trader,
+        automation_id=automation_id,
+        label=label,
+        kind=kind,
+        host=host,
+        port=port,
+        path=path,
+        tls=tls,
+        ca_bundle=bundle,
+        created_by=actor[:32],
+        created_at=now,
+    )
     session.add(row)
     session.flush()
     audit.record(
