@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.harness import click_payload
+
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 TEXT, CLOSE, PING, PONG, CONTINUATION = 0x1, 0x8, 0x9, 0xA, 0x0
 
@@ -233,29 +235,10 @@ class FakeSocketMode:
         }
 
     def click_payload(self, user: str, action_id: str, value: str, *, channel: str, message_ts: str) -> dict[str, Any]:
-        """A button click on a message (``block_actions``)."""
-        return {
-            "type": "block_actions",
-            "team": {"id": "T1", "domain": "desk"},
-            "user": {"id": user, "username": user.lower(), "team_id": "T1"},
-            "api_app_id": "A1",
-            "token": "legacy",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
-            "trigger_id": f"trig-{user}-{time.monotonic_ns()}",
-            "channel": {"id": channel, "name": "desk"},
-            "message": {"type": "message", "ts": message_ts, "text": "checklist"},
-            "response_url": self._response_url(user),
-            "actions": [
-                {
-                    "action_id": action_id,
-                    "block_id": "checklist_actions",
-                    "text": {"type": "plain_text", "text": "x"},
-                    "value": value,
-                    "type": "button",
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
-        }
+        """A button click on a message (``block_actions``), its response_url at ``response_base``."""
+        return click_payload(
+            user, action_id, value, channel=channel, message_ts=message_ts, response_url=self._response_url(user)
+        )
 
     @staticmethod
     def submission_payload(
