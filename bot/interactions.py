@@ -22,7 +22,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CTE, Connection, Insert, Table, bindparam, delete
+from sqlalchemy import CTE, ColumnElement, Connection, Insert, Table, bindparam, delete, select
 from sqlmodel import Field, Session, SQLModel, col
 
 from bot.db import PurgeSchedule, conflict_insert, insert_or_skip
@@ -99,15 +99,17 @@ def first_time_core(conn: Connection, *, body: dict[str, Any], now: datetime) ->
 
 
 # PostgreSQL can run the record inside another statement (a data-modifying WITH), so a hot path
-# pays one round trip for the record and its own first read: ``record_cte`` is
-# ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` over these bind parameters; it returns no
-# row for a replay. The caller runs ``purge_core`` first.
+# pays one round trip for the record and the rest of its work: ``record_cte`` is
+# ``INSERT ... SELECT <these bind parameters> [WHERE when] ON CONFLICT DO NOTHING RETURNING id``;
+# it returns no row for a replay (nor when ``when`` is false: nothing is recorded then). The
+# caller runs ``purge_core`` first.
 _RECORD_PARAMS = {"key": "seen_key", "kind": "seen_kind", "user_id": "seen_user", "seen_at": "seen_time"}
 
 
-def record_cte(name: str = "seen") -> CTE:
-    values = {column: bindparam(param, type_=_TABLE.c[column].type) for column, param in _RECORD_PARAMS.items()}
-    insert = conflict_insert("postgresql", _TABLE).values(values)
+def record_cte(name: str = "seen", when: ColumnElement[bool] | None = None) -> CTE:
+    values = [bindparam(param, type_=_TABLE.c[column].type) for column, param in _RECORD_PARAMS.items()]
+    rows = select(*values) if when is None else select(*values).where(when)
+    insert = conflict_insert("postgresql", _TABLE).from_select(list(_RECORD_PARAMS), rows)
     return insert.on_conflict_do_nothing().returning(_TABLE.c.id).cte(name)
 
 

@@ -4,20 +4,31 @@ A click is the hottest path of the bot: a whole desk presses the same button wit
 the post. Through the ORM it cost about a dozen statements and most of the request's CPU (run,
 desk, membership and latest answer read one by one, the insert, the version bump, then the
 hooks of ``bot.checklist.events`` reloading what they need). Here a *first* confirmation — by
-far the commonest click — is, in one transaction:
+far the commonest click — does, at once:
 
-1. the replay record (``bot.interactions.first_time_core``: one INSERT … ON CONFLICT DO NOTHING);
-2. one SELECT: the run, its desk's name and time zone, the trader's membership, their latest
+1. the replay record (``bot.interactions``: INSERT … ON CONFLICT DO NOTHING);
+2. the probe: the run, its desk's name and time zone, the trader's membership, their latest
    answer, and each subscriber's ``ConfirmRule`` conditions (``bot.checklist.events``);
 3. the answer INSERT (version 1, ON CONFLICT DO NOTHING: a concurrent click of the same trader
    stored it first), the run's ``answers_version`` bump, and the statements the subscribers
    declared for a confirmation (the readiness profile: the primary second factor is verified);
-4. COMMIT — before the acknowledgement, as every stored answer.
+4. the commit — before the acknowledgement, as every stored answer.
+
+On PostgreSQL all of it is **one statement** in autocommit (``_decide``: a data-modifying
+``WITH``, atomic as any statement): the decision is taken in SQL — the desk's today from its
+time zone (``timezone(desk.timezone, now)``), the close, membership, the latest answer, the
+rules — and the record, the answer, the bump and the rules' statements are written only when
+it says so; the statement returns five columns (the decision, what its sentence needs, the
+record's and the answer's ids). No BEGIN, no COMMIT: one round trip. On SQLite (no INSERT
+inside WITH, and cheap statements) the same steps are four statements in one transaction and
+the decision is taken in Python (``_confirm``).
 
 Anything else — a confirmation replacing a report, a trader with an open escalation on the run
 (its automatic resolution pages and updates messages), a subscriber asking for its full hook, a
 subscribed hook that declared no rule at all (it is never bypassed) —
-rolls back and takes the ORM path (``Outcome.FULL``), which is the reference: the same checks,
+writes nothing (on SQLite the transaction is rolled back; on PostgreSQL the statement writes
+only when the decision is not this one, the replay record included) and takes the ORM path
+(``Outcome.FULL``), which is the reference: the same checks,
 the same messages (``bot.checklist.service``), every hook. ``tests/test_click_path.py`` runs both
 paths on the same states and compares the rows they leave.
 """
@@ -32,19 +43,27 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
+    Date,
+    Delete,
     Insert,
+    Integer,
     Select,
     Table,
     Update,
     and_,
     bindparam,
+    case,
     exists,
     false,
     func,
+    or_,
     select,
+    true,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError
 
 from bot import calendar
 from bot.checklist import events
@@ -52,7 +71,7 @@ from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
 from bot.checklist.service import closed_message, not_on_desk_message
 from bot.db import conflict_insert, write_connection
 from bot.desks.models import Desk, DeskMember, Role
-from bot.interactions import first_time_core, purge_core, record_cte, record_params
+from bot.interactions import SeenInteraction, first_time_core, purge_core, record_cte, record_params
 
 
 class Outcome(StrEnum):
@@ -133,19 +152,6 @@ def _probe(rules: tuple[events.ConfirmRule, ...]) -> Select[Any]:
     )
 
 
-def _recorded_probe(rules: tuple[events.ConfirmRule, ...]) -> Select[Any]:
-    """PostgreSQL: the replay record and the probe in one statement. No row: a replay; a row
-    whose run columns are NULL: no such run."""
-    seen = record_cte()
-    latest, on = _latest()
-    return (
-        select(seen.c.id.label("seen_id"), *_columns(rules, latest))
-        .select_from(seen)
-        .outerjoin(RUN.join(DESK, DESK.c.id == RUN.c.desk_id), RUN.c.id == RUN_ID)
-        .outerjoin(latest, on)
-    )
-
-
 _INSERT: dict[str, Insert] = {}  # dialect -> INSERT ... ON CONFLICT DO NOTHING RETURNING id
 
 
@@ -155,34 +161,101 @@ def _insert(dialect: str) -> Insert:
     return _INSERT[dialect]
 
 
+class Decision(StrEnum):
+    """What PostgreSQL's one statement decided (``_decide``), in the order ``_confirm`` checks."""
+
+    STALE = "stale"  # no such checklist
+    NOT_ON_DESK = "not_on_desk"
+    CLOSED = "closed"  # not the desk's today any more, or past the close
+    ALREADY = "already"  # the latest answer is this confirmation
+    FULL = "full"  # the ORM path decides: nothing was written, not even the replay record
+    STORE = "store"  # a first confirmation: stored unless a concurrent click stored it first
+
+
 _ANSWER_PARAMS = {c.name: f"answer_{c.name}" for c in ANSWER.c if c.name != "id"}
+_WRITTEN = (RUN, ANSWER, _table(SeenInteraction))  # a rule writing these can't join the statement
 
 
-def _insert_and_bump() -> Update:
-    """PostgreSQL: the answer's INSERT and the run's version bump in one statement; a row when
-    the answer was stored (none when a concurrent click of the same trader stored it first)."""
-    values = {column: bindparam(param, type_=ANSWER.c[column].type) for column, param in _ANSWER_PARAMS.items()}
-    insert = conflict_insert("postgresql", ANSWER).values(values)
+def _foldable(rule: events.ConfirmRule) -> bool:
+    """A rule whose statement can be one more data-modifying CTE: an UPDATE or DELETE of a table
+    the statement doesn't write already (a statement can't change a row twice)."""
+    statement = rule.statement
+    if statement is None:
+        return True
+    return isinstance(statement, Update | Delete) and all(statement.table is not t for t in _WRITTEN)
+
+
+def _decide(rules: tuple[events.ConfirmRule, ...]) -> Select[Any]:
+    """PostgreSQL: the whole click in one statement. ``probe`` reads the run (one row even when
+    there is no such run) and decides; ``seen`` records the interaction unless the ORM path
+    must decide; ``stored`` inserts the answer when the decision is to store and the record is
+    new (a replay stores nothing); then the run's bump and each rule's statement, only when an
+    answer was stored. Returns one row: the decision, the desk's name and the trading date (for
+    the refusals' sentences), the record's id (None: a replay) and the answer's (None: not
+    stored)."""
+    latest, on = _latest()
+    want = select(sql_cast(RUN_ID, Integer).label("run_id")).cte("want")
+    member = exists().where(
+        MEMBER.c.desk_id == RUN.c.desk_id, MEMBER.c.user_id == USER_ID, MEMBER.c.role == Role.TRADER.value
+    )
+    today = sql_cast(func.timezone(DESK.c.timezone, events.NOW), Date)
+    same = and_(*(latest.c[k].is_not_distinct_from(v) for k, v in CONFIRMATION.items()))
+    full = or_(false(), *(rule.full_path for rule in rules if rule.full_path is not None))
+    decision = case(
+        (RUN.c.id.is_(None), Decision.STALE.value),
+        (~member, Decision.NOT_ON_DESK.value),
+        (or_(today != RUN.c.trading_date, events.NOW >= RUN.c.market_close_at), Decision.CLOSED.value),
+        (and_(latest.c.version.is_not(None), same), Decision.ALREADY.value),
+        (or_(latest.c.version.is_not(None), full), Decision.FULL.value),
+        else_=Decision.STORE.value,
+    )
+    applies = [
+        (rule.applies if rule.applies is not None else true()).label(f"applies_{i}")
+        for i, rule in enumerate(rules)
+        if rule.statement is not None
+    ]
+    probe = (
+        select(decision.label("decision"), DESK.c.name, RUN.c.trading_date, *applies)
+        .select_from(want)
+        .outerjoin(RUN.join(DESK, DESK.c.id == RUN.c.desk_id), RUN.c.id == want.c.run_id)
+        .outerjoin(latest, on)
+        .cte("probe")
+    )
+    seen = record_cte(when=~exists().where(probe.c.decision == Decision.FULL.value))
+    values = [bindparam(param, type_=ANSWER.c[column].type) for column, param in _ANSWER_PARAMS.items()]
+    rows = select(*values).where(exists().where(probe.c.decision == Decision.STORE.value), exists(select(seen.c.id)))
+    insert = conflict_insert("postgresql", ANSWER).from_select(list(_ANSWER_PARAMS), rows)
     stored = insert.on_conflict_do_nothing().returning(ANSWER.c.id).cte("stored")
+    was_stored = exists(select(stored.c.id))
+    writes = [
+        update(RUN).where(RUN.c.id == RUN_ID, was_stored).values(answers_version=RUN.c.answers_version + 1).cte("bump")
+    ]
+    for i, rule in enumerate(rules):
+        if rule.statement is not None:
+            statement = cast(Update | Delete, rule.statement)
+            writes.append(statement.where(was_stored, exists().where(probe.c[f"applies_{i}"])).cte(f"rule_{i}"))
     return (
-        update(RUN)
-        .where(RUN.c.id == RUN_ID, exists(select(stored.c.id)))
-        .values(answers_version=RUN.c.answers_version + 1)
-        .returning(RUN.c.id)
-        .add_cte(stored)
+        select(
+            probe.c.decision,
+            probe.c.name,
+            probe.c.trading_date,
+            select(seen.c.id).scalar_subquery().label("seen_id"),
+            select(stored.c.id).scalar_subquery().label("stored_id"),
+        )
+        .select_from(probe)
+        .add_cte(*writes)
     )
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The statements for the rules declared now: ``probe`` (SQLite), or ``recorded_probe``
-    and ``insert_and_bump`` (PostgreSQL)."""
+    """The statements for the rules declared now: ``probe`` (SQLite, and PostgreSQL when a rule
+    can't join one statement), or ``decide`` (PostgreSQL)."""
 
     rules: tuple[events.ConfirmRule, ...]
     fast: bool = True  # False: a subscribed hook declared no rule, so every click takes the ORM path
     probe: Select[Any] | None = None
-    recorded_probe: Select[Any] | None = None
-    insert_and_bump: Update | None = None
+    decide: Select[Any] | None = None
 
 
 _built: dict[str, Plan] = {}
@@ -198,20 +271,70 @@ def _plan(dialect: str) -> Plan:
         if not events.all_hooks_have_rules():
             return Plan(rules, fast=False)
         if plan is None or plan.rules != rules:
-            if dialect == "postgresql":
-                plan = Plan(rules, recorded_probe=_recorded_probe(rules), insert_and_bump=_insert_and_bump())
+            if dialect == "postgresql" and all(_foldable(rule) for rule in rules):
+                plan = Plan(rules, decide=_decide(rules))
             else:
                 plan = Plan(rules, probe=_probe(rules))
             _built[dialect] = plan
         return plan
 
 
+_AUTOCOMMIT: dict[Engine, Engine] = {}
+
+
+def _autocommit(engine: Engine) -> Engine:
+    """The engine's autocommit twin, made once (one statement needs no BEGIN or COMMIT)."""
+    if engine not in _AUTOCOMMIT:
+        _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return _AUTOCOMMIT[engine]
+
+
+def _decided(
+    engine: Engine, decide: Select[Any], *, run_id: int | None, user_id: str, body: dict[str, Any], now: datetime
+) -> Click:
+    """PostgreSQL's one statement (``_decide``), and what its row means."""
+    params = {
+        "click_run": run_id,
+        "click_user": user_id,
+        "click_now": now,
+        **record_params(body, now),
+        **{_ANSWER_PARAMS[k]: v for k, v in _values(run_id, user_id, now).items()},
+    }
+    with _autocommit(engine).connect() as conn:
+        purge_core(conn, now=now)
+        try:
+            row = conn.execute(decide, params).one()
+        except DataError:  # a time zone PostgreSQL doesn't know (Python's does): the ORM path decides
+            return Click(Outcome.FULL)
+    decision = Decision(row.decision)
+    if decision is Decision.FULL:
+        return Click(Outcome.FULL)
+    if row.seen_id is None:
+        return Click(Outcome.REPLAYED)
+    if decision is Decision.STALE:
+        return Click(Outcome.STALE)
+    if decision is Decision.NOT_ON_DESK:
+        return Click(Outcome.REFUSED, not_on_desk_message(row.name))
+    if decision is Decision.CLOSED:
+        return Click(Outcome.REFUSED, closed_message(row.trading_date))
+    if decision is Decision.ALREADY or row.stored_id is None:  # or a concurrent click stored it first
+        return Click(Outcome.ALREADY)
+    return Click(Outcome.STORED)
+
+
+def _values(run_id: int | None, user_id: str, now: datetime) -> dict[str, Any]:
+    """The first confirmation's row (``service.confirm`` stores the same)."""
+    return {**CONFIRMATION, "run_id": run_id, "user_id": user_id, "version": 1, "restricted": False, "created_at": now}
+
+
 def confirm(engine: Engine, *, run_id: int | None, user_id: str, body: dict[str, Any], now: datetime) -> Click:
     """Record the click and, for a first confirmation, store it; ``Outcome.FULL`` when the ORM
-    path must do it (this transaction is then rolled back: nothing was written)."""
+    path must do it (nothing was written: on SQLite this transaction is then rolled back)."""
     plan = _plan(engine.dialect.name)
     if not plan.fast:
         return Click(Outcome.FULL)
+    if plan.decide is not None:
+        return _decided(engine, plan.decide, run_id=run_id, user_id=user_id, body=body, now=now)
     with write_connection(engine) as conn:
         click = _confirm(conn, plan, run_id=run_id, user_id=user_id, body=body, now=now)
         if click.outcome is Outcome.FULL:
@@ -222,17 +345,13 @@ def confirm(engine: Engine, *, run_id: int | None, user_id: str, body: dict[str,
 def _confirm(
     conn: Connection, plan: Plan, *, run_id: int | None, user_id: str, body: dict[str, Any], now: datetime
 ) -> Click:
+    """The statements one by one, the decision in Python (SQLite; PostgreSQL when a rule can't
+    join ``_decide``'s statement)."""
     params: dict[str, Any] = {"click_run": run_id, "click_user": user_id}
-    if plan.recorded_probe is not None:  # PostgreSQL, 2 statements: record + probe, insert + bump
-        purge_core(conn, now=now)
-        row = conn.execute(plan.recorded_probe, {**params, **record_params(body, now)}).mappings().first()
-        if row is None:
-            return Click(Outcome.REPLAYED)
-    else:  # 4 statements (SQLite has no INSERT inside WITH, and its statements are cheap)
-        if not first_time_core(conn, body=body, now=now):
-            return Click(Outcome.REPLAYED)
-        assert plan.probe is not None
-        row = conn.execute(plan.probe, params).mappings().first() if run_id is not None else None
+    if not first_time_core(conn, body=body, now=now):
+        return Click(Outcome.REPLAYED)
+    assert plan.probe is not None
+    row = conn.execute(plan.probe, params).mappings().first() if run_id is not None else None
     if row is None or row["trading_date"] is None:
         return Click(Outcome.STALE)
     if not row["member"]:
@@ -246,23 +365,10 @@ def _confirm(
         return Click(Outcome.FULL)  # it replaces a report: the ORM path says what changed
     if any(row[f"full_{i}"] for i in range(len(plan.rules))):
         return Click(Outcome.FULL)
-    values = {
-        **CONFIRMATION,
-        "run_id": run_id,
-        "user_id": user_id,
-        "version": 1,
-        "restricted": False,
-        "created_at": now,
-    }
-    if plan.insert_and_bump is not None:
-        answer = {_ANSWER_PARAMS[k]: v for k, v in values.items()}
-        stored = conn.execute(plan.insert_and_bump, {**params, **answer}).first() is not None
-    else:
-        stored = conn.execute(_insert(conn.dialect.name), values).scalar_one_or_none() is not None
-        if stored:
-            conn.execute(_BUMP, params)
+    stored = conn.execute(_insert(conn.dialect.name), _values(run_id, user_id, now)).scalar_one_or_none() is not None
     if not stored:
         return Click(Outcome.ALREADY)  # a concurrent click of the same trader stored it first
+    conn.execute(_BUMP, params)
     for i, rule in enumerate(plan.rules):
         if rule.statement is not None and (rule.applies is None or row[f"applies_{i}"]):
             conn.execute(rule.statement, {**params, "click_now": now})
