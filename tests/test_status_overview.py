@@ -4,10 +4,12 @@ for a user on desks in different time zones, at moments when their local dates d
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from bot.checklist import posting, status
@@ -17,6 +19,8 @@ from bot.db import session_scope
 from bot.desks import away
 from bot.desks import service as desks
 from bot.desks.models import Away, Role
+from bot.escalation import queries as escalation
+from tests.support.escalation_fixtures import post_checklist, run_pass
 from tests.support.factories import make_desk
 from tests.support.harness import Bot, utc
 
@@ -96,3 +100,51 @@ def test_overview_matches_the_per_desk_reference(bot: Bot, now: datetime) -> Non
         assert any(answer_id for _, _, answer_id, *_ in expected[0])  # and has answered today's run somewhere
         for other in ("UTRD2", "UTRD3", "UMGR1", "UNOBODY"):
             assert shaped(session, other, now) == reference(session, other, now)
+
+
+def test_the_escalated_flag_is_what_open_for_trader_finds(bot: Bot) -> None:
+    """``/ibstatus`` and App Home ask "has the user an open escalation" in the overview's own
+    query and read the escalations only then: the flag must agree with the rows."""
+    engine = bot.runtime.engine
+    make_desk(engine)
+    run = post_checklist(bot)
+    assert run.run_id is not None
+    later = bot.clock() + timedelta(hours=1)
+    run_pass(engine, later)  # every trader is silent past the deadline: escalated
+    with session_scope(engine) as session:
+        found = session.get(ChecklistRun, run.run_id)
+        assert found is not None
+        checklist.confirm(session=session, run=found, user_id="UTRD1", now=later)  # resolves theirs
+    with Session(engine) as session:
+        flags = {
+            user: status.overview(session=session, user_id=user, now=later, flags=escalation.OVERVIEW_FLAGS).flags
+            for user in ("UTRD1", "UTRD2", "UMGR1", "UNOBODY")
+        }
+        rows = {user: escalation.open_for_trader(session=session, user_id=user) for user in flags}
+    assert flags == {user: {escalation.ESCALATED: bool(rows[user])} for user in flags}
+    assert flags["UTRD2"][escalation.ESCALATED] and not flags["UTRD1"][escalation.ESCALATED]
+
+
+def test_a_traders_own_ibstatus_reads_escalations_only_when_escalated(bot: Bot) -> None:
+    engine = bot.runtime.engine
+    make_desk(engine)
+    run = post_checklist(bot)
+    assert run.run_id is not None
+    reads: list[str] = []  # open_for_trader's query (the app answers in another thread)
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if re.search(r"escalation\.trader_id = \S+ ORDER BY escalation\.opened_at, escalation\.id$", statement):
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = bot.command("UTRD1")
+        assert response.status_code == 200 and "pending" in response.json()["text"]
+        assert reads == []
+        run_pass(engine, bot.clock() + timedelta(hours=1))
+        bot.clock.set(bot.clock() + timedelta(hours=1))
+        response = bot.command("UTRD1")
+        assert "Open escalations about you" in response.json()["text"]
+        assert len(reads) == 1  # then they are read
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

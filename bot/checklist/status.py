@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Date, and_, bindparam, exists
+from sqlalchemy import BindParameter, ColumnElement, Date, Select, and_, bindparam, exists
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -86,10 +87,12 @@ class Overview:
     trading: list[TraderStatus]
     managing: list[Desk]
     upcoming: list[Away]
+    flags: dict[str, bool] = field(default_factory=dict)  # ``overview``'s ``flags``, answered
 
 
 # ``overview``'s statements, built once (their SQL is compiled once and cached).
 _USER: BindParameter[str] = bindparam("overview_user")
+USER = _USER  # what a caller's ``flags`` compare with: the user asking
 _DAYS = [bindparam(f"overview_day{i}", type_=Date()) for i in range(3)]
 _ANY_AWAY = exists().where(col(Away.user_id) == _USER, col(Away.end) >= _DAYS[0])  # else no away query
 _DESKS_RUNS_ANSWERS = (
@@ -108,17 +111,34 @@ _DESKS_RUNS_ANSWERS = (
     .where(col(DeskMember.user_id) == _USER)
     .order_by(col(Desk.name), col(DeskMember.role), col(ChecklistRun.id), col(Answer.version))
 )
+_WITH_FLAGS: dict[tuple[str, ...], Select[Any]] = {}
+
+
+def _statement(flags: Mapping[str, ColumnElement[bool]]) -> Select[Any]:
+    """``_DESKS_RUNS_ANSWERS`` with a column per flag, built once per set of names (a name
+    stands for one condition: callers pass module-level constants)."""
+    key = tuple(sorted(flags))
+    if key not in _WITH_FLAGS:
+        _WITH_FLAGS[key] = _DESKS_RUNS_ANSWERS.add_columns(*(flags[name].label(f"flag_{name}") for name in key))
+    return _WITH_FLAGS[key]
+
+
 _AWAY_SINCE = (
     select(Away).where(col(Away.user_id) == _USER, col(Away.end) >= _DAYS[0]).order_by(col(Away.start), col(Away.id))
 )
 
 
-def overview(*, session: Session, user_id: str, now: datetime) -> Overview:
+def overview(
+    *, session: Session, user_id: str, now: datetime, flags: Mapping[str, ColumnElement[bool]] | None = None
+) -> Overview:
     """At most two queries whatever the number of desks: the user's desks and roles with today's
     run on each desk they trade on, their latest answer on it, their name and whether they have
     away periods; then, only if they have, those periods.
     A desk's today is within a day of the UTC date, so the runs of those three dates are read
-    and each desk keeps the one of its own today."""
+    and each desk keeps the one of its own today.
+    ``flags``: more yes/no questions about the user (SQL over ``USER``, e.g. "has an open
+    escalation"), answered by the same query, so a caller reads the rows only when there are
+    some (``Overview.flags``: all False for someone on no desk)."""
     utc_day = now.astimezone(UTC).date()
     params: dict[str, Any] = {"overview_user": user_id}
     params |= {f"overview_day{i}": utc_day + timedelta(days=i - 1) for i in range(3)}
@@ -128,8 +148,10 @@ def overview(*, session: Session, user_id: str, now: datetime) -> Overview:
     person: Person | None = None
     seen: set[tuple[int | None, Role]] = set()
     any_away = False
-    for desk, role, run, answer, who, away_rows in session.execute(_DESKS_RUNS_ANSWERS, params).all():
+    answered = dict.fromkeys(flags or {}, False)
+    for desk, role, run, answer, who, away_rows, *asked in session.execute(_statement(flags or {}), params).all():
         person, any_away = who, bool(away_rows)
+        answered = {name: bool(value) for name, value in zip(sorted(answered), asked, strict=True)}
         if (desk.id, Role(role)) not in seen:
             seen.add((desk.id, Role(role)))
             mine.append((desk, Role(role)))
@@ -158,7 +180,8 @@ def overview(*, session: Session, user_id: str, now: datetime) -> Overview:
                 desk=desk, entry=entry, next_post=rosters.next_post_time(desk, now), run=answerable, names=names
             )
         )
-    return Overview(trading=statuses, managing=managing, upcoming=[p for p in periods if p.end >= today])
+    upcoming = [p for p in periods if p.end >= today]
+    return Overview(trading=statuses, managing=managing, upcoming=upcoming, flags=answered)
 
 
 def desk_status(*, session: Session, user_id: str, name: str | None, now: datetime) -> DeskStatus:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, exists, or_
 from sqlmodel import Session, col, select
 
+from bot.checklist import status
 from bot.delivery.models import OutboxMessage
 from bot.delivery.status import Delivery, delivery_of
 from bot.desks import service as desks
@@ -42,6 +43,16 @@ _OPEN_FOR_TRADER = (
     .where(col(Escalation.state).in_(OPEN_STATES), col(Escalation.trader_id) == bindparam("open_for_trader"))
     .order_by(col(Escalation.opened_at), col(Escalation.id))
 )  # built once: every trader's /ibstatus asks
+
+
+# ``status.overview``'s flag "the user asking has an open escalation": asked in the overview's
+# own query, so ``open_for_trader`` runs only for a trader who has one.
+ESCALATED = "escalated"
+OVERVIEW_FLAGS = {
+    ESCALATED: exists().where(
+        col(Escalation.trader_id) == status.USER, or_(*(col(Escalation.state) == s for s in OPEN_STATES))
+    )
+}
 
 
 def open_for_trader(*, session: Session, user_id: str) -> list[tuple[Escalation, Desk]]:

@@ -111,10 +111,11 @@ def _answer(session: Any, user: str, words: list[str], now: datetime) -> tuple[s
 def _overview(session: Any, user: str, now: datetime) -> str:
     """`/ibstatus` alone, by role: a trader's own status; a manager's desks; else who to ask."""
     parts: list[str] = []
-    mine = status.overview(session=session, user_id=user, now=now)
+    mine = status.overview(session=session, user_id=user, now=now, flags=escalation.OVERVIEW_FLAGS)
     if mine.trading:
         parts.append(status_views.own_status_text(mine.trading))
-        about_me = escalation.open_for_trader(session=session, user_id=user)
+        escalated = mine.flags[escalation.ESCALATED]
+        about_me = escalation.open_for_trader(session=session, user_id=user) if escalated else []
         if about_me:
             names = escalation.names_of(session=session, escalations=[e for e, _ in about_me])
             parts.append(escalation_views.own_escalations_text(about_me, names))

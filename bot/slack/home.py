@@ -41,10 +41,11 @@ def register(app: App) -> None:
 def gather(session: Session, user: str, now: datetime) -> HomeData:
     """Everything App Home shows ``user``, from the database and the names cache."""
     data = HomeData(user=user, admin=people.is_workspace_admin(session=session, user_id=user))
-    mine = status.overview(session=session, user_id=user, now=now)
+    mine = status.overview(session=session, user_id=user, now=now, flags=escalation.OVERVIEW_FLAGS)
     data.trading = mine.trading
     if data.trading:
-        data.about_me = escalation.open_for_trader(session=session, user_id=user)
+        escalated = mine.flags[escalation.ESCALATED]
+        data.about_me = escalation.open_for_trader(session=session, user_id=user) if escalated else []
         data.away = mine.upcoming
         trading = [item.desk for item in data.trading]
         data.probes = probe_home.own_cards(session=session, user_id=user, now=now, trading=trading)
