@@ -95,8 +95,16 @@ _USER: BindParameter[str] = bindparam("overview_user")
 USER = _USER  # what a caller's ``flags`` compare with: the user asking
 _DAYS = [bindparam(f"overview_day{i}", type_=Date()) for i in range(3)]
 _ANY_AWAY = exists().where(col(Away.user_id) == _USER, col(Away.end) >= _DAYS[0])  # else no away query
+_NAME = (col(Person.display_name), col(Person.real_name), col(Person.handle), col(Person.deleted))
 _DESKS_RUNS_ANSWERS = (
-    sa_select(Desk, col(DeskMember.role), ChecklistRun, Answer, Person, _ANY_AWAY.label("any_away"))
+    sa_select(
+        Desk,
+        col(DeskMember.role),
+        ChecklistRun,
+        Answer,
+        *_NAME,  # the four columns of the user's name, not their whole row (fewer columns, no object)
+        _ANY_AWAY.label("any_away"),
+    )
     .join(DeskMember, col(DeskMember.desk_id) == col(Desk.id))
     .outerjoin(
         ChecklistRun,
@@ -145,12 +153,13 @@ def overview(
     mine: list[tuple[Desk, Role]] = []
     runs: dict[int | None, ChecklistRun] = {}
     latest: dict[int | None, Answer] = {}
-    person: Person | None = None
+    name: tuple[Any, ...] = (None, None, None, False)
     seen: set[tuple[int | None, Role]] = set()
     any_away = False
     answered = dict.fromkeys(flags or {}, False)
-    for desk, role, run, answer, who, away_rows, *asked in session.execute(_statement(flags or {}), params).all():
-        person, any_away = who, bool(away_rows)
+    for desk, role, run, answer, *rest in session.execute(_statement(flags or {}), params).all():
+        name, (away_rows, *asked) = tuple(rest[:4]), rest[4:]
+        any_away = bool(away_rows)
         answered = {name: bool(value) for name, value in zip(sorted(answered), asked, strict=True)}
         if (desk.id, Role(role)) not in seen:
             seen.add((desk.id, Role(role)))
@@ -164,7 +173,7 @@ def overview(
     first = (trading or [desk for desk, _ in mine])[:1]
     today = calendar.local_date(now, calendar.zone(first[0].timezone if first else "UTC"))  # as away.today_for
     periods = list(session.execute(_AWAY_SINCE, params).scalars()) if trading and any_away else []
-    names = people.names_of_people([person])
+    names = people.name_of(user_id, *name)
     statuses: list[TraderStatus] = []
     for desk in trading:
         entry: RosterEntry | None = None

@@ -40,6 +40,13 @@ _NAME_COLUMNS = (
 )
 
 
+def name_of(user_id: str, display_name: str | None, real_name: str | None, handle: str | None, deleted: bool) -> Names:
+    """One user's shown name from the columns of ``_NAME_COLUMNS`` (none if never named)."""
+    if not has_name(display_name, real_name, handle):  # a failed refresh keeps the name
+        return Names()
+    return Names({user_id: shown_name_of(user_id, display_name, real_name, handle, deleted)})
+
+
 def names_for(*, session: Session, user_ids: Iterable[str | None]) -> Names:
     """Shown names of these users in one query (chunked for very long lists)."""
     wanted = sorted({u for u in user_ids if u})
@@ -52,13 +59,6 @@ def names_for(*, session: Session, user_ids: Iterable[str | None]) -> Names:
             if has_name(display_name, real_name, handle):  # a failed refresh keeps the name
                 known[user_id] = shown_name_of(user_id, display_name, real_name, handle, deleted)
     return Names(known)
-
-
-def names_of_people(persons: Iterable[Person | None]) -> Names:
-    """The shown names of people already loaded (those ever named: a failed refresh keeps the name)."""
-    return Names(
-        {p.user_id: shown_name(p) for p in persons if p is not None and has_name(p.display_name, p.real_name, p.handle)}
-    )
 
 
 def get(*, session: Session, user_id: str) -> Person | None:
