@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -272,3 +272,98 @@ def test_a_hook_without_a_rule_is_never_bypassed(bot: Bot, run_id: int) -> None:
     finally:
         events._hooks.remove(undeclared)
     assert fast(engine, run_id, TWIN, now).outcome is click.Outcome.STORED  # covered again: fast
+
+
+def test_concurrent_clicks_of_one_trader_store_one_answer(bot: Bot, run_id: int) -> None:
+    """Eight different clicks of the same trader at once (a double click, a second device):
+    one answer, one version bump, the others told it is already so."""
+    engine, now = bot.runtime.engine, bot.clock()
+    before = version(engine, run_id)
+    start = threading.Barrier(8)
+    outcomes: list[click.Outcome] = []
+
+    def one(n: int) -> None:
+        start.wait()
+        outcomes.append(fast(engine, run_id, FAST, now, n=n).outcome)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == sorted([click.Outcome.STORED] + [click.Outcome.ALREADY] * 7)
+    assert len(answers(engine, FAST)) == 1 and version(engine, run_id) == before + 1
+    with Session(engine) as session:  # every click was a new interaction: each is recorded once
+        assert len(session.exec(select(SeenInteraction)).all()) == 8
+
+
+def test_after_the_deadline_until_the_close_a_confirmation_is_stored(bot: Bot, run_id: int) -> None:
+    engine = bot.runtime.engine
+    with Session(engine) as session:
+        run = session.get(ChecklistRun, run_id)
+        assert run is not None
+        late, close = run.deadline_at + timedelta(minutes=5), run.market_close_at
+    assert fast(engine, run_id, FAST, late).outcome is click.Outcome.STORED  # no pass ran: no escalation
+    assert orm(engine, run_id, TWIN, late) == "stored"
+    assert answers(engine, FAST) == answers(engine, TWIN)
+    assert fast(engine, run_id, "UTRD3", close - timedelta(seconds=1)).outcome is click.Outcome.STORED
+    assert fast(engine, run_id, "UTRD3", close, n=1).outcome is click.Outcome.REFUSED
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Kolkata"])
+# 13:05 UTC (the tests' clock): the run's day in New York, Pago Pago (UTC-11) and Kolkata; tomorrow in Kiritimati
+def test_the_desks_today_is_decided_as_the_orm_path_decides(bot: Bot, run_id: int, zone: str) -> None:
+    """The run's day against the desk's today in its time zone (in SQL on PostgreSQL): a desk
+    whose zone now puts today a day away from the run's date refuses the click as closed."""
+    engine, now = bot.runtime.engine, bot.clock()
+    with session_scope(engine) as session:
+        desk = desks.get_desk(session=session, name="equities")
+        desk.timezone = zone
+        session.add(desk)
+    fast_click = fast(engine, run_id, FAST, now)
+    expected = orm(engine, run_id, TWIN, now)
+    if expected == "stored":
+        assert fast_click.outcome is click.Outcome.STORED
+    else:
+        assert fast_click.outcome is click.Outcome.REFUSED and fast_click.message == expected.replace(TWIN, FAST)
+    if zone == "Pacific/Kiritimati":  # 13:05 UTC is already tomorrow there (UTC+14)
+        assert expected != "stored"
+    assert answers(engine, FAST) == answers(engine, TWIN)
+
+
+def test_a_replayed_refusal_is_a_replay(bot: Bot, run_id: int) -> None:
+    engine = bot.runtime.engine
+    with Session(engine) as session:
+        run = session.get(ChecklistRun, run_id)
+        assert run is not None
+        closing = run.market_close_at
+    assert fast(engine, run_id, FAST, closing).outcome is click.Outcome.REFUSED
+    assert fast(engine, run_id, FAST, closing).outcome is click.Outcome.REPLAYED
+    assert fast(engine, run_id + 1000, FAST, closing, n=1).outcome is click.Outcome.STALE
+    assert fast(engine, run_id + 1000, FAST, closing, n=1).outcome is click.Outcome.REPLAYED
+
+
+def test_a_zone_postgresql_does_not_know_hands_over_having_written_nothing(bot: Bot, run_id: int) -> None:
+    engine, now = bot.runtime.engine, bot.clock()
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's path decides the day in Python")
+    with engine.begin() as conn:  # bypassing the service, which would refuse the name
+        conn.execute(text("UPDATE desk SET timezone = 'Nowhere/Atlantis' WHERE name = 'equities'"))
+    assert fast(engine, run_id, FAST, now).outcome is click.Outcome.FULL
+    with Session(engine) as session:
+        assert session.exec(select(SeenInteraction)).all() == []
+    assert answers(engine, FAST) == []
+
+
+def test_the_postgresql_statement_stays_inside_psycopgs_parse_cache(engine: Engine) -> None:
+    """psycopg parses a statement's placeholders once and caches the result only for statements
+    of at most 4,096 characters: above it every click would pay the parse again (~0.3 ms)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("one statement on PostgreSQL only")
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    plan = click._plan("postgresql")
+    assert plan.decide is not None
+    driver = click._driver(engine, plan)
+    assert driver is not None
+    assert len(driver.sql) <= MAX_CACHED_STATEMENT_LENGTH
