@@ -324,16 +324,6 @@ def _plan(dialect: str) -> Plan:
         return plan
 
 
-_AUTOCOMMIT: dict[Engine, Engine] = {}
-
-
-def _autocommit(engine: Engine) -> Engine:
-    """The engine's autocommit twin, made once (one statement needs no BEGIN or COMMIT)."""
-    if engine not in _AUTOCOMMIT:
-        _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return _AUTOCOMMIT[engine]
-
-
 def _decided(
     engine: Engine, plan: Plan, *, run_id: int | None, user_id: str, body: dict[str, Any], now: datetime
 ) -> Click:
@@ -341,7 +331,8 @@ def _decided(
     now = now.astimezone(UTC)
     params = {"click_run": run_id, "click_user": user_id, "click_now": now, **record_params(body, now)}
     driver = _driver(engine, plan)
-    with _autocommit(engine).connect() as conn:
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement: no BEGIN, no COMMIT
         purge_core(conn, now=now)
         try:
             if driver is not None:

@@ -160,7 +160,7 @@ def overview(
     for desk, role, run, answer, *rest in session.execute(_statement(flags or {}), params).all():
         name, (away_rows, *asked) = tuple(rest[:4]), rest[4:]
         any_away = bool(away_rows)
-        answered = {name: bool(value) for name, value in zip(sorted(answered), asked, strict=True)}
+        answered = {flag: bool(value) for flag, value in zip(sorted(answered), asked, strict=True)}
         if (desk.id, Role(role)) not in seen:
             seen.add((desk.id, Role(role)))
             mine.append((desk, Role(role)))
