@@ -343,10 +343,9 @@ def test_a_replayed_refusal_is_a_replay(bot: Bot, run_id: int) -> None:
     assert fast(engine, run_id + 1000, FAST, closing, n=1).outcome is click.Outcome.REPLAYED
 
 
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # SQLite's path decides the day in Python
 def test_a_zone_postgresql_does_not_know_hands_over_having_written_nothing(bot: Bot, run_id: int) -> None:
     engine, now = bot.runtime.engine, bot.clock()
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's path decides the day in Python")
     with engine.begin() as conn:  # bypassing the service, which would refuse the name
         conn.execute(text("UPDATE desk SET timezone = 'Nowhere/Atlantis' WHERE name = 'equities'"))
     assert fast(engine, run_id, FAST, now).outcome is click.Outcome.FULL
@@ -355,11 +354,10 @@ def test_a_zone_postgresql_does_not_know_hands_over_having_written_nothing(bot: 
     assert answers(engine, FAST) == []
 
 
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # the one statement is PostgreSQL's
 def test_the_postgresql_statement_stays_inside_psycopgs_parse_cache(engine: Engine) -> None:
     """psycopg parses a statement's placeholders once and caches the result only for statements
     of at most 4,096 characters: above it every click would pay the parse again (~0.3 ms)."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("one statement on PostgreSQL only")
     from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
 
     plan = click._plan("postgresql")

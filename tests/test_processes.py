@@ -22,6 +22,7 @@ from bot.cli import main
 from bot.db import make_engine, session_scope
 from bot.delivery.outbox import Kind, enqueue
 from bot.processes import Leadership
+from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import BOT_TOKEN, SIGNING_SECRET, utc
 from tests.support.processes import Output, free_port, signed_help
@@ -188,11 +189,17 @@ def deliver_with_two_processes(engine: Engine, fake: FakeSlack, tmp_path: Path, 
         assert proc.returncode == 0, out.decode()[-2000:]
 
 
-def queue_dms(engine: Engine, users: list[str]) -> None:
+def queue_dms(engine: Engine, users: list[str], desks: int = 4) -> None:
+    """DMs spread over ``desks`` desks: each desk's posts are a lane delivered in order, so one
+    lane is sequential by design and processes share the work across lanes (a firm's desks)."""
+    ids = [make_desk(engine, f"desk-{n}", channel=f"C{n:04d}").id for n in range(desks)]
     with session_scope(engine) as session:
-        for user in users:
+        for n, user in enumerate(users):
             payload = {"user": user, "text": f"hello {user}"}
-            enqueue(session=session, dedup_key=f"dm:{user}", kind=Kind.SLACK_DM, payload=payload, desk_id=None, now=T0)
+            desk_id = ids[n % desks]
+            enqueue(
+                session=session, dedup_key=f"dm:{user}", kind=Kind.SLACK_DM, payload=payload, desk_id=desk_id, now=T0
+            )
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select as sa_select
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -89,6 +90,21 @@ def claim(engine: Engine, message_id: int, now: datetime) -> bool:
                 col(OutboxMessage.next_attempt_at) <= now,
             ),
             values={"attempts": OutboxMessage.attempts + 1},
+        )
+
+
+def release(engine: Engine, message_id: int, now: datetime) -> None:
+    """Give back a claim made at ``now`` that was not used (no Slack budget for it this pass):
+    the message is free again at once, its attempt not counted."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id) == message_id,
+                col(OutboxMessage.claimed_at) == now,
+                col(OutboxMessage.delivered_at).is_(None),
+            )
+            .values(claimed_at=None, attempts=OutboxMessage.attempts - 1)
         )
 
 

@@ -57,7 +57,7 @@ from bot.db import read_scope, session_scope
 from bot.delivery import ledger, tiers
 from bot.delivery.errors import DeliveryError, NotReady
 from bot.delivery.lanes import LEASE as LEASE  # re-exported
-from bot.delivery.lanes import Lane, claim, due_ids, lane_of
+from bot.delivery.lanes import Lane, claim, due_ids, lane_of, release
 from bot.delivery.lanes import next_due as next_due  # re-exported
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind, coalesce, service_of, superseded
@@ -254,18 +254,19 @@ def deliver_due(
             result.pace(spent)
             blocked.add(peek.lane)
             continue
+        # Claimed first, then paced: a worker that loses the claim to another process moves on
+        # to the next message without having taken (and wasted) a slot of the shared budget.
+        if not claim(engine, message_id, now):  # another worker got it first
+            continue
         delay = 0.0
         if peek.budgets and peek.error is None and budgets is not None:
             taken = budgets.take(peek.budgets, within=wait_at_most)
             if taken.delay is None:
+                release(engine, message_id, now)
                 result.pace(taken.free_in)
                 blocked.add(peek.lane)
                 continue
             delay = taken.delay
-        if not claim(engine, message_id, now):  # another worker got it first
-            if budgets is not None and peek.budgets and peek.error is None:
-                budgets.done(peek.budgets)
-            continue
         if delay > 0:
             sleep(delay)
         _deliver_one(engine, client, pager, message_id, peek, budgets, now, render, pager_target, result, down)

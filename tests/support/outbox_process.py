@@ -26,6 +26,7 @@ def main(argv: list[str]) -> int:
     # The budgets this process draws on: under "slack" (the worker's own) shared with every
     # other process; another namespace gives this process budgets of its own.
     worker.budgets = SlackBudgets(engine, rates={POST: float(rate)}, namespace=service)
+    next_due(engine)  # connected, and the first query's one-time costs paid before the start line
     Path(f"{go}.ready-{token}").touch()  # imported and connected: the test starts both together
     deadline = time.monotonic() + 60
     while not Path(go).exists():
