@@ -266,9 +266,14 @@ def test_the_desk_names_its_security_contact_in_the_guidance(bot: Bot, fake_slac
     values["security_contact_text"] = {FIELD: {"type": "plain_text_input", "value": "root password: hunter2"}}
     body = bot.submit_view("UMGR1", Callback.DESK_SETTINGS_MODAL, values, meta).json()
     assert body["response_action"] == "errors" and list(body["errors"]) == ["security_contact_text"]
+    # A person and a text at once: which one is meant? A field error, not one silently dropped.
+    values["security_contact_user"] = {FIELD: {"type": "users_select", "selected_user": "UMGR1"}}
+    values["security_contact_text"] = {FIELD: {"type": "plain_text_input", "value": "the ops desk"}}
+    body = bot.submit_view("UMGR1", Callback.DESK_SETTINGS_MODAL, values, meta).json()
+    assert body["response_action"] == "errors" and "not both" in body["errors"]["security_contact_text"]
     with Session(engine) as session:
         row = session.get(Desk, desk.id)
-        assert row is not None and row.security_contact_user == "UMGR2"
+        assert row is not None and (row.security_contact_user, row.security_contact_text) == ("UMGR2", None)
 
 
 def test_the_cli_records_usernames_fences_automations_and_the_security_contact(

@@ -185,7 +185,7 @@ def parse_settings(view: dict[str, Any]) -> dict[str, Any]:
             if "sunday_evening" in values
             else None
         ),
-        # Who to ask for security changes: the chosen user wins over the text (absent: an older modal).
+        # Who to ask for security changes: a person or a text, not both (absent: an older modal).
         "security_contact": (
             (values["security_contact_user"].get("selected_user"), text("security_contact_text"))
             if "security_contact_user" in values
@@ -209,6 +209,9 @@ def parse_settings(view: dict[str, Any]) -> dict[str, Any]:
     ):
         if not parsed[key]:
             errors[block] = "This is required."
+    chosen = parsed["security_contact"]
+    if chosen and chosen[0] and chosen[1]:  # both would mean one is silently dropped
+        errors["security_contact_text"] = "Pick a person or write who to ask, not both."
     if errors:
         raise FieldErrors(errors)
     return parsed
