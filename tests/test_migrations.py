@@ -107,3 +107,48 @@ def test_0008_clears_the_stamps_a_drill_left_on_ibkr_methods(empty_url: str) -> 
         ("dsc_plus", "declared", False),
         ("ib_key", "checklist", False),
     ]
+
+
+def test_rebuilding_a_table_on_sqlite_keeps_the_rows_that_refer_to_it(empty_url: str) -> None:
+    """0008 rebuilds ``automation`` (SQLite's batch mode: copy, drop, rename). With foreign keys
+    enforced, the drop cascaded into the probe endpoints registered for automations and deleted
+    them; the migrations run with keys off, then check them (bot/migrations/env.py)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(empty_url), "0007")
+    engine = make_engine(empty_url)
+    at = "2026-11-20 13:00:00+00:00"
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO desk (id, name, channel_id, timezone, post_at, deadline, created_at, grace_minutes, "
+                    "reminder_minutes, ack_timeout_minutes, pager_kind, summary_delay_minutes) VALUES "
+                    "(1, 'equities', 'C1', 'America/New_York', '08:00', '09:00', :at, 15, 30, 15, 'none', 30)"
+                ),
+                {"at": at},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO automation (id, desk_id, owner_id, name, interface, broker_username, read_only_api, "
+                    "trusted_ips, order_size_limit, created_by, created_at, updated_at) VALUES "
+                    "(1, 1, 'U1', 'mean-reversion', 'ib_gateway', 'algo1', false, false, false, 'U1', :at, :at)"
+                ),
+                {"at": at},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO probe_endpoint (desk_id, trader_id, automation_id, label, kind, host, port, path, "
+                    "created_by, created_at) VALUES (1, 'U1', 1, 'gw algo', 'tws', '127.0.0.1', 4001, '', 'cli', :at)"
+                ),
+                {"at": at},
+            )
+        upgrade(empty_url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT label, automation_id FROM probe_endpoint")).all()
+            assert [tuple(r) for r in rows] == [("gw algo", 1)]
+            assert conn.execute(text("SELECT name FROM automation")).scalar_one() == "mean-reversion"
+            if engine.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1  # on again for the app
+    finally:
+        engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlmodel import SQLModel
 
@@ -42,8 +44,31 @@ def _run(connection: object) -> None:
         compare_type=True,
         render_as_batch=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    # SQLite: batch mode rebuilds a table (copy, drop, rename), and with foreign keys enforced
+    # dropping it would cascade into the rows that refer to it (0008 rebuilt ``automation`` and
+    # took the probe endpoints registered for automations with it). Keys are off while the
+    # migrations run (the pragma is ignored inside a transaction, so it is set before one begins),
+    # checked afterwards, and on again.
+    raw = _sqlite_dbapi(connection)
+    if raw is not None:
+        raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+        if raw is not None:
+            broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migrations left rows whose references are gone: {broken[:5]}")
+    finally:
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _sqlite_dbapi(connection: object) -> Any:
+    """The DB-API connection under ``connection`` when it is SQLite's, else None."""
+    if getattr(getattr(connection, "dialect", None), "name", None) != "sqlite":
+        return None
+    return connection.connection.dbapi_connection  # type: ignore[attr-defined]
 
 
 if context.is_offline_mode():
