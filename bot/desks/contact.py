@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from bot.audit import record
 from bot.desks.models import Desk
+from bot.errors import ServiceError
 from bot.people import service as people
 from bot.people.names import Names
 from bot.text import user_text
@@ -52,6 +53,8 @@ def set_broker_settings(
     """Record the desk's security contact (when ``change_contact``) and whether it uses IP
     restrictions (unless None); an audit event when something changed."""
     text = user_text(contact_text, field="security_contact", limit=CONTACT_LIMIT, what="security contact")
+    if change_contact and contact_user and text:  # both: one would be silently dropped
+        raise ServiceError("Pick a person or write who to ask, not both.", field="security_contact")
     before = (desk.security_contact_user, desk.security_contact_text, desk.ip_restrictions)
     if change_contact:
         desk.security_contact_user = contact_user or None

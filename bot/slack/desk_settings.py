@@ -209,9 +209,6 @@ def parse_settings(view: dict[str, Any]) -> dict[str, Any]:
     ):
         if not parsed[key]:
             errors[block] = "This is required."
-    chosen = parsed["security_contact"]
-    if chosen and chosen[0] and chosen[1]:  # both would mean one is silently dropped
-        errors["security_contact_text"] = "Pick a person or write who to ask, not both."
     if errors:
         raise FieldErrors(errors)
     return parsed
