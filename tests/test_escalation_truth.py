@@ -25,6 +25,7 @@ from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.runtime import deliver_due
 from bot.slack.ids import FIELD, Action, Block, Callback
 from bot.summary import export
+from tests.support.checklist_fixtures import answers
 from tests.support.escalation_fixtures import (
     TODAY,
     audit_actions,
@@ -99,14 +100,6 @@ def report(bot: Bot, fake: FakeSlack, user: str, run_id: int, values: dict[str, 
         return ack
     recorded_guidance(ack)
     return {}
-
-
-def answers(bot: Bot, user: str | None = None) -> list[Answer]:
-    with Session(bot.runtime.engine) as session:
-        query = select(Answer).order_by(col(Answer.id))
-        if user:
-            query = query.where(Answer.user_id == user)
-        return list(session.exec(query).all())
 
 
 def by_trader(engine: Any) -> dict[tuple[str, str], Escalation]:

@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 import bot.schema  # noqa: F401  (registers every table)
 from bot.db import make_engine
 from bot.migrate import alembic_config, upgrade
+from tests.support.migration_fixtures import insert_desk
 
 
 def head_revision(url: str) -> str:
@@ -120,14 +121,7 @@ def test_rebuilding_a_table_on_sqlite_keeps_the_rows_that_refer_to_it(empty_url:
     at = "2026-11-20 13:00:00+00:00"
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO desk (id, name, channel_id, timezone, post_at, deadline, created_at, grace_minutes, "
-                    "reminder_minutes, ack_timeout_minutes, pager_kind, summary_delay_minutes) VALUES "
-                    "(1, 'equities', 'C1', 'America/New_York', '08:00', '09:00', :at, 15, 30, 15, 'none', 30)"
-                ),
-                {"at": at},
-            )
+            insert_desk(conn, at)
             conn.execute(
                 text(
                     "INSERT INTO automation (id, desk_id, owner_id, name, interface, broker_username, read_only_api, "

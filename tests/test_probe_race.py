@@ -28,6 +28,7 @@ from bot.probe.tws import TwsTimeouts
 from tests.support.escalation_fixtures import outbox_rows
 from tests.support.factories import make_desk
 from tests.support.fake_gateway import closed_port
+from tests.support.migration_fixtures import insert_desk
 
 NOW = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)  # Wed 08:05 New York: the morning's probes are due
 HOW = wiring.Probes(tws_timeouts=TwsTimeouts(connect=0.5, answer=0.3))
@@ -180,14 +181,7 @@ def test_0011_keeps_the_first_of_duplicates_a_race_left(empty_url: str) -> None:
     engine = make_engine(empty_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO desk (id, name, channel_id, timezone, post_at, deadline, created_at, grace_minutes, "
-                    "reminder_minutes, ack_timeout_minutes, pager_kind, summary_delay_minutes) VALUES "
-                    "(1, 'equities', 'C1', 'America/New_York', '08:00', '09:00', :at, 15, 30, 15, 'none', 30)"
-                ),
-                {"at": "2026-11-20 13:00:00+00:00"},
-            )
+            insert_desk(conn, "2026-11-20 13:00:00+00:00")
             for trader in ("U1", "U1", "U1", "U2"):
                 conn.execute(
                     text(

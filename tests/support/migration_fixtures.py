@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 import bot.schema  # noqa: F401  (registers every table)
 from tests.conftest import PG_ADMIN_URL
@@ -29,3 +29,16 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def insert_desk(conn: Connection, at: str) -> None:
+    """Desk 1 written with SQL, as a database at an older revision holds it (no ORM: the models
+    are at head)."""
+    conn.execute(
+        text(
+            "INSERT INTO desk (id, name, channel_id, timezone, post_at, deadline, created_at, grace_minutes, "
+            "reminder_minutes, ack_timeout_minutes, pager_kind, summary_delay_minutes) VALUES "
+            "(1, 'equities', 'C1', 'America/New_York', '08:00', '09:00', :at, 15, 30, 15, 'none', 30)"
+        ),
+        {"at": at},
+    )
