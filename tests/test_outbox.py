@@ -287,3 +287,25 @@ def test_no_transaction_is_held_while_a_delivery_is_in_flight(engine: Engine, fa
         worker.join(timeout=20)
     (row,) = outbox_rows(engine)
     assert row.delivered_at is not None
+
+
+def test_a_claim_given_back_frees_the_message_at_once_and_counts_no_attempt(engine: Engine) -> None:
+    """A worker claims before it paces; with no Slack budget for the message this pass it gives
+    the claim back (bot.delivery.lanes.release), so another worker (or its next pass) sends it
+    now, not after the lease, and the attempt isn't counted against it."""
+    from bot.delivery.lanes import claim, release
+
+    now = utc(2026, 11, 25, 13, 0)
+    with session_scope(engine) as session:
+        queued = enqueue(
+            session=session, dedup_key="k", kind=Kind.SLACK_DM, payload={"user": "U1"}, desk_id=None, now=now
+        )
+        assert queued is not None and queued.id is not None
+        message_id = queued.id
+    assert claim(engine, message_id, now)
+    assert not claim(engine, message_id, now)  # claimed: nobody else takes it
+    release(engine, message_id, now)
+    with session_scope(engine) as session:
+        row = session.get(OutboxMessage, message_id)
+        assert row is not None and (row.claimed_at, row.attempts) == (None, 0)
+    assert claim(engine, message_id, now)  # free again at once
