@@ -27,8 +27,9 @@ from bot.migrate import upgrade
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import Bot, FakeClock, utc
 
-# Fixtures every test module may use without importing them: the CLI's env, a fresh database URL per backend.
-pytest_plugins = ["tests.support.cli", "tests.support.migration_fixtures"]
+# Fixtures every test module may use without importing them: the CLI's env, a fresh database URL
+# per backend, a TLS certificate and a stand-in gateway.
+pytest_plugins = ["tests.support.cli", "tests.support.migration_fixtures", "tests.support.fake_gateway"]
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ("sqlite", "postgresql")

@@ -25,23 +25,11 @@ from bot.probe.models import ProbeState, TlsMode
 from bot.probe.outcome import tidy
 from bot.probe.service import POLICY
 from bot.probe.tws import TwsTimeouts, handshake, probe_tws
-from tests.support.fake_gateway import Answer, Certificate, FakeGateway, closed_port, make_certificate
+from tests.support.fake_gateway import Answer, Certificate, FakeGateway, closed_port
 from tests.support.fake_tws import FakeTws
 
 FAST = Timeouts(connect=0.5, read=0.3, retry_pause=0.01)
 TWS_FAST = TwsTimeouts(connect=0.5, answer=0.3)
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    return make_certificate(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def gateway(certificate: Certificate) -> Iterator[FakeGateway]:
-    fake = FakeGateway(certificate).start()
-    yield fake
-    fake.stop()
 
 
 def checked(host: str, port: int, *, resolve: ng.Resolver = ng.system_resolver) -> ng.Checked:

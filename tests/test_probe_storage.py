@@ -29,23 +29,11 @@ from bot.probe.outcome import Outcome
 from bot.profile.models import Automation
 from tests.support.cli import ADD, run
 from tests.support.factories import make_desk
-from tests.support.fake_gateway import Certificate, FakeGateway, closed_port, make_certificate
+from tests.support.fake_gateway import Certificate, FakeGateway, closed_port
 from tests.support.fake_tws import FakeTws
 
 NOW = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)
 FAST = Timeouts(connect=0.5, read=0.3, retry_pause=0.01)
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    return make_certificate(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def gateway(certificate: Certificate) -> Iterator[FakeGateway]:
-    fake = FakeGateway(certificate).start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

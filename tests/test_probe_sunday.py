@@ -7,7 +7,6 @@ The setting through the CLI and the Slack desk-settings modal."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -31,7 +30,7 @@ from tests.support.cli import ADD, pretend_now, run
 from tests.support.desk_fixtures import desk_row, settings_values
 from tests.support.escalation_fixtures import delivery_client, outbox_rows
 from tests.support.factories import make_desk
-from tests.support.fake_gateway import AUTH_STATUS, TICKLE, Certificate, FakeGateway, make_certificate
+from tests.support.fake_gateway import AUTH_STATUS, TICKLE, Certificate, FakeGateway
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import Bot
 
@@ -149,18 +148,6 @@ def test_due_on_sunday_only_for_desks_that_trade_sunday_evening(engine: Engine) 
         )
     assert not _due(engine, PROBE_AT + timedelta(minutes=1), "fx")  # probed this Sunday: done
     assert _due(engine, PROBE_AT + timedelta(days=7), "fx")  # next Sunday again
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    return make_certificate(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def gateway(certificate: Certificate) -> Iterator[FakeGateway]:
-    fake = FakeGateway(certificate).start()
-    yield fake
-    fake.stop()
 
 
 def _probe_failed(engine: Engine) -> list[Escalation]:

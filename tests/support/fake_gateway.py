@@ -17,11 +17,14 @@ import socket
 import ssl
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 TICKLE = "/v1/api/tickle"
 AUTH_STATUS = "/v1/api/iserver/auth/status"
@@ -255,3 +258,19 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# Fixtures (loaded by tests/conftest.py's pytest_plugins): a TLS certificate per module, and a
+# stand-in gateway serving it for a test.
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def gateway(certificate: Certificate) -> Iterator[FakeGateway]:
+    fake = FakeGateway(certificate).start()
+    yield fake
+    fake.stop()
