@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import ColumnElement, event, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -158,6 +158,33 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+_AT_COMMIT = "preflight.add_at_commit"  # session.info key: (table, column, id) -> [model, by]
+
+
+def add_at_commit(session: Session, model: type[SQLModel], column: str, row_id: int, by: int = 1) -> None:
+    """Add ``by`` to ``model.column`` of row ``row_id`` as the transaction's last statement,
+    just before its COMMIT, and not at all if it rolls back. A counter that every concurrent
+    transaction bumps (a checklist run's ``answers_version``: each answer redraws the roster)
+    is then row-locked for the commit alone, not through all the work the transaction does
+    after deciding to bump it (escalations, notices): on PostgreSQL a report no longer queues
+    behind another's hooks."""
+    pending: dict[tuple[str, str, int], list[Any]] = session.info.setdefault(_AT_COMMIT, {})
+    pending.setdefault((str(model.__tablename__), column, row_id), [model, 0])[1] += by
+
+
+@event.listens_for(Session, "before_commit")
+def _apply_additions(session: Session) -> None:
+    pending: dict[tuple[str, str, int], list[Any]] = session.info.pop(_AT_COMMIT, {})
+    for (_, column, row_id), (model, by) in sorted(pending.items()):  # one lock order: no deadlocks
+        session.execute(update(model).where(model.id == row_id).values({column: getattr(model, column) + by}))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_additions(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended (committed: already applied)
+        session.info.pop(_AT_COMMIT, None)
 
 
 @contextmanager

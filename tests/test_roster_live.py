@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, text, update
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session, col, select
 
 from bot.checklist import posting, rosters
 from bot.checklist import service as checklist
@@ -172,6 +172,45 @@ def test_an_unexplained_bump_next_to_a_click_is_a_full_load(bot: Bot, fake_slack
     bot.settle()
     assert cache.full_loads == full + 1
     assert "✅ 2 ready · 🚫 0 restricted · ⏳ 0 pending · 🌴 1 away" in last_roster(fake_slack)
+
+
+def version_of(engine: Engine, run_id: int) -> int:
+    with Session(engine) as session:
+        return int(session.exec(select(ChecklistRun.answers_version).where(ChecklistRun.id == run_id)).one())
+
+
+def test_an_answer_bumps_its_run_at_commit_and_not_before(bot: Bot, fake_slack: FakeSlack) -> None:
+    """Every answer of a desk bumps one counter on the run. It is bumped as the transaction's
+    last statement (bot.db.add_at_commit): while the answer's hooks still run, the run row is
+    not locked (PostgreSQL: another transaction takes it at once), and a transaction that rolls
+    back bumps nothing, not even through the same session's next commit."""
+    engine = bot.runtime.engine
+    make_desk(engine)
+    run_id = post(bot)
+    before = version_of(engine, run_id)
+    with Session(engine, expire_on_commit=False) as session:
+        run = session.get(ChecklistRun, run_id)
+        assert run is not None
+        checklist.confirm(session=session, run=run, user_id="UTRD1", now=bot.clock())
+        session.flush()
+        assert session.exec(select(ChecklistRun.answers_version).where(ChecklistRun.id == run_id)).one() == before
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as other:
+                query = text("SELECT id FROM checklist_run WHERE id = :id FOR NO KEY UPDATE NOWAIT")
+                assert other.execute(query, {"id": run_id}).scalar_one() == run_id  # what a bump takes
+                other.rollback()
+        session.commit()
+        assert version_of(engine, run_id) == before + 1
+        checklist.confirm(session=session, run=run, user_id="UTRD2", now=bot.clock())
+        session.rollback()
+        session.commit()  # an empty transaction: the rolled-back bump is gone with its answer
+    assert version_of(engine, run_id) == before + 1
+    with session_scope(engine) as session:  # two answers in one transaction: two bumps, one UPDATE
+        run = session.get(ChecklistRun, run_id)
+        assert run is not None
+        for user in ("UTRD2", "UTRD3"):
+            checklist.confirm(session=session, run=run, user_id=user, now=bot.clock())
+    assert version_of(engine, run_id) == before + 3
 
 
 @pytest.mark.slow

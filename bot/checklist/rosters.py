@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bot import calendar
 from bot.checklist.facts import TraderFacts, facts_for
 from bot.checklist.models import Answer, ChecklistRun
 from bot.checklist.service import desk_today, get_run, run_closed, schedule
+from bot.db import add_at_commit
 from bot.desks import away
 from bot.desks.models import Desk, Role
 from bot.desks.service import desks_of_user, members
@@ -115,13 +115,9 @@ def rosters_showing(*, session: Session, user_id: str, now: datetime) -> list[in
 def mark_changed(*, session: Session, user_id: str, now: datetime) -> list[int]:
     """The one roster redraw for a change that stores no answer (an away day set or cancelled,
     a readiness-profile fact): the ``answers_version`` of each roster showing ``user_id``
-    (``rosters_showing``) is bumped, so the refresher draws it again. The run ids, for the
-    caller to ``notify`` the refresher after its commit."""
+    (``rosters_showing``) is bumped at commit (``bot.db.add_at_commit``), so the refresher
+    draws it again. The run ids, for the caller to ``notify`` the refresher after its commit."""
     touched = rosters_showing(session=session, user_id=user_id, now=now)
-    if touched:
-        session.execute(
-            update(ChecklistRun)
-            .where(col(ChecklistRun.id).in_(touched))
-            .values(answers_version=ChecklistRun.answers_version + 1)
-        )
+    for run_id in touched:
+        add_at_commit(session, ChecklistRun, "answers_version", run_id)
     return touched

@@ -24,7 +24,7 @@ from bot.checklist.models import (
     PermissionGap,
     Platform,
 )
-from bot.db import ClaimOutcome, claim_row, insert_or_skip
+from bot.db import ClaimOutcome, add_at_commit, claim_row, insert_or_skip
 from bot.desks.models import Desk, Role
 from bot.desks.service import is_member
 from bot.errors import ServiceError
@@ -385,11 +385,7 @@ def _store(session: Session, run: ChecklistRun, candidate: Answer, now: datetime
         current = latest_answer(session=session, run_id=run.id, user_id=candidate.user_id)
         assert current is not None
         return AnswerResult(AnswerOutcome.UNCHANGED, current, run)
-    session.execute(
-        update(ChecklistRun)
-        .where(col(ChecklistRun.id) == run.id)
-        .values(answers_version=ChecklistRun.answers_version + 1)
-    )
+    add_at_commit(session, ChecklistRun, "answers_version", run.id)  # the roster redraws it
     events.answer_stored(session, run, candidate, now)
     return AnswerResult(AnswerOutcome.STORED, candidate, run)
 
