@@ -13,8 +13,10 @@ from sqlmodel import col
 
 from bot.cli import main
 from bot.db import session_scope
+from bot.delivery import tiers
 from bot.delivery.models import OutboxMessage
 from bot.delivery.outbox import Kind, enqueue
+from bot.delivery.tiers import SlackBudgets
 from bot.delivery.worker import backoff
 from bot.runtime import deliver_due
 from tests.support.escalation_fixtures import (
@@ -114,6 +116,27 @@ def test_permanent_slack_error_is_recorded_and_does_not_block(engine: Engine, fa
     assert gone.failed_at == T0 and "user_not_found" in (gone.last_error or "") and gone.delivered_at is None
     assert ok.delivered_at == T0
     assert deliver_due(engine, delivery_client(fake_slack.base_url), None, now=T0 + timedelta(days=1)).touched == 0
+
+
+def test_a_message_that_cannot_be_rendered_takes_no_slot_of_the_budget(engine: Engine, fake_slack: FakeSlack) -> None:
+    """Budgets are taken right before the call, after the render: a message whose render
+    fails for good takes none, so the next one in the pass goes out (a slot taken and never
+    freed would hold the budget for its whole ``hold``)."""
+    with session_scope(engine) as session:
+        enqueue(
+            session=session,
+            dedup_key="test:dm:broken",
+            kind=Kind.SLACK_DM,
+            payload={"user": "U1", "render": {"view": "no.such.view"}},
+            desk_id=None,
+            now=T0,
+        )
+    queue_dms(engine, ["U2"])
+    budgets = SlackBudgets(engine)
+    result = deliver_due(engine, delivery_client(fake_slack.base_url), None, now=T0, budgets=budgets)
+    assert (result.failed, result.delivered) == (1, 1)
+    assert delivered_to(fake_slack) == ["U2"]
+    assert budgets.spent(tiers.POST) == 0
 
 
 def test_stopped_between_state_change_and_delivery(engine: Engine, fake_slack: FakeSlack) -> None:

@@ -23,9 +23,9 @@
   (``channel_not_found``, ...) and 4xx from a pager are permanent: ``failed_at``.
 - **Pacing.** The worker's WebClient has *no* slack_sdk retry handlers: a handler
   sleeping inside a call would hide the rate limit from the worker and stall it one
-  message at a time. Instead each call takes its shared budgets first
-  (``bot.delivery.tiers``: its method's workspace tier and, for a post, its channel's one
-  a second), and a 429 pauses them for ``Retry-After`` and slows them down. A fan-out of
+  message at a time. Instead each call takes its shared budgets first, once its message is
+  claimed and rendered, right before it goes out (``bot.delivery.tiers``: its method's
+  workspace tier and, for a post, its channel's one a second), and a 429 pauses them for ``Retry-After`` and slows them down. A fan-out of
   500 DMs then runs at the rate limit instead of bouncing off it. The budgets are database
   rows (``bot.delivery.pacing``), so several processes or replicas -- and the roster
   refresher's ``chat.update`` calls -- send within one budget, not a multiple of it.
@@ -258,19 +258,34 @@ def deliver_due(
         # to the next message without having taken (and wasted) a slot of the shared budget.
         if not claim(engine, message_id, now):  # another worker got it first
             continue
-        delay = 0.0
-        if peek.budgets and peek.error is None and budgets is not None:
-            taken = budgets.take(peek.budgets, within=wait_at_most)
-            if taken.delay is None:
-                release(engine, message_id, now)
-                result.pace(taken.free_in)
-                blocked.add(peek.lane)
-                continue
-            delay = taken.delay
-        if delay > 0:
-            sleep(delay)
-        _deliver_one(engine, client, pager, message_id, peek, budgets, now, render, pager_target, result, down)
+        pace = _Pace(budgets, wait_at_most, sleep)
+        if not _deliver_one(engine, client, pager, message_id, peek, pace, now, render, pager_target, result, down):
+            release(engine, message_id, now)  # no slot soon: left for a later pass with its lane
+            result.pace(pace.free_in)
+            blocked.add(peek.lane)
     return result
+
+
+@dataclass
+class _Pace:
+    """How one message takes its Slack budgets: after it is rendered, right before the call,
+    so that the slot's spacing is not spent reading and rendering."""
+
+    budgets: SlackBudgets | None
+    within: float
+    sleep: Callable[[float], None]
+    free_in: float = 0.0  # when the budgets were not taken: when they could be
+
+    def take(self, peek: _Peek) -> bool:
+        if self.budgets is None or not peek.budgets:
+            return True
+        taken = self.budgets.take(peek.budgets, within=self.within)
+        if taken.delay is None:
+            self.free_in = taken.free_in
+            return False
+        if taken.delay > 0:
+            self.sleep(taken.delay)
+        return True
 
 
 def _deliver_one(
@@ -279,14 +294,16 @@ def _deliver_one(
     pager: Pager | None,
     message_id: int,
     peek: _Peek,
-    budgets: SlackBudgets | None,
+    pace: _Pace,
     now: datetime,
     render: Renderer | None,
     pager_target: PagerLookup | None,
     result: PassResult,
     down: set[str],
-) -> None:
-    """Send one claimed message (its budgets, if any, already taken) and record the outcome."""
+) -> bool:
+    """Send one claimed message and record the outcome: False (nothing done) when its Slack
+    budgets have no slot within ``pace.within``."""
+    budgets = pace.budgets
     # Read what to send, send it with no transaction open (on SQLite an open write
     # transaction would hold the database's write lock through a slow Slack call or a
     # pacing pause), then record the outcome in a short transaction of its own.
@@ -319,6 +336,8 @@ def _deliver_one(
                     body["text"], body["blocks"] = _render(session, render, body["render"])
             except DeliveryError as exc:
                 error = exc
+    if error is None and service == "slack" and not pace.take(peek):
+        return False
     if error is None:
         try:
             if service == "slack":
@@ -371,7 +390,7 @@ def _deliver_one(
                 down.add(service)
                 _audit_outcome(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
                 log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, error)
-            return
+            return True
         if stamp is not None:
             ledger.settle(session=session, key=ledger_key)
         message.delivered_at = now
@@ -381,6 +400,7 @@ def _deliver_one(
         result.delivered += 1
         result.coalesced += coalesce(session=session, ids=covered, into=message_id, now=now)
         _audit_outcome(session, message, body, "ok", now, result=outcome)
+    return True
 
 
 def _utcnow() -> datetime:
