@@ -94,12 +94,7 @@ def _desk_gaps(session: Session, desk: Desk, at: datetime, today: date) -> dict[
         if kind is not None:
             subject = f"profile:{user}"
             wanted[(subject, kind.value)] = _Wanted(user, kind, subject, status.describe())
-        missing = fences.trader_missing(
-            tier=profile.risk_tier,
-            order_precautions=profile.order_precautions,
-            ip_restricted=profile.ip_restricted,
-            desk_ip_restrictions=desk.ip_restrictions,
-        )
+        missing = fences.trader_missing(profile, desk_ip_restrictions=desk.ip_restrictions)
         if missing:
             subject = f"profile:{user}"
             wanted[(subject, GapKind.FENCES.value)] = _Wanted(user, GapKind.FENCES, subject, fences.describe(missing))
@@ -114,15 +109,7 @@ def _desk_gaps(session: Session, desk: Desk, at: datetime, today: date) -> dict[
         if flags:
             detail = f"{auto.name}: " + "; ".join(FLAG_TEXT[f] for f in flags)
             wanted[(subject, GapKind.AUTOMATION.value)] = _Wanted(auto.owner_id, GapKind.AUTOMATION, subject, detail)
-        owner = owners.get(auto.owner_id)
-        missing = fences.automation_missing(
-            tier=owner.risk_tier if owner is not None else None,
-            account_kind=auto.account_kind,
-            kill_switch_how=auto.kill_switch_how,
-            ip_restricted=auto.ip_restricted,
-            desk_ip_restrictions=desk.ip_restrictions,
-            read_only_api=auto.read_only_api,
-        )
+        missing = fences.automation_missing(auto, owners.get(auto.owner_id), desk_ip_restrictions=desk.ip_restrictions)
         if missing:
             detail = f"{auto.name}: {fences.describe(missing)}"
             wanted[(subject, GapKind.FENCES.value)] = _Wanted(auto.owner_id, GapKind.FENCES, subject, detail)
