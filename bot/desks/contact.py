@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bot.audit import record
+from bot.desks import service as desks
 from bot.desks.models import Desk
 from bot.errors import ServiceError
 from bot.people import service as people
@@ -47,7 +47,7 @@ def set_broker_settings(
     contact_text: str | None,
     ip_restrictions: bool | None,
     change_contact: bool,
-    actor: str | None,
+    actor: str,
     now: datetime,
 ) -> Desk:
     """Record the desk's security contact (when ``change_contact``) and whether it uses IP
@@ -66,16 +66,7 @@ def set_broker_settings(
         session.add(desk)
         session.flush()
         assert desk.id is not None
-        record(
-            session,
-            subject=f"desk:{desk.id}",
-            action="broker_settings_changed",
-            at=now,
-            actor=actor,
-            desk_id=desk.id,
-            before=list(before),
-            after=list(after),
-        )
+        desks.record(session, desk.id, actor, "broker_settings_changed", now, before=list(before), after=list(after))
     return desk
 
 

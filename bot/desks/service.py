@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from bot.audit import AuditEvent
+from bot import audit
 from bot.calendar import EXCHANGE_TZ, REGULAR_CLOSE, CalendarError, deadline_after_close, parse_hhmm, zone
 from bot.crypto import CryptoError, Keyring, keyring
 from bot.delivery import pager as pager_mod
@@ -181,18 +180,10 @@ SECRET_SETTINGS = frozenset({"pager_secret"})
 
 
 def record(session: Session, desk_id: int | None, actor: str | None, action: str, now: datetime, **detail: Any) -> None:
-    """One audit event about a desk (who, what, before -> after). Secrets never reach it:
-    callers pass ``shown(...)`` values."""
-    session.add(
-        AuditEvent(
-            desk_id=desk_id,
-            at=now,
-            actor=(actor or "cli")[:32],
-            subject=f"desk:{desk_id}" if desk_id is not None else f"desk:{detail.get('desk', '?')}"[:64],
-            action=action,
-            detail=json.dumps(detail, default=str, sort_keys=True),
-        )
-    )
+    """One audit event about a desk (who — "cli" when no one is named —, what, before -> after).
+    Secrets never reach it: callers pass ``shown(...)`` values."""
+    subject = f"desk:{desk_id}" if desk_id is not None else f"desk:{detail.get('desk', '?')}"
+    audit.record(session, subject=subject, action=action, at=now, actor=actor or "cli", desk_id=desk_id, **detail)
 
 
 def shown(attr: str, value: Any) -> Any:

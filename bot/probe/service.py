@@ -158,18 +158,7 @@ def add_endpoint(
     )
     session.add(row)
     session.flush()
-    audit.record(
-        session,
-        subject=f"probe:{row.id}",
-        action="probe_add",
-        at=now,
-        actor=actor,
-        desk_id=desk.id,
-        label=label,
-        trader=trader,
-        target=target_text(row),
-        tls=row.tls,
-    )
+    _record(session, row, "probe_add", actor=actor, now=now, tls=row.tls)
     return row
 
 
@@ -188,18 +177,14 @@ def remove_endpoint(*, session: Session, desk: Desk, label: str, actor: str, now
         raise ServiceError(f"The {desk.name} desk has no endpoint labelled {tidy(label, 64)!r}.", field="label")
     session.exec(delete(ProbeResult).where(col(ProbeResult.endpoint_id) == row.id))
     session.delete(row)
-    audit.record(
-        session,
-        subject=f"probe:{row.id}",
-        action="probe_remove",
-        at=now,
-        actor=actor,
-        desk_id=desk.id,
-        label=row.label,
-        trader=row.trader_id,
-        target=target_text(row),
-    )
+    _record(session, row, "probe_remove", actor=actor, now=now)
     return row
+
+
+def _record(session: Session, row: ProbeEndpoint, action: str, *, actor: str, now: datetime, **detail: object) -> None:
+    """The audit event of an endpoint added or removed: its label, trader and target."""
+    detail.update(label=row.label, trader=row.trader_id, target=target_text(row))
+    audit.record(session, subject=f"probe:{row.id}", action=action, at=now, actor=actor, desk_id=row.desk_id, **detail)
 
 
 def target_text(row: ProbeEndpoint) -> str:

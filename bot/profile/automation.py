@@ -195,33 +195,22 @@ def save(
     session.add(row)
     session.flush()
     assert row.id is not None
-    record(
-        session,
-        subject=f"automation:{row.id}",
-        action="automation_added" if before is None else "automation_changed",
-        at=now,
-        actor=actor,
-        desk_id=row.desk_id,
-        before=before,
-        after=_describe(row),
-    )
+    action = "automation_added" if before is None else "automation_changed"
+    _record(session, row, action, actor=actor, now=now, before=before, after=_describe(row))
     return row
 
 
 def remove(*, session: Session, actor: str, automation_id: int, now: datetime) -> Automation:
     row = check_can_edit(session=session, automation_id=automation_id, user_id=actor)
-    record(
-        session,
-        subject=f"automation:{row.id}",
-        action="automation_removed",
-        at=now,
-        actor=actor,
-        desk_id=row.desk_id,
-        before=_describe(row),
-    )
+    _record(session, row, "automation_removed", actor=actor, now=now, before=_describe(row))
     session.delete(row)
     session.flush()
     return row
+
+
+def _record(session: Session, row: Automation, action: str, *, actor: str, now: datetime, **detail: object) -> None:
+    """An automation's audit event (``automation:{id}``, on its desk)."""
+    record(session, subject=f"automation:{row.id}", action=action, at=now, actor=actor, desk_id=row.desk_id, **detail)
 
 
 def _describe(row: Automation) -> dict[str, object]:

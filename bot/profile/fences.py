@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from bot.profile.models import AccountKind, RiskTier
+from bot.profile.models import AccountKind, Automation, RiskTier, TraderProfile
 
 
 class Fence(StrEnum):
@@ -46,34 +46,26 @@ def _tier(tier: str | None) -> RiskTier:
     return RiskTier.ELEVATED if tier == RiskTier.ELEVATED else RiskTier.STANDARD
 
 
-def trader_missing(
-    *, tier: str | None, order_precautions: bool, ip_restricted: bool, desk_ip_restrictions: bool
-) -> list[Fence]:
-    """The fences a trader on this tier lacks (none asked of the standard tier)."""
-    if _tier(tier) is not RiskTier.ELEVATED:
+def trader_missing(profile: TraderProfile | None, *, desk_ip_restrictions: bool) -> list[Fence]:
+    """The fences a trader lacks on their tier (none asked of the standard tier, nor of a
+    trader without a profile)."""
+    if profile is None or _tier(profile.risk_tier) is not RiskTier.ELEVATED:
         return []
-    missing = [] if order_precautions else [Fence.ORDER_PRECAUTIONS]
-    if desk_ip_restrictions and not ip_restricted:
+    missing = [] if profile.order_precautions else [Fence.ORDER_PRECAUTIONS]
+    if desk_ip_restrictions and not profile.ip_restricted:
         missing.append(Fence.IP_RESTRICTION)
     return missing
 
 
-def automation_missing(
-    *,
-    tier: str | None,
-    account_kind: str,
-    kill_switch_how: str | None,
-    ip_restricted: bool,
-    desk_ip_restrictions: bool,
-    read_only_api: bool = False,
-) -> list[Fence]:
+def automation_missing(auto: Automation, owner: TraderProfile | None, *, desk_ip_restrictions: bool) -> list[Fence]:
     """The fences an automation lacks on its owner's tier (none for a paper automation, none
     asked of the standard tier; no kill switch of one with Read-Only API on, which can't
     place orders — its login still reaches the account, so the IP restriction is asked)."""
-    if account_kind == AccountKind.PAPER or _tier(tier) is not RiskTier.ELEVATED:
+    tier = owner.risk_tier if owner is not None else None
+    if auto.account_kind == AccountKind.PAPER or _tier(tier) is not RiskTier.ELEVATED:
         return []
-    missing = [] if (kill_switch_how or "").strip() or read_only_api else [Fence.KILL_SWITCH]
-    if desk_ip_restrictions and not ip_restricted:
+    missing = [] if (auto.kill_switch_how or "").strip() or auto.read_only_api else [Fence.KILL_SWITCH]
+    if desk_ip_restrictions and not auto.ip_restricted:
         missing.append(Fence.IP_RESTRICTION)
     return missing
 

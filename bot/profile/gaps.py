@@ -94,12 +94,7 @@ def _desk_gaps(session: Session, desk: Desk, at: datetime, today: date) -> dict[
         if kind is not None:
             subject = f"profile:{user}"
             wanted[(subject, kind.value)] = _Wanted(user, kind, subject, status.describe())
-        missing = fences.trader_missing(
-            tier=profile.risk_tier,
-            order_precautions=profile.order_precautions,
-            ip_restricted=profile.ip_restricted,
-            desk_ip_restrictions=desk.ip_restrictions,
-        )
+        missing = fences.trader_missing(profile, desk_ip_restrictions=desk.ip_restrictions)
         if missing:
             subject = f"profile:{user}"
             wanted[(subject, GapKind.FENCES.value)] = _Wanted(user, GapKind.FENCES, subject, fences.describe(missing))
@@ -114,15 +109,7 @@ def _desk_gaps(session: Session, desk: Desk, at: datetime, today: date) -> dict[
         if flags:
             detail = f"{auto.name}: " + "; ".join(FLAG_TEXT[f] for f in flags)
             wanted[(subject, GapKind.AUTOMATION.value)] = _Wanted(auto.owner_id, GapKind.AUTOMATION, subject, detail)
-        owner = owners.get(auto.owner_id)
-        missing = fences.automation_missing(
-            tier=owner.risk_tier if owner is not None else None,
-            account_kind=auto.account_kind,
-            kill_switch_how=auto.kill_switch_how,
-            ip_restricted=auto.ip_restricted,
-            desk_ip_restrictions=desk.ip_restrictions,
-            read_only_api=auto.read_only_api,
-        )
+        missing = fences.automation_missing(auto, owners.get(auto.owner_id), desk_ip_restrictions=desk.ip_restrictions)
         if missing:
             detail = f"{auto.name}: {fences.describe(missing)}"
             wanted[(subject, GapKind.FENCES.value)] = _Wanted(auto.owner_id, GapKind.FENCES, subject, detail)
@@ -168,15 +155,7 @@ def sync_desk(*, session: Session, desk: Desk, now: datetime) -> SyncReport:
             continue
         assert gap.id is not None
         report.closed.append(gap.id)
-        record(
-            session,
-            subject=f"readiness_gap:{gap.id}",
-            action="gap_closed",
-            at=now,
-            desk_id=desk.id,
-            user=gap.user_id,
-            kind=gap.kind,
-        )
+        _record(session, gap.id, "gap_closed", desk, gap.user_id, gap.kind, now)
         if gap.escalation_id is not None:
             resolving.resolve_automatically(
                 session=session, escalation_id=gap.escalation_id, note=_fixed_note(gap), now=now
@@ -199,15 +178,7 @@ def sync_desk(*, session: Session, desk: Desk, now: datetime) -> SyncReport:
         )
         if new_id is not None:
             report.opened.append(new_id)
-            record(
-                session,
-                subject=f"readiness_gap:{new_id}",
-                action="gap_opened",
-                at=now,
-                desk_id=desk.id,
-                user=want.user_id,
-                kind=want.kind.value,
-            )
+            _record(session, new_id, "gap_opened", desk, want.user_id, want.kind.value, now)
     if now >= escalate_from(desk, at):
         opened = []  # the managers hear of them together: one grouped DM each when several
         for gap in open_gaps(session, desk.id):
@@ -217,6 +188,11 @@ def sync_desk(*, session: Session, desk: Desk, now: datetime) -> SyncReport:
                 opened.append(esc)
         notices.notify_standing(session, desk, opened, now)
     return report
+
+
+def _record(session: Session, gap_id: int, action: str, desk: Desk, user_id: str, kind: str, now: datetime) -> None:
+    """A gap opened or closed, in the audit trail: whose it is and of what kind."""
+    record(session, subject=f"readiness_gap:{gap_id}", action=action, at=now, desk_id=desk.id, user=user_id, kind=kind)
 
 
 def _fixed_note(gap: ReadinessGap) -> str:

@@ -108,22 +108,12 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
     every = desks.list_desks(session=session)
     names = {d.id: d.name for d in every}
     ip = {d.id: d.ip_restrictions for d in every}
-    tier = profile.risk_tier if profile is not None else None
     lines = [
         AutomationLine(
             a,
             names.get(a.desk_id, "?"),
             flags[a.id or 0],
-            tuple(
-                fences.automation_missing(
-                    tier=tier,
-                    account_kind=a.account_kind,
-                    kill_switch_how=a.kill_switch_how,
-                    ip_restricted=a.ip_restricted,
-                    desk_ip_restrictions=ip.get(a.desk_id, False),
-                    read_only_api=a.read_only_api,
-                )
-            ),
+            tuple(fences.automation_missing(a, profile, desk_ip_restrictions=ip.get(a.desk_id, False))),
         )
         for a in autos
     ]
@@ -131,12 +121,7 @@ def card(*, session: Session, user_id: str, now: datetime) -> ProfileCard:
     own = broker.usernames_of(session, [user_id])[user_id]
     setup = BrokerSetup(
         usernames=own,
-        missing=fences.trader_missing(
-            tier=tier,
-            order_precautions=profile.order_precautions if profile is not None else False,
-            ip_restricted=profile.ip_restricted if profile is not None else False,
-            desk_ip_restrictions=desk_ip,
-        ),
+        missing=fences.trader_missing(profile, desk_ip_restrictions=desk_ip),
         desk_ip_restrictions=desk_ip,
         contacts=contact.contacts(session, trader_desks),
         shared=tuple((u, n, names.get(d, "?")) for u, n, d in broker.automations_on(session, own)),

@@ -53,6 +53,13 @@ def _ensure(session: Session, user_id: str, now: datetime) -> TraderProfile:
     return profile
 
 
+def _record(
+    session: Session, user_id: str, action: str, now: datetime, *, actor: str | None = None, **detail: Any
+) -> None:
+    """An event in the trader's profile trail (``profile:{user_id}``), by the trader unless ``actor`` is given."""
+    record(session, subject=f"profile:{user_id}", action=action, at=now, actor=actor or user_id, **detail)
+
+
 def _first_error(errors: Mapping[str, str]) -> None:
     if errors:
         key, message = next(iter(errors.items()))
@@ -88,15 +95,7 @@ def save_interfaces(
     profile.primary_interface, profile.secondary_interface = primary, secondary
     profile.updated_at = now
     session.add(profile)
-    record(
-        session,
-        subject=f"profile:{user_id}",
-        action="interfaces_saved",
-        at=now,
-        actor=user_id,
-        before=before,
-        after=(primary, secondary),
-    )
+    _record(session, user_id, "interfaces_saved", now, before=before, after=(primary, secondary))
     sync_trader(session=session, user_id=user_id, now=now)
     return profile
 
@@ -152,12 +151,11 @@ def save_permissions(
     else:
         session.add(row)
     session.flush()
-    record(
+    _record(
         session,
-        subject=f"profile:{user_id}",
-        action="permissions_saved",
-        at=now,
-        actor=user_id,
+        user_id,
+        "permissions_saved",
+        now,
         interface=interface,
         trading=row.trading,
         market_data=row.market_data,
@@ -226,12 +224,11 @@ def save_second_factors(
         row.updated_at = now
         session.add(row)
     session.flush()
-    record(
+    _record(
         session,
-        subject=f"profile:{user_id}",
-        action="second_factors_saved",
-        at=now,
-        actor=user_id,
+        user_id,
+        "second_factors_saved",
+        now,
         primary=primary,
         registered=sorted(registered),
         verified_on={k: v for k, v in verified_on.items() if v},
@@ -263,16 +260,7 @@ def set_risk_tier(
         profile.dsc_plus_eligible = dsc_plus_eligible
     profile.updated_at = now
     session.add(profile)
-    record(
-        session,
-        subject=f"profile:{trader_id}",
-        action="risk_tier_set",
-        at=now,
-        actor=manager_id,
-        before=before,
-        after=tier,
-        **eligible,
-    )
+    _record(session, trader_id, "risk_tier_set", now, actor=manager_id, before=before, after=tier, **eligible)
     sync_trader(session=session, user_id=trader_id, now=now)
     return profile
 
@@ -378,12 +366,12 @@ def save_broker_setup(
     profile.updated_at = now
     session.add(profile)
     session.flush()
-    record(
+    _record(
         session,
-        subject=f"profile:{user_id}",
-        action="broker_setup_saved",
-        at=now,
-        actor=actor or user_id,
+        user_id,
+        "broker_setup_saved",
+        now,
+        actor=actor,
         before=before,
         after={
             "usernames": checked,
