@@ -25,8 +25,9 @@
   sleeping inside a call would hide the rate limit from the worker and stall it one
   message at a time. Instead each call takes its shared budgets first, once its message is
   claimed and rendered, right before it goes out (``bot.delivery.tiers``: its method's
-  workspace tier and, for a post, its channel's one a second), and a 429 pauses them for ``Retry-After`` and slows them down. A fan-out of
-  500 DMs then runs at the rate limit instead of bouncing off it. The budgets are database
+  workspace tier and, for a post, its channel's one a second), and a 429 pauses them for
+  ``Retry-After`` and slows them down. A fan-out of 500 DMs then runs at the rate limit
+  instead of bouncing off it. The budgets are database
   rows (``bot.delivery.pacing``), so several processes or replicas -- and the roster
   refresher's ``chat.update`` calls -- send within one budget, not a multiple of it.
 - **Posts that must appear once.** A channel post stamped with message metadata (the
