@@ -15,6 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.checklist import service as checklist
+from bot.checklist.models import ChecklistRun
 from bot.cli import main
 from bot.clikit import iso_week_arg
 from bot.crypto import Keyring
@@ -193,12 +195,18 @@ def _desk_with(engine: Engine, name: str, traders: int) -> int:
     desk = make_desk(engine, name, traders=users)
     assert desk.id is not None
     for day in (MON, TUE, FRI):
-        run = post_day(engine, desk.id, day)
-        for i, user in enumerate(users):
-            if i % 5 == 0:
-                problem(engine, run, user, at_local(day, "08:30"), NO_BACKUP)
-            elif i % 5 != 1:
-                confirm(engine, run, user, at_local(day, "08:10" if i % 2 else "09:20"))
+        run_id = post_day(engine, desk.id, day)
+        with session_scope(engine) as session:  # a day's answers in one transaction: fast to set up
+            run = session.get(ChecklistRun, run_id)
+            assert run is not None
+            for i, user in enumerate(users):
+                if i % 5 == 0:
+                    checklist.report_problem(
+                        session=session, run=run, user_id=user, report=NO_BACKUP, now=at_local(day, "08:30")
+                    )
+                elif i % 5 != 1:
+                    at = at_local(day, "08:10" if i % 2 else "09:20")
+                    checklist.confirm(session=session, run=run, user_id=user, now=at)
     return desk.id
 
 
