@@ -20,7 +20,8 @@ import pytest
 
 from bot import calendar
 from bot.checklist import posting
-from bot.serve import PAYLOAD_LOGGERS, logging_configured
+from bot.config import ConfigError, Settings
+from bot.serve import PAYLOAD_LOGGERS, ServeError, check_slack, logging_configured, socket_mode_url
 from bot.slack.ids import Action, Callback
 from tests.support.escalation_fixtures import report_values
 from tests.support.factories import make_desk
@@ -111,12 +112,27 @@ def dead_slack() -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("error", ["invalid_auth", "not_authed", "account_inactive", "token_revoked"])
-def test_a_bot_token_slack_refuses_stops_serve_in_one_line(tmp_path: Path, fake_slack: FakeSlack, error: str) -> None:
-    fake_slack.script("auth.test", Fault(body={"ok": False, "error": error}))
+def test_a_bot_token_slack_refuses_stops_serve_in_one_line(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    fake_slack.script("auth.test", Fault(body={"ok": False, "error": "invalid_auth"}))
     line = refused_start(tmp_path, serve_env(tmp_path, fake_slack.base_url))
-    assert line.startswith("preflight: error: SLACK_BOT_TOKEN was refused by Slack") and error in line
+    assert line == "preflight: error: " + REFUSED_BOT_TOKEN.format(error="invalid_auth")
     assert BOT_TOKEN not in line
+
+
+REFUSED_BOT_TOKEN = "SLACK_BOT_TOKEN was refused by Slack ({error}): check the bot token (xoxb-...)"
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "not_authed", "account_inactive", "token_revoked"])
+def test_each_way_slack_refuses_a_bot_token_is_that_one_line(fake_slack: FakeSlack, error: str) -> None:
+    """The start's check (``check_slack``; the process above shows how its line reaches the
+    operator) for every refusal Slack documents for ``auth.test``."""
+    fake_slack.script("auth.test", Fault(body={"ok": False, "error": error}))
+    settings = Settings(
+        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.base_url
+    )
+    with pytest.raises(ConfigError) as refused:
+        check_slack(settings)
+    assert str(refused.value) == REFUSED_BOT_TOKEN.format(error=error)
 
 
 @pytest.mark.slow
@@ -124,11 +140,9 @@ def test_a_bot_token_slack_refuses_stops_serve_in_one_line(tmp_path: Path, fake_
     ("script", "needle"),
     [
         (Fault(body={"ok": False, "error": "invalid_auth"}), "SLACK_APP_TOKEN was refused by Slack (invalid_auth)"),
-        (Fault(body={"ok": False, "error": "not_authed"}), "SLACK_APP_TOKEN was refused by Slack (not_authed)"),
-        (Fault(status=503), "Socket Mode could not connect to Slack at"),
         (None, "Socket Mode could not connect to Slack's WebSocket"),
     ],
-    ids=["invalid_auth", "not_authed", "slack-503", "websocket-unreachable"],
+    ids=["invalid_auth", "websocket-unreachable"],
 )
 def test_socket_mode_that_cannot_connect_stops_serve_in_one_line(
     tmp_path: Path, fake_slack: FakeSlack, script: Fault | None, needle: str
@@ -141,6 +155,36 @@ def test_socket_mode_that_cannot_connect_stops_serve_in_one_line(
     assert needle in line and "xapp-test" not in line
     assert fake_slack.rejected and fake_slack.rejected[0].method == "apps.connections.open"
     assert fake_slack.rejected[0].token == "xapp-test"
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "needle"),
+    [
+        (
+            Fault(body={"ok": False, "error": "invalid_auth"}),
+            ConfigError,
+            "SLACK_APP_TOKEN was refused by Slack (invalid_auth)",
+        ),
+        (
+            Fault(body={"ok": False, "error": "not_authed"}),
+            ConfigError,
+            "SLACK_APP_TOKEN was refused by Slack (not_authed)",
+        ),
+        (Fault(status=503), ServeError, "Socket Mode could not connect to Slack at"),
+    ],
+    ids=["invalid_auth", "not_authed", "slack-503"],
+)
+def test_each_way_apps_connections_open_fails_is_one_sentence(
+    fake_slack: FakeSlack, script: Fault, error: type[Exception], needle: str
+) -> None:
+    """What ``socket_mode_url`` (asked before anything starts) makes of each failure of
+    ``apps.connections.open``; the processes above show the sentence reaching the operator."""
+    fake_slack.script("apps.connections.open", *[script] * 4)  # retries included
+    settings = Settings(slack_bot_token=BOT_TOKEN, slack_app_token="xapp-test", slack_api_url=fake_slack.base_url)
+    with pytest.raises(error) as failed:
+        socket_mode_url(settings, "xapp-test")
+    assert needle in str(failed.value) and "xapp-test" not in str(failed.value)
+    assert len(str(failed.value).splitlines()) == 1
 
 
 @pytest.mark.slow
