@@ -241,6 +241,19 @@ class ProblemReport:
     details_pending: bool = False
 
 
+def report_of(answer: Answer) -> ProblemReport:
+    """A stored problem answer as a report (the one a one-click report adds a check to)."""
+    return ProblemReport(
+        failed=frozenset(answer.checks),
+        auth_layer=AuthLayer(answer.auth_layer) if answer.auth_layer else None,
+        platform=Platform(answer.platform) if answer.platform else None,
+        missing_permissions=answer.missing_permissions,
+        permission_gaps=frozenset(answer.permission_kinds),
+        gaps=frozenset(answer.gaps),
+        note=answer.note,
+    )
+
+
 def applicable(report: ProblemReport) -> ProblemReport:
     """Only what applies to the failed checks: the modal shows a check's fields only when
     the check is ticked, and anything left over from a field that no longer applies (a
