@@ -370,18 +370,23 @@ def latest_answer(*, session: Session, run_id: int, user_id: str) -> Answer | No
     ).first()
 
 
+# The fields that say what an answer is (two versions agreeing on them are the same answer:
+# ``_same``), with the values a confirmation gives them (``confirm``; the click path,
+# ``bot.checklist.click``, stores exactly these).
+CONFIRMATION: dict[str, str | None] = {
+    "status": AnswerStatus.CONFIRMED.value,
+    "failed_checks": "",
+    "auth_layer": None,
+    "platform": None,
+    "missing_permissions": None,
+    "permission_gaps": "",
+    "contingency_gaps": "",
+    "note": None,
+}
+
+
 def _same(answer: Answer, candidate: Answer) -> bool:
-    keys = (
-        "status",
-        "failed_checks",
-        "auth_layer",
-        "platform",
-        "missing_permissions",
-        "permission_gaps",
-        "contingency_gaps",
-        "note",
-    )
-    return all(getattr(answer, k) == getattr(candidate, k) for k in keys)
+    return all(getattr(answer, k) == getattr(candidate, k) for k in CONFIRMATION)
 
 
 def _store(session: Session, run: ChecklistRun, candidate: Answer, now: datetime) -> AnswerResult:
