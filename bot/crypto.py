@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,19 @@ def _fernet(passphrase: str) -> Fernet:
     from cryptography.fernet import Fernet
 
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(passphrase.encode()).digest()))
+
+
+def _read(step: Callable[[bytes], bytes], token: str) -> str:
+    """``step`` (MultiFernet's decrypt or rotate) of a stored ``token``; UndecryptableError
+    when none of the configured keys reads it."""
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return step(token.encode()).decode()
+    except InvalidToken:
+        raise UndecryptableError(
+            "a stored secret can't be decrypted with the configured keys (PREFLIGHT_SECRET_KEYS)"
+        ) from None
 
 
 def _signing_key(passphrase: str) -> bytes:
@@ -103,15 +116,7 @@ class Keyring:
         return self._need().encrypt(secret.encode()).decode()
 
     def decrypt(self, token: str) -> str:
-        multi = self._need()
-        from cryptography.fernet import InvalidToken
-
-        try:
-            return multi.decrypt(token.encode()).decode()
-        except InvalidToken:
-            raise UndecryptableError(
-                "a stored secret can't be decrypted with the configured keys (PREFLIGHT_SECRET_KEYS)"
-            ) from None
+        return _read(self._need().decrypt, token)
 
     def sign(self, message: bytes) -> tuple[str, str]:
         """(key id, HMAC-SHA256 hex) of ``message`` under the current key's signing subkey."""
@@ -144,15 +149,7 @@ class Keyring:
 
     def rotate(self, token: str) -> str:
         """The same secret encrypted under the first key (UndecryptableError if no key reads it)."""
-        multi = self._need()
-        from cryptography.fernet import InvalidToken
-
-        try:
-            return multi.rotate(token.encode()).decode()
-        except InvalidToken:
-            raise UndecryptableError(
-                "a stored secret can't be decrypted with the configured keys (PREFLIGHT_SECRET_KEYS)"
-            ) from None
+        return _read(self._need().rotate, token)
 
 
 def keyring(keys: Keyring | Sequence[str] | str | None) -> Keyring:

@@ -1,9 +1,12 @@
-"""Column types shared by the models and the migrations."""
+"""Column types shared by the models and the migrations, and ``lookup`` for the enum values
+text columns record."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
@@ -37,3 +40,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+V = TypeVar("V")
+
+
+def lookup(table: Mapping[E, V], kind: type[E], value: str, *, unknown: V) -> V:
+    """``table``'s entry for a ``kind`` value recorded as text; ``unknown`` when the text is
+    none of ``kind``'s values (recorded by another version of the bot)."""
+    try:
+        return table[kind(value)]
+    except ValueError:
+        return unknown

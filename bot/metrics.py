@@ -220,31 +220,12 @@ def probe_result(state: str) -> None:
 class MeteredWebClient(WebClient):
     """A WebClient that counts each Web API call by method and result, and times it."""
 
-    def api_call(
-        self,
-        api_method: str,
-        *,
-        http_verb: str = "POST",
-        files: dict[str, Any] | None = None,
-        data: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        json: dict[str, Any] | None = None,
-        headers: dict[str, Any] | None = None,
-        auth: dict[str, Any] | None = None,
-    ) -> SlackResponse:
+    def api_call(self, api_method: str, **options: Any) -> SlackResponse:
+        """WebClient's ``api_call`` (its keyword options passed on as given), counted and timed."""
         started = time.perf_counter()
         result = "error"
         try:
-            response = super().api_call(
-                api_method,
-                http_verb=http_verb,
-                files=files,
-                data=data,
-                params=params,
-                json=json,
-                headers=headers,
-                auth=auth,
-            )
+            response = super().api_call(api_method, **options)
             result = "ok"
             return response
         except SlackApiError as exc:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bot.delivery.pager import Pager
     from bot.delivery.worker import OutboxWorker
     from bot.scheduler import Scheduler
+    from bot.web import SlackHealth
 
 log = logging.getLogger(__name__)
 
@@ -225,16 +226,20 @@ class Served(Protocol):
 
 @dataclass
 class Serving:
-    """What one bot process runs: its runtime (WSGI app, refresher) and its part in the jobs."""
+    """What one bot process runs: its runtime (WSGI app, refresher), its part in the jobs and,
+    in a gunicorn worker, its own background auth.test for its /healthz (``health``)."""
 
     runtime: Runtime
     leadership: Leadership
+    health: SlackHealth | None = None
 
     @property
     def wsgi(self) -> Callable[..., Any]:
         return self.runtime.web
 
     def stop(self) -> None:
+        if self.health is not None:
+            self.health.stop()
         self.leadership.stop()
         self.runtime.refresher.stop()
         self.runtime.engine.dispose()

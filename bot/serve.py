@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
@@ -44,28 +42,13 @@ def probe_client(settings: Settings) -> WebClient:
     return WebClient(token=token, base_url=settings.slack_api_url, timeout=5, retry_handlers=[])
 
 
-@dataclass
-class _ServingWithSlackHealth:
-    """A gunicorn worker's Serving, with its own background auth.test for its /healthz."""
-
-    serving: Serving
-    health: SlackHealth
-
-    @property
-    def wsgi(self) -> Callable[..., Any]:
-        return self.serving.wsgi
-
-    def stop(self) -> None:
-        self.health.stop()
-        self.serving.stop()
-
-
-def _start_worker(settings: Settings, first: SlackCheck) -> _ServingWithSlackHealth:
+def _start_worker(settings: Settings, first: SlackCheck) -> Serving:
     serving = start_serving(settings)
     health = SlackHealth(probe_client(settings), latest=first)  # the master's check at start, until its own
     serving.runtime.web.slack = health
     health.start()
-    return _ServingWithSlackHealth(serving, health)
+    serving.health = health  # stopped with the rest of the worker's Serving
+    return serving
 
 
 def check_slack(settings: Settings) -> SlackHealth:

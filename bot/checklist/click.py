@@ -67,8 +67,8 @@ from sqlalchemy.exc import DataError
 
 from bot import calendar
 from bot.checklist import events
-from bot.checklist.models import Answer, AnswerStatus, ChecklistRun
-from bot.checklist.service import closed_message, not_on_desk_message
+from bot.checklist.models import Answer, ChecklistRun
+from bot.checklist.service import CONFIRMATION, closed_message, not_on_desk_message
 from bot.db import conflict_insert, write_connection
 from bot.desks.models import Desk, DeskMember, Role
 from bot.interactions import SeenInteraction, first_time_core, purge_core, record_cte, record_params
@@ -95,17 +95,6 @@ def _table(model: Any) -> Table:
 
 RUN, DESK, MEMBER, ANSWER = (_table(m) for m in (ChecklistRun, Desk, DeskMember, Answer))
 RUN_ID, USER_ID = events.RUN_ID, events.USER_ID
-# What a confirmation stores (the fields ``service._same`` compares, as ``service.confirm`` sets them).
-CONFIRMATION: dict[str, Any] = {
-    "status": AnswerStatus.CONFIRMED.value,
-    "failed_checks": "",
-    "auth_layer": None,
-    "platform": None,
-    "missing_permissions": None,
-    "permission_gaps": "",
-    "contingency_gaps": "",
-    "note": None,
-}
 FIRST: dict[str, Any] = {**CONFIRMATION, "version": 1, "restricted": False}  # and the run, the trader, the time
 _BUMP = update(RUN).where(RUN.c.id == RUN_ID).values(answers_version=RUN.c.answers_version + 1)
 

@@ -17,6 +17,7 @@ from bot.checklist.models import (
     PermissionGap,
     Platform,
 )
+from bot.dbtypes import lookup
 
 CHECK_LABEL = {
     Check.AUTHENTICATION: "Authentication",
@@ -80,10 +81,8 @@ PERMISSION_GAP_SHORT = {PermissionGap.TRADING: "trading permission", PermissionG
 
 def platform_name(value: str) -> str:
     """The label of a recorded platform value (an unknown one is shown as recorded)."""
-    try:
-        return PLATFORM_LABEL[Platform(value)].split(" (")[0]
-    except ValueError:
-        return value
+    label = lookup(PLATFORM_LABEL, Platform, value, unknown=None)
+    return value if label is None else label.split(" (")[0]
 
 
 def problem_summary(answer: Answer) -> str:

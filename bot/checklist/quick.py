@@ -13,25 +13,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TypeVar
 
 from sqlmodel import Session
 
 from bot.checklist import service as checklist
 from bot.checklist.guidance import guidance_text
-from bot.checklist.models import (
-    Answer,
-    AnswerStatus,
-    AuthLayer,
-    Check,
-    ChecklistRun,
-    ContingencyGap,
-    PermissionGap,
-    Platform,
-)
+from bot.checklist.models import Answer, AnswerStatus, Check, ChecklistRun, ContingencyGap
 from bot.checklist.service import AnswerResult, ProblemReport
 
-E = TypeVar("E", bound=StrEnum)
 DETAILS_PENDING = "details not given yet (one-click report)"
 
 
@@ -67,28 +56,11 @@ ADD_DETAILS = (
 )
 
 
-def _enums(kind: type[E], raw: str) -> frozenset[E]:
-    return frozenset(kind(v) for v in raw.split(",") if v)
-
-
-def report_of(answer: Answer) -> ProblemReport:
-    """A stored problem answer as a report (the one a one-click report adds a check to)."""
-    return ProblemReport(
-        failed=frozenset(answer.checks),
-        auth_layer=AuthLayer(answer.auth_layer) if answer.auth_layer else None,
-        platform=Platform(answer.platform) if answer.platform else None,
-        missing_permissions=answer.missing_permissions,
-        permission_gaps=_enums(PermissionGap, answer.permission_gaps),
-        gaps=frozenset(answer.gaps),
-        note=answer.note,
-    )
-
-
 def quick_report(kind: QuickProblem, current: Answer | None) -> ProblemReport:
     """The report a click of ``kind`` stores: the trader's current problem report (if any) with
     this check failed too, its details pending. "No backup" is no backup second factor at all
     (it replaces an earlier "SMS is the only backup": the two exclude each other)."""
-    base = report_of(current) if current is not None and current.status == AnswerStatus.PROBLEM else None
+    base = checklist.report_of(current) if current is not None and current.status == AnswerStatus.PROBLEM else None
     check = QUICK_CHECK[kind]
     failed = (base.failed if base else frozenset()) | {check}
     gaps = base.gaps if base else frozenset()

@@ -241,6 +241,19 @@ class ProblemReport:
     details_pending: bool = False
 
 
+def report_of(answer: Answer) -> ProblemReport:
+    """A stored problem answer as a report (the one a one-click report adds a check to)."""
+    return ProblemReport(
+        failed=frozenset(answer.checks),
+        auth_layer=AuthLayer(answer.auth_layer) if answer.auth_layer else None,
+        platform=Platform(answer.platform) if answer.platform else None,
+        missing_permissions=answer.missing_permissions,
+        permission_gaps=frozenset(answer.permission_kinds),
+        gaps=frozenset(answer.gaps),
+        note=answer.note,
+    )
+
+
 def applicable(report: ProblemReport) -> ProblemReport:
     """Only what applies to the failed checks: the modal shows a check's fields only when
     the check is ticked, and anything left over from a field that no longer applies (a
@@ -357,18 +370,23 @@ def latest_answer(*, session: Session, run_id: int, user_id: str) -> Answer | No
     ).first()
 
 
+# The fields that say what an answer is (two versions agreeing on them are the same answer:
+# ``_same``), with the values a confirmation gives them (``confirm``; the click path,
+# ``bot.checklist.click``, stores exactly these).
+CONFIRMATION: dict[str, str | None] = {
+    "status": AnswerStatus.CONFIRMED.value,
+    "failed_checks": "",
+    "auth_layer": None,
+    "platform": None,
+    "missing_permissions": None,
+    "permission_gaps": "",
+    "contingency_gaps": "",
+    "note": None,
+}
+
+
 def _same(answer: Answer, candidate: Answer) -> bool:
-    keys = (
-        "status",
-        "failed_checks",
-        "auth_layer",
-        "platform",
-        "missing_permissions",
-        "permission_gaps",
-        "contingency_gaps",
-        "note",
-    )
-    return all(getattr(answer, k) == getattr(candidate, k) for k in keys)
+    return all(getattr(answer, k) == getattr(candidate, k) for k in CONFIRMATION)
 
 
 def _store(session: Session, run: ChecklistRun, candidate: Answer, now: datetime) -> AnswerResult:

@@ -36,8 +36,8 @@ from bot.text import clean
 # https://api.slack.com/reference/block-kit/block-elements#multi_users_select has no documented
 # cap on initial_users; past this many members the modal edits by additions and removals.
 MEMBER_SELECT_LIMIT = 100
-SUNDAY_EVENING = "sunday_evening"  # the Sunday-evening checkbox's value
-IP_RESTRICTIONS = "ip_restrictions"  # the IP-restrictions checkbox's value
+SUNDAY_EVENING = "sunday_evening"  # the Sunday-evening checkbox: its block id and value
+IP_RESTRICTIONS = "ip_restrictions"  # the IP-restrictions checkbox: its block id and value
 
 # Searchable (type-ahead) static select of the zones trading desks use, in groups
 # (https://api.slack.com/reference/block-kit/block-elements#static_select : at most 100
@@ -167,6 +167,14 @@ def _users(initial: Sequence[str]) -> dict[str, Any]:
     if initial:
         element["initial_users"] = list(initial)
     return element
+
+
+def _tick_box(block: str, label: str, text: str, ticked: bool, *, hint: str) -> dict[str, Any]:
+    """A yes/no setting: one optional checkbox whose value is the block's id
+    (``bot.slack.desk_settings`` reads it back)."""
+    return input_block(
+        block, label, checkboxes([option(text, block)], [block] if ticked else []), optional=True, hint=hint
+    )
 
 
 @dataclass(frozen=True)
@@ -314,14 +322,11 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
             "Weekly summary (minutes after the week's close)",
             _number(desk.summary_delay_minutes if desk else 30, 0, 1440),
         ),
-        input_block(
-            "sunday_evening",
+        _tick_box(
+            SUNDAY_EVENING,
             "Sunday evening",
-            checkboxes(
-                [option("The desk trades Sunday evening (futures, FX)", SUNDAY_EVENING)],
-                [SUNDAY_EVENING] if desk is not None and desk.sunday_evening else [],
-            ),
-            optional=True,
+            "The desk trades Sunday evening (futures, FX)",
+            desk is not None and desk.sunday_evening,
             hint="Broker probes then also run on Sunday, after IBKR's weekly re-authentication and before its FX "
             f"week opens (Sunday {SUNDAY_PROBE_AT:%H:%M} New York time), so a dead session is found before the open.",
         ),
@@ -367,14 +372,11 @@ def broker_blocks(desk: Desk | None) -> Blocks:
             optional=True,
             hint="When it isn't someone in Slack, e.g. 'the account holder, Jane Doe, ext. 42'. Never a password.",
         ),
-        input_block(
-            "ip_restrictions",
+        _tick_box(
+            IP_RESTRICTIONS,
             "IP restrictions",
-            checkboxes(
-                [option("The desk restricts IBKR logins by IP address", IP_RESTRICTIONS)],
-                [IP_RESTRICTIONS] if desk is not None and desk.ip_restrictions else [],
-            ),
-            optional=True,
+            "The desk restricts IBKR logins by IP address",
+            desk is not None and desk.ip_restrictions,
             hint="Elevated traders and automations then record that the account's IP restriction covers them.",
         ),
     ]

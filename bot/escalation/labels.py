@@ -17,6 +17,7 @@ Key: useful, but not a second factor.
 
 from __future__ import annotations
 
+from bot.dbtypes import lookup
 from bot.escalation.models import SEVERITY, EscalationKind, Severity
 
 NOTE_LIMIT = 300
@@ -76,14 +77,8 @@ AUTO_REASON = {
 
 
 def kind_title(kind: str) -> str:
-    try:
-        return KIND_TITLE[EscalationKind(kind)]
-    except ValueError:
-        return kind
+    return lookup(KIND_TITLE, EscalationKind, kind, unknown=kind)
 
 
 def severity(kind: str) -> Severity:
-    try:
-        return SEVERITY[EscalationKind(kind)]
-    except ValueError:
-        return Severity.HIGH
+    return lookup(SEVERITY, EscalationKind, kind, unknown=Severity.HIGH)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.dbtypes import lookup
 from bot.probe.models import ProbeKind, ProbeState
 
 STATE_TEXT = {
@@ -22,10 +23,7 @@ def state_text(kind: str, state: str) -> str:
     """``state`` in words; a refused API socket means TWS / IB Gateway isn't running or isn't logged in."""
     if kind == ProbeKind.TWS and state == ProbeState.NOT_RUNNING:
         return "not running or not logged in"
-    try:
-        return STATE_TEXT[ProbeState(state)]
-    except ValueError:
-        return state
+    return lookup(STATE_TEXT, ProbeState, state, unknown=state)
 
 
 def kind_text(kind: str) -> str:

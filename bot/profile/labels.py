@@ -3,6 +3,7 @@ domain, the weekly summary and the escalation text use them too)."""
 
 from __future__ import annotations
 
+from bot.dbtypes import lookup
 from bot.profile.models import Interface, Product, RiskTier, SecondFactor
 
 INTERFACE_LABEL = {
@@ -50,17 +51,11 @@ TIER_LABEL = {RiskTier.STANDARD: "standard", RiskTier.ELEVATED: "elevated"}
 def interface_label(value: str | None) -> str:
     if not value:
         return "—"
-    try:
-        return INTERFACE_LABEL[Interface(value)]
-    except ValueError:
-        return value
+    return lookup(INTERFACE_LABEL, Interface, value, unknown=value)
 
 
 def factor_label(value: str) -> str:
-    try:
-        return FACTOR_LABEL[SecondFactor(value)]
-    except ValueError:
-        return value
+    return lookup(FACTOR_LABEL, SecondFactor, value, unknown=value)
 
 
 def products(csv: str) -> list[Product]:

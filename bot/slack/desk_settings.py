@@ -156,6 +156,13 @@ def parse_settings(view: dict[str, Any]) -> dict[str, Any]:
         chosen = values.get(block, {}).get("selected_conversation")
         return str(chosen) if chosen else None
 
+    def ticked(block: str) -> bool | None:
+        # A yes/no checkbox (its value is its block id), always in the modal: unticked means no
+        # (absent: an older modal, unchanged).
+        if block not in values:
+            return None
+        return any(isinstance(o, dict) and o.get("value") == block for o in values[block].get("selected_options") or [])
+
     clear = {str(o.get("value")) for o in values.get("clear", {}).get("selected_options") or [] if isinstance(o, dict)}
     parsed: dict[str, Any] = {
         "name": text("desk_name"),
@@ -176,29 +183,14 @@ def parse_settings(view: dict[str, Any]) -> dict[str, Any]:
         "pager_kind": option("pager_kind"),
         "pager_url": text("pager_url"),
         "pager_secret": text("pager_secret"),
-        # The checkbox is always in the modal: unticked means no (absent: an older modal, unchanged).
-        "sunday_evening": (
-            any(
-                isinstance(o, dict) and o.get("value") == views.SUNDAY_EVENING
-                for o in values["sunday_evening"].get("selected_options") or []
-            )
-            if "sunday_evening" in values
-            else None
-        ),
+        "sunday_evening": ticked(views.SUNDAY_EVENING),
         # Who to ask for security changes: a person or a text, not both (absent: an older modal).
         "security_contact": (
             (values["security_contact_user"].get("selected_user"), text("security_contact_text"))
             if "security_contact_user" in values
             else None
         ),
-        "ip_restrictions": (
-            any(
-                isinstance(o, dict) and o.get("value") == views.IP_RESTRICTIONS
-                for o in values["ip_restrictions"].get("selected_options") or []
-            )
-            if "ip_restrictions" in values
-            else None
-        ),
+        "ip_restrictions": ticked(views.IP_RESTRICTIONS),
     }
     for key, block in (
         ("name", "desk_name"),
@@ -245,33 +237,19 @@ def save_settings(
             field="desk_name",
         )
     created = desk_id is None
+    # What a new desk and a changed one are given alike (traders differ: a large desk's modal
+    # adds and removes them).
+    own = {key: values[key] for key in ("name", "channel_id", "managers", "timezone", "post_at", "deadline")}
     if desk_id is None:
         traders = [*(values["traders"] or []), *values["add_traders"]]
-        desk = desks.add_desk(
-            session=session,
-            name=values["name"],
-            channel_id=values["channel_id"],
-            managers=values["managers"],
-            traders=traders,
-            timezone=values["timezone"],
-            post_at=values["post_at"],
-            deadline=values["deadline"],
-            now=now,
-            actor=user,
-            check_channel=check_channel,
-        )
+        desk = desks.add_desk(session=session, **own, traders=traders, now=now, actor=user, check_channel=check_channel)
     else:
         desks.update_desk(
             session=session,
             desk_id=desk_id,
             now=now,
             actor=user,
-            name=values["name"],
-            channel_id=values["channel_id"],
-            timezone=values["timezone"],
-            post_at=values["post_at"],
-            deadline=values["deadline"],
-            managers=values["managers"],
+            **own,
             traders=None if large else values["traders"],
             add_traders=values["add_traders"] if large else (),
             remove_traders=values["remove_traders"] if large else (),
