@@ -40,15 +40,20 @@ def test_upgrade_from_empty_creates_every_table_at_head(empty_url: str) -> None:
         engine.dispose()
 
 
-def test_models_match_the_migrations(empty_url: str) -> None:
-    upgrade(empty_url)
-    engine = make_engine(empty_url)
+def differences_from_the_models(url: str) -> list[Any]:
+    """What Alembic's autogenerate would write to bring the database at ``url`` to the models."""
+    engine = make_engine(url)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff: list[Any] = compare_metadata(context, SQLModel.metadata)
+            return list(compare_metadata(context, SQLModel.metadata))
     finally:
         engine.dispose()
+
+
+def test_models_match_the_migrations(empty_url: str) -> None:
+    upgrade(empty_url)
+    diff = differences_from_the_models(empty_url)
     assert diff == [], f"models and migrations differ (add an Alembic revision): {diff}"
 
 
@@ -59,13 +64,29 @@ def test_the_comparison_would_notice_a_difference(empty_url: str) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE desk ADD COLUMN stray_column INTEGER"))
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = compare_metadata(context, SQLModel.metadata)
     finally:
         engine.dispose()
+    diff = differences_from_the_models(empty_url)
     assert [d[0] for d in diff] == ["remove_column"]
     assert diff[0][3].name == "stray_column"
+
+
+def test_every_downgrade_runs_and_upgrading_again_gives_the_models(empty_url: str) -> None:
+    """Down to an empty database, revision by revision, then up again: every downgrade runs
+    (they share the helpers of bot/migrations/kit.py with the upgrades), and the schema at head
+    is the models' again."""
+    from alembic import command
+
+    upgrade(empty_url)
+    command.downgrade(alembic_config(empty_url), "base")
+    engine = make_engine(empty_url)
+    try:
+        assert inspect(engine).get_table_names() == ["alembic_version"]
+    finally:
+        engine.dispose()
+    upgrade(empty_url)
+    diff = differences_from_the_models(empty_url)
+    assert diff == [], f"after a downgrade to base and an upgrade, the schema differs from the models: {diff}"
 
 
 def test_migration_chain_is_linear() -> None:

@@ -1,22 +1,35 @@
 """${message}
 
-Revision ID: ${up_revision}
-Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 """
+## Write the change with bot/migrations/kit.py and columns.py (create_table, add_columns, string,
+## utc...): each spells what autogenerate writes out (sa.Column(...), batch_alter_table blocks)
+## with the same DDL. Only what the body uses is imported.
+<%
+    body = (upgrades or "") + (downgrades or "")
+    used = [
+        line
+        for needed, line in (
+            ("sa." in body, "import sqlalchemy as sa"),
+            ("sqlmodel." in body, "import sqlmodel.sql.sqltypes"),
+            ("op." in body, "from alembic import op"),
+        )
+        if needed
+    ]
+%>\
+% if used or imports:
 
-from collections.abc import Sequence
-
-import sqlalchemy as sa
-import sqlmodel.sql.sqltypes
-from alembic import op
+% endif
+% for line in used:
+${line}
+% endfor
+% if imports:
+${imports}
+% endif
+% if "bot.dbtypes." in body:
 
 import bot.dbtypes
-${imports if imports else ""}
-revision: str = ${repr(up_revision)}
-down_revision: str | None = ${repr(down_revision)}
-branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
-depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+% endif
 
 
 def upgrade() -> None:
@@ -25,3 +38,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     ${downgrades if downgrades else "pass"}
+
+
+# revision identifiers, used by Alembic.
+revision = "${up_revision}"
+down_revision = ${('"%s"' % down_revision) if isinstance(down_revision, str) else repr(down_revision)}
+% if branch_labels:
+branch_labels = ${repr(branch_labels)}
+% endif
+% if depends_on:
+depends_on = ${repr(depends_on)}
+% endif

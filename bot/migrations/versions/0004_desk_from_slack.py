@@ -1,64 +1,50 @@
 """desk from slack — issue 12 (names, desk settings, away)
 
-Revision ID: 0004
-Revises: 0003
 Create Date: 2026-11-30 05:30:00
+
+away: a trader away from one date to another (no reminder, no escalation); slack_user: one
+Slack user as last seen through ``users.info`` or a ``user_change`` event.
 """
 
-from collections.abc import Sequence
-
-import sqlalchemy as sa
-import sqlmodel.sql.sqltypes
-from alembic import op
-
-import bot.dbtypes
-
-revision: str = "0004"
-down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from bot.migrations.columns import boolean, date, id_column, string, utc
+from bot.migrations.kit import create_table, drop_table, index, indexed
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table(
         "away",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("start", sa.Date(), nullable=False),
-        sa.Column("end", sa.Date(), nullable=False),
-        sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("set_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("created_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
+        id_column(),
+        string("user_id", 32),
+        date("start"),
+        date("end"),
+        string("note", 200, nullable=True),
+        string("set_by", 32),
+        utc("created_at"),
+        index("ix_away_user_end", "user_id", "end"),
     )
-    with op.batch_alter_table("away", schema=None) as batch_op:
-        batch_op.create_index("ix_away_user_end", ["user_id", "end"], unique=False)
-
-    op.create_table(
+    create_table(
         "slack_user",
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("display_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("real_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("handle", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("tz", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("is_admin", sa.Boolean(), nullable=False),
-        sa.Column("is_owner", sa.Boolean(), nullable=False),
-        sa.Column("is_bot", sa.Boolean(), nullable=False),
-        sa.Column("fetched_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.PrimaryKeyConstraint("user_id"),
+        string("user_id", 32),
+        string("display_name", 255),
+        string("real_name", 255),
+        string("handle", 255),
+        string("tz", 64, nullable=True),
+        boolean("deleted"),
+        boolean("is_admin"),
+        boolean("is_owner"),
+        boolean("is_bot"),
+        utc("fetched_at"),
+        string("error", 64, nullable=True),
+        indexed("fetched_at"),
+        primary_key="user_id",
     )
-    with op.batch_alter_table("slack_user", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_slack_user_fetched_at"), ["fetched_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("slack_user", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_slack_user_fetched_at"))
+    drop_table("slack_user", indexed("fetched_at"))
+    drop_table("away", index("ix_away_user_end", "user_id", "end"))
 
-    op.drop_table("slack_user")
-    with op.batch_alter_table("away", schema=None) as batch_op:
-        batch_op.drop_index("ix_away_user_end")
 
-    op.drop_table("away")
+# revision identifiers, used by Alembic.
+revision = "0004"
+down_revision = "0003"

@@ -1,26 +1,17 @@
 """readiness profile — issue 10 (readiness profile, TOTP drill)
 
+Create Date: 2026-11-30 05:30:00
+
 Profiles, second factors, the drill's encrypted TOTP secrets and attempts, per-desk drill
 windows, the automation register, readiness gaps; escalation.run_id becomes nullable (the
 profile's escalations are opened before the morning, with no checklist run).
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-30 05:30:00
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
-import sqlmodel.sql.sqltypes
 from alembic import op
 
-import bot.dbtypes
-
-revision: str = "0005"
-down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from bot.migrations.columns import boolean, date, id_column, integer, string, text, utc
+from bot.migrations.kit import create_table, drop_table, fk, indexed, unique
 
 
 def upgrade() -> None:
@@ -29,164 +20,131 @@ def upgrade() -> None:
         batch_op.alter_column("run_id", existing_type=sa.INTEGER(), nullable=True)
 
     # The readiness profile (bot.profile.models).
-    op.create_table(
+    create_table(
         "drill_attempt",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("purpose", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
+        id_column(),
+        string("user_id", 32),
+        utc("at"),
+        string("purpose", 16),
+        string("outcome", 16),
+        indexed("at", "user_id"),
     )
-    with op.batch_alter_table("drill_attempt", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_drill_attempt_at"), ["at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_drill_attempt_user_id"), ["user_id"], unique=False)
-
-    op.create_table(
+    create_table(
         "profile_permission",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("interface", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("trading", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
-        sa.Column("market_data", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
-        sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
-        sa.Column("updated_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("user_id", "interface"),
+        id_column(),
+        string("user_id", 32),
+        string("interface", 16),
+        string("trading", 120),
+        string("market_data", 120),
+        string("note", 300, nullable=True),
+        utc("updated_at"),
+        unique("user_id", "interface"),
+        indexed("user_id"),
     )
-    with op.batch_alter_table("profile_permission", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_profile_permission_user_id"), ["user_id"], unique=False)
-
-    op.create_table(
+    create_table(
         "second_factor",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("method", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
-        sa.Column("last_verified_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("verified_by", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
-        sa.Column("unverified_reason", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("updated_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("user_id", "method"),
+        id_column(),
+        string("user_id", 32),
+        string("method", 24),
+        utc("last_verified_at", nullable=True),
+        string("verified_by", 16, nullable=True),
+        string("unverified_reason", 200, nullable=True),
+        utc("updated_at"),
+        unique("user_id", "method"),
+        indexed("user_id"),
     )
-    with op.batch_alter_table("second_factor", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_second_factor_user_id"), ["user_id"], unique=False)
-
-    op.create_table(
+    create_table(
         "totp_enrollment",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("secret", sa.Text(), nullable=True),
-        sa.Column("pending_secret", sa.Text(), nullable=True),
-        sa.Column("pending_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("enrolled_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_step", sa.Integer(), nullable=True),
-        sa.Column("last_success_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("locked_until", bot.dbtypes.UTCDateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("user_id"),
+        id_column(),
+        string("user_id", 32),
+        text("secret", nullable=True),
+        text("pending_secret", nullable=True),
+        utc("pending_at", nullable=True),
+        utc("enrolled_at", nullable=True),
+        integer("last_step", nullable=True),
+        utc("last_success_at", nullable=True),
+        utc("locked_until", nullable=True),
+        unique("user_id"),
     )
-    op.create_table(
+    create_table(
         "trader_profile",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("primary_interface", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
-        sa.Column("secondary_interface", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
-        sa.Column("primary_factor", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
-        sa.Column("risk_tier", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("risk_tier_set_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("risk_tier_set_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("user_id"),
+        id_column(),
+        string("user_id", 32),
+        string("primary_interface", 16, nullable=True),
+        string("secondary_interface", 16, nullable=True),
+        string("primary_factor", 24),
+        string("risk_tier", 16),
+        string("risk_tier_set_by", 32, nullable=True),
+        utc("risk_tier_set_at", nullable=True),
+        utc("created_at"),
+        utc("updated_at"),
+        unique("user_id"),
     )
-    op.create_table(
+    create_table(
         "automation",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("desk_id", sa.Integer(), nullable=False),
-        sa.Column("owner_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("interface", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("broker_username", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("read_only_api", sa.Boolean(), nullable=False),
-        sa.Column("trusted_ips", sa.Boolean(), nullable=False),
-        sa.Column("order_size_limit", sa.Boolean(), nullable=False),
-        sa.Column("kill_switch_tested_on", sa.Date(), nullable=True),
-        sa.Column("credentials_rotated_on", sa.Date(), nullable=True),
-        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("created_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["desk_id"], ["desk.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("desk_id", "name"),
+        id_column(),
+        integer("desk_id"),
+        string("owner_id", 32),
+        string("name", 64),
+        string("interface", 16),
+        string("broker_username", 64),
+        boolean("read_only_api"),
+        boolean("trusted_ips"),
+        boolean("order_size_limit"),
+        date("kill_switch_tested_on", nullable=True),
+        date("credentials_rotated_on", nullable=True),
+        string("created_by", 32),
+        utc("created_at"),
+        utc("updated_at"),
+        fk("desk_id", "desk"),
+        unique("desk_id", "name"),
+        indexed("desk_id", "owner_id"),
     )
-    with op.batch_alter_table("automation", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_automation_desk_id"), ["desk_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_automation_owner_id"), ["owner_id"], unique=False)
-
-    op.create_table(
+    create_table(
         "profile_policy",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("desk_id", sa.Integer(), nullable=False),
-        sa.Column("standard_drill_days", sa.Integer(), nullable=False),
-        sa.Column("elevated_drill_days", sa.Integer(), nullable=False),
-        sa.Column("updated_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["desk_id"], ["desk.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("desk_id"),
+        id_column(),
+        integer("desk_id"),
+        integer("standard_drill_days"),
+        integer("elevated_drill_days"),
+        utc("updated_at"),
+        fk("desk_id", "desk"),
+        unique("desk_id"),
     )
-    op.create_table(
+    create_table(
         "readiness_gap",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("desk_id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=48), nullable=False),
-        sa.Column("detail", sa.Text(), server_default="", nullable=False),
-        sa.Column("opened_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("closed_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("open_key", sqlmodel.sql.sqltypes.AutoString(length=1), nullable=True),
-        sa.Column("escalated_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("escalation_id", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(["desk_id"], ["desk.id"], ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["escalation_id"], ["escalation.id"], ondelete="SET NULL"),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("desk_id", "subject", "kind", "open_key"),
+        id_column(),
+        integer("desk_id"),
+        string("user_id", 32),
+        string("kind", 16),
+        string("subject", 48),
+        text("detail", default=""),
+        utc("opened_at"),
+        utc("closed_at", nullable=True),
+        string("open_key", 1, nullable=True),
+        utc("escalated_at", nullable=True),
+        integer("escalation_id", nullable=True),
+        fk("desk_id", "desk"),
+        fk("escalation_id", "escalation", ondelete="SET NULL"),
+        unique("desk_id", "subject", "kind", "open_key"),
+        indexed("desk_id", "user_id"),
     )
-    with op.batch_alter_table("readiness_gap", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_readiness_gap_desk_id"), ["desk_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_readiness_gap_user_id"), ["user_id"], unique=False)
 
 
 def downgrade() -> None:
     # Profile escalations have no run: they go with the profile.
     op.execute("DELETE FROM escalation WHERE run_id IS NULL")
-    with op.batch_alter_table("readiness_gap", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_readiness_gap_user_id"))
-        batch_op.drop_index(batch_op.f("ix_readiness_gap_desk_id"))
-
-    op.drop_table("readiness_gap")
-    op.drop_table("profile_policy")
-    with op.batch_alter_table("automation", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_automation_owner_id"))
-        batch_op.drop_index(batch_op.f("ix_automation_desk_id"))
-
-    op.drop_table("automation")
-    op.drop_table("trader_profile")
-    op.drop_table("totp_enrollment")
-    with op.batch_alter_table("second_factor", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_second_factor_user_id"))
-
-    op.drop_table("second_factor")
-    with op.batch_alter_table("profile_permission", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_profile_permission_user_id"))
-
-    op.drop_table("profile_permission")
-    with op.batch_alter_table("drill_attempt", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_drill_attempt_user_id"))
-        batch_op.drop_index(batch_op.f("ix_drill_attempt_at"))
-
-    op.drop_table("drill_attempt")
+    drop_table("readiness_gap", indexed("desk_id", "user_id"))
+    drop_table("profile_policy")
+    drop_table("automation", indexed("desk_id", "owner_id"))
+    drop_table("trader_profile")
+    drop_table("totp_enrollment")
+    drop_table("second_factor", indexed("user_id"))
+    drop_table("profile_permission", indexed("user_id"))
+    drop_table("drill_attempt", indexed("at", "user_id"))
     with op.batch_alter_table("escalation", schema=None) as batch_op:
         batch_op.alter_column("run_id", existing_type=sa.INTEGER(), nullable=False)
+
+
+# revision identifiers, used by Alembic.
+revision = "0005"
+down_revision = "0004"

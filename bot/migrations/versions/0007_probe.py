@@ -1,72 +1,57 @@
 """probe — issue 19 part 2 (evidence from the broker: probe endpoints and their results)
 
-Revision ID: 0007
-Revises: 0006
 Create Date: 2026-12-01 06:00:00
+
+probe_endpoint: a place to ask whether a trader's (or an automation's) session is alive;
+probe_result: one probe's outcome (kept 30 days).
 """
 
-from collections.abc import Sequence
-
-import sqlalchemy as sa
-import sqlmodel.sql.sqltypes
-from alembic import op
-
-import bot.dbtypes
-
-revision: str = "0007"
-down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from bot.migrations.columns import boolean, id_column, integer, string, utc
+from bot.migrations.kit import create_table, drop_table, fk, index, indexed, unique
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table(
         "probe_endpoint",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("desk_id", sa.Integer(), nullable=False),
-        sa.Column("trader_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("automation_id", sa.Integer(), nullable=True),
-        sa.Column("label", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("host", sqlmodel.sql.sqltypes.AutoString(length=253), nullable=False),
-        sa.Column("port", sa.Integer(), nullable=False),
-        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("tls", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
-        sa.Column("ca_bundle", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
-        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("created_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["automation_id"], ["automation.id"], ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["desk_id"], ["desk.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("desk_id", "label"),
+        id_column(),
+        integer("desk_id"),
+        string("trader_id", 32),
+        integer("automation_id", nullable=True),
+        string("label", 64),
+        string("kind", 16),
+        string("host", 253),
+        integer("port"),
+        string("path", 200),
+        string("tls", 16, nullable=True),
+        string("ca_bundle", 1000, nullable=True),
+        string("created_by", 32),
+        utc("created_at"),
+        fk("automation_id", "automation"),
+        fk("desk_id", "desk"),
+        unique("desk_id", "label"),
+        indexed("desk_id", "trader_id"),
     )
-    with op.batch_alter_table("probe_endpoint", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_probe_endpoint_desk_id"), ["desk_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_probe_endpoint_trader_id"), ["trader_id"], unique=False)
-
-    op.create_table(
+    create_table(
         "probe_result",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("endpoint_id", sa.Integer(), nullable=False),
-        sa.Column("checked_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
-        sa.Column("healthy", sa.Boolean(), nullable=False),
-        sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-        sa.Column("address", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("server_version", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("session_expires_at", bot.dbtypes.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["endpoint_id"], ["probe_endpoint.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
+        id_column(),
+        integer("endpoint_id"),
+        utc("checked_at"),
+        string("state", 24),
+        boolean("healthy"),
+        string("detail", 300),
+        string("address", 64, nullable=True),
+        string("server_version", 64, nullable=True),
+        utc("session_expires_at", nullable=True),
+        fk("endpoint_id", "probe_endpoint"),
+        index("ix_probe_result_endpoint_checked", "endpoint_id", "checked_at"),
     )
-    with op.batch_alter_table("probe_result", schema=None) as batch_op:
-        batch_op.create_index("ix_probe_result_endpoint_checked", ["endpoint_id", "checked_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("probe_result", schema=None) as batch_op:
-        batch_op.drop_index("ix_probe_result_endpoint_checked")
-    op.drop_table("probe_result")
-    with op.batch_alter_table("probe_endpoint", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_probe_endpoint_trader_id"))
-        batch_op.drop_index(batch_op.f("ix_probe_endpoint_desk_id"))
-    op.drop_table("probe_endpoint")
+    drop_table("probe_result", index("ix_probe_result_endpoint_checked", "endpoint_id", "checked_at"))
+    drop_table("probe_endpoint", indexed("desk_id", "trader_id"))
+
+
+# revision identifiers, used by Alembic.
+revision = "0007"
+down_revision = "0006"

@@ -1,5 +1,7 @@
 """probe sunday — issue 19 part 2 (the broker probe's leftovers)
 
+Create Date: 2026-12-04 06:00:00
+
 - desk.sunday_evening: the desk trades Sunday evening (futures, FX), so its broker probes run on
   Sunday after IBKR's weekly re-authentication and reset window, before IBKR's FX week opens
   (bot.probe.sunday).
@@ -7,21 +9,13 @@
   escalation per desk and trader — a partial unique index (SQLite and PostgreSQL both have
   them), so two processes probing the same failing endpoint open exactly one
   (bot.escalation.opening.open_standing_once: INSERT ... ON CONFLICT DO NOTHING).
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-04 06:00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from bot.migrations.columns import boolean
+from bot.migrations.kit import add_columns, drop_columns
 
 # The model's condition (bot.escalation.models.STANDING_OPEN_WHERE), frozen here.
 WHERE = "run_id IS NULL AND kind = 'probe_failed' AND state IN ('open', 'acknowledged')"
@@ -30,7 +24,7 @@ WHERE = "run_id IS NULL AND kind = 'probe_failed' AND state IN ('open', 'acknowl
 def upgrade() -> None:
     # A plain ADD COLUMN, not batch mode: on SQLite batch mode would copy the desk table, and
     # dropping the old one cascades to every row that references a desk (escalations included).
-    op.add_column("desk", sa.Column("sunday_evening", sa.Boolean(), server_default=sa.false(), nullable=False))
+    add_columns("desk", boolean("sunday_evening", default=False), batch=False)
     # Two open PROBE_FAILED escalations of one trader (a race before this index) would stop it
     # being created: keep the first, resolve the others as duplicates.
     op.execute(
@@ -50,4 +44,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_escalation_standing_open", table_name="escalation")
-    op.drop_column("desk", "sunday_evening")  # SQLite 3.35+: ALTER TABLE ... DROP COLUMN
+    drop_columns("desk", "sunday_evening", batch=False)  # SQLite 3.35+: ALTER TABLE ... DROP COLUMN
+
+
+# revision identifiers, used by Alembic.
+revision = "0011"
+down_revision = "0010"
