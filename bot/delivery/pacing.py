@@ -17,7 +17,8 @@ different hosts agree without synchronised clocks; only the sleeps are local.
   budget is marked busy and its ``next_at`` moved a spacing past the start. Otherwise nothing
   changes and the answer says how long until it could start (a sender with other work -- the
   outbox worker -- does that meanwhile instead of sleeping: ``bot.delivery.worker``).
-- ``done(budgets)``: the answer arrived; the budgets are free, and their next call starts no
+- ``done(budgets)``: the answer arrived (with ``session``: in the transaction that records
+  the outcome); the budgets are free, and their next call starts no
   sooner than one spacing after this answer. Spacing from the *answer* means two calls can
   never reach the server closer than the spacing, whichever processes send them and however
   the network or the GIL delays one. A sender that dies between ``take`` and ``done`` holds
@@ -39,6 +40,7 @@ from typing import Any, Protocol
 from sqlalchemy import Float, cast, func, literal, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
 
 from bot.db import conflict_insert, read_scope, session_scope
 from bot.delivery.models import PacerBudget
@@ -170,9 +172,15 @@ class SharedBudgets:
             rows = session.execute(stmt).all()
         return max([0.0, *(float(r[0]) for r in rows), *(0.05 for r in rows if float(r[1]) > 0)])
 
-    def done(self, budgets: Sequence[Budget]) -> None:
-        """The call's answer arrived: free the budgets; their next call starts a spacing after now."""
-        self._set(budgets, busy_until=0.0, next_at=self._greatest(_C.next_at, self.now + _C.spacing))
+    def done(self, budgets: Sequence[Budget], *, session: Session | None = None) -> None:
+        """The call's answer arrived: free the budgets; their next call starts a spacing after now.
+        With ``session``, in its transaction (the outbox records the call's outcome in the same
+        one): the budgets stay busy until it commits."""
+        values = {"busy_until": 0.0, "next_at": self._greatest(_C.next_at, self.now + _C.spacing)}
+        if session is not None:
+            self._update(session, budgets, values)  # rows made by take()
+        else:
+            self._set(budgets, **values)
 
     def rate_limited(self, budgets: Sequence[Budget], retry_after: float) -> None:
         """The service said 429: pause the budgets for ``retry_after`` seconds and slow them down."""
@@ -189,8 +197,11 @@ class SharedBudgets:
             return
         self._rows(budgets)
         with session_scope(self.engine) as session:
-            for key in sorted(b.key for b in budgets):  # one row at a time, in key order: as take() locks them
-                session.execute(update(_TABLE).where(_C.service == key).values(**values))
+            self._update(session, budgets, values)
+
+    def _update(self, session: Session, budgets: Sequence[Budget], values: dict[str, Any]) -> None:
+        for key in sorted(b.key for b in budgets):  # one row at a time, in key order: as take() locks them
+            session.execute(update(_TABLE).where(_C.service == key).values(**values))
 
     def state(self, budget: Budget) -> tuple[float, float, bool]:
         """(seconds until the next slot, current spacing, a call in flight) -- for logs and tests."""

@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from bot.delivery.pacing import INFINITE, Budget, SharedBudgets, Taken
 
@@ -74,8 +75,8 @@ class SlackBudgets:
         saw it (0: unknown or free) -- a hint that saves asking the database, never a promise."""
         return max(0.0, self._spent.get(method, 0.0) - time.monotonic())
 
-    def done(self, budgets: list[Budget]) -> None:
-        self.shared.done(budgets)
+    def done(self, budgets: list[Budget], *, session: Session | None = None) -> None:
+        self.shared.done(budgets, session=session)
 
     def rate_limited(self, budgets: list[Budget], retry_after: float) -> None:
         self.shared.rate_limited(budgets, retry_after)

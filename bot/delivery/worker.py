@@ -269,13 +269,15 @@ def deliver_due(
 
 @dataclass
 class _Pace:
-    """How one message takes its Slack budgets: after it is rendered, right before the call,
-    so that the slot's spacing is not spent reading and rendering."""
+    """How one message holds its Slack budgets: taken after it is rendered, right before the
+    call, so that the slot's spacing is not spent reading and rendering; freed with its
+    outcome, in the transaction that records it."""
 
     budgets: SlackBudgets | None
     within: float
     sleep: Callable[[float], None]
     free_in: float = 0.0  # when the budgets were not taken: when they could be
+    held: list[Budget] = field(default_factory=list)
 
     def take(self, peek: _Peek) -> bool:
         if self.budgets is None or not peek.budgets:
@@ -284,9 +286,22 @@ class _Pace:
         if taken.delay is None:
             self.free_in = taken.free_in
             return False
+        self.held = peek.budgets
         if taken.delay > 0:
             self.sleep(taken.delay)
         return True
+
+    def rate_limited(self, retry_after: float) -> None:
+        if self.budgets is not None and self.held:
+            self.budgets.rate_limited(self.held, retry_after)
+
+    def free(self, session: Session | None = None) -> None:
+        """Free what is held in ``session``'s transaction (the caller then clears ``held``
+        once it has committed), or else in one of its own."""
+        if self.budgets is not None and self.held:
+            self.budgets.done(self.held, session=session)
+            if session is None:
+                self.held = []
 
 
 def _deliver_one(
@@ -304,7 +319,6 @@ def _deliver_one(
 ) -> bool:
     """Send one claimed message and record the outcome: False (nothing done) when its Slack
     budgets have no slot within ``pace.within``."""
-    budgets = pace.budgets
     # Read what to send, send it with no transaction open (on SQLite an open write
     # transaction would hold the database's write lock through a slow Slack call or a
     # pacing pause), then record the outcome in a short transaction of its own.
@@ -339,68 +353,70 @@ def _deliver_one(
                 error = exc
     if error is None and service == "slack" and not pace.take(peek):
         return False
-    if error is None:
-        try:
-            if service == "slack":
-                try:
-                    adopted = None
-                    if stamp is not None:
-                        adopted = _adopt_or_begin(
-                            engine, client, key=ledger_key, body=body, stamp=stamp, pending=pending, now=now
-                        )
-                    if adopted is not None:
-                        outcome = {"channel": body["channel"], "ts": adopted}
-                        log.info("outbox %s: adopted the post of an earlier attempt (ts %s)", message_id, adopted)
-                    else:
-                        posted = True
-                        outcome = deliver_slack(kind, body, target, client, metadata=stamp)
-                except DeliveryError as exc:
-                    if exc.rate_limited and exc.retry_after is not None and budgets is not None and peek.budgets:
-                        budgets.rate_limited(peek.budgets, exc.retry_after)  # before done(): no one sends in between
-                    raise
-                finally:
-                    if budgets is not None and peek.budgets:
-                        budgets.done(peek.budgets)
-            elif service == "pager":
-                if pager is None:
-                    raise DeliveryError("no pager client in this process", retry_after=0.0)
-                if page_to is None:
-                    raise DeliveryError("the desk no longer exists", retry_after=None)
-                outcome = pager.send(target=page_to, event=body)
+    try:
+        if error is None:
+            try:
+                if service == "slack":
+                    try:
+                        adopted = None
+                        if stamp is not None:
+                            adopted = _adopt_or_begin(
+                                engine, client, key=ledger_key, body=body, stamp=stamp, pending=pending, now=now
+                            )
+                        if adopted is not None:
+                            outcome = {"channel": body["channel"], "ts": adopted}
+                            log.info("outbox %s: adopted the post of an earlier attempt (ts %s)", message_id, adopted)
+                        else:
+                            posted = True
+                            outcome = deliver_slack(kind, body, target, client, metadata=stamp)
+                    except DeliveryError as exc:
+                        if exc.rate_limited and exc.retry_after is not None:
+                            pace.rate_limited(exc.retry_after)  # before they are freed: no one sends in between
+                        raise
+                elif service == "pager":
+                    if pager is None:
+                        raise DeliveryError("no pager client in this process", retry_after=0.0)
+                    if page_to is None:
+                        raise DeliveryError("the desk no longer exists", retry_after=None)
+                    outcome = pager.send(target=page_to, event=body)
+                else:
+                    raise DeliveryError(f"unknown kind {kind!r}", retry_after=None)
+            except DeliveryError as exc:
+                error = exc
+        with session_scope(engine) as session:
+            pace.free(session)  # with the outcome, in its transaction: a round trip less a message
+            message = session.get(OutboxMessage, message_id)
+            assert message is not None
+            if error is not None:
+                if posted and (error.retry_after is None or error.rate_limited):
+                    ledger.settle(session=session, key=ledger_key)  # refused: certainly not posted
+                message.claimed_at = None
+                message.last_error = str(error)[:500]
+                if error.retry_after is None:
+                    message.failed_at = now
+                    result.failed += 1
+                    _audit_outcome(session, message, body, "fail", now, error=str(error), final=True)
+                    log.warning("outbox %s (%s) failed for good: %s", message.id, message.dedup_key, error)
+                else:
+                    wait = error.retry_after if error.rate_limited else backoff(message.attempts)
+                    message.next_attempt_at = now + timedelta(seconds=wait)
+                    result.deferred += 1
+                    down.add(service)
+                    _audit_outcome(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
+                    log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, error)
             else:
-                raise DeliveryError(f"unknown kind {kind!r}", retry_after=None)
-        except DeliveryError as exc:
-            error = exc
-    with session_scope(engine) as session:
-        message = session.get(OutboxMessage, message_id)
-        assert message is not None
-        if error is not None:
-            if posted and (error.retry_after is None or error.rate_limited):
-                ledger.settle(session=session, key=ledger_key)  # refused: certainly not posted
-            message.claimed_at = None
-            message.last_error = str(error)[:500]
-            if error.retry_after is None:
-                message.failed_at = now
-                result.failed += 1
-                _audit_outcome(session, message, body, "fail", now, error=str(error), final=True)
-                log.warning("outbox %s (%s) failed for good: %s", message.id, message.dedup_key, error)
-            else:
-                wait = error.retry_after if error.rate_limited else backoff(message.attempts)
-                message.next_attempt_at = now + timedelta(seconds=wait)
-                result.deferred += 1
-                down.add(service)
-                _audit_outcome(session, message, body, "fail", now, error=str(error), retry_in_seconds=wait)
-                log.info("outbox %s (%s) deferred %.1fs: %s", message.id, message.dedup_key, wait, error)
-            return True
-        if stamp is not None:
-            ledger.settle(session=session, key=ledger_key)
-        message.delivered_at = now
-        message.claimed_at = None
-        message.last_error = None
-        message.result = json.dumps(outcome)
-        result.delivered += 1
-        result.coalesced += coalesce(session=session, ids=covered, into=message_id, now=now)
-        _audit_outcome(session, message, body, "ok", now, result=outcome)
+                if stamp is not None:
+                    ledger.settle(session=session, key=ledger_key)
+                message.delivered_at = now
+                message.claimed_at = None
+                message.last_error = None
+                message.result = json.dumps(outcome)
+                result.delivered += 1
+                result.coalesced += coalesce(session=session, ids=covered, into=message_id, now=now)
+                _audit_outcome(session, message, body, "ok", now, result=outcome)
+        pace.held = []  # freed with the outcome, now committed
+    finally:
+        pace.free()  # not freed with an outcome (an unexpected error): in a transaction of its own
     return True
 
 
