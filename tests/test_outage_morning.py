@@ -264,9 +264,10 @@ def test_the_outage_morning(bot: Bot, fake_slack: FakeSlack) -> None:
     follow = [(t, Action.QUICK_CANT_LOG_IN, run_id) for t in modal_first]
     assert set(click_all(bot, follow)) == {200}
     bot.settle(timeout=20)
-    # A click the database couldn't take within the request's lock wait (120 reports on one run
-    # queue on it; on a loaded machine a few can wait past 2 s) was answered "nothing was
-    # recorded, try again" through its response_url — never silently lost. Those traders do.
+    # A click the database couldn't take within the request's lock wait (reports opening
+    # escalations queue on the run's rolling grouped message; on a loaded machine one can wait
+    # past 2 s) was answered "nothing was recorded, try again" through its response_url — never
+    # silently lost. Those traders do.
     retry = sorted(set(traders) - {a.user_id for a in answers(engine)})
     assert all(any(NOT_SAVED in said for said in fake_slack.told(t)) for t in retry), retry
     assert len(retry) <= len(traders) // 10, retry
