@@ -47,7 +47,7 @@ def test_a_new_1000_trader_desk_is_named_in_a_handful_of_calls(engine: Engine, w
     make_desk(engine, managers=("UX00000",), traders=TRADERS, named=False)
     with session_scope(engine) as session:
         members = desks.all_member_ids(session=session)
-    stored = slack_names.refresh(engine, client(workspace), members, now=NOW, pace=NO_WAIT, walk=Walk())
+    stored = slack_names.refresh(engine, client(workspace), members, now=NOW, walk=Walk(NO_WAIT))
     assert stored == 1001
     pages = workspace.of("users.list")
     assert len(pages) == 6  # 1,150 people, 200 a page
@@ -63,13 +63,13 @@ def test_a_new_1000_trader_desk_is_named_in_a_handful_of_calls(engine: Engine, w
 
 def test_the_walk_stops_when_everyone_wanted_is_named(engine: Engine, workspace: FakeSlack) -> None:
     wanted = TRADERS[:300]  # the first 300 listed
-    slack_names.refresh(engine, client(workspace), wanted, now=NOW, pace=NO_WAIT, walk=Walk())
+    slack_names.refresh(engine, client(workspace), wanted, now=NOW, walk=Walk(NO_WAIT))
     assert len(workspace.of("users.list")) == 2
 
 
 def test_few_unknown_names_go_through_users_info(engine: Engine, workspace: FakeSlack) -> None:
     few = TRADERS[: slack_names.BULK_THRESHOLD]
-    assert slack_names.refresh(engine, client(workspace), few, now=NOW, pace=NO_WAIT, walk=Walk()) == len(few)
+    assert slack_names.refresh(engine, client(workspace), few, now=NOW, walk=Walk(NO_WAIT)) == len(few)
     assert workspace.of("users.list") == [] and len(workspace.of("users.info")) == len(few)
 
 
@@ -79,29 +79,29 @@ def test_users_the_list_does_not_show_are_left_to_users_info_and_not_walked_for_
     guests = [f"UG{n:05d}" for n in range(60)]  # more than the threshold, none of them listed
     for user in guests:
         workspace.add_user(user, f"Guest {user[2:]}", listed=False)
-    walk = Walk()
+    walk = Walk(NO_WAIT)
     wanted = TRADERS[:100] + guests
-    first = slack_names.refresh(engine, client(workspace), wanted, now=NOW, pace=NO_WAIT, walk=walk, limit=20)
+    first = slack_names.refresh(engine, client(workspace), wanted, now=NOW, walk=walk, limit=20)
     assert first == 100 + 20  # listed ones by the walk, then users.info up to the limit
     assert len(workspace.of("users.list")) == 6  # the whole workspace: the guests are not in it
     assert walk.not_listed == frozenset(guests)
-    slack_names.refresh(engine, client(workspace), wanted, now=NOW + timedelta(minutes=1), pace=NO_WAIT, walk=walk)
+    slack_names.refresh(engine, client(workspace), wanted, now=NOW + timedelta(minutes=1), walk=walk)
     assert len(workspace.of("users.list")) == 6  # no second walk for them
     assert all(name.startswith("Guest") for name in names(engine, guests).values())
 
 
 def test_a_rate_limit_stops_the_walk_and_the_next_run_resumes(engine: Engine, workspace: FakeSlack) -> None:
-    walk = Walk()
+    walk = Walk(NO_WAIT)
     web = client(workspace)
     # A run of two pages: 400 people listed, the cursor kept.
-    assert slack_names.list_users(engine, web, TRADERS, now=NOW, pace=NO_WAIT, walk=walk, pages=2) == 400
+    assert walk.list_users(engine, web, TRADERS, now=NOW, pages=2) == 400
     saved = walk.cursor
     assert saved
     limited = Fault(status=429, body={"ok": False, "error": "ratelimited"}, headers={"Retry-After": "30"})
     workspace.script("users.list", limited)
-    assert slack_names.list_users(engine, web, TRADERS, now=NOW, pace=NO_WAIT, walk=walk) == 0
+    assert walk.list_users(engine, web, TRADERS, now=NOW) == 0
     assert walk.cursor == saved
-    resumed = slack_names.list_users(engine, web, TRADERS, now=NOW + timedelta(minutes=1), pace=NO_WAIT, walk=walk)
+    resumed = walk.list_users(engine, web, TRADERS, now=NOW + timedelta(minutes=1))
     assert resumed == 600
     calls = workspace.of("users.list")
     assert calls[2].params["cursor"] == saved  # resumed, not restarted

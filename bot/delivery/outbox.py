@@ -7,14 +7,16 @@ double click) is a no-op decided by the database.
 
 A notification names *what* to say, not how it looks: a Slack message is queued with a
 render spec (``bot.delivery.specs``: a view and plain data — which escalation, which trader),
-and the Slack side renders it when the worker delivers it (``bot.slack.notifications``), from
-the state at that moment. Domain code therefore never builds Slack blocks. Delivery itself is
-in ``bot.delivery.worker``.
+addressed as its kind wants (``SlackQueue``: a DM to a user, a post to a channel, an update of
+a queued message), and the Slack side renders it when the worker delivers it
+(``bot.slack.notifications``), from the state at that moment. Domain code therefore never
+builds Slack blocks. Delivery itself is in ``bot.delivery.worker``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -80,6 +82,44 @@ def enqueue(
     except IntegrityError:
         return None
     return message
+
+
+@dataclass(frozen=True)
+class SlackQueue:
+    """Slack messages queued (``enqueue``) in ``session``'s transaction at ``now``, for
+    ``desk_id`` (the delivery lane they share): each shows a render spec, drawn at delivery;
+    None when ``dedup_key`` is queued already."""
+
+    session: Session
+    desk_id: int | None
+    now: datetime
+
+    def dm(
+        self, user: str, render: RenderSpec, *, dedup_key: str, audit: dict[str, str] | None = None
+    ) -> OutboxMessage | None:
+        """A DM to ``user`` (``audit``: as ``enqueue``'s)."""
+        return self._queue(Kind.SLACK_DM, {"user": user}, render, dedup_key, audit)
+
+    def post(self, channel: str, render: RenderSpec, *, dedup_key: str) -> OutboxMessage | None:
+        return self._queue(Kind.SLACK_POST, {"channel": channel}, render, dedup_key, None)
+
+    def update(self, ref: str, render: RenderSpec, *, dedup_key: str) -> OutboxMessage | None:
+        """Redraw the message queued under the dedup key ``ref``."""
+        return self._queue(Kind.SLACK_UPDATE, {"ref": ref}, render, dedup_key, None)
+
+    def _queue(
+        self, kind: Kind, address: dict[str, Any], render: RenderSpec, dedup_key: str, audit: dict[str, str] | None
+    ) -> OutboxMessage | None:
+        return enqueue(
+            session=self.session,
+            dedup_key=dedup_key,
+            kind=kind,
+            payload=address,
+            desk_id=self.desk_id,
+            now=self.now,
+            render=render,
+            audit=audit,
+        )
 
 
 def withdraw(*, session: Session, dedup_key: str) -> bool:

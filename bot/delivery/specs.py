@@ -1,9 +1,9 @@
 """Render specs: what a queued Slack message shows, as typed plain data (a view and ids).
 
-A service that needs someone told enqueues one of these (``outbox.enqueue(render=...)``);
-the Slack side draws it when the worker delivers the message (``bot.slack.notifications``),
-from the state at that moment. Domain code can import this module: it knows no Slack and no
-capability, only ids.
+A service that needs someone told queues one of these (``outbox.SlackQueue``: a DM, post or
+update showing it); the Slack side draws it when the worker delivers the message
+(``bot.slack.notifications``), from the state at that moment. Domain code can import this
+module: it knows no Slack and no capability, only ids.
 
 Stored in the outbox row's payload as ``"render": {"view": VIEW, ...fields}`` — the JSON
 shape is a contract with rows already queued (``to_payload`` writes it, ``from_payload``

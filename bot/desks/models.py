@@ -10,6 +10,15 @@ from sqlmodel import Field, SQLModel
 
 from bot.dbtypes import UTCDateTime, utcnow
 
+# The settings counted in minutes: the whole numbers each takes (bot.desks.service refuses the
+# others; the settings modal offers these).
+MINUTE_RANGES: dict[str, tuple[int, int]] = {
+    "reminder_minutes": (0, 600),
+    "grace_minutes": (0, 240),
+    "ack_timeout_minutes": (1, 1440),
+    "summary_delay_minutes": (0, 1440),
+}
+
 
 class Role(StrEnum):
     MANAGER = "manager"

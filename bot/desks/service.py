@@ -17,7 +17,7 @@ from bot.calendar import EXCHANGE_TZ, REGULAR_CLOSE, CalendarError, deadline_aft
 from bot.crypto import CryptoError, Keyring, keyring
 from bot.delivery import pager as pager_mod
 from bot.delivery.pager import PagerTarget
-from bot.desks.models import Desk, DeskMember, Role
+from bot.desks.models import MINUTE_RANGES, Desk, DeskMember, Role
 from bot.errors import ServiceError
 from bot.netguard import Resolver, system_resolver
 from bot.secret_text import REFUSAL as SECRET_REFUSAL
@@ -277,7 +277,8 @@ def is_member(*, session: Session, desk_id: int, user_id: str, role: Role) -> bo
 # --- settings: escalation policy, pager, weekly summary ---------------------------------
 
 
-def _in_range(value: int | None, low: int, high: int, what: str, field: str) -> None:
+def _in_range(value: int | None, what: str, field: str) -> None:
+    low, high = MINUTE_RANGES[field]
     if value is not None and not low <= value <= high:
         raise ServiceError(f"{what} must be between {low} and {high} minutes, got {value}", field=field)
 
@@ -311,10 +312,10 @@ def configure_desk(
     event (before -> after, secrets masked) when ``now`` is given. The pager URL goes through
     ``bot.delivery.pager.check_url`` (``allow_private_pager``: PREFLIGHT_ALLOW_PRIVATE_PAGER)."""
     desk = get_desk(session=session, name=name)
-    _in_range(reminder_minutes, 0, 600, "The reminder lead time", "reminder_minutes")
-    _in_range(ack_timeout_minutes, 1, 1440, "The acknowledgement timeout", "ack_timeout_minutes")
-    _in_range(summary_delay_minutes, 0, 1440, "The weekly summary delay", "summary_delay_minutes")
-    _in_range(grace_minutes, 0, 240, "The grace period of a late checklist", "grace_minutes")
+    _in_range(reminder_minutes, "The reminder lead time", "reminder_minutes")
+    _in_range(ack_timeout_minutes, "The acknowledgement timeout", "ack_timeout_minutes")
+    _in_range(summary_delay_minutes, "The weekly summary delay", "summary_delay_minutes")
+    _in_range(grace_minutes, "The grace period of a late checklist", "grace_minutes")
     for value, field in ((escalation_channel, "escalation_channel"), (managers_channel, "managers_channel")):
         if value:
             check_channel_id(value, field)

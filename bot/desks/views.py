@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.calendar import SUNDAY_PROBE_AT
 from bot.desks.contact import CONTACT_LIMIT
-from bot.desks.models import Away, Desk
+from bot.desks.models import MINUTE_RANGES, Away, Desk
 from bot.people.service import Names
 from bot.slack.blocks import (
     SECTION_BUDGET,
@@ -139,16 +139,29 @@ def _zone_label(tz: str) -> str:
     return tz
 
 
-def _number(initial: int | None, low: int, high: int) -> dict[str, Any]:
-    element: dict[str, Any] = {
+# The settings counted in minutes, as the modal asks for them: label and hint (the range each
+# takes: MINUTE_RANGES).
+MINUTE_INPUTS: dict[str, tuple[str, str]] = {
+    "reminder_minutes": ("Reminder (minutes before the deadline)", "0: no reminder."),
+    "grace_minutes": ("Grace (minutes after the deadline)", "Silent traders are escalated after the grace period."),
+    "ack_timeout_minutes": ("Level 2 after (minutes unacknowledged)", ""),
+    "summary_delay_minutes": ("Weekly summary (minutes after the week's close)", ""),
+}
+
+
+def _minutes(setting: str, initial: int) -> dict[str, Any]:
+    """The input of a setting counted in minutes: a whole number in its range, under the
+    setting's name as block id."""
+    label, hint = MINUTE_INPUTS[setting]
+    low, high = MINUTE_RANGES[setting]
+    number = {
         "type": "number_input",
         "is_decimal_allowed": False,
         "min_value": str(low),
         "max_value": str(high),
+        "initial_value": str(initial),
     }
-    if initial is not None:
-        element["initial_value"] = str(initial)
-    return element
+    return input_block(setting, label, number, hint=hint)
 
 
 def _channel(initial: str | None) -> dict[str, Any]:
@@ -251,23 +264,9 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
             {"type": "timepicker", "initial_time": desk.post_at if desk else "08:00"},
         ),
         input_block("deadline", "Deadline", {"type": "timepicker", "initial_time": desk.deadline if desk else "09:00"}),
-        input_block(
-            "reminder_minutes",
-            "Reminder (minutes before the deadline)",
-            _number(desk.reminder_minutes if desk else 30, 0, 600),
-            hint="0: no reminder.",
-        ),
-        input_block(
-            "grace_minutes",
-            "Grace (minutes after the deadline)",
-            _number(form.grace_minutes, 0, 240),
-            hint="Silent traders are escalated after the grace period.",
-        ),
-        input_block(
-            "ack_timeout_minutes",
-            "Level 2 after (minutes unacknowledged)",
-            _number(desk.ack_timeout_minutes if desk else 15, 1, 1440),
-        ),
+        _minutes("reminder_minutes", desk.reminder_minutes if desk else 30),
+        _minutes("grace_minutes", form.grace_minutes),
+        _minutes("ack_timeout_minutes", desk.ack_timeout_minutes if desk else 15),
         input_block(
             "escalation_channel",
             "Escalation channel (level 2)",
@@ -317,11 +316,7 @@ def settings_modal(form: SettingsForm) -> dict[str, Any]:
             optional=True,
             hint="Empty: each manager gets it by DM.",
         ),
-        input_block(
-            "summary_delay_minutes",
-            "Weekly summary (minutes after the week's close)",
-            _number(desk.summary_delay_minutes if desk else 30, 0, 1440),
-        ),
+        _minutes("summary_delay_minutes", desk.summary_delay_minutes if desk else 30),
         _tick_box(
             SUNDAY_EVENING,
             "Sunday evening",

@@ -59,18 +59,12 @@ def tell_managers(session: Session, desk: Desk, escalations: Sequence[Escalation
     names the escalation and the manager)."""
     assert desk.id is not None
     managers = desks.members(session=session, desk_id=desk.id, role=Role.MANAGER)
+    queue = outbox.SlackQueue(session, desk.id, now)
     for esc in escalations:
         assert esc.id is not None
         for manager in managers:
-            outbox.enqueue(
-                session=session,
-                dedup_key=f"{subject(esc)}:dm:{manager}",
-                kind=Kind.SLACK_DM,
-                payload={"user": manager},
-                render=EscalationDM(esc.id),
-                desk_id=desk.id,
-                now=now,
-                audit=_notified(subject(esc)),
+            queue.dm(
+                manager, EscalationDM(esc.id), dedup_key=f"{subject(esc)}:dm:{manager}", audit=_notified(subject(esc))
             )
 
 
@@ -146,18 +140,10 @@ def _tell_grouped(
         tell_managers(session, desk, opened, now)
         return
     ids = tuple(e.id for e in opened if e.id is not None)
+    queue = outbox.SlackQueue(session, desk.id, now)
     for manager in desks.members(session=session, desk_id=desk.id, role=Role.MANAGER):
         key = f"{key_prefix}{ids[0]}:{manager}"
-        outbox.enqueue(
-            session=session,
-            dedup_key=key,
-            kind=Kind.SLACK_DM,
-            payload={"user": manager},
-            render=EscalationDigest(ids, key),
-            desk_id=desk.id,
-            now=now,
-            audit=_notified(f"{subject}{ids[0]}"),
-        )
+        queue.dm(manager, EscalationDigest(ids, key), dedup_key=key, audit=_notified(f"{subject}{ids[0]}"))
 
 
 def update_everywhere(
@@ -173,19 +159,12 @@ def update_everywhere(
             col(OutboxMessage.kind).in_([Kind.SLACK_DM, Kind.SLACK_POST]),
         )
     ).all()
+    queue = outbox.SlackQueue(session, desk.id, now)
     for ref in originals:
         if transition == "level2" and ref.endswith(":level2:channel"):
             continue  # queued by this very transition: it shows level 2 already
         spec: RenderSpec = EscalationLevel2(esc.id) if ref.endswith(":level2:channel") else EscalationDM(esc.id)
-        outbox.enqueue(
-            session=session,
-            dedup_key=f"{ref}:update:{transition}",
-            kind=Kind.SLACK_UPDATE,
-            payload={"ref": ref},
-            render=spec,
-            desk_id=desk.id,
-            now=now,
-        )
+        queue.update(ref, spec, dedup_key=f"{ref}:update:{transition}")
     if digests:
         update_digests(session, desk, [esc], f"{esc.id}:{transition}", now)
 
@@ -258,47 +237,25 @@ def update_digest(session: Session, ref: str, ids: list[int], desk: Desk, why: s
     spec = (
         EscalationChannelDigest(tuple(ids), ref) if ref.startswith("l2digest:") else EscalationDigest(tuple(ids), ref)
     )
-    outbox.enqueue(
-        session=session,
-        dedup_key=f"{ref}:update:{why}"[:200],
-        kind=Kind.SLACK_UPDATE,
-        payload={"ref": ref},
-        render=spec,
-        desk_id=desk.id,
-        now=now,
-    )
+    outbox.SlackQueue(session, desk.id, now).update(ref, spec, dedup_key=f"{ref}:update:{why}"[:200])
 
 
 def post_level2(session: Session, desk: Desk, raised: Sequence[Escalation], now: datetime) -> None:
     """Tell the escalation channel what a pass raised to level 2: a post each when few, else
     one post listing them all (Slack takes about one message a second per channel)."""
-    if not desk.escalation_channel_id or not raised:
+    channel = desk.escalation_channel_id
+    if not channel or not raised:
         return
+    queue = outbox.SlackQueue(session, desk.id, now)
     if len(raised) < DIGEST_FROM:
         for esc in raised:
             assert esc.id is not None
-            outbox.enqueue(
-                session=session,
-                dedup_key=f"{subject(esc)}:level2:channel",
-                kind=Kind.SLACK_POST,
-                payload={"channel": desk.escalation_channel_id},
-                render=EscalationLevel2(esc.id),
-                desk_id=desk.id,
-                now=now,
-            )
+            queue.post(channel, EscalationLevel2(esc.id), dedup_key=f"{subject(esc)}:level2:channel")
         return
     assert desk.id is not None
     ids = tuple(e.id for e in raised if e.id is not None)
     key = f"{_channel_prefix(desk.id)}{ids[0]}"
-    outbox.enqueue(
-        session=session,
-        dedup_key=key,
-        kind=Kind.SLACK_POST,
-        payload={"channel": desk.escalation_channel_id},
-        render=EscalationChannelDigest(ids, key),
-        desk_id=desk.id,
-        now=now,
-    )
+    queue.post(channel, EscalationChannelDigest(ids, key), dedup_key=key)
 
 
 # --- the pager ---------------------------------------------------------------------------

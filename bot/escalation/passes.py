@@ -22,7 +22,6 @@ from bot.checklist import rosters
 from bot.checklist import service as checklist
 from bot.checklist.models import ChecklistRun
 from bot.delivery import outbox
-from bot.delivery.outbox import Kind
 from bot.delivery.specs import ChecklistReminder
 from bot.desks import away
 from bot.desks import service as desks
@@ -122,18 +121,11 @@ def _run_checks(session: Session, desk: Desk, run: ChecklistRun, now: datetime, 
     latest = rosters.current_answers(session=session, run_id=run.id)
     opened: list[Escalation] = []
     if desk.reminder_minutes > 0 and reminder_from(run, desk.reminder_minutes) <= now < run.deadline_at:
+        queue = outbox.SlackQueue(session, desk.id, now)
         for trader in traders:
             if trader in latest:
                 continue
-            queued = outbox.enqueue(
-                session=session,
-                dedup_key=f"reminder:{run.id}:{trader}",
-                kind=Kind.SLACK_DM,
-                payload={"user": trader},
-                render=ChecklistReminder(run.id, trader),
-                desk_id=desk.id,
-                now=now,
-            )
+            queued = queue.dm(trader, ChecklistReminder(run.id, trader), dedup_key=f"reminder:{run.id}:{trader}")
             report.reminders += queued is not None
     # What the deadline makes due (and anything a stored answer's hook did not open);
     # follow_live_state has already resolved what no longer holds. Managers hear of them

@@ -8,7 +8,7 @@ it in ``mrkdwn`` escapes it (``bot.slack.blocks.escape``). An unknown user shows
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,7 +107,8 @@ def unknown(*, session: Session, user_ids: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Profile:
-    """What the cache keeps of a Slack user object (``users.info`` / ``user_change``)."""
+    """What the cache keeps of a Slack user object (``users.info`` / ``user_change``): each field
+    is the ``Person`` column of the same name."""
 
     user_id: str
     display_name: str = ""
@@ -179,7 +180,7 @@ def remember_many(*, session: Session, profiles: Iterable[Profile], now: datetim
         rows.update((p.user_id, p) for p in session.exec(select(Person).where(col(Person.user_id).in_(chunk))).all())
     missing = [by_id[u] for u in ids if u not in rows]
     for start in range(0, len(missing), 200):
-        values = [{**_columns(p), "fetched_at": now, "error": None} for p in missing[start : start + 200]]
+        values = [{**asdict(p), "fetched_at": now, "error": None} for p in missing[start : start + 200]]
         insert = conflict_insert(session.get_bind().dialect.name, Person).values(values)
         inserted = set(session.execute(insert.on_conflict_do_nothing().returning(col(Person.user_id))).scalars())
         for profile in missing[start : start + 200]:
@@ -190,22 +191,8 @@ def remember_many(*, session: Session, profiles: Iterable[Profile], now: datetim
         session.add(person)
 
 
-def _columns(profile: Profile) -> dict[str, Any]:
-    return {
-        "user_id": profile.user_id,
-        "display_name": profile.display_name,
-        "real_name": profile.real_name,
-        "handle": profile.handle,
-        "tz": profile.tz,
-        "deleted": profile.deleted,
-        "is_admin": profile.is_admin,
-        "is_owner": profile.is_owner,
-        "is_bot": profile.is_bot,
-    }
-
-
 def _store(person: Person, profile: Profile, now: datetime) -> None:
-    for column, value in _columns(profile).items():
+    for column, value in asdict(profile).items():
         setattr(person, column, value)
     person.fetched_at = now
     person.error = None

@@ -72,14 +72,68 @@ USERS_LIST = Spacing(PAGE_SPACING)
 
 
 class Walk:
-    """Where the last walk through ``users.list`` stopped, and whom the last complete walk did
-    not list (so they are left to ``users.info`` instead of walking the workspace again)."""
+    """A process's walk through ``users.list``: its pace, where the last walk stopped, and whom
+    the last complete walk did not list (so they are left to ``users.info`` instead of walking
+    the workspace again)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pace: Spacing = USERS_LIST) -> None:
+        self.pace = pace
         self.lock = threading.Lock()  # one walk at a time per process
         self.cursor: str | None = None
         self.cursor_at: datetime | None = None
         self.not_listed: frozenset[str] = frozenset()
+
+    def list_users(
+        self, engine: Engine, client: WebClient, user_ids: Iterable[str], *, now: datetime, pages: int = PAGES_PER_RUN
+    ) -> int:
+        """Page through ``users.list`` (resuming where the last walk stopped) and store the
+        unknown and stale among ``user_ids`` it lists; how many were stored. Stops at the first
+        failure (a rate limit, an outage), when every one of them is stored, or after ``pages``."""
+        if not self.lock.acquire(blocking=False):
+            return 0  # another thread of this process is walking
+        try:
+            with read_scope(engine) as session:
+                due = set(people.stale(session=session, user_ids=user_ids, now=now))
+            fresh = self.cursor_at is not None and now - CURSOR_LIFE <= self.cursor_at <= now
+            cursor = self.cursor if fresh else None
+            stored = 0
+            for _ in range(pages):
+                if not due:
+                    break
+                self.pace.wait()
+                try:
+                    response = client.users_list(limit=PAGE_SIZE, cursor=cursor)
+                except SlackApiError as exc:
+                    error = str(exc.response.get("error") or exc.response.status_code)
+                    log.info("users.list failed: %s", error)
+                    # The next run resumes here (a cursor Slack no longer takes: from the start).
+                    self.cursor, self.cursor_at = (None, None) if error == "invalid_cursor" else (cursor, now)
+                    return stored
+                except Exception as exc:  # Slack unreachable
+                    log.info("users.list failed: %r", exc)
+                    self.cursor, self.cursor_at = cursor, now
+                    return stored
+                members = response.get("members") or []
+                profiles = [
+                    p
+                    for p in (people.profile_from_slack(m) for m in members if isinstance(m, dict))
+                    if p is not None and p.user_id in due
+                ]
+                if profiles:
+                    with session_scope(engine) as session:
+                        people.remember_many(session=session, profiles=profiles, now=now)
+                    stored += len(profiles)
+                    due -= {p.user_id for p in profiles}
+                meta = response.get("response_metadata")
+                cursor = (meta.get("next_cursor") if isinstance(meta, dict) else None) or None
+                if cursor is None:  # the end of the workspace: whoever is still due isn't listed
+                    self.not_listed = frozenset(due)
+                    self.cursor, self.cursor_at = None, None
+                    return stored
+            self.cursor, self.cursor_at = cursor, now
+            return stored
+        finally:
+            self.lock.release()
 
 
 WALK = Walk()  # this process's
@@ -117,7 +171,6 @@ def refresh(
     *,
     now: datetime,
     limit: int = REFRESH_LIMIT,
-    pace: Spacing = USERS_LIST,
     walk: Walk = WALK,
 ) -> int:
     """Fetch the unknown and stale among ``user_ids`` (unknown first): through ``users.list``
@@ -128,7 +181,7 @@ def refresh(
         unknown = people.unknown(session=session, user_ids=wanted)
     done = 0
     if len(set(unknown) - walk.not_listed) > BULK_THRESHOLD:
-        done += list_users(engine, client, wanted, now=now, pace=pace, walk=walk)
+        done += walk.list_users(engine, client, wanted, now=now)
     with read_scope(engine) as session:
         due = people.stale(session=session, user_ids=wanted, now=now)[:limit]
     for user_id in due:
@@ -136,66 +189,6 @@ def refresh(
             break
         done += 1
     return done
-
-
-def list_users(
-    engine: Engine,
-    client: WebClient,
-    user_ids: Iterable[str],
-    *,
-    now: datetime,
-    pace: Spacing = USERS_LIST,
-    walk: Walk = WALK,
-    pages: int = PAGES_PER_RUN,
-) -> int:
-    """Page through ``users.list`` (resuming where the last walk stopped) and store the
-    unknown and stale among ``user_ids`` it lists; how many were stored. Stops at the first
-    failure (a rate limit, an outage), when every one of them is stored, or after ``pages``."""
-    if not walk.lock.acquire(blocking=False):
-        return 0  # another thread of this process is walking
-    try:
-        with read_scope(engine) as session:
-            due = set(people.stale(session=session, user_ids=user_ids, now=now))
-        fresh = walk.cursor_at is not None and now - CURSOR_LIFE <= walk.cursor_at <= now
-        cursor = walk.cursor if fresh else None
-        stored = 0
-        for _ in range(pages):
-            if not due:
-                break
-            pace.wait()
-            try:
-                response = client.users_list(limit=PAGE_SIZE, cursor=cursor)
-            except SlackApiError as exc:
-                error = str(exc.response.get("error") or exc.response.status_code)
-                log.info("users.list failed: %s", error)
-                # The next run resumes here (a cursor Slack no longer takes: from the start).
-                walk.cursor, walk.cursor_at = (None, None) if error == "invalid_cursor" else (cursor, now)
-                return stored
-            except Exception as exc:  # Slack unreachable
-                log.info("users.list failed: %r", exc)
-                walk.cursor, walk.cursor_at = cursor, now
-                return stored
-            members = response.get("members") or []
-            profiles = [
-                p
-                for p in (people.profile_from_slack(m) for m in members if isinstance(m, dict))
-                if p is not None and p.user_id in due
-            ]
-            if profiles:
-                with session_scope(engine) as session:
-                    people.remember_many(session=session, profiles=profiles, now=now)
-                stored += len(profiles)
-                due -= {p.user_id for p in profiles}
-            meta = response.get("response_metadata")
-            cursor = (meta.get("next_cursor") if isinstance(meta, dict) else None) or None
-            if cursor is None:  # the end of the workspace: whoever is still due isn't listed
-                walk.not_listed = frozenset(due)
-                walk.cursor, walk.cursor_at = None, None
-                return stored
-        walk.cursor, walk.cursor_at = cursor, now
-        return stored
-    finally:
-        walk.lock.release()
 
 
 def ensure(engine: Engine, client: WebClient, user_id: str, *, now: datetime) -> None:

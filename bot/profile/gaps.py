@@ -19,7 +19,6 @@ from bot.audit import record
 from bot.checklist import rosters
 from bot.db import insert_or_skip
 from bot.delivery import outbox
-from bot.delivery.outbox import Kind
 from bot.delivery.specs import ProfileNotice
 from bot.desks import service as desks
 from bot.desks.models import Desk, Role
@@ -218,14 +217,8 @@ def _escalate(session: Session, desk: Desk, gap: ReadinessGap, now: datetime) ->
     session.execute(update(ReadinessGap).where(col(ReadinessGap.id) == gap.id).values(escalation_id=esc.id))
     assert gap.id is not None
     # The trader hears it too, with the buttons to fix it (rendered at delivery: bot.slack.notifications).
-    outbox.enqueue(
-        session=session,
-        dedup_key=f"readiness_gap:{gap.id}:notice",
-        kind=Kind.SLACK_DM,
-        payload={"user": gap.user_id},
-        render=ProfileNotice(gap.id),
-        desk_id=desk.id,
-        now=now,
+    outbox.SlackQueue(session, desk.id, now).dm(
+        gap.user_id, ProfileNotice(gap.id), dedup_key=f"readiness_gap:{gap.id}:notice"
     )
     return esc
 

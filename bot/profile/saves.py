@@ -60,6 +60,19 @@ def _record(
     record(session, subject=f"profile:{user_id}", action=action, at=now, actor=actor or user_id, **detail)
 
 
+def _saved(
+    session: Session, profile: TraderProfile, action: str, now: datetime, *, actor: str | None = None, **detail: Any
+) -> TraderProfile:
+    """How a save that changes a trader's profile row ends: the row stamped and flushed, an
+    event in their trail (``_record``), and their gaps re-synced."""
+    profile.updated_at = now
+    session.add(profile)
+    session.flush()
+    _record(session, profile.user_id, action, now, actor=actor, **detail)
+    sync_trader(session=session, user_id=profile.user_id, now=now)
+    return profile
+
+
 def _first_error(errors: Mapping[str, str]) -> None:
     if errors:
         key, message = next(iter(errors.items()))
@@ -93,11 +106,7 @@ def save_interfaces(
     profile = _ensure(session, user_id, now)
     before = (profile.primary_interface, profile.secondary_interface)
     profile.primary_interface, profile.secondary_interface = primary, secondary
-    profile.updated_at = now
-    session.add(profile)
-    _record(session, user_id, "interfaces_saved", now, before=before, after=(primary, secondary))
-    sync_trader(session=session, user_id=user_id, now=now)
-    return profile
+    return _saved(session, profile, "interfaces_saved", now, before=before, after=(primary, secondary))
 
 
 def validate_permissions(
@@ -205,8 +214,6 @@ def save_second_factors(
     assert primary is not None
     profile = _ensure(session, user_id, now)
     profile.primary_factor = primary
-    profile.updated_at = now
-    session.add(profile)
     current = factor_records(session, [user_id])[user_id]
     for method, row in current.items():
         if method.value not in registered:
@@ -223,18 +230,15 @@ def save_second_factors(
             row.unverified_reason = None
         row.updated_at = now
         session.add(row)
-    session.flush()
-    _record(
+    return _saved(
         session,
-        user_id,
+        profile,
         "second_factors_saved",
         now,
         primary=primary,
         registered=sorted(registered),
         verified_on={k: v for k, v in verified_on.items() if v},
     )
-    sync_trader(session=session, user_id=user_id, now=now)
-    return profile
 
 
 def set_risk_tier(
@@ -258,11 +262,7 @@ def set_risk_tier(
     if dsc_plus_eligible is not None and dsc_plus_eligible != profile.dsc_plus_eligible:
         eligible = {"dsc_plus_eligible": dsc_plus_eligible}
         profile.dsc_plus_eligible = dsc_plus_eligible
-    profile.updated_at = now
-    session.add(profile)
-    _record(session, trader_id, "risk_tier_set", now, actor=manager_id, before=before, after=tier, **eligible)
-    sync_trader(session=session, user_id=trader_id, now=now)
-    return profile
+    return _saved(session, profile, "risk_tier_set", now, actor=manager_id, before=before, after=tier, **eligible)
 
 
 def set_policy(
@@ -363,12 +363,9 @@ def save_broker_setup(
         profile.order_precautions = order_precautions
     if ip_restricted is not None:
         profile.ip_restricted = ip_restricted
-    profile.updated_at = now
-    session.add(profile)
-    session.flush()
-    _record(
+    return _saved(
         session,
-        user_id,
+        profile,
         "broker_setup_saved",
         now,
         actor=actor,
@@ -379,5 +376,3 @@ def save_broker_setup(
             "ip_restricted": profile.ip_restricted,
         },
     )
-    sync_trader(session=session, user_id=user_id, now=now)
-    return profile

@@ -1,8 +1,8 @@
 """Rendering of outbox notifications at delivery: a render spec (``bot.delivery.specs``: a view
 and plain ids) in, (text, blocks) out, from the state at the moment the message is sent.
 
-Domain services enqueue a spec (``outbox.enqueue(render=EscalationDM(12))``) and never build
-blocks; the outbox worker reads it back from the row and calls ``render`` (injected by
+Domain services queue a spec (``outbox.SlackQueue(...).dm(user, EscalationDM(12), ...)``) and
+never build blocks; the outbox worker reads it back from the row and calls ``render`` (injected by
 ``bot.runtime``) just before it talks to Slack. Each capability's pure view builder does the
 drawing; this module only loads what it needs.
 """
