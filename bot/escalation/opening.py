@@ -23,7 +23,7 @@ from bot.db import insert_or_skip
 from bot.desks import away
 from bot.desks.models import Desk
 from bot.escalation import notices
-from bot.escalation.models import STANDING_ONCE, Escalation, EscalationKind, EscalationState
+from bot.escalation.models import Escalation, EscalationKind, EscalationState
 from bot.escalation.notices import tell_managers
 from bot.escalation.resolving import resolve_gone
 from bot.escalation.rules import AT_ONCE, OPEN_STATES, detail_for, kinds_called_for, past_deadline, subject
@@ -111,41 +111,20 @@ def open_standing(
     detail: str,
     now: datetime,
     notify: bool = True,
-) -> Escalation:
-    """Open an escalation that belongs to no checklist run (the readiness profile's gaps, found
-    before the morning) and queue a DM to every manager. The caller decides that it is opened
-    once (``bot.profile`` claims its gap row first); the (run, trader, kind) key doesn't, as
-    ``run_id`` is NULL. With ``notify=False`` the caller tells the managers
-    (``notices.notify_standing``: one grouped DM for several)."""
-    assert desk.id is not None
-    esc = Escalation(desk_id=desk.id, run_id=None, trader_id=trader_id, kind=kind, detail=detail, opened_at=now)
-    session.add(esc)
-    session.flush()
-    _opened(session, esc, now, trader=trader_id)
-    if notify:
-        tell_managers(session, desk, [esc], now)
-    return esc
-
-
-def open_standing_once(
-    *,
-    session: Session,
-    desk: Desk,
-    trader_id: str,
-    kind: EscalationKind,
-    detail: str,
-    now: datetime,
-    notify: bool = True,
 ) -> Escalation | None:
-    """A standing escalation of ``kind`` (one of ``STANDING_ONCE``) for the trader on the desk
-    unless one is open already (None then); managers told. For conditions re-checked by a pass
-    (a failing probe), which may run in several processes at once: the partial unique index
-    ``uq_escalation_standing_open`` decides with ``INSERT ... ON CONFLICT DO NOTHING`` — a
-    second insert waits for the first transaction and then inserts nothing (PostgreSQL), or
-    finds the row its ``BEGIN IMMEDIATE`` waited for (SQLite) — so exactly one opens and only
-    its opener tells the managers (with ``notify=False``, the caller does: ``notices.notify_standing``
-    groups what one pass opened)."""
-    assert desk.id is not None and kind in STANDING_ONCE
+    """Open an escalation that belongs to no checklist run and (``notify``) queue a DM to every
+    manager; with ``notify=False`` the caller tells them (``notices.notify_standing``: one
+    grouped DM for several). The (run, trader, kind) key can't make it once, as ``run_id`` is
+    NULL:
+
+    - the readiness profile's gaps, found before the morning: the caller decides (``bot.profile``
+      claims its gap row first);
+    - conditions a pass re-checks (a failing probe, ``STANDING_ONCE``), which may run in several
+      processes at once: the partial unique index ``uq_escalation_standing_open`` decides with
+      ``INSERT ... ON CONFLICT DO NOTHING`` -- a second insert waits for the first transaction
+      and then inserts nothing (PostgreSQL), or finds the row its ``BEGIN IMMEDIATE`` waited for
+      (SQLite) -- so exactly one opens, and only its opener tells the managers. None then."""
+    assert desk.id is not None
     new_id = insert_or_skip(
         session,
         Escalation,

@@ -152,7 +152,7 @@ def follow_up(session: Session, desk: Desk, now: datetime, trader_ids: Sequence[
         probed = _probed(statuses)
         if probe_failed_holds(s.healthy if s.state is not None else None for s in statuses):
             detail = "; ".join(problem_text(s) for s in probed if not s.healthy)
-            esc = opening.open_standing_once(
+            esc = opening.open_standing(
                 session=session,
                 desk=desk,
                 trader_id=trader,

@@ -214,6 +214,7 @@ def _escalate(session: Session, desk: Desk, gap: ReadinessGap, now: datetime) ->
     esc = opening.open_standing(
         session=session, desk=desk, trader_id=gap.user_id, kind=kind, detail=gap.detail, now=now, notify=False
     )
+    assert esc is not None  # a gap's kind is not one a partial index keeps to one
     session.execute(update(ReadinessGap).where(col(ReadinessGap.id) == gap.id).values(escalation_id=esc.id))
     assert gap.id is not None
     # The trader hears it too, with the buttons to fix it (rendered at delivery: bot.slack.notifications).
