@@ -65,8 +65,14 @@ def _open(engine: Engine, held: threading.Event | None = None, release: threadin
     the transaction open until told."""
     with session_scope(engine) as session:
         desk = desks.get_desk(session=session, name="equities")
-        esc = opening.open_standing(
-            session=session, desk=desk, trader_id="UTRD1", kind=EscalationKind.PROBE_FAILED, detail="down", now=NOW
+        esc = opening.open_escalation(
+            session=session,
+            desk=desk,
+            run=None,
+            trader_id="UTRD1",
+            kind=EscalationKind.PROBE_FAILED,
+            detail="down",
+            now=NOW,
         )
         if held is not None and release is not None:
             held.set()

@@ -59,7 +59,7 @@ class EscalationState(StrEnum):
 
 # Standing escalations that a pass re-checks (a failing probe) are open at most once per desk
 # and trader: a partial unique index decides, on SQLite and PostgreSQL alike, so two processes
-# racing to open one open exactly one (``opening.open_standing``, ON CONFLICT DO NOTHING).
+# racing to open one open exactly one (``opening.open_escalation``, ON CONFLICT DO NOTHING).
 # Migration 0011 freezes the same condition.
 STANDING_ONCE = (EscalationKind.PROBE_FAILED,)
 STANDING_OPEN_WHERE = "run_id IS NULL AND kind = 'probe_failed' AND state IN ('open', 'acknowledged')"

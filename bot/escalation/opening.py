@@ -57,26 +57,6 @@ def _open(
     return esc
 
 
-def open_escalation(
-    *,
-    session: Session,
-    desk: Desk,
-    run: ChecklistRun,
-    trader_id: str,
-    kind: EscalationKind,
-    detail: str,
-    now: datetime,
-    notify: bool = True,
-) -> Escalation | None:
-    """Open one escalation and (``notify``) queue a DM to every manager; None if it was already
-    opened (today's escalation of that kind for that trader is one, whatever its state) or the
-    trader is away that day (an away trader is never escalated)."""
-    esc = _open(session, desk, run, trader_id, kind, detail, now)
-    if esc is not None and notify:
-        tell_managers(session, desk, [esc], now)
-    return esc
-
-
 def open_due(
     session: Session,
     desk: Desk,
@@ -102,28 +82,43 @@ def open_due(
     return opened
 
 
-def open_standing(
+def open_escalation(
     *,
     session: Session,
     desk: Desk,
+    run: ChecklistRun | None,
     trader_id: str,
     kind: EscalationKind,
     detail: str,
     now: datetime,
     notify: bool = True,
 ) -> Escalation | None:
-    """Open an escalation that belongs to no checklist run and (``notify``) queue a DM to every
-    manager; with ``notify=False`` the caller tells them (``notices.notify_standing``: one
-    grouped DM for several). The (run, trader, kind) key can't make it once, as ``run_id`` is
-    NULL:
+    """Open one escalation and (``notify``) queue a DM to every manager; with ``notify=False``
+    the caller tells them (``notices.notify_standing``: one grouped DM for several). None when
+    it is not opened:
 
-    - the readiness profile's gaps, found before the morning: the caller decides (``bot.profile``
-      claims its gap row first);
-    - conditions a pass re-checks (a failing probe, ``STANDING_ONCE``), which may run in several
-      processes at once: the partial unique index ``uq_escalation_standing_open`` decides with
-      ``INSERT ... ON CONFLICT DO NOTHING`` -- a second insert waits for the first transaction
-      and then inserts nothing (PostgreSQL), or finds the row its ``BEGIN IMMEDIATE`` waited for
-      (SQLite) -- so exactly one opens, and only its opener tells the managers. None then."""
+    - of a checklist ``run``: already opened (today's escalation of that kind for that trader
+      is one, whatever its state), or the trader is away that day (never escalated);
+    - with no run (``run_id`` NULL: the (run, trader, kind) key can't make it once), the
+      readiness profile's gaps, found before the morning, are opened as asked (``bot.profile``
+      claims its gap row first); conditions a pass re-checks (a failing probe,
+      ``STANDING_ONCE``), which may run in several processes at once, are kept to one by the
+      partial unique index ``uq_escalation_standing_open`` (``INSERT ... ON CONFLICT DO
+      NOTHING``: a second insert waits for the first transaction and then inserts nothing on
+      PostgreSQL, or finds the row its ``BEGIN IMMEDIATE`` waited for on SQLite), so only the
+      opener tells the managers."""
+    if run is not None:
+        esc = _open(session, desk, run, trader_id, kind, detail, now)
+    else:
+        esc = _open_standing(session, desk, trader_id, kind, detail, now)
+    if esc is not None and notify:
+        tell_managers(session, desk, [esc], now)
+    return esc
+
+
+def _open_standing(
+    session: Session, desk: Desk, trader_id: str, kind: EscalationKind, detail: str, now: datetime
+) -> Escalation | None:
     assert desk.id is not None
     new_id = insert_or_skip(
         session,
@@ -144,8 +139,6 @@ def open_standing(
     esc = session.get(Escalation, new_id)
     assert esc is not None
     _opened(session, esc, now, trader=trader_id)
-    if notify:
-        tell_managers(session, desk, [esc], now)
     return esc
 
 

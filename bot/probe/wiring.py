@@ -152,9 +152,10 @@ def follow_up(session: Session, desk: Desk, now: datetime, trader_ids: Sequence[
         probed = _probed(statuses)
         if probe_failed_holds(s.healthy if s.state is not None else None for s in statuses):
             detail = "; ".join(problem_text(s) for s in probed if not s.healthy)
-            esc = opening.open_standing(
+            esc = opening.open_escalation(
                 session=session,
                 desk=desk,
+                run=None,
                 trader_id=trader,
                 kind=EscalationKind.PROBE_FAILED,
                 detail=detail,

@@ -211,8 +211,8 @@ def _escalate(session: Session, desk: Desk, gap: ReadinessGap, now: datetime) ->
     if not claimed.rowcount:  # type: ignore[attr-defined]
         return None
     kind = GAP_ESCALATION[GapKind(gap.kind)]
-    esc = opening.open_standing(
-        session=session, desk=desk, trader_id=gap.user_id, kind=kind, detail=gap.detail, now=now, notify=False
+    esc = opening.open_escalation(
+        session=session, desk=desk, run=None, trader_id=gap.user_id, kind=kind, detail=gap.detail, now=now, notify=False
     )
     assert esc is not None  # a gap's kind is not one a partial index keeps to one
     session.execute(update(ReadinessGap).where(col(ReadinessGap.id) == gap.id).values(escalation_id=esc.id))

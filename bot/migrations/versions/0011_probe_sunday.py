@@ -8,7 +8,7 @@ Create Date: 2026-12-04 06:00:00
 - uq_escalation_standing_open: at most one open (or acknowledged) standing PROBE_FAILED
   escalation per desk and trader — a partial unique index (SQLite and PostgreSQL both have
   them), so two processes probing the same failing endpoint open exactly one
-  (bot.escalation.opening.open_standing: INSERT ... ON CONFLICT DO NOTHING).
+  (bot.escalation.opening.open_escalation with no run: INSERT ... ON CONFLICT DO NOTHING).
 """
 
 import sqlalchemy as sa
