@@ -15,12 +15,15 @@ apart) does not hold up posts.
 - ``chat.update``: Tier 3, 50+ a minute (https://api.slack.com/methods/chat.update): 50 a minute.
 - ``conversations.history``: Tier 3 (https://api.slack.com/methods/conversations.history): 50 a
   minute (looking for a post whose answer was lost, ``bot.delivery.ledger``).
+
+``Pace``: how the outbox worker holds one message's budgets.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -80,3 +83,41 @@ class SlackBudgets:
 
     def rate_limited(self, budgets: list[Budget], retry_after: float) -> None:
         self.shared.rate_limited(budgets, retry_after)
+
+
+@dataclass
+class Pace:
+    """How the outbox worker holds one message's Slack budgets (``bot.delivery.worker``): taken
+    after the message is rendered, right before the call, so that the slot's spacing is not
+    spent reading and rendering; freed with its outcome, in the transaction that records it."""
+
+    budgets: SlackBudgets | None
+    within: float
+    sleep: Callable[[float], None]
+    free_in: float = 0.0  # when the budgets were not taken: when they could be
+    held: list[Budget] = field(default_factory=list)
+
+    def take(self, budgets: list[Budget]) -> bool:
+        """Take ``budgets`` if a slot comes within ``within`` (sleeping until it starts)."""
+        if self.budgets is None or not budgets:
+            return True
+        taken = self.budgets.take(budgets, within=self.within)
+        if taken.delay is None:
+            self.free_in = taken.free_in
+            return False
+        self.held = budgets
+        if taken.delay > 0:
+            self.sleep(taken.delay)
+        return True
+
+    def rate_limited(self, retry_after: float) -> None:
+        if self.budgets is not None and self.held:
+            self.budgets.rate_limited(self.held, retry_after)
+
+    def free(self, session: Session | None = None) -> None:
+        """Free what is held in ``session``'s transaction (the caller then clears ``held``
+        once it has committed), or else in one of its own."""
+        if self.budgets is not None and self.held:
+            self.budgets.done(self.held, session=session)
+            if session is None:
+                self.held = []

@@ -66,7 +66,7 @@ from bot.delivery.pacing import Budget
 from bot.delivery.pager import Pager, PagerTarget
 from bot.delivery.slack import deliver_slack, delivery_client, find_posted, metadata_of, slack_errors
 from bot.delivery.specs import RenderSpec, SpecError, from_payload
-from bot.delivery.tiers import SlackBudgets
+from bot.delivery.tiers import Pace, SlackBudgets
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -259,49 +259,12 @@ def deliver_due(
         # to the next message without having taken (and wasted) a slot of the shared budget.
         if not claim(engine, message_id, now):  # another worker got it first
             continue
-        pace = _Pace(budgets, wait_at_most, sleep)
+        pace = Pace(budgets, wait_at_most, sleep)
         if not _deliver_one(engine, client, pager, message_id, peek, pace, now, render, pager_target, result, down):
             release(engine, message_id, now)  # no slot soon: left for a later pass with its lane
             result.pace(pace.free_in)
             blocked.add(peek.lane)
     return result
-
-
-@dataclass
-class _Pace:
-    """How one message holds its Slack budgets: taken after it is rendered, right before the
-    call, so that the slot's spacing is not spent reading and rendering; freed with its
-    outcome, in the transaction that records it."""
-
-    budgets: SlackBudgets | None
-    within: float
-    sleep: Callable[[float], None]
-    free_in: float = 0.0  # when the budgets were not taken: when they could be
-    held: list[Budget] = field(default_factory=list)
-
-    def take(self, peek: _Peek) -> bool:
-        if self.budgets is None or not peek.budgets:
-            return True
-        taken = self.budgets.take(peek.budgets, within=self.within)
-        if taken.delay is None:
-            self.free_in = taken.free_in
-            return False
-        self.held = peek.budgets
-        if taken.delay > 0:
-            self.sleep(taken.delay)
-        return True
-
-    def rate_limited(self, retry_after: float) -> None:
-        if self.budgets is not None and self.held:
-            self.budgets.rate_limited(self.held, retry_after)
-
-    def free(self, session: Session | None = None) -> None:
-        """Free what is held in ``session``'s transaction (the caller then clears ``held``
-        once it has committed), or else in one of its own."""
-        if self.budgets is not None and self.held:
-            self.budgets.done(self.held, session=session)
-            if session is None:
-                self.held = []
 
 
 def _deliver_one(
@@ -310,7 +273,7 @@ def _deliver_one(
     pager: Pager | None,
     message_id: int,
     peek: _Peek,
-    pace: _Pace,
+    pace: Pace,
     now: datetime,
     render: Renderer | None,
     pager_target: PagerLookup | None,
@@ -351,7 +314,7 @@ def _deliver_one(
                     body["text"], body["blocks"] = _render(session, render, body["render"])
             except DeliveryError as exc:
                 error = exc
-    if error is None and service == "slack" and not pace.take(peek):
+    if error is None and service == "slack" and not pace.take(peek.budgets):
         return False
     try:
         if error is None:
