@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from bot import deploy_commands, keys_commands
 from bot.checklist import commands as checklist_commands
-from bot.clikit import EXIT_USAGE, CliError, Parser
+from bot.clikit import EXIT_USAGE, CliError, Handler, Parser
 from bot.config import ConfigError, Settings, load_settings
 from bot.desks import commands as desk_commands
 from bot.errors import ServiceError
@@ -24,8 +24,6 @@ from bot.probe import commands as probe_commands
 from bot.profile import commands as profile_commands
 from bot.summary import commands as summary_commands
 from bot.summary import export_commands
-
-Handler = Callable[[argparse.Namespace, Settings], int]
 
 # In the order `preflight --help` lists them.
 REGISTER: tuple[Callable[[argparse._SubParsersAction[Parser]], None], ...] = (

@@ -42,6 +42,21 @@ def group(sub: argparse._SubParsersAction[Parser], name: str, help: str) -> argp
     return sub.add_parser(name, help=help).add_subparsers(dest=f"{name}_command", required=True, parser_class=Parser)
 
 
+# What a subcommand runs: the parsed arguments and the settings in, the exit code out.
+Handler = Callable[[argparse.Namespace, "Settings"], int]
+
+
+def desk_command(
+    commands: argparse._SubParsersAction[Parser], name: str, help: str, handler: Handler
+) -> argparse.ArgumentParser:
+    """``preflight GROUP NAME DESK ...``: a subcommand about one desk, named by its first argument
+    (``args.name``), run by ``handler``."""
+    parser = commands.add_parser(name, help=help)
+    parser.add_argument("name", metavar="DESK", help="the desk's name")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def database(settings: Settings) -> Engine:
     """The migrated database: every command that touches data brings the schema up first."""
     from bot.db import make_engine

@@ -48,8 +48,8 @@ V = TypeVar("V")
 
 def lookup(table: Mapping[E, V], kind: type[E], value: str, *, unknown: V) -> V:
     """``table``'s entry for a ``kind`` value recorded as text; ``unknown`` when the text is
-    none of ``kind``'s values (recorded by another version of the bot)."""
+    none of ``kind``'s values (recorded by another version of the bot) or has no entry."""
     try:
         return table[kind(value)]
-    except ValueError:
+    except (ValueError, KeyError):
         return unknown

@@ -45,11 +45,9 @@ from bot.summary import posting as weekly
 
 log = logging.getLogger(__name__)
 
-SYNC_SECONDS = 60
-ESCALATION_SECONDS = 30
-SUMMARY_SECONDS = 300
-PROFILE_SECONDS = 60
-PROBE_SECONDS = 60
+# The passes over every desk: job id -> how often it runs, in seconds. Each pass is idempotent,
+# so a late or coalesced run changes nothing but timing.
+EVERY_SECONDS = {"sync": 60, "escalations": 30, "weekly_summaries": 300, "readiness_gaps": 60, "probes": 60}
 
 
 def desk_trigger(desk: Desk) -> CronTrigger:
@@ -133,11 +131,16 @@ class Scheduler:
 
     def start(self) -> None:
         # APScheduler runs on the real time (a moved clock would delay or skip the first sync).
-        self.aps.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=datetime.now(UTC))
-        self.aps.add_job(self.escalate, "interval", seconds=ESCALATION_SECONDS, id="escalations")
-        self.aps.add_job(self.weekly_summaries, "interval", seconds=SUMMARY_SECONDS, id="weekly_summaries")
-        self.aps.add_job(self.readiness_gaps, "interval", seconds=PROFILE_SECONDS, id="readiness_gaps")
-        self.aps.add_job(self.probes, "interval", seconds=PROBE_SECONDS, id="probes")
+        passes = {
+            "sync": self.sync,
+            "escalations": self.escalate,
+            "weekly_summaries": self.weekly_summaries,
+            "readiness_gaps": self.readiness_gaps,
+            "probes": self.probes,
+        }
+        for job_id, run in passes.items():
+            first = {"next_run_time": datetime.now(UTC)} if job_id == "sync" else {}  # desks' jobs at once
+            self.aps.add_job(run, "interval", seconds=EVERY_SECONDS[job_id], id=job_id, **first)
         self.aps.start()
 
     def readiness_gaps(self) -> None:

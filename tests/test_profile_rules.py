@@ -12,9 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 import pyotp
 import pytest
 
+from bot.checklist.models import Platform
 from bot.profile import drill
 from bot.profile.drill import CodeOutcome
-from bot.profile.models import GapKind, RiskTier, SecondFactor
+from bot.profile.labels import interface_label
+from bot.profile.models import INTERFACES, GapKind, RiskTier, SecondFactor
 from bot.profile.policy import (
     FLAG_TEXT,
     AutomationFlag,
@@ -28,6 +30,7 @@ from bot.profile.policy import (
     recovery_status,
     tier_policy,
 )
+from bot.profile.saves import validate_interfaces
 
 AT = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
 BACKUPS = (SecondFactor.AUTHENTICATOR, SecondFactor.DSC_PLUS, SecondFactor.SECURITY_CODE_CARD, SecondFactor.SMS)
@@ -325,3 +328,12 @@ def test_the_provisioning_uri_names_the_issuer_and_the_trader() -> None:
     assert f"secret={SECRET}" in uri and "issuer=IB%20Preflight" in uri
     png = drill.qr_png(uri)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_profile_offers_the_checklists_platforms_but_not_the_legacy_api() -> None:
+    """One list of IBKR's platforms (checklist.models.Platform): the profile takes every current
+    one and refuses the "api" that only answers recorded before the API split carry."""
+    assert {i.value for i in INTERFACES} == {p.value for p in Platform} - {"api"}
+    assert validate_interfaces("tws_api", "cp_web_api") == {}
+    assert set(validate_interfaces("api", "api")) == {"primary_interface", "secondary_interface"}
+    assert interface_label("api") == "api"  # recorded by another version: shown as stored, no crash

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
@@ -25,7 +26,7 @@ from bot.db import session_scope
 from bot.desks import service as desks
 from bot.desks.models import Desk
 from bot.runtime import make_client
-from bot.scheduler import Scheduler, desk_trigger
+from bot.scheduler import EVERY_SECONDS, Scheduler, desk_trigger
 from tests.support.factories import make_desk
 from tests.support.fakes.slack import FakeSlack, Fault
 from tests.support.harness import BOT_TOKEN, FakeClock, utc
@@ -429,3 +430,15 @@ def test_sync_catches_up_a_desk_added_after_its_post_time(
     assert posts(fake_slack) == 1
     (run,) = runs(engine)
     assert run.posted_at == clock()
+
+
+def test_start_runs_every_pass_on_its_interval(scheduler: Scheduler) -> None:
+    before = datetime.now(UTC)
+    scheduler.start()
+    try:
+        jobs = {job.id: job for job in scheduler.aps.get_jobs() if isinstance(job.trigger, IntervalTrigger)}
+        assert {j: int(job.trigger.interval.total_seconds()) for j, job in jobs.items()} == EVERY_SECONDS
+        assert EVERY_SECONDS["escalations"] == 30  # a silent trader is escalated within half a minute
+        assert jobs["escalations"].next_run_time > before + timedelta(seconds=25)  # not at start-up
+    finally:
+        scheduler.shutdown()

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from bot.clikit import CliError, Parser, database, date_arg, group
+from bot.clikit import CliError, Parser, database, date_arg, desk_command, group
 from bot.config import Settings
 
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     check = group(sub, "checklist", "post a checklist by hand")
-    post = check.add_parser("post", help="post a desk's checklist (never twice)")
-    post.add_argument("name")
+    post = desk_command(check, "post", "post a desk's checklist (never twice)", checklist_post)
     post.add_argument(
         "--date", type=date_arg, help="trading date (default: today, desk-local); not a future one, not after its close"
     )
-    post.set_defaults(handler=checklist_post)
 
 
 def checklist_post(args: argparse.Namespace, settings: Settings) -> int:

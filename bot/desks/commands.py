@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from bot.clikit import CliError, Parser, database, group, plain, print_table, read_secret
+from bot.clikit import CliError, Parser, database, desk_command, group, plain, print_table, read_secret
 from bot.config import Settings, prepare_database
 
 if TYPE_CHECKING:
@@ -21,29 +21,21 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     desk = group(sub, "desk", "register and list desks")
-    add = desk.add_parser("add", help="register a desk")
-    add.add_argument("name")
+    add = desk_command(desk, "add", "register a desk", desk_add)
     add.add_argument("--channel", required=True, help="channel ID, e.g. C0123ABCD")
     add.add_argument("--managers", required=True, help="comma-separated user IDs")
     add.add_argument("--traders", required=True, help="comma-separated user IDs")
     add.add_argument("--timezone", required=True, help="IANA zone, e.g. America/New_York")
     add.add_argument("--post-at", required=True, help="desk-local HH:MM")
     add.add_argument("--deadline", required=True, help="desk-local HH:MM")
-    add.set_defaults(handler=desk_add)
     desk.add_parser("list", help="list desks (people by name and Slack ID)").set_defaults(handler=desk_list)
-    show = desk.add_parser("show", help="every setting of one desk (the pager secret only as set or not)")
-    show.add_argument("name")
-    show.set_defaults(handler=desk_show)
-    remove = desk.add_parser("remove", help="delete a desk with its history (asks for --yes)")
-    remove.add_argument("name")
+    desk_command(desk, "show", "every setting of one desk (the pager secret only as set or not)", desk_show)
+    remove = desk_command(desk, "remove", "delete a desk with its history (asks for --yes)", desk_remove)
     remove.add_argument("--yes", action="store_true", help="really delete it")
-    remove.set_defaults(handler=desk_remove)
-    rename = desk.add_parser("rename", help="rename a desk")
-    rename.add_argument("name")
+    rename = desk_command(desk, "rename", "rename a desk", desk_rename)
     rename.add_argument("new_name", metavar="NEW")
-    rename.set_defaults(handler=desk_rename, field_hints={"desk_name": "NEW"})
-    mem = desk.add_parser("members", help="add or remove a desk's traders and managers")
-    mem.add_argument("name")
+    rename.set_defaults(field_hints={"desk_name": "NEW"})
+    mem = desk_command(desk, "members", "add or remove a desk's traders and managers", desk_members)
     for flag, what in (
         ("--add-traders", "traders to add"),
         ("--remove-traders", "traders to remove"),
@@ -52,17 +44,15 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     ):
         mem.add_argument(flag, default="", help=f"comma-separated user IDs: {what}")
     mem.set_defaults(
-        handler=desk_members,
         field_hints={"traders": "--add-traders/--remove-traders", "managers": "--add-managers/--remove-managers"},
     )
     _register_set(desk)
 
 
 def _register_set(desk: argparse._SubParsersAction[Parser]) -> None:
-    dset = desk.add_parser(
-        "set", help="change a desk's escalation policy, pager, weekly summary and Sunday-evening probe"
+    dset = desk_command(
+        desk, "set", "change a desk's escalation policy, pager, weekly summary and Sunday-evening probe", desk_set
     )
-    dset.add_argument("name")
     dset.add_argument("--reminder-minutes", type=int, help="reminder DM this long before the deadline (0: none)")
     dset.add_argument("--ack-timeout-minutes", type=int, help="unacknowledged escalations go to level 2 after this")
     dset.add_argument("--escalation-channel", help="channel ID for level 2, e.g. C0123ABCD ('' to clear)")
@@ -102,7 +92,6 @@ def _register_set(desk: argparse._SubParsersAction[Parser]) -> None:
         choices=("yes", "no"),
         help="the desk restricts logins by IP address: elevated traders and automations record theirs (default no)",
     )
-    dset.set_defaults(handler=desk_set)
 
 
 def _channel_check(settings: Settings) -> ChannelCheck:

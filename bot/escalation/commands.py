@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from bot.clikit import CliError, Parser, database, group, instant_arg, plain, print_table
+from bot.clikit import CliError, Parser, database, desk_command, group, instant_arg, plain, print_table
 from bot.config import Settings
 
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     esc = group(sub, "escalations", "run the escalation pass, list escalations")
-    erun = esc.add_parser("run", help="run a desk's due escalation pass now (idempotent), then deliver")
-    erun.add_argument("name")
+    erun = desk_command(esc, "run", "run a desk's due escalation pass now (idempotent), then deliver", escalations_run)
     erun.add_argument(
         "--at",
         type=instant_arg,
         help="replay the pass as of this past instant, ISO-8601 (e.g. 2026-11-25T09:00-05:00); without a zone it "
         "is taken as UTC. A future instant is refused: the scheduler runs the pass every 30 seconds",
     )
-    erun.set_defaults(handler=escalations_run)
     elist = esc.add_parser("list", help="escalations with state, level and delivery status; what waits and why")
     elist.add_argument("--open", action="store_true", help="only open or acknowledged escalations")
     elist.set_defaults(handler=escalations_list)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from bot.clikit import Parser, database, group
+from bot.clikit import Parser, database, desk_command, group
 from bot.config import Settings
 from bot.profile import broker_commands
 
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     prof = group(sub, "profile", "readiness profiles: drill windows, the readiness-gap pass")
-    ppolicy = prof.add_parser("policy", help="a desk's drill windows per risk tier (days)")
-    ppolicy.add_argument("name")
+    ppolicy = desk_command(prof, "policy", "a desk's drill windows per risk tier (days)", profile_policy)
     ppolicy.add_argument("--standard-drill-days", type=int, help="standard tier: verify a backup this often (30)")
     ppolicy.add_argument("--elevated-drill-days", type=int, help="elevated tier: verify a backup this often (14)")
-    ppolicy.set_defaults(handler=profile_policy)
     pgaps = prof.add_parser("gaps", help="run the readiness-gap pass now (idempotent) and list open gaps")
     pgaps.add_argument("name", nargs="?", help="one desk (default: every desk)")
     pgaps.set_defaults(handler=profile_gaps)

@@ -8,21 +8,13 @@ from enum import StrEnum
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from bot.checklist.models import LEGACY_PLATFORMS, Platform
 from bot.dbtypes import UTCDateTime, utcnow
 
-
-class Interface(StrEnum):
-    """IBKR's platforms and APIs, named as IBKR names them (docs/broker-facts.md §5:
-    https://interactivebrokers.github.io/tws-api/initial_setup.html — "TWS API ... an interface to
-    ... TWS and IB Gateway"; https://interactivebrokers.github.io/cpwebapi/ — "Client Portal Web API")."""
-
-    TWS = "tws"
-    IB_GATEWAY = "ib_gateway"
-    IBKR_DESKTOP = "ibkr_desktop"
-    CLIENT_PORTAL = "client_portal"
-    IBKR_MOBILE = "ibkr_mobile"
-    TWS_API = "tws_api"
-    CP_WEB_API = "cp_web_api"
+# The profile's interfaces are the checklist's platforms: one list of IBKR's platforms and APIs by
+# IBKR's own names (docs/broker-facts.md §5), less the ones only old answers carry.
+Interface = Platform
+INTERFACES: tuple[Platform, ...] = tuple(p for p in Platform if p not in LEGACY_PLATFORMS)
 
 
 class Product(StrEnum):

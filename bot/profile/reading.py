@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from bot import calendar
 from bot.desks import service as desks
 from bot.profile.models import (
-    Interface,
+    INTERFACES,
     PlatformPermission,
     ProfilePolicy,
     RiskTier,
@@ -54,7 +54,7 @@ def factor_records(session: Session, user_ids: Iterable[str]) -> dict[str, dict[
 
 def permissions(session: Session, user_id: str) -> list[PlatformPermission]:
     rows = session.exec(select(PlatformPermission).where(PlatformPermission.user_id == user_id)).all()
-    order = {i.value: n for n, i in enumerate(Interface)}
+    order = {i.value: n for n, i in enumerate(INTERFACES)}
     return sorted(rows, key=lambda r: order.get(r.interface, 99))
 
 

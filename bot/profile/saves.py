@@ -8,8 +8,9 @@ Domain only: no Slack. Services take ``session`` and ``now``, never commit, and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,9 +26,9 @@ from bot.profile.access import check_can_set_tier
 from bot.profile.automation import AutomationInput
 from bot.profile.gaps import sync_desk, sync_trader
 from bot.profile.models import (
+    INTERFACES,
     Automation,
     BrokerUsername,
-    Interface,
     PlatformPermission,
     Product,
     ProfilePolicy,
@@ -79,20 +80,20 @@ def _first_error(errors: Mapping[str, str]) -> None:
         raise ServiceError(message, field=key)
 
 
-def _enum_value(value: str | None, enum: type[Interface] | type[SecondFactor] | type[RiskTier]) -> str | None:
+def _enum_value(value: str | None, members: Iterable[StrEnum]) -> str | None:
     if value is None:
         return None
-    return value if value in {m.value for m in enum} else None
+    return value if value in {m.value for m in members} else None
 
 
 def validate_interfaces(primary: str | None, secondary: str | None) -> dict[str, str]:
     errors: dict[str, str] = {}
     if primary is None:
         errors["primary_interface"] = "Pick the interface you trade on first."
-    elif _enum_value(primary, Interface) is None:
+    elif _enum_value(primary, INTERFACES) is None:
         errors["primary_interface"] = "That's not an interface IB Preflight knows; pick one from the list."
     if secondary is not None:
-        if _enum_value(secondary, Interface) is None:
+        if _enum_value(secondary, INTERFACES) is None:
             errors["secondary_interface"] = "That's not an interface IB Preflight knows; pick one from the list."
         elif secondary == primary:
             errors["secondary_interface"] = "The secondary interface must differ from the primary one."
@@ -113,7 +114,7 @@ def validate_permissions(
     interface: str | None, trading: Sequence[str], market_data: Sequence[str], note: str | None
 ) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if interface is None or _enum_value(interface, Interface) is None:
+    if interface is None or _enum_value(interface, INTERFACES) is None:
         errors["interface"] = "Pick the platform these permissions are for (an interface IB Preflight knows)."
     known = {p.value for p in Product}
     if any(p not in known for p in trading):

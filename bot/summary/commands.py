@@ -6,7 +6,7 @@ import argparse
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.clikit import CliError, Parser, database, group, iso_week_arg
+from bot.clikit import CliError, Parser, database, desk_command, group, iso_week_arg
 from bot.config import Settings
 
 if TYPE_CHECKING:
@@ -15,8 +15,7 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     weekly = group(sub, "summary", "the weekly readiness summary")
-    spost = weekly.add_parser("post", help="post a desk's weekly summary to its managers (never twice)")
-    spost.add_argument("name")
+    spost = desk_command(weekly, "post", "post a desk's weekly summary to its managers (never twice)", summary_post)
     spost.add_argument(
         "--week",
         type=iso_week_arg,
@@ -28,7 +27,6 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         help="print the summary and write the chart to a file; nothing is posted or marked (any week)",
     )
     spost.add_argument("--chart", help="with --preview: where to write the chart (default readiness-NAME-WEEK.png)")
-    spost.set_defaults(handler=summary_post)
 
 
 def summary_post(args: argparse.Namespace, settings: Settings) -> int:
