@@ -72,6 +72,14 @@ class VerifiedBy(StrEnum):
     CHECKLIST = "checklist"  # confirmed authentication on the primary device in the morning checklist
 
 
+class TraderRows(SQLModel):
+    """What a table of many rows per trader starts with (not a table itself): its id, and the
+    trader's Slack user id, indexed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=32, index=True)
+
+
 class TraderProfile(SQLModel, table=True):
     """One trader's setup (a trader on several desks has one profile)."""
 
@@ -97,14 +105,12 @@ class TraderProfile(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class PlatformPermission(SQLModel, table=True):
+class PlatformPermission(TraderRows, table=True):
     """What a trader expects to trade on one platform, and (apart) which market data they have."""
 
     __tablename__ = "profile_permission"
     __table_args__ = (UniqueConstraint("user_id", "interface"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: str = Field(max_length=32, index=True)
     interface: str = Field(max_length=16)
     trading: str = Field(default="", max_length=120, description="comma-separated Product values")
     market_data: str = Field(default="", max_length=120, description="comma-separated Product values")
@@ -112,14 +118,12 @@ class PlatformPermission(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class SecondFactorRecord(SQLModel, table=True):
+class SecondFactorRecord(TraderRows, table=True):
     """A second-factor method the trader has registered with IBKR, and when it last proved to work."""
 
     __tablename__ = "second_factor"
     __table_args__ = (UniqueConstraint("user_id", "method"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: str = Field(max_length=32, index=True)
     method: str = Field(max_length=24)
     last_verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     verified_by: str | None = Field(default=None, max_length=16)
@@ -144,13 +148,11 @@ class TotpEnrollment(SQLModel, table=True):
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class DrillAttempt(SQLModel, table=True):
+class DrillAttempt(TraderRows, table=True):
     """Every code submitted (the outcome, never the code): the lockout counts these."""
 
     __tablename__ = "drill_attempt"
 
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: str = Field(max_length=32, index=True)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     purpose: str = Field(max_length=16, description="enroll | drill")
     outcome: str = Field(max_length=16)
@@ -216,15 +218,13 @@ class AccountKind(StrEnum):
     PAPER = "paper"
 
 
-class BrokerUsername(SQLModel, table=True):
+class BrokerUsername(TraderRows, table=True):
     """An IBKR username a trader logs in with (never a password). A person and an automation on
     one username are two brokerage sessions competing (``bot.profile.automation.flags``)."""
 
     __tablename__ = "broker_username"
     __table_args__ = (UniqueConstraint("user_id", "username"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: str = Field(max_length=32, index=True)
     username: str = Field(max_length=64, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
