@@ -49,10 +49,10 @@ Handler = Callable[[argparse.Namespace, "Settings"], int]
 def desk_command(
     commands: argparse._SubParsersAction[Parser], name: str, help: str, handler: Handler
 ) -> argparse.ArgumentParser:
-    """``preflight GROUP NAME DESK ...``: a subcommand about one desk, named by its first argument
+    """``preflight GROUP COMMAND NAME ...``: a subcommand about one desk, named by its first argument
     (``args.name``), run by ``handler``."""
     parser = commands.add_parser(name, help=help)
-    parser.add_argument("name", metavar="DESK", help="the desk's name")
+    parser.add_argument("name", metavar="NAME", help="the desk's name")
     parser.set_defaults(handler=handler)
     return parser
 

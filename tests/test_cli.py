@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from bot.cli import main
 from bot.config import describe_database
 from bot.migrate import upgrade
 from tests.support.cli import ADD, pretend_now, run
@@ -86,6 +87,8 @@ def test_desk_add_then_list(env: dict[str, str], engine: Engine, capsys: pytest.
         (without_option(ADD, "--channel"), "--channel"),
         (without_option(ADD, "--deadline"), "--deadline"),
         (["desk", "add"], "required"),
+        (["desk", "show"], "the following arguments are required: NAME"),  # clikit.desk_command
+        (["summary", "post"], "the following arguments are required: NAME"),
         (["desk"], "required"),
         (["frobnicate"], "invalid choice"),
         (["checklist", "post", "equities", "--date", "2026-13-01"], "YYYY-MM-DD"),
@@ -613,3 +616,15 @@ def test_failures_outside_are_exactly_one_line_from_a_real_process(
     assert len(failed.stderr.splitlines()) == 1, failed.stderr
     (line,) = failed.stderr.splitlines()  # no log lines, no traceback: one sentence
     assert line.startswith("preflight") and needle in line
+
+
+def test_every_subcommand_about_one_desk_takes_its_name_first(capsys: pytest.CaptureFixture[str]) -> None:
+    """``clikit.desk_command``: the same NAME argument, explained the same way, everywhere."""
+    for argv in (["desk", "set"], ["escalations", "run"], ["checklist", "post"], ["profile", "policy"]):
+        with pytest.raises(SystemExit) as done:
+            main([*argv, "--help"])
+        out = capsys.readouterr().out
+        assert done.value.code == 0
+        usage = out.split("\n\n")[0]
+        assert usage.startswith(f"usage: preflight {' '.join(argv)}") and usage.rstrip().endswith("NAME"), out
+        assert "the desk's name" in out, out
