@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,12 @@ from bot.cli import main
 from bot.crypto import Keyring
 from bot.db import session_scope
 from bot.delivery.errors import DeliveryError
-from bot.delivery.pager import SIGNATURE_HEADER, Pager, PagerTarget
+from bot.delivery.pager import SIGNATURE_HEADER, Pager, PagerTarget, _certificates
 from bot.desks import service as desks
 from bot.desks.models import Desk
 from tests.support.escalation_fixtures import SECRET_KEY, fake_pager, make_pager  # noqa: F401 - a fixture
 from tests.support.factories import make_desk
+from tests.support.fake_gateway import FakeGateway
 from tests.support.fakes.pager import FakePager, PagerFault
 from tests.support.fakes.slack import FakeSlack
 from tests.support.harness import BOT_TOKEN
@@ -284,3 +286,17 @@ def test_the_pager_connects_to_the_checked_address_and_never_follows_a_redirect(
         pager.send(target=desk("webhook", f"http://pager.internal:{port}/hook", "s"), event=EVENT)
     assert len(fake_pager.requests) == 1
     pager.close()
+
+
+def test_the_pager_verifies_tls_with_the_one_shared_context(gateway: FakeGateway) -> None:
+    """Every Pager shares one TLS context (loaded once a process); it still verifies: a webhook
+    behind a certificate no public authority signed is refused, and nothing is sent."""
+    pager = make_pager(timeout=2)
+    try:
+        with pytest.raises(DeliveryError) as refused:
+            pager.send(target=desk("webhook", f"{gateway.url}/hooks/preflight", "hook-secret"), event=EVENT)
+        assert "certificate" in str(refused.value).lower(), refused.value
+        assert gateway.requests == []
+        assert _certificates() is _certificates() and _certificates().verify_mode is ssl.CERT_REQUIRED
+    finally:
+        pager.close()
