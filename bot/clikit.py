@@ -43,7 +43,7 @@ def group(sub: argparse._SubParsersAction[Parser], name: str, help: str) -> argp
 
 
 # What a subcommand runs: the parsed arguments and the settings in, the exit code out.
-Handler = Callable[[argparse.Namespace, "Settings"], int]
+Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def desk_command(

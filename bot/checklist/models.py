@@ -24,8 +24,12 @@ class AuthLayer(StrEnum):
 
 
 class Platform(StrEnum):
-    """IBKR's platforms by their own names (docs/broker-facts.md §5). The TWS API runs through
-    TWS or IB Gateway; the Client Portal Web API through the Client Portal Gateway."""
+    """IBKR's platforms and APIs by their own names, the one list of them (the profile's
+    interfaces are these less the legacy ``API``; docs/broker-facts.md §5:
+    https://interactivebrokers.github.io/tws-api/initial_setup.html — "TWS API ... an interface to
+    ... TWS and IB Gateway"; https://interactivebrokers.github.io/cpwebapi/ — "Client Portal Web
+    API"). The TWS API runs through TWS or IB Gateway; the Client Portal Web API through the
+    Client Portal Gateway."""
 
     TWS = "tws"
     IB_GATEWAY = "ib_gateway"
