@@ -74,7 +74,7 @@ def queued_after(engine: Engine, last_id: int) -> list[OutboxMessage]:
         return list(session.exec(select(OutboxMessage).where(col(OutboxMessage.id) > last_id)).all())
 
 
-@pytest.mark.parametrize("traders", [60, 200])
+@pytest.mark.parametrize("traders", [60, pytest.param(200, marks=pytest.mark.slow)])
 def test_a_level2_pass_posts_one_digest_to_the_channel(bot: Bot, fake_slack: FakeSlack, traders: int) -> None:
     fake_slack.slack_tiers()
     engine = bot.runtime.engine
@@ -124,6 +124,7 @@ def test_the_channel_digest_tells_the_truth_as_escalations_are_acknowledged(bot:
     assert fake_slack.rejected == []
 
 
+@pytest.mark.slow  # a scale run: CI runs it, --fast leaves it out
 def test_a_pass_that_changes_300_escalations_updates_each_digest_once(bot: Bot, fake_slack: FakeSlack) -> None:
     engine = bot.runtime.engine
     desk_of(bot, 300)

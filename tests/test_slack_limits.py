@@ -36,7 +36,8 @@ from bot.slack.blocks import text_size
 from bot.summary import views as summary_views
 from tests.support.report_fixtures import DESK, HOSTILE, names_for, traders, weekly_report
 
-SIZES = (1, 60, 200, 1000)
+# A 1,000-trader desk is a scale run: CI runs it, ./scripts/test --fast leaves it out (README).
+SIZES = (1, 60, 200, pytest.param(1000, marks=pytest.mark.slow))
 
 # https://api.slack.com/reference/block-kit/blocks : "You can include up to 50 blocks in each
 # message, and 100 blocks in modals or Home tabs." (slack_sdk checks views; not messages)
