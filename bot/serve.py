@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
+import time
 from contextlib import ExitStack
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -98,11 +100,32 @@ def open_socket_mode(runtime: Runtime, app_token: str, url: str) -> SocketModeHa
         errors.append(exc)
     handler.client.on_error_listeners.remove(errors.append)
     if errors or not handler.client.is_connected():
-        handler.close()  # type: ignore[no-untyped-call]  # its background retries stay quiet until gone
+        close_socket_mode(handler)  # its background retries stay quiet until gone
         reason = failure_reason(errors[0]) if errors else "no connection"
         raise ServeError(f"Socket Mode could not connect to Slack's WebSocket: {reason}")
     socket_log.setLevel(level)
     return handler
+
+
+def close_socket_mode(handler: SocketModeHandler, *, patience: float = 5.0) -> bool:
+    """``handler.close()``, which slack_sdk's builtin client can leave waiting forever: close()
+    marks the session terminated, then joins the thread that reads it (slack_sdk #1962); if that
+    thread was just starting a session (a reconnect), ``_run_current_session`` sets the mark
+    back to False after close() set it, and ``run_until_completion`` then sleeps on a closed
+    socket until the mark turns True -- which nothing does. Here the mark is set again until
+    close() returns, so a shutdown ends. False if close() had not returned after ``patience``
+    seconds (its threads are daemons: the process still stops)."""
+    client = handler.client
+    closing = threading.Thread(target=handler.close, name="socket-mode-close", daemon=True)
+    closing.start()
+    deadline = time.monotonic() + patience
+    while closing.is_alive() and time.monotonic() < deadline:
+        client.current_session_state.terminated = True
+        closing.join(0.05)
+    if closing.is_alive():
+        log.warning("Socket Mode did not close within %.0f s; stopping without it", patience)
+        return False
+    return True
 
 
 def process_model(settings: Settings, workers: int) -> str:
@@ -165,7 +188,7 @@ def serve(settings: Settings, *, workers: int = 1) -> None:
             wss_url = socket_mode_url(settings, settings.slack_app_token) if settings.slack_app_token else None
             if settings.slack_app_token and wss_url is not None:
                 socket_mode = open_socket_mode(runtime, settings.slack_app_token, wss_url)
-                cleanup.callback(socket_mode.close)
+                cleanup.callback(close_socket_mode, socket_mode)
                 log.info("Socket Mode connected; HTTP serves /healthz and /metrics only")
             try:
                 # waitress: a production WSGI server (thread pool, no fork), serving /slack/events and /healthz.
