@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +83,46 @@ def test_the_bot_connects_with_the_app_token_and_says_hello_back_to_pings(
     conn = socket_bot.slack.wait_connected()
     assert socket_bot.handler.client.is_connected()
     assert fake_slack.wait_for(lambda: conn.pings >= 1, timeout=5)  # slack_sdk pings at once; the stand-in pongs
+
+
+def test_closing_ends_when_the_session_runner_clears_the_mark_close_set(socket_bot: SocketBot) -> None:
+    """The interleaving that hung a CI run in this file's teardown, made to happen: slack_sdk's
+    session runner, starting a session (``SocketModeClient._run_current_session``), checks
+    ``is_active()``, then sets the session's ``terminated`` mark to False. When close() sets the
+    mark and closes the socket between the two, the runner loops on the closed socket and
+    close() joins it forever. Here the runner's check is held until close() has begun (the
+    session's ``is_active``, as _run_current_session calls it, once), so the runner's write lands
+    after close()'s. close_socket_mode, what ``preflight serve`` stops with, still returns."""
+    client = socket_bot.handler.client
+    socket_bot.slack.wait_connected()
+    session = client.current_session
+    runner = client.current_session_runner.thread
+    assert session is not None and runner is not None and runner.is_alive()
+    held = threading.Event()
+
+    def is_active() -> bool:
+        starting = sys._getframe(1).f_code.co_name == "_run_current_session"
+        if starting and threading.current_thread() is runner and not held.is_set():
+            held.set()  # the runner is between its check and its write
+            deadline = time.monotonic() + 10
+            while not client.closed and time.monotonic() < deadline:
+                time.sleep(0.001)
+            time.sleep(0.05)  # close() has set the mark and closed the socket
+            return True  # what the check saw, a moment before close()
+        return session.sock is not None
+
+    client.auto_reconnect_enabled = False
+    session.is_active = is_active  # type: ignore[method-assign]
+    session.disconnect()  # the running session ends; the runner starts another within 0.1 s
+    assert held.wait(5)
+    started = time.monotonic()
+    try:
+        assert close_socket_mode(socket_bot.handler, patience=5)
+        assert time.monotonic() - started < 3
+        runner.join(1)
+        assert not runner.is_alive()
+    finally:
+        client.current_session_state.terminated = True  # nothing of this test keeps running
 
 
 def test_apps_connections_open_refuses_a_bot_token(fake_slack: FakeSlack, socket_mode: FakeSocketMode) -> None:
