@@ -104,10 +104,9 @@ def test_closing_ends_when_the_session_runner_clears_the_mark_close_set(socket_b
         starting = sys._getframe(1).f_code.co_name == "_run_current_session"
         if starting and threading.current_thread() is runner and not held.is_set():
             held.set()  # the runner is between its check and its write
-            deadline = time.monotonic() + 10
-            while not client.closed and time.monotonic() < deadline:
-                time.sleep(0.001)
-            time.sleep(0.05)  # close() has set the mark and closed the socket
+            # close() sets the mark, closes the socket, then stops this runner: set its event and
+            # join it. Once the event is set, close() is past the mark.
+            assert client.current_session_runner.event.wait(10)
             return True  # what the check saw, a moment before close()
         return session.sock is not None
 
